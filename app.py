@@ -1,0 +1,44 @@
+"""Composition root: builds the kernel, then each domain in layer order (gunicorn "app:app")."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import click
+from flask import Flask
+
+from exchange import demo as exchange_demo
+from exchange import idempotency
+from exchange.db import db
+from exchange.kernel import create_kernel
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    app, _api = create_kernel(__name__, ROOT, config)
+    _register_commands(app)
+    return app
+
+
+def _register_commands(app: Flask) -> None:
+    @app.cli.command("seed-demo")
+    def seed_demo() -> None:
+        """Load the demo data (organizations, ...) in layer order; safe to run again."""
+        if app.config["DATAFAIR_ENV"] == "production":
+            raise click.ClickException("seed-demo refuses to run in production")
+        exchange_demo.seed(db.session)
+        db.session.commit()
+        click.echo("demo data ready. Logins (password: %s):" % exchange_demo.DEMO_PASSWORD)
+        for email, org_type, name in exchange_demo.demo_logins(db.session):
+            click.echo(f"  {org_type:<10} {email:<32} {name}")
+
+    @app.cli.command("sweep")
+    def sweep() -> None:
+        """Persist time-based states (expiries, ended notice periods) and purge old records."""
+        purged = idempotency.purge_expired()
+        click.echo(f"sweep: {purged} expired idempotency records purged")
+
+
+app = create_app()

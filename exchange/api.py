@@ -1,0 +1,173 @@
+"""The HTTP kernel: flask-smorest Api and Blueprint tuned for problem+json, strict JSON parsing,
+local Swagger UI, pagination and the documentation of error responses.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from http import HTTPStatus
+from typing import Any
+
+import flask_smorest
+import swagger_ui_bundle
+from flask import Flask, g, request, send_from_directory
+from flask.json.provider import DefaultJSONProvider
+from marshmallow import Schema, fields
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session
+from webargs import core
+from webargs.flaskparser import FlaskParser
+from werkzeug.exceptions import BadRequest, HTTPException
+
+from exchange.errors import PROBLEM_JSON, render_http_exception
+
+MAX_JSON_DEPTH = 32
+MAX_BODY_BYTES = 1024 * 1024
+API_PREFIX = "/api/v1"
+
+
+class ProblemSchema(Schema):
+    """RFC 9457 problem details."""
+
+    type = fields.String(required=True)
+    title = fields.String(required=True)
+    status = fields.Integer(required=True)
+    detail = fields.String()
+    errors = fields.Dict(keys=fields.String(), values=fields.List(fields.String()))
+    request_id = fields.String()
+    rule = fields.String()
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth without recursion (a hostile body cannot blow the stack)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, d = stack.pop()
+        if isinstance(node, dict | list):
+            deepest = max(deepest, d)
+            if deepest > MAX_JSON_DEPTH:
+                return deepest
+            children = node.values() if isinstance(node, dict) else node
+            stack.extend((c, d + 1) for c in children if isinstance(c, dict | list))
+    return deepest
+
+
+def strict_json_loads(raw: bytes | str) -> Any:
+    """Parse JSON refusing NaN/Infinity, invalid UTF-8, duplicate-free semantics aside, and deep nesting."""
+    text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+    try:
+        value = json.loads(text, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+    if _depth(value) > MAX_JSON_DEPTH:
+        raise ValueError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    return value
+
+
+class JSONProvider(DefaultJSONProvider):
+    ensure_ascii = False
+    sort_keys = False
+    compact = True
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        return strict_json_loads(s)
+
+
+def is_json_mimetype(mimetype: str) -> bool:
+    return mimetype == "application/json" or (mimetype.startswith("application/") and mimetype.endswith("+json"))
+
+
+def request_json() -> Any:
+    """The request body parsed once, strictly; `core.missing` when there is none."""
+    if "json_body" not in g:
+        data = request.get_data(cache=True)
+        if not data.strip():
+            g.json_body = core.missing
+        else:
+            try:
+                g.json_body = strict_json_loads(data)
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise BadRequest(f"Malformed JSON body: {exc}") from None
+    return g.json_body
+
+
+class Parser(FlaskParser):
+    """webargs parser reading the strictly parsed body (the stdlib parse accepts NaN)."""
+
+    def _raw_load_json(self, req: Any) -> Any:
+        if not is_json_mimetype(req.mimetype):
+            return core.missing
+        return request_json()
+
+
+class Blueprint(flask_smorest.Blueprint):
+    ARGUMENTS_PARSER = Parser()
+
+    def problems(self, *codes: int) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Document the problem+json responses an operation can return."""
+
+        def decorator(func: Callable[..., Any]) -> Callable[..., Any]:
+            for code in codes:
+                func = self.alt_response(
+                    code,
+                    schema=ProblemSchema,
+                    description=HTTPStatus(code).phrase,
+                    content_type=PROBLEM_JSON,
+                )(func)
+            return func
+
+        return decorator
+
+
+class Api(flask_smorest.Api):
+    ERROR_SCHEMA = ProblemSchema
+
+    def handle_http_exception(self, error: HTTPException) -> Any:
+        return render_http_exception(error)
+
+
+def init_api(app: Flask) -> Api:
+    app.config.setdefault("API_TITLE", "datafair")
+    app.config.setdefault("API_VERSION", "v1")
+    app.config.setdefault("OPENAPI_VERSION", "3.0.3")
+    app.config.setdefault("OPENAPI_URL_PREFIX", API_PREFIX)
+    app.config.setdefault("OPENAPI_JSON_PATH", "openapi.json")
+    app.config.setdefault("OPENAPI_SWAGGER_UI_PATH", "docs")
+    app.config.setdefault("OPENAPI_SWAGGER_UI_URL", f"{API_PREFIX}/docs/static/")
+    app.config.setdefault("API_SPEC_OPTIONS", {
+        "info": {
+            "description": (
+                "datafair: the Greater Bay Area data exchange. Errors are RFC 9457 problem+json; "
+                "money is integer minor units in CNY, HKD or MOP; times are UTC with a Z suffix. "
+                "POSTs honour an `Idempotency-Key` header."
+            ),
+        },
+        "components": {
+            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+        },
+    })
+    api = Api(app)
+    static_dir = swagger_ui_bundle.swagger_ui_path
+
+    @app.get(f"{API_PREFIX}/docs/static/<path:filename>")
+    def swagger_static(filename: str) -> Any:
+        return send_from_directory(static_dir, filename, max_age=86400)
+
+    return api
+
+
+AUTH = [{"bearerAuth": []}]
+
+
+def paginate(session: Session, stmt: Select, *, page: int, per_page: int,
+             scalars: bool = True) -> dict[str, Any]:
+    """Run one page of `stmt` and its total: `{"items", "total", "page", "per_page"}`."""
+    total = session.execute(select(func.count()).select_from(stmt.order_by(None).subquery())).scalar_one()
+    result = session.execute(stmt.limit(per_page).offset((page - 1) * per_page))
+    items = list(result.scalars().all() if scalars else result.all())
+    return {"items": items, "total": total, "page": page, "per_page": per_page}

@@ -1,0 +1,92 @@
+"""Configuration: the only module that reads the process environment.
+
+`load_config()` returns a plain dict that `create_app(config)` merges with test overrides.
+Production (`DATAFAIR_ENV=production`) refuses to start with a default or short secret.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from typing import Any
+
+DEFAULT_SECRET_KEY = "dev-only-insecure-datafair-secret-key-change-me"  # noqa: S105 - refused in production
+MIN_SECRET_LENGTH = 32
+_RATE_RE = re.compile(r"^\s*(\d+)\s*/\s*(second|minute|hour|day)\s*$")
+_PERIODS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+
+
+class ConfigError(RuntimeError):
+    """Raised when the configuration cannot be used (the process must not start)."""
+
+
+def parse_rate(value: str) -> tuple[int, int]:
+    """Parse `"10/minute"` into `(limit, period_seconds)`; raises ConfigError otherwise."""
+    m = _RATE_RE.match(value or "")
+    if not m or int(m.group(1)) < 1:
+        raise ConfigError(f"invalid rate limit {value!r}: expected like '10/minute'")
+    return int(m.group(1)), _PERIODS[m.group(2)]
+
+
+def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def load_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Read API.md's variables from the environment into a config dict."""
+    env = os.environ if env is None else env
+    return {
+        "DATAFAIR_ENV": env.get("DATAFAIR_ENV", "development"),
+        "DATABASE_URL": env.get("DATABASE_URL", "sqlite:///instance/datafair.db"),
+        "DATABASE_REPLICA_URL": env.get("DATABASE_REPLICA_URL") or None,
+        "SECRET_KEY": env.get("DATAFAIR_SECRET_KEY", DEFAULT_SECRET_KEY),
+        "FEE_BPS": _int(env, "DATAFAIR_FEE_BPS", 200),
+        "NOTICE_DAYS": _int(env, "DATAFAIR_NOTICE_DAYS", 0),
+        "ACCEPTANCE_DAYS": _int(env, "DATAFAIR_ACCEPTANCE_DAYS", 7, minimum=1),
+        "LOGIN_RATE_LIMIT": env.get("DATAFAIR_LOGIN_RATE_LIMIT", "10/minute"),
+        "WRITE_RATE_LIMIT": env.get("DATAFAIR_WRITE_RATE_LIMIT", "300/minute"),
+        "ACCESS_TOKEN_SECONDS": _int(env, "DATAFAIR_ACCESS_TOKEN_SECONDS", 900, minimum=30),
+        "REFRESH_TOKEN_DAYS": _int(env, "DATAFAIR_REFRESH_TOKEN_DAYS", 30, minimum=1),
+        # werkzeug hash spec; scrypt is memory-hard. Tests lower the cost, production keeps the default.
+        "PASSWORD_HASH_METHOD": env.get("DATAFAIR_PASSWORD_HASH", "scrypt:32768:8:1"),
+        "CORS_ORIGINS": [o.strip() for o in env.get("DATAFAIR_CORS_ORIGINS", "").split(",") if o.strip()],
+        "STRIPE_API_KEY": env.get("STRIPE_API_KEY") or None,
+        "STRIPE_WEBHOOK_SECRET": env.get("STRIPE_WEBHOOK_SECRET") or None,
+        "STRIPE_API_BASE": env.get("STRIPE_API_BASE") or None,
+        "REDIS_URL": env.get("REDIS_URL") or None,
+        "TRUSTED_PROXIES": _int(env, "DATAFAIR_TRUSTED_PROXIES", 0),
+    }
+
+
+def validate_config(config: Mapping[str, Any]) -> None:
+    """Refuse configurations that must never run; raises ConfigError."""
+    if config["DATAFAIR_ENV"] not in ("development", "production", "testing"):
+        raise ConfigError(f"DATAFAIR_ENV must be development or production, got {config['DATAFAIR_ENV']!r}")
+    secret = config["SECRET_KEY"] or ""
+    if config["DATAFAIR_ENV"] == "production":
+        if secret == DEFAULT_SECRET_KEY or len(secret) < MIN_SECRET_LENGTH:
+            raise ConfigError(
+                "DATAFAIR_SECRET_KEY must be set to a random value of at least "
+                f"{MIN_SECRET_LENGTH} characters in production (try: python -c "
+                "'import secrets; print(secrets.token_urlsafe(48))')"
+            )
+        if config["STRIPE_API_KEY"] and not config["STRIPE_WEBHOOK_SECRET"]:
+            raise ConfigError("STRIPE_WEBHOOK_SECRET is required when STRIPE_API_KEY is set in production")
+        if config.get("PASSWORD_HASH_METHOD", "").split(":")[0] not in ("scrypt",):
+            raise ConfigError("production requires the scrypt password hash")
+    elif len(secret) < MIN_SECRET_LENGTH:
+        raise ConfigError(f"DATAFAIR_SECRET_KEY must be at least {MIN_SECRET_LENGTH} characters")
+    parse_rate(config["LOGIN_RATE_LIMIT"])
+    parse_rate(config["WRITE_RATE_LIMIT"])
+    if not 0 <= int(config["FEE_BPS"]) <= 10_000:
+        raise ConfigError("DATAFAIR_FEE_BPS must be between 0 and 10000")

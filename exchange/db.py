@@ -1,0 +1,148 @@
+"""Database: the SQLAlchemy 2.0 base, the session, UTC timestamps and opaque ids.
+
+Both engines are first-class: SQLite (embedded default: WAL, foreign keys, busy timeout, and
+`BEGIN IMMEDIATE` for requests that write so two writers never deadlock on a lock upgrade) and
+PostgreSQL (psycopg 3).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import os
+import secrets
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy import DateTime, MetaData, String, event
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, registry
+from sqlalchemy.types import TypeDecorator
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# Set by the request hooks: a request that may write takes SQLite's write lock up front.
+write_intent: contextvars.ContextVar[bool] = contextvars.ContextVar("datafair_write_intent", default=True)
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC, truncated to whole seconds as the API shows it."""
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def new_id(prefix: str) -> str:
+    """An opaque, time-ordered id such as `org_0192f3...` (48-bit ms clock + 80 random bits)."""
+    ms = int(time.time() * 1000) & ((1 << 48) - 1)
+    return f"{prefix}_{ms:012x}{secrets.token_hex(10)}"
+
+
+class UTCDateTime(TypeDecorator):
+    """Timezone-aware UTC datetimes on every engine (SQLite stores naive UTC text)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    registry = registry(metadata=MetaData(naming_convention=NAMING), type_annotation_map={datetime: UTCDateTime()})
+
+
+db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
+
+
+class TimestampMixin:
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)
+
+
+def IdColumn(prefix: str) -> Mapped[str]:  # noqa: N802 - reads like a column type
+    return mapped_column(String(40), primary_key=True, default=lambda: new_id(prefix))
+
+
+def normalize_database_url(url: str, root: str) -> str:
+    """`postgresql://` -> psycopg 3; a relative SQLite path -> absolute under the project root."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
+        path = Path(parsed.database)
+        if not path.is_absolute():
+            path = Path(root) / path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        url = parsed.set(database=str(path)).render_as_string(hide_password=False)
+    return url
+
+
+def engine_options(url: str) -> dict[str, Any]:
+    backend = make_url(url).get_backend_name()
+    if backend == "sqlite":
+        return {"connect_args": {"timeout": 30, "check_same_thread": False}}
+    # Pool per worker kept small: workers x pool x nodes must stay under max_connections (100 here).
+    return {
+        "pool_size": int(os.environ.get("DATAFAIR_DB_POOL_SIZE", "5")),
+        "max_overflow": int(os.environ.get("DATAFAIR_DB_MAX_OVERFLOW", "5")),
+        "pool_pre_ping": True,
+        "pool_recycle": 1800,
+    }
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    if type(dbapi_connection).__module__.startswith("sqlite3"):
+        # Let SQLAlchemy's begin event decide BEGIN vs BEGIN IMMEDIATE (pysqlite's own is wrong).
+        dbapi_connection.isolation_level = None
+        cur = dbapi_connection.cursor()
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+
+@event.listens_for(Engine, "begin")
+def _sqlite_on_begin(conn: Any) -> None:
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write_intent.get() else "BEGIN")
+
+
+def is_sqlite() -> bool:
+    return db.engine.dialect.name == "sqlite"
+
+
+def after_transaction(fn: Any) -> None:
+    """Run `fn` in its own transaction once the request's transaction has ended, committed or not.
+
+    For bookkeeping that must survive a rollback (failed-login counters, refresh-token reuse
+    revocation). Outside a request it runs at once. Writing it after the request's transaction also
+    keeps SQLite from deadlocking on its single write lock.
+    """
+    from flask import g, has_request_context
+
+    if has_request_context():
+        g.setdefault("after_transaction", []).append(fn)
+    else:
+        fn()

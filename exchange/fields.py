@@ -1,0 +1,129 @@
+"""Marshmallow building blocks shared by every domain: bounded text, strict integers, UTC times,
+money, pagination. Every string has a length bound and refuses NUL and other control characters
+(PostgreSQL refuses NUL in text; it must be a 422 on both engines, not a 500 on one).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from marshmallow import RAISE, Schema, ValidationError, fields, validate
+
+from exchange.money import CURRENCIES, MAX_AMOUNT
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_CONTROL_SINGLE_LINE = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class StrictSchema(Schema):
+    """Load schemas refuse unknown fields: no mass assignment."""
+
+    class Meta:
+        unknown = RAISE
+
+
+class Text(fields.String):
+    """A bounded string; `multiline` allows newlines and tabs. Leading/trailing space is stripped."""
+
+    def __init__(self, *, max_length: int, min_length: int = 1, multiline: bool = False, **kw: Any) -> None:
+        self.max_length = max_length
+        self.multiline = multiline
+        validators = list(kw.pop("validate", []) or [])
+        validators.insert(0, validate.Length(min=min_length, max=max_length))
+        super().__init__(validate=validators, **kw)
+        self.metadata.setdefault("maxLength", max_length)
+        self.metadata.setdefault("minLength", min_length)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kw: Any) -> str:
+        out = super()._deserialize(value, attr, data, **kw)
+        pattern = _CONTROL if self.multiline else _CONTROL_SINGLE_LINE
+        if pattern.search(out):
+            raise ValidationError("Control characters (including NUL) are not allowed.")
+        if any("\ud800" <= ch <= "\udfff" for ch in out):
+            raise ValidationError("Unpaired surrogates are not valid text.")
+        return out.strip()
+
+
+class StrictInteger(fields.Integer):
+    """An integer that refuses floats and numeric strings, bounded to what RFC 8785 can encode."""
+
+    def __init__(self, *, minimum: int = 0, maximum: int = MAX_AMOUNT, **kw: Any) -> None:
+        validators = list(kw.pop("validate", []) or [])
+        validators.insert(0, validate.Range(min=minimum, max=maximum))
+        super().__init__(strict=True, validate=validators, **kw)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kw: Any) -> int:
+        if isinstance(value, bool):
+            raise self.make_error("invalid")
+        return super()._deserialize(value, attr, data, **kw)
+
+
+class UTCDateTime(fields.DateTime):
+    """ISO 8601 with a timezone (stored and shown in UTC with `Z`); naive input -> 422."""
+
+    default_error_messages = {"naive": "A timezone is required (for example 2026-11-28T04:00:00Z)."}
+
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(format="iso", **kw)
+
+    def _serialize(self, value: datetime | None, attr: str | None, obj: Any, **kw: Any) -> str | None:
+        return iso_z(value)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kw: Any) -> datetime:
+        if isinstance(value, str) and len(value) > 40:
+            raise self.make_error("invalid", input=value[:40], obj_type="datetime")
+        out = super()._deserialize(value, attr, data, **kw)
+        if out.tzinfo is None or out.utcoffset() is None:
+            raise self.make_error("naive")
+        if not 1970 <= out.year <= 9998:
+            raise ValidationError("Year out of range.")
+        return out.astimezone(UTC).replace(microsecond=0)
+
+
+def iso_z(value: datetime | None) -> str | None:
+    """The one way the API writes a time: `2026-11-28T04:00:00Z`."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Boolean(fields.Boolean):
+    """JSON booleans only: no "yes"/1 coercion in bodies."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kw: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return value
+
+
+class MoneySchema(StrictSchema):
+    amount = StrictInteger(required=True, minimum=1, metadata={"description": "minor units (fen/cents), > 0"})
+    currency = fields.String(required=True, validate=validate.OneOf(CURRENCIES))
+
+
+class PaginationArgsSchema(StrictSchema):
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=1_000_000))
+    per_page = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
+
+
+class ReasonSchema(StrictSchema):
+    reason = Text(required=True, max_length=2000, multiline=True)
+
+
+class PageMetaSchema(Schema):
+    total = fields.Integer(required=True)
+    page = fields.Integer(required=True)
+    per_page = fields.Integer(required=True)
+
+
+def page_schema(item_schema: type[Schema], name: str) -> type[Schema]:
+    """A `{"items", "total", "page", "per_page"}` list schema around an item schema."""
+    return type(
+        name,
+        (PageMetaSchema,),
+        {"items": fields.List(fields.Nested(item_schema), required=True)},
+    )

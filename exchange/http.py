@@ -1,0 +1,139 @@
+"""Request lifecycle: request ids, content-type and body checks, the one commit per request,
+idempotency, security headers, CORS and access logging.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from typing import Any
+
+from flask import Flask, Response, current_app, g, request
+from werkzeug.exceptions import UnsupportedMediaType
+
+from exchange import idempotency
+from exchange.api import API_PREFIX, MAX_BODY_BYTES, is_json_mimetype, request_json
+from exchange.auth import current_principal
+from exchange.db import db, write_intent
+from exchange.errors import Forbidden, render_unexpected
+from exchange.states import OrgStatus
+
+log = logging.getLogger("datafair.http")
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+# Routes that accept non-JSON bodies verify them themselves (Stripe signs raw bytes).
+RAW_BODY_PREFIXES = (f"{API_PREFIX}/webhooks/",)
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cross-Origin-Resource-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+API_CSP = "default-src 'none'; frame-ancestors 'none'"
+DOCS_CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+            "script-src 'self' 'unsafe-inline'; frame-ancestors 'none'")
+
+
+def _has_body() -> bool:
+    return bool(request.content_length) or "chunked" in request.headers.get("Transfer-Encoding", "").lower()
+
+
+def before_request() -> Response | None:
+    g.request_id = request.headers.get("X-Request-Id", "")[:64] or secrets.token_hex(8)
+    g.started = time.perf_counter()
+    write_intent.set(request.method not in SAFE_METHODS)
+    if request.method in BODY_METHODS and _has_body() and not request.path.startswith(RAW_BODY_PREFIXES):
+        if not is_json_mimetype(request.mimetype):
+            raise UnsupportedMediaType("Send the body as JSON with 'Content-Type: application/json'.")
+        if (request.content_length or 0) > MAX_BODY_BYTES:
+            request.get_data()  # werkzeug raises 413 past MAX_CONTENT_LENGTH
+        request_json()  # malformed JSON -> 400 before anything else happens
+    if request.method not in SAFE_METHODS and request.path.startswith(API_PREFIX):
+        # Claim the idempotency key before the request's own transaction starts (SQLite has one
+        # write lock; a second connection must never wait on the request's own transaction).
+        replay = idempotency.begin() if idempotency.applies() else None
+        if replay is not None:
+            return replay
+        if request.headers.get("Authorization"):
+            principal = current_principal(required=False)
+            # End the lookup's transaction so per-organization rate limits can write before the view's.
+            db.session.rollback()
+            if (principal is not None and principal.org_status == OrgStatus.SUSPENDED
+                    and not request.path.startswith(f"{API_PREFIX}/auth/")):
+                raise Forbidden("Your organization is suspended: it may read its data but not write.")
+    return None
+
+
+def after_request(response: Response) -> Response:
+    if not g.pop("idempotency_replayed", False):
+        response = _finish_transaction(response)
+        try:
+            idempotency.finish(response)
+        except Exception:  # noqa: BLE001 - never turn a committed success into an error
+            log.exception("could not store the idempotent response (request_id=%s)", g.get("request_id"))
+    _decorate(response)
+    return response
+
+
+def _finish_transaction(response: Response) -> Response:
+    """The request owns the transaction: commit on success, roll back otherwise."""
+    session = db.session
+    if response.status_code < 400:
+        try:
+            session.commit()
+        except Exception as exc:  # noqa: BLE001 - commit failures become a problem response
+            session.rollback()
+            response = render_unexpected(exc)
+    else:
+        session.rollback()
+    for fn in g.pop("after_transaction", []):
+        try:
+            fn()
+        except Exception:  # noqa: BLE001 - bookkeeping must not change the answer
+            log.exception("after-transaction bookkeeping failed (request_id=%s)", g.get("request_id"))
+    return response
+
+
+def _decorate(response: Response) -> None:
+    for k, v in SECURITY_HEADERS.items():
+        response.headers.setdefault(k, v)
+    docs = request.path.startswith(f"{API_PREFIX}/docs")
+    response.headers.setdefault("Content-Security-Policy", DOCS_CSP if docs else API_CSP)
+    if docs and request.path.startswith(f"{API_PREFIX}/docs/static/"):
+        response.headers["Cache-Control"] = "public, max-age=86400"
+    response.headers["X-Request-Id"] = g.get("request_id", "")
+    response.headers.pop("Server", None)
+    origin = request.headers.get("Origin")
+    allowed = _cors_origins()
+    if origin and origin in allowed:
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Vary"] = "Origin"
+        response.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type, Idempotency-Key"
+        response.headers["Access-Control-Allow-Methods"] = "GET, POST, PATCH, DELETE, OPTIONS"
+        response.headers["Access-Control-Expose-Headers"] = "Idempotent-Replayed, Retry-After, X-Request-Id"
+    started = g.get("started")
+    if started is not None:
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        principal = g.get("principal")
+        log.info("request", extra={
+            "request_id": g.get("request_id"), "method": request.method, "path": request.path,
+            "status": response.status_code, "latency_ms": round(elapsed_ms, 2),
+            "org_id": getattr(principal, "org_id", None),
+        })
+
+
+def _cors_origins() -> list[str]:
+    return current_app.config.get("CORS_ORIGINS") or []
+
+
+def teardown(_exc: Any) -> None:
+    write_intent.set(True)
+
+
+def init_app(app: Flask) -> None:
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    app.before_request(before_request)
+    app.after_request(after_request)
+    app.teardown_request(teardown)

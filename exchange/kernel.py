@@ -1,0 +1,50 @@
+"""Builds the kernel on a Flask app: config, database, migrations, API, error model, request hooks."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from flask_migrate import Migrate
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from exchange import http, logs, ratelimit
+from exchange.api import Api, JSONProvider, init_api
+from exchange.config import load_config, validate_config
+from exchange.db import db, engine_options, normalize_database_url
+from exchange.errors import register_error_handlers
+
+MIGRATIONS_DIR = str(Path(__file__).parent / "migrations")
+migrate = Migrate()
+
+
+def create_kernel(import_name: str, root: str, config: dict[str, Any] | None = None) -> tuple[Flask, Api]:
+    """A Flask app with the kernel installed; domains register their blueprints on the returned Api."""
+    settings = load_config()
+    settings.update(config or {})
+    validate_config(settings)
+    app = Flask(import_name, root_path=root, instance_path=os.path.join(root, "instance"))
+    app.json_provider_class = JSONProvider
+    app.json = JSONProvider(app)
+    app.config.update(settings)
+    app.config["DEBUG"] = False
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    app.config["SQLALCHEMY_DATABASE_URI"] = normalize_database_url(settings["DATABASE_URL"], root)
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(app.config["SQLALCHEMY_DATABASE_URI"])
+    if settings.get("TRUSTED_PROXIES"):
+        n = int(settings["TRUSTED_PROXIES"])
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
+    logs.configure()
+    db.init_app(app)
+    migrate.init_app(app, db, directory=MIGRATIONS_DIR, render_as_batch=True, compare_type=True)
+    ratelimit.init_app(app)
+    api = init_api(app)
+    register_error_handlers(app)
+    http.init_app(app)
+    from exchange import cli, routes
+
+    api.register_blueprint(routes.blp)
+    cli.init_app(app)
+    return app, api
