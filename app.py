@@ -24,13 +24,17 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
 def _register_commands(app: Flask) -> None:
     @app.cli.command("seed-demo")
-    def seed_demo() -> None:
-        """Load the demo data (organizations, ...) in layer order; safe to run again."""
+    @click.option("--if-empty", is_flag=True, help="Only seed a database that has no organizations yet")
+    def seed_demo(if_empty: bool) -> None:
+        """Load the demo data in layer order (each domain seeds its own); safe to run again."""
         if app.config["DATAFAIR_ENV"] == "production":
             raise click.ClickException("seed-demo refuses to run in production")
-        exchange_demo.seed(db.session)
-        db.session.commit()
-        click.echo("demo data ready. Logins (password: %s):" % exchange_demo.DEMO_PASSWORD)
+        if if_empty and exchange_demo.has_data(db.session):
+            click.echo("database already has data; demo not re-seeded")
+        else:
+            exchange_demo.seed(db.session)
+            db.session.commit()
+        click.echo(f"demo logins (password: {exchange_demo.DEMO_PASSWORD}):")
         for email, org_type, name in exchange_demo.demo_logins(db.session):
             click.echo(f"  {org_type:<10} {email:<32} {name}")
 

@@ -77,7 +77,7 @@ class TimestampMixin:
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)
 
 
-def IdColumn(prefix: str) -> Mapped[str]:  # noqa: N802 - reads like a column type
+def IdColumn(prefix: str) -> Mapped[str]:
     return mapped_column(String(40), primary_key=True, default=lambda: new_id(prefix))
 
 

@@ -75,6 +75,10 @@ def seed(session: Session) -> dict[str, Organization]:
     return orgs
 
 
+def has_data(session: Session) -> bool:
+    return session.execute(select(Organization.id).limit(1)).first() is not None
+
+
 def demo_logins(session: Session) -> list[tuple[str, str, str]]:
     """(email, organization type, organization name) of every demo admin, for `make run` to print."""
     rows = session.execute(

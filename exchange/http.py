@@ -71,7 +71,7 @@ def after_request(response: Response) -> Response:
         response = _finish_transaction(response)
         try:
             idempotency.finish(response)
-        except Exception:  # noqa: BLE001 - never turn a committed success into an error
+        except Exception:
             log.exception("could not store the idempotent response (request_id=%s)", g.get("request_id"))
     _decorate(response)
     return response
@@ -83,7 +83,7 @@ def _finish_transaction(response: Response) -> Response:
     if response.status_code < 400:
         try:
             session.commit()
-        except Exception as exc:  # noqa: BLE001 - commit failures become a problem response
+        except Exception as exc:
             session.rollback()
             response = render_unexpected(exc)
     else:
@@ -91,7 +91,7 @@ def _finish_transaction(response: Response) -> Response:
     for fn in g.pop("after_transaction", []):
         try:
             fn()
-        except Exception:  # noqa: BLE001 - bookkeeping must not change the answer
+        except Exception:
             log.exception("after-transaction bookkeeping failed (request_id=%s)", g.get("request_id"))
     return response
 

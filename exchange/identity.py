@@ -216,9 +216,8 @@ def update_organization(session: Session, *, org_id: str, changes: dict[str, Any
                             errors={f: ["operators only"] for f in sorted(restricted)})
     else:
         raise Forbidden("Only the organization's admins or operators may edit it.")
-    if "type" in changes and changes["type"] != org.type:
-        if "operator" in (changes["type"], org.type):
-            raise field_error("type", "cannot change to or from operator")
+    if "type" in changes and changes["type"] != org.type and "operator" in (changes["type"], org.type):
+        raise field_error("type", "cannot change to or from operator")
     if "status" in changes and changes["status"] != org.status:
         change_status(session, org_id=org.id, target=changes["status"],
                       reason=changes.get("status_reason") or "changed by operator", actor=actor)

@@ -16,6 +16,7 @@ from exchange.auth import (
     rotate_refresh_token,
 )
 from exchange.db import db
+from exchange.fields import PaginationArgsSchema
 from exchange.schemas import (
     AuditArgsSchema,
     AuditPageSchema,
@@ -38,7 +39,6 @@ from exchange.schemas import (
     UserPageSchema,
     UserSchema,
 )
-from exchange.fields import PaginationArgsSchema
 from exchange.states import OrgStatus
 
 blp = Blueprint("identity", __name__, url_prefix="/api/v1", description="Identity, access and health")
@@ -51,7 +51,7 @@ def health() -> Any:
     """Liveness and readiness: answers 200 only when the database answers a query."""
     try:
         db.session.execute(text("SELECT 1")).scalar_one()
-    except Exception:  # noqa: BLE001 - any failure means not ready
+    except Exception:
         db.session.rollback()
         return {"status": "unavailable", "database": "unreachable"}, 503
     return {"status": "ok", "database": "ok"}

@@ -1,0 +1,57 @@
+# datafair: `make run` serves the API with demo data; `make test` runs every check.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PG_URL ?= postgresql://postgres@127.0.0.1:5432/test
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: run test install lint contracts test-sqlite test-postgres bench migrate seed clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "datafair needs Python >= 3.11")'
+	@test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+migrate: install
+	$(BIN)/flask --app app db upgrade
+
+run: migrate
+	$(BIN)/flask --app app seed-demo --if-empty
+	@echo ""
+	@echo "  datafair API:  http://127.0.0.1:8000/api/v1/health"
+	@echo "  API docs:      http://127.0.0.1:8000/api/v1/docs"
+	@echo ""
+	$(BIN)/gunicorn -c deploy/gunicorn.conf.py app:app
+
+lint: install
+	$(BIN)/ruff check .
+
+contracts: install
+	$(BIN)/lint-imports
+
+test-sqlite: install
+	DATAFAIR_TEST_DB=sqlite $(BIN)/python -m pytest -n 2 --dist loadfile
+
+test-postgres: install
+	@if $(BIN)/python -m tests.pgcheck "$${TEST_POSTGRES_URL:-$(PG_URL)}"; then \
+	  DATAFAIR_TEST_DB=postgres TEST_POSTGRES_URL="$${TEST_POSTGRES_URL:-$(PG_URL)}" \
+	    $(BIN)/python -m pytest -n 2 --dist loadfile; \
+	elif [ -n "$${DATAFAIR_REQUIRE_POSTGRES:-}" ]; then \
+	  echo "FAILED: PostgreSQL is required (DATAFAIR_REQUIRE_POSTGRES) but not reachable"; exit 1; \
+	else \
+	  echo ""; echo "*** SKIPPED: the PostgreSQL run (no server reachable at $${TEST_POSTGRES_URL:-$(PG_URL)}) ***"; echo ""; \
+	fi
+
+test: lint contracts test-sqlite test-postgres
+
+bench: install
+	$(BIN)/python -m tests.bench.run
+
+clean:
+	rm -rf $(VENV) instance/datafair.db* .pytest_cache .ruff_cache

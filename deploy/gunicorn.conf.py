@@ -1,0 +1,47 @@
+"""gunicorn settings for datafair (`gunicorn -c deploy/gunicorn.conf.py app:app`).
+
+Every value can be overridden from the environment, so the same file serves `make run`, the
+benchmarks and the container.
+"""
+
+import multiprocessing
+import os
+
+import gunicorn.http.wsgi
+
+# No server software banner (gunicorn otherwise sends "Server: gunicorn").
+gunicorn.http.wsgi.SERVER = "datafair"
+
+bind = os.environ.get("DATAFAIR_BIND", "127.0.0.1:8000")
+# Workers from the CPU count (2 x cores + 1 is gunicorn's advice for I/O-bound apps), capped so
+# workers x pool size stays well under PostgreSQL's max_connections (100 here).
+workers = int(os.environ.get("DATAFAIR_WORKERS", min(2 * multiprocessing.cpu_count() + 1, 8)))
+threads = int(os.environ.get("DATAFAIR_THREADS", "1"))
+worker_class = "sync" if threads == 1 else "gthread"
+# Load the app (and jieba's dictionary, ~100 MB) once in the master; workers share it copy-on-write.
+preload_app = os.environ.get("DATAFAIR_PRELOAD", "1") == "1"
+timeout = int(os.environ.get("DATAFAIR_TIMEOUT", "30"))
+graceful_timeout = int(os.environ.get("DATAFAIR_GRACEFUL_TIMEOUT", "30"))
+keepalive = 5
+max_requests = int(os.environ.get("DATAFAIR_MAX_REQUESTS", "0"))
+max_requests_jitter = 100 if max_requests else 0
+limit_request_line = 8190
+limit_request_fields = 100
+accesslog = os.environ.get("DATAFAIR_ACCESS_LOG", "-")
+access_log_format = (
+    '{"remote":"%(h)s","method":"%(m)s","path":"%(U)s","query":"%(q)s","status":%(s)s,'
+    '"bytes":%(B)s,"duration_us":%(D)s,"request_id":"%({x-request-id}o)s"}'
+)
+errorlog = "-"
+loglevel = os.environ.get("DATAFAIR_LOG_LEVEL", "info")
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+
+
+def post_fork(server, worker):
+    # Connections opened in the master (during preload) must not be shared by forked workers.
+    from exchange.db import db
+
+    app = server.app.wsgi() if hasattr(server.app, "wsgi") else None
+    if app is not None:
+        with app.app_context():
+            db.engine.dispose(close=False)

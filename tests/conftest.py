@@ -1,0 +1,178 @@
+"""Test fixtures: a real SQLite file (copied from a migrated template per test) or a real PostgreSQL
+database (created fresh for this run, migrated once, truncated per test).
+
+`DATAFAIR_TEST_DB=postgres` with `TEST_POSTGRES_URL` selects PostgreSQL; the default is SQLite.
+Tests marked `postgres` need real concurrent connections and are skipped (visibly) on SQLite.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+os.environ.setdefault("DATAFAIR_ENV", "testing")
+os.environ.setdefault("DATAFAIR_SECRET_KEY", "test-secret-key-" + "x" * 40)
+# The module-level `app` of app.py must not touch the developer's instance database.
+os.environ.setdefault("DATABASE_URL", "sqlite:///" + os.path.join(tempfile.gettempdir(),
+                                                                    f"datafair-import-{os.getpid()}.db"))
+
+from app import create_app
+from exchange.db import db
+
+BACKEND = os.environ.get("DATAFAIR_TEST_DB", "sqlite")
+PG_URL = os.environ.get("TEST_POSTGRES_URL", "")
+TEST_CONFIG = {
+    "DATAFAIR_ENV": "testing",
+    "PASSWORD_HASH_METHOD": "scrypt:1024:8:1",
+    "LOGIN_RATE_LIMIT": "1000/minute",
+    "WRITE_RATE_LIMIT": "10000/minute",
+    "REDIS_URL": None,
+}
+
+
+def pytest_report_header(config: Any) -> str:
+    return f"datafair test database: {BACKEND}" + (f" ({_redact(PG_URL)})" if BACKEND == "postgres" else "")
+
+
+def _redact(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True) if url else ""
+
+
+def pytest_collection_modifyitems(config: Any, items: list[Any]) -> None:
+    if BACKEND == "postgres":
+        return
+    skip = pytest.mark.skip(reason="needs PostgreSQL (run with DATAFAIR_TEST_DB=postgres TEST_POSTGRES_URL=...)")
+    for item in items:
+        if "postgres" in item.keywords:
+            item.add_marker(skip)
+
+
+class Database:
+    """One database for this test run, reset to its migrated state before each test."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        if BACKEND == "postgres":
+            if not PG_URL:
+                raise RuntimeError("DATAFAIR_TEST_DB=postgres needs TEST_POSTGRES_URL")
+            base = make_url(PG_URL.replace("postgresql://", "postgresql+psycopg://", 1))
+            self.name = f"datafair_test_{os.getpid()}_{secrets.token_hex(4)}"
+            self.admin = create_engine(base, isolation_level="AUTOCOMMIT")
+            with self.admin.connect() as conn:
+                conn.execute(text(f'CREATE DATABASE "{self.name}"'))
+            self.url = base.set(database=self.name).render_as_string(hide_password=False)
+        else:
+            self.template = tmp / "template.db"
+            self.path = tmp / "test.db"
+            self.url = f"sqlite:///{self.path}"
+
+    def migrate(self, app: Any) -> None:
+        from flask_migrate import upgrade
+
+        with app.app_context():
+            upgrade()
+            db.engine.dispose()
+            if BACKEND == "postgres":
+                with db.engine.connect() as conn:
+                    self.tables = [r[0] for r in conn.execute(text(
+                        "SELECT tablename FROM pg_tables WHERE schemaname='public' AND tablename<>'alembic_version'"
+                    ))]
+            else:
+                shutil.copyfile(self.path, self.template)
+
+    def reset(self, app: Any) -> None:
+        with app.app_context():
+            db.session.remove()
+            if BACKEND == "postgres":
+                with db.engine.begin() as conn:
+                    conn.execute(text("TRUNCATE " + ", ".join(f'"{t}"' for t in self.tables)
+                                      + " RESTART IDENTITY CASCADE"))
+            else:
+                db.engine.dispose()
+                for suffix in ("", "-wal", "-shm"):
+                    Path(str(self.path) + suffix).unlink(missing_ok=True)
+                shutil.copyfile(self.template, self.path)
+
+    def drop(self) -> None:
+        if BACKEND == "postgres":
+            with self.admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)'))
+            self.admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
+    database = Database(tmp_path_factory.mktemp("db"))
+    yield database
+    database.drop()
+
+
+@pytest.fixture(scope="session")
+def _session_app(database: Database) -> Iterator[Any]:
+    app = create_app({**TEST_CONFIG, "DATABASE_URL": database.url})
+    database.migrate(app)
+    # Engines are created lazily; make sure this app's engine points at the per-test database.
+    with app.app_context():
+        db.engine.dispose()
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def app(_session_app: Any, database: Database) -> Iterator[Any]:
+    """The application on a freshly reset database; config changes are undone after the test."""
+    saved = dict(_session_app.config)
+    database.reset(_session_app)
+    yield _session_app
+    _session_app.config.clear()
+    _session_app.config.update(saved)
+    with _session_app.app_context():
+        db.session.remove()
+
+
+@pytest.fixture
+def make_app(database: Database, app: Any) -> Any:
+    """Build another app instance on the same (already reset) database, with config overrides."""
+    made: list[Any] = []
+
+    def factory(**overrides: Any) -> Any:
+        new = create_app({**TEST_CONFIG, "DATABASE_URL": database.url, **overrides})
+        made.append(new)
+        return new
+
+    yield factory
+    for new in made:
+        with new.app_context():
+            db.session.remove()
+            db.engine.dispose()
+
+
+@pytest.fixture
+def client(app: Any) -> Any:
+    return app.test_client()
+
+
+@pytest.fixture
+def session(app: Any) -> Iterator[Any]:
+    """A database session inside an app context, for service-level tests."""
+    with app.app_context():
+        yield db.session
+        db.session.rollback()
+
+
+@pytest.fixture
+def api(app: Any) -> Any:
+    from tests.factories import ApiHelper
+
+    return ApiHelper(app)
