@@ -1,0 +1,1 @@
+"""Certification reviews, certificates, objections and the cross-border white list."""

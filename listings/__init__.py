@@ -1,0 +1,1 @@
+"""Data products, revisions, catalog search, fairs and stalls."""

@@ -1,0 +1,1 @@
+"""Procurement, matching, offers, contracts, trades and settlement."""

@@ -1,0 +1,1 @@
+"""The exchange kernel: config, database, errors, identity, auth, idempotency, ledger, payments."""
