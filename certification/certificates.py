@@ -1,0 +1,216 @@
+"""Certificates: sequential numbers, canonical digests, Ed25519 signatures, and their life cycle.
+
+`digest` = sha256 hex of the RFC 8785 canonical JSON of the certified product revision (every field
+of the creation body as stored, plus `product_id`, `version`, `vendor_org_id`). `signature` = base64
+Ed25519 by the exchange key `key_id` over the canonical JSON of exactly SIGNED_FIELDS as the API shows
+them, so anyone can verify it with the JWKS alone.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from certification.models import Certificate, CertificateSequence
+from certification.states import CERTIFICATE_TRANSITIONS, CertificateStatus
+from exchange import audit, signing
+from exchange.auth import Principal
+from exchange.canonical import sha256_hex
+from exchange.db import utcnow
+from exchange.errors import Conflict, NotFound
+from exchange.fields import iso_z
+from exchange.states import transition
+from listings import services as listings
+
+VALIDITY = timedelta(days=365)
+SIGNED_FIELDS = ("number", "product_id", "product_version", "vendor_org_id", "issued_at", "expires_at",
+                 "digest", "key_id")
+
+
+def product_digest(body: dict[str, Any], *, product_id: str, version: int, vendor_org_id: str) -> str:
+    """The certified revision's digest (API.md: the creation body as stored plus three ids)."""
+    return sha256_hex({**body, "product_id": product_id, "version": version, "vendor_org_id": vendor_org_id})
+
+
+def next_number(session: Session, year: int) -> str:
+    """`DFX-YYYY-NNNNNN`: the year's counter is bumped under its row lock (no gaps, no duplicates)."""
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    session.execute(insert(CertificateSequence).values(year=year, last=0).on_conflict_do_nothing())
+    last = session.execute(
+        update(CertificateSequence)
+        .where(CertificateSequence.year == year)
+        .values(last=CertificateSequence.last + 1)
+        .returning(CertificateSequence.last)
+    ).scalar_one()
+    return f"DFX-{year}-{last:06d}"
+
+
+def signed_payload(cert: Certificate) -> dict[str, Any]:
+    return {
+        "number": cert.number,
+        "product_id": cert.product_id,
+        "product_version": cert.product_version,
+        "vendor_org_id": cert.vendor_org_id,
+        "issued_at": iso_z(cert.issued_at),
+        "expires_at": iso_z(cert.expires_at),
+        "digest": cert.digest,
+        "key_id": cert.key_id,
+    }
+
+
+def issue(session: Session, *, certification_id: str, product_id: str, version: int,
+          vendor_org_id: str, now: datetime | None = None) -> Certificate:
+    """Issue and sign the certificate of a product revision; older certificates become superseded."""
+    now = (now or utcnow()).replace(microsecond=0)
+    body = listings.version_body(listings.get_version(session, product_id=product_id, version=version))
+    number = next_number(session, now.year)
+    cert = Certificate(
+        number=number, certification_id=certification_id, product_id=product_id, product_version=version,
+        vendor_org_id=vendor_org_id, issued_at=now, expires_at=now + VALIDITY,
+        status=CertificateStatus.VALID,
+        digest=product_digest(body, product_id=product_id, version=version, vendor_org_id=vendor_org_id),
+        key_id="", signature="",
+    )
+    key_id = signing.current_key(session).kid
+    cert.key_id = key_id
+    signed_kid, cert.signature = signing.sign(session, signed_payload(cert))
+    assert signed_kid == key_id
+    for older in session.execute(
+        select(Certificate).where(
+            Certificate.product_id == product_id,
+            Certificate.status.in_([CertificateStatus.VALID, CertificateStatus.SUSPENDED]),
+        )
+    ).scalars():
+        transition(older, CERTIFICATE_TRANSITIONS, CertificateStatus.SUPERSEDED, what="Certificate")
+        older.status_reason = f"superseded by {number}"
+    session.add(cert)
+    session.flush()
+    listings.mark_listed(session, product_id=product_id, version=version, certificate_number=number)
+    return cert
+
+
+def effective_status(cert: Certificate, now: datetime | None = None) -> str:
+    """Expiry is computed on read from the clock; the sweep persists it."""
+    now = now or utcnow()
+    if cert.status in (CertificateStatus.VALID, CertificateStatus.SUSPENDED) and cert.expires_at <= now:
+        return CertificateStatus.EXPIRED
+    return cert.status
+
+
+def is_valid(cert: Certificate | None, now: datetime | None = None) -> bool:
+    return cert is not None and effective_status(cert, now) == CertificateStatus.VALID
+
+
+def get(session: Session, number: str) -> Certificate:
+    cert = session.get(Certificate, number) if len(number) <= 32 else None
+    if cert is None:
+        raise NotFound("No such certificate.")
+    return cert
+
+
+def valid_certificate_for(session: Session, product_id: str, version: int | None = None) -> Certificate | None:
+    """The product's valid certificate (for its listed revision when `version` is given)."""
+    stmt = select(Certificate).where(Certificate.product_id == product_id,
+                                     Certificate.status == CertificateStatus.VALID)
+    if version is not None:
+        stmt = stmt.where(Certificate.product_version == version)
+    cert = session.execute(stmt.order_by(Certificate.issued_at.desc())).scalars().first()
+    return cert if is_valid(cert) else None
+
+
+def verification(session: Session, cert: Certificate) -> dict[str, bool]:
+    """Recomputed on every call: the signature with the published key, the digest from the stored revision."""
+    signature_valid = signing.verify(session, signed_payload(cert), cert.key_id, cert.signature)
+    try:
+        body = listings.version_body(
+            listings.get_version(session, product_id=cert.product_id, version=cert.product_version))
+        digest_matches = cert.digest == product_digest(
+            body, product_id=cert.product_id, version=cert.product_version, vendor_org_id=cert.vendor_org_id)
+    except NotFound:
+        digest_matches = False
+    return {"signature_valid": signature_valid, "digest_matches": digest_matches}
+
+
+def view(session: Session, cert: Certificate) -> dict[str, Any]:
+    return {**signed_payload(cert), "status": effective_status(cert), "signature": cert.signature,
+            "status_reason": cert.status_reason, "verification": verification(session, cert)}
+
+
+def _expire_if_due(session: Session, cert: Certificate) -> None:
+    if cert.status != effective_status(cert):
+        _expire(session, cert)
+
+
+def _expire(session: Session, cert: Certificate) -> None:
+    transition(cert, CERTIFICATE_TRANSITIONS, CertificateStatus.EXPIRED, what="Certificate")
+    cert.status_reason = "expired"
+    listings.suspend(session, product_id=cert.product_id, reason=f"certificate {cert.number} expired")
+
+
+def suspend(session: Session, *, number: str, reason: str, actor: Principal) -> Certificate:
+    """Operator: suspend a valid certificate; the product leaves the catalog and trade. 409 otherwise."""
+    actor.require_operator()
+    cert = get(session, number)
+    _expire_if_due(session, cert)
+    transition(cert, CERTIFICATE_TRANSITIONS, CertificateStatus.SUSPENDED, what="Certificate")
+    cert.status_reason = reason
+    listings.suspend(session, product_id=cert.product_id, reason=f"certificate {number} suspended: {reason}",
+                     actor=actor)
+    audit.record(session, actor, "certificate.suspended", "certificate", number, reason=reason)
+    session.flush()
+    return cert
+
+
+def reinstate(session: Session, *, number: str, reason: str, actor: Principal) -> Certificate:
+    """Operator: reinstate a suspended certificate (a revoked or expired one -> 409)."""
+    actor.require_operator()
+    cert = get(session, number)
+    _expire_if_due(session, cert)
+    if cert.status == CertificateStatus.REVOKED:
+        raise Conflict("A revoked certificate can never be reinstated.")
+    transition(cert, CERTIFICATE_TRANSITIONS, CertificateStatus.VALID, what="Certificate")
+    cert.status_reason = reason
+    listings.reinstate(session, product_id=cert.product_id, reason=f"certificate {number} reinstated: {reason}",
+                       actor=actor)
+    audit.record(session, actor, "certificate.reinstated", "certificate", number, reason=reason)
+    session.flush()
+    return cert
+
+
+def revoke(session: Session, *, number: str, reason: str, actor: Principal) -> Certificate:
+    """Operator: revoke for good; the product leaves the catalog and trade until a new revision is certified."""
+    actor.require_operator()
+    cert = get(session, number)
+    _expire_if_due(session, cert)
+    was = cert.status
+    transition(cert, CERTIFICATE_TRANSITIONS, CertificateStatus.REVOKED, what="Certificate")
+    cert.status_reason = reason
+    if was == CertificateStatus.VALID:
+        listings.suspend(session, product_id=cert.product_id, reason=f"certificate {number} revoked: {reason}",
+                         actor=actor)
+    audit.record(session, actor, "certificate.revoked", "certificate", number, reason=reason)
+    session.flush()
+    return cert
+
+
+def sweep_expired(session: Session, now: datetime | None = None) -> int:
+    """Persist the expiry of every certificate past its `expires_at`; returns how many."""
+    now = now or utcnow()
+    due = session.execute(
+        select(Certificate).where(
+            Certificate.status.in_([CertificateStatus.VALID, CertificateStatus.SUSPENDED]),
+            Certificate.expires_at <= now,
+        ).with_for_update()
+    ).scalars().all()
+    for cert in due:
+        was_valid = cert.status == CertificateStatus.VALID
+        transition(cert, CERTIFICATE_TRANSITIONS, CertificateStatus.EXPIRED, what="Certificate")
+        cert.status_reason = "expired"
+        if was_valid:
+            listings.suspend(session, product_id=cert.product_id, reason=f"certificate {cert.number} expired")
+    session.flush()
+    return len(due)

@@ -1,0 +1,186 @@
+"""Marshmallow schemas of certification, certificates, objections and the white list."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+from certification.states import STAGES, CertificationStatus, Decision
+from exchange.fields import (
+    Boolean,
+    PaginationArgsSchema,
+    StrictSchema,
+    Text,
+    UTCDateTime,
+    page_schema,
+)
+from exchange.states import REGIONS
+
+CATEGORIES = ("finance", "transport", "healthcare", "geospatial", "commerce", "energy", "public_services",
+              "telecom", "manufacturing", "agriculture", "education", "other")
+SHA256 = validate.Regexp(r"^[0-9a-f]{64}$", error="must be 64 lowercase hex characters (sha256)")
+
+
+class DocumentSchema(StrictSchema):
+    name = Text(required=True, max_length=200)
+    sha256 = fields.String(required=True, validate=SHA256)
+
+
+class CertificationCreateSchema(StrictSchema):
+    product_id = fields.String(required=True, validate=validate.Length(min=1, max=40))
+    documents = fields.List(fields.Nested(DocumentSchema), load_default=list, validate=validate.Length(max=50))
+
+
+class ResubmitSchema(StrictSchema):
+    documents = fields.List(fields.Nested(DocumentSchema), validate=validate.Length(max=50))
+
+
+class AssignmentSchema(StrictSchema):
+    stage = fields.String(required=True, validate=validate.OneOf([s.value for s in STAGES]))
+    assessor_org_id = fields.String(required=True, validate=validate.Length(min=1, max=40))
+
+
+class ReviewSchema(StrictSchema):
+    stage = fields.String(required=True, validate=validate.OneOf([s.value for s in STAGES]))
+    decision = fields.String(required=True, validate=validate.OneOf([d.value for d in Decision]))
+    comment = Text(max_length=4000, multiline=True, allow_none=True)
+    checklist = fields.Dict(keys=fields.String(validate=validate.Length(max=100)),
+                            values=fields.Raw(allow_none=True), validate=validate.Length(max=50))
+
+
+class ObjectionCreateSchema(StrictSchema):
+    reason = Text(required=True, max_length=4000, multiline=True)
+    evidence = Text(max_length=8000, multiline=True, allow_none=True)
+
+
+class ResolutionSchema(StrictSchema):
+    upheld = Boolean(required=True)
+    comment = Text(max_length=4000, multiline=True, allow_none=True)
+
+
+class CertificationListArgsSchema(PaginationArgsSchema):
+    status = fields.String(validate=validate.OneOf([s.value for s in CertificationStatus]))
+
+
+class StageSchema(Schema):
+    name = fields.String()
+    status = fields.String()
+    assessor_org_id = fields.String(allow_none=True)
+    approvals = fields.Integer()
+
+
+class HistorySchema(Schema):
+    actor_user_id = fields.String(allow_none=True)
+    actor_org_id = fields.String(allow_none=True)
+    action = fields.String()
+    stage = fields.String(allow_none=True)
+    decision = fields.String(allow_none=True)
+    comment = fields.String(allow_none=True)
+    checklist = fields.Dict(allow_none=True)
+    at = UTCDateTime()
+    round = fields.Integer()
+    product_version = fields.Integer(allow_none=True)
+
+
+class ObjectionBriefSchema(Schema):
+    id = fields.String()
+    org_id = fields.String()
+    reason = fields.String()
+    status = fields.String()
+    created_at = UTCDateTime()
+
+
+class CertificationSchema(Schema):
+    id = fields.String()
+    product_id = fields.String()
+    product_version = fields.Integer()
+    owner_org_id = fields.String()
+    product = fields.Dict(metadata={"description": "the product revision under review, as stored"})
+    status = fields.String()
+    round = fields.Integer()
+    documents = fields.List(fields.Dict())
+    stages = fields.List(fields.Nested(StageSchema))
+    history = fields.List(fields.Nested(HistorySchema))
+    objections = fields.List(fields.Nested(ObjectionBriefSchema))
+    notice_ends_at = UTCDateTime(allow_none=True)
+    certificate_number = fields.String(allow_none=True)
+    created_at = UTCDateTime()
+    updated_at = UTCDateTime()
+
+
+class CertificationBriefSchema(Schema):
+    id = fields.String()
+    product_id = fields.String()
+    product_version = fields.Integer()
+    owner_org_id = fields.String()
+    status = fields.String()
+    round = fields.Integer()
+    notice_ends_at = UTCDateTime(allow_none=True)
+    certificate_number = fields.String(allow_none=True)
+    created_at = UTCDateTime()
+
+
+class ObjectionSchema(Schema):
+    id = fields.String()
+    certification_id = fields.String()
+    org_id = fields.String()
+    user_id = fields.String()
+    reason = fields.String()
+    evidence = fields.String(allow_none=True)
+    status = fields.String()
+    resolution_comment = fields.String(allow_none=True)
+    resolved_by = fields.String(allow_none=True)
+    resolved_at = UTCDateTime(allow_none=True)
+    created_at = UTCDateTime()
+
+
+class VerificationSchema(Schema):
+    signature_valid = fields.Boolean()
+    digest_matches = fields.Boolean()
+
+
+class CertificateSchema(Schema):
+    number = fields.String()
+    product_id = fields.String()
+    product_version = fields.Integer()
+    vendor_org_id = fields.String()
+    issued_at = fields.String(metadata={"description": "exactly as signed"})
+    expires_at = fields.String(metadata={"description": "exactly as signed"})
+    status = fields.String()
+    status_reason = fields.String(allow_none=True)
+    digest = fields.String()
+    key_id = fields.String()
+    signature = fields.String()
+    verification = fields.Nested(VerificationSchema)
+
+
+class WhitelistCreateSchema(StrictSchema):
+    category = fields.String(required=True, validate=validate.OneOf(CATEGORIES))
+    from_region = fields.String(required=True, validate=validate.OneOf(REGIONS))
+    to_region = fields.String(required=True, validate=validate.OneOf(REGIONS))
+    max_classification = fields.String(required=True, validate=validate.OneOf(("general", "important", "core")))
+    personal_info_allowed = Boolean(load_default=False)
+    recipient_org_id = fields.String(allow_none=True, validate=validate.Length(min=1, max=40))
+    expires_at = UTCDateTime(required=True)
+    note = Text(max_length=2000, multiline=True, allow_none=True)
+
+
+class WhitelistSchema(Schema):
+    id = fields.String()
+    category = fields.String()
+    from_region = fields.String()
+    to_region = fields.String()
+    max_classification = fields.String()
+    personal_info_allowed = fields.Boolean()
+    recipient_org_id = fields.String(allow_none=True)
+    expires_at = UTCDateTime()
+    note = fields.String(allow_none=True)
+    created_at = UTCDateTime()
+    deleted_at = UTCDateTime(allow_none=True)
+
+
+class WhitelistArgsSchema(PaginationArgsSchema):
+    include_expired = Boolean(load_default=False)
+
+
+CertificationPageSchema = page_schema(CertificationBriefSchema, "CertificationPage")
+WhitelistPageSchema = page_schema(WhitelistSchema, "WhitelistPage")
