@@ -11,11 +11,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from certification.models import Certificate, CertificateSequence
+from certification.models import Certificate
 from certification.states import CERTIFICATE_TRANSITIONS, CertificateStatus
 from exchange import audit, signing
 from exchange.auth import Principal
@@ -23,6 +22,7 @@ from exchange.canonical import sha256_hex
 from exchange.db import utcnow
 from exchange.errors import Conflict, NotFound
 from exchange.fields import iso_z
+from exchange.sequences import yearly_number
 from exchange.states import transition
 from listings import services as listings
 
@@ -37,16 +37,8 @@ def product_digest(body: dict[str, Any], *, product_id: str, version: int, vendo
 
 
 def next_number(session: Session, year: int) -> str:
-    """`DFX-YYYY-NNNNNN`: the year's counter is bumped under its row lock (no gaps, no duplicates)."""
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    session.execute(insert(CertificateSequence).values(year=year, last=0).on_conflict_do_nothing())
-    last = session.execute(
-        update(CertificateSequence)
-        .where(CertificateSequence.year == year)
-        .values(last=CertificateSequence.last + 1)
-        .returning(CertificateSequence.last)
-    ).scalar_one()
-    return f"DFX-{year}-{last:06d}"
+    """`DFX-YYYY-NNNNNN`, sequential per year with no gaps or duplicates."""
+    return yearly_number(session, "certificate", "DFX", year)
 
 
 def signed_payload(cert: Certificate) -> dict[str, Any]:

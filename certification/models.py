@@ -124,15 +124,6 @@ class Certificate(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
 
-class CertificateSequence(Base):
-    """One counter row per year: numbers are taken under a row lock, so no gaps and no duplicates."""
-
-    __tablename__ = "certificate_sequences"
-
-    year: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    last: Mapped[int] = mapped_column(Integer, default=0)
-
-
 class WhitelistEntry(TimestampMixin, Base):
     __tablename__ = "whitelist_entries"
     __table_args__ = (

@@ -10,7 +10,7 @@ from flask import Flask
 from flask_migrate import Migrate
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from exchange import http, logs, ratelimit
+from exchange import http, logs, ratelimit, sequences  # noqa: F401 - registers the sequences table
 from exchange.api import Api, JSONProvider, init_api
 from exchange.config import load_config, validate_config
 from exchange.db import db, engine_options, normalize_database_url
