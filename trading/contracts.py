@@ -1,0 +1,253 @@
+"""Contracts: frozen terms, canonical digest, signatures (platform attestation or the organization's
+own Ed25519 key), on-site signing at a live fair's stall, and the trade created by the second signature.
+
+`digest` = sha256 hex of the RFC 8785 canonical JSON of exactly DIGEST_FIELDS. A `platform`
+signature is the exchange's Ed25519 attestation over the canonical JSON of ATTESTED_FIELDS; an
+`ed25519` signature is the organization's own, over the UTF-8 bytes of `digest`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import Select, or_, select
+from sqlalchemy.orm import Session
+
+from certification import certificates
+from exchange import audit, signing
+from exchange.auth import Principal
+from exchange.canonical import sha256_hex
+from exchange.db import utcnow
+from exchange.errors import Conflict, Forbidden, NotFound, ValidationFailed, field_error
+from exchange.fields import iso_z
+from exchange.models import Organization, OrganizationKey
+from exchange.money import fee_for
+from exchange.sequences import yearly_number
+from exchange.states import transition
+from listings import services as listings
+from listings.models import Fair, Product, Stall
+from trading import procurements, rules
+from trading.models import Contract, Offer, Signature, Trade
+from trading.states import CONTRACT_TRANSITIONS, ContractStatus, SignatureMethod, TradeStatus
+
+DIGEST_FIELDS = ("number", "buyer_org_id", "seller_org_id", "product_id", "product_version",
+                 "certificate_number", "price", "terms")
+ATTESTED_FIELDS = ("contract_digest", "org_id", "user_id", "signed_at", "on_site", "fair_id", "stall_code")
+K = ContractStatus
+
+
+def digest_payload(contract: Contract) -> dict[str, Any]:
+    return {
+        "number": contract.number,
+        "buyer_org_id": contract.buyer_org_id,
+        "seller_org_id": contract.seller_org_id,
+        "product_id": contract.product_id,
+        "product_version": contract.product_version,
+        "certificate_number": contract.certificate_number,
+        "price": {"amount": contract.amount, "currency": contract.currency},
+        "terms": contract.terms,
+    }
+
+
+def attestation_payload(contract: Contract, sig: Signature) -> dict[str, Any]:
+    """What a `platform` signature attests (every key kept; a missing value is null)."""
+    return {
+        "contract_digest": contract.digest,
+        "org_id": sig.org_id,
+        "user_id": sig.user_id,
+        "signed_at": iso_z(sig.signed_at),
+        "on_site": bool(sig.on_site),
+        "fair_id": sig.fair_id,
+        "stall_code": sig.stall_code,
+    }
+
+
+def create_from_offer(session: Session, *, offer: Offer, revision: Any, certificate: Any) -> Contract:
+    """The contract made by accepting `offer` (same transaction), with its number and digest."""
+    now = utcnow()
+    contract = Contract(
+        number=yearly_number(session, "contract", "DFC", now.year), offer_id=offer.id,
+        procurement_id=offer.procurement_id, buyer_org_id=offer.buyer_org_id, seller_org_id=offer.seller_org_id,
+        product_id=offer.product_id, product_version=revision.version, certificate_number=certificate.number,
+        category=revision.category, amount=offer.amount, currency=offer.currency, terms=dict(offer.terms),
+        status=K.PENDING_SIGNATURES, digest="",
+    )
+    contract.digest = sha256_hex(digest_payload(contract))
+    session.add(contract)
+    session.flush()
+    return contract
+
+
+def _visible(session: Session, contract_id: str, principal: Principal, *, lock: bool = False) -> Contract:
+    stmt = select(Contract).where(Contract.id == contract_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    contract = session.execute(stmt).scalar_one_or_none()
+    if contract is None or not (
+        principal.is_operator or principal.org_id in (contract.buyer_org_id, contract.seller_org_id)
+    ):
+        raise NotFound("No such contract.")
+    return contract
+
+
+def get(session: Session, *, contract_id: str, principal: Principal) -> Contract:
+    """A contract, for its two parties and operators (404 for anyone else)."""
+    return _visible(session, contract_id, principal)
+
+
+def list_query(*, principal: Principal, status: str | None) -> Select:
+    stmt = select(Contract)
+    if not principal.is_operator:
+        stmt = stmt.where(or_(Contract.buyer_org_id == principal.org_id, Contract.seller_org_id == principal.org_id))
+    if status:
+        stmt = stmt.where(Contract.status == status)
+    return stmt.order_by(Contract.created_at.desc(), Contract.id)
+
+
+def signatures(session: Session, contract: Contract) -> list[Signature]:
+    return list(session.execute(
+        select(Signature).where(Signature.contract_id == contract.id).order_by(Signature.signed_at, Signature.id)
+    ).scalars())
+
+
+def trade_of(session: Session, contract: Contract) -> Trade | None:
+    return session.execute(select(Trade).where(Trade.contract_id == contract.id)).scalar_one_or_none()
+
+
+def _live_stall(session: Session, *, fair_id: str | None, stall_code: str | None, seller_org_id: str) -> Fair:
+    if not fair_id or not stall_code:
+        raise ValidationFailed("On-site signing needs fair_id and stall_code.",
+                               errors={"fair_id": ["required on site"], "stall_code": ["required on site"]})
+    fair = session.get(Fair, fair_id)
+    now = utcnow()
+    if fair is None:
+        raise field_error("fair_id", "no such fair")
+    if not fair.starts_at <= now < fair.ends_at:
+        raise field_error("fair_id", "the fair is not live now")
+    stall = session.execute(
+        select(Stall).where(Stall.fair_id == fair.id, Stall.code == stall_code)
+    ).scalar_one_or_none()
+    if stall is None or stall.org_id != seller_org_id:
+        raise field_error("stall_code", "not a stall of the seller at this fair")
+    return fair
+
+
+def _verify_org_signature(session: Session, *, org_id: str, key_id: str, signature: str, digest: str) -> None:
+    key = session.get(OrganizationKey, key_id)
+    if key is None or key.org_id != org_id or key.revoked_at is not None:
+        raise field_error("key_id", "not an active signing key of your organization")
+    if not signing.verify_ed25519(key.public_key, digest.encode("utf-8"), signature):
+        raise field_error("signature", "does not verify with this key over the contract digest")
+
+
+def sign(session: Session, *, contract_id: str, data: dict[str, Any], actor: Principal,
+         client_addr: str | None = None, user_agent: str | None = None) -> Contract:
+    """A member of the buyer or the seller signs (once per side). The second signature makes the
+    contract `signed` and records its trade in the same transaction.
+
+    Raises NotFound, Forbidden, Conflict (already signed by this side, not pending, certificate no
+    longer valid), ValidationFailed (bad signature, on-site rules, unlawful deal).
+    """
+    contract = _visible(session, contract_id, actor, lock=True)
+    if actor.org_id not in (contract.buyer_org_id, contract.seller_org_id):
+        raise Forbidden("Only the buyer and the seller sign a contract.")
+    actor.require_verified("signatures")
+    if contract.status != K.PENDING_SIGNATURES:
+        raise Conflict(f"This contract is {contract.status}; it cannot be signed.")
+    if any(s.org_id == actor.org_id for s in signatures(session, contract)):
+        raise Conflict("Your organization has already signed this contract.")
+    cert = certificates.get(session, contract.certificate_number)
+    if not certificates.is_valid(cert):
+        raise Conflict(f"Certificate {cert.number} is {certificates.effective_status(cert)}; the deal cannot be signed.")
+    product = session.get(Product, contract.product_id)
+    if not listings.is_tradable(product):
+        raise Conflict("The product is no longer listed; the deal cannot be signed.")
+    revision = listings.get_version(session, product_id=contract.product_id, version=contract.product_version)
+    rules.lawful(session, revision, session.get(Organization, contract.buyer_org_id))
+    on_site = bool(data.get("on_site"))
+    fair = None
+    if on_site:
+        fair = _live_stall(session, fair_id=data.get("fair_id"), stall_code=data.get("stall_code"),
+                           seller_org_id=contract.seller_org_id)
+    elif data.get("fair_id") or data.get("stall_code"):
+        raise field_error("on_site", "fair_id and stall_code are only for on-site signatures")
+    sig = Signature(
+        contract_id=contract.id, org_id=actor.org_id, user_id=actor.user_id, signed_at=utcnow(),
+        on_site=on_site, fair_id=fair.id if fair else None, stall_code=data.get("stall_code") if on_site else None,
+        client_addr=(client_addr or "")[:64] or None, user_agent=(user_agent or "")[:300] or None,
+        method="", key_id="", signature="",
+    )
+    if data.get("signature") or data.get("key_id"):
+        if not (data.get("signature") and data.get("key_id")):
+            raise ValidationFailed("Give both key_id and signature, or neither.",
+                                   errors={"key_id": ["give both or neither"], "signature": ["give both or neither"]})
+        _verify_org_signature(session, org_id=actor.org_id, key_id=data["key_id"], signature=data["signature"],
+                              digest=contract.digest)
+        sig.method, sig.key_id, sig.signature = SignatureMethod.ED25519, data["key_id"], data["signature"]
+    else:
+        sig.method = SignatureMethod.PLATFORM
+        sig.key_id, sig.signature = signing.sign(session, attestation_payload(contract, sig))
+    session.add(sig)
+    session.flush()
+    audit.record(session, actor, "contract.signed", "contract", contract.id, method=str(sig.method),
+                 on_site=on_site, fair_id=sig.fair_id)
+    signed = signatures(session, contract)
+    if {s.org_id for s in signed} >= {contract.buyer_org_id, contract.seller_org_id}:
+        _conclude(session, contract, signed)
+    session.flush()
+    return contract
+
+
+def _conclude(session: Session, contract: Contract, signed: list[Signature]) -> Trade:
+    transition(contract, CONTRACT_TRANSITIONS, K.SIGNED, what="Contract")
+    contract.signed_at = utcnow()
+    on_site = next((s for s in signed if s.on_site), None)
+    contract.on_site = on_site is not None
+    contract.fair_id = on_site.fair_id if on_site else None
+    bps = int(current_app.config["FEE_BPS"])
+    trade = Trade(
+        contract_id=contract.id, buyer_org_id=contract.buyer_org_id, seller_org_id=contract.seller_org_id,
+        product_id=contract.product_id, category=contract.category, amount=contract.amount,
+        fee=fee_for(contract.amount, bps), fee_bps=bps, refunded_amount=0, currency=contract.currency,
+        status=TradeStatus.AWAITING_PAYMENT, on_site=contract.on_site, fair_id=contract.fair_id,
+    )
+    session.add(trade)
+    session.flush()
+    procurements.mark_contracted(session, contract.procurement_id)
+    if contract.on_site:
+        listings.record_fair_signing(session, fair_id=contract.fair_id, currency=contract.currency,
+                                     amount=contract.amount)
+    return trade
+
+
+def cancel(session: Session, *, contract_id: str, reason: str | None, actor: Principal) -> Contract:
+    """Either party cancels while signatures are pending."""
+    contract = _visible(session, contract_id, actor, lock=True)
+    if actor.org_id not in (contract.buyer_org_id, contract.seller_org_id):
+        raise Forbidden("Only the buyer and the seller may cancel a contract.")
+    transition(contract, CONTRACT_TRANSITIONS, K.CANCELLED, what="Contract")
+    contract.cancelled_at = utcnow()
+    audit.record(session, actor, "contract.cancelled", "contract", contract.id, reason=reason)
+    session.flush()
+    return contract
+
+
+def view(session: Session, contract: Contract) -> dict[str, Any]:
+    trade = trade_of(session, contract)
+    return {
+        "id": contract.id, "number": contract.number, "offer_id": contract.offer_id,
+        "procurement_id": contract.procurement_id, "buyer_org_id": contract.buyer_org_id,
+        "seller_org_id": contract.seller_org_id, "product_id": contract.product_id,
+        "product_version": contract.product_version, "certificate_number": contract.certificate_number,
+        "price": {"amount": contract.amount, "currency": contract.currency}, "terms": contract.terms,
+        "digest": contract.digest, "status": contract.status, "on_site": contract.on_site,
+        "fair_id": contract.fair_id, "created_at": contract.created_at, "signed_at": contract.signed_at,
+        "signatures": [
+            {"org_id": s.org_id, "user_id": s.user_id, "signed_at": s.signed_at, "on_site": s.on_site,
+             "fair_id": s.fair_id, "stall_code": s.stall_code, "method": s.method, "key_id": s.key_id,
+             "signature": s.signature}
+            for s in signatures(session, contract)
+        ],
+        "trade_id": trade.id if trade else None,
+    }

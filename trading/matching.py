@@ -1,0 +1,244 @@
+"""Docking supply with demand, explained.
+
+Two stages. Retrieval is index-backed: listed products in the procurement's category (newest
+first) plus the catalog's full-text index queried with each keyword and the title (both engines),
+at most a few hundred candidates. Ranking is `score()`, a pure function over plain values: text
+relevance, category, keyword overlap, price against budget (over budget ranks lower, never hidden),
+delivery mode, data freshness and the vendor's track record. Only products with a valid certificate
+that the buyer may lawfully buy (cross-border rules) are returned.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from certification.crossborder import may_transfer
+from certification.models import Certificate
+from certification.states import CertificateStatus
+from certification.whitelist import live_entries
+from exchange.auth import Principal
+from exchange.db import utcnow
+from exchange.errors import Conflict, Forbidden
+from exchange.models import Organization
+from listings import search
+from listings import services as listings
+from listings.models import Product, ProductVersion
+from listings.states import ProductStatus
+from trading import procurements
+from trading.models import Contract, Procurement
+from trading.states import ContractStatus, ProcurementStatus
+
+CANDIDATES_PER_SOURCE = 200
+WEIGHTS = {"category": 0.30, "keywords": 0.30, "text": 0.10, "price": 0.15, "delivery": 0.05,
+           "freshness": 0.05, "track_record": 0.05}
+FRESHNESS = {"realtime": 1.0, "daily": 0.8, "weekly": 0.5, "monthly": 0.3, "once": 0.0}
+
+
+@dataclass(frozen=True)
+class Demand:
+    category: str
+    keywords: tuple[str, ...]
+    budget_amount: int
+    budget_currency: str
+    delivery_mode: str | None = None
+
+
+@dataclass(frozen=True)
+class Supply:
+    product_id: str
+    category: str
+    keywords: tuple[str, ...]
+    title: str
+    price_amount: int
+    price_currency: str
+    price_model: str
+    delivery_mode: str
+    update_frequency: str
+    text_relevance: float = 0.0  # 0..1: share of the demand's queries that found this product
+    vendor_contracts: int = 0
+
+
+@dataclass(frozen=True)
+class Match:
+    product_id: str
+    score: float
+    reasons: list[str] = field(default_factory=list)
+
+
+def _norm(word: str) -> str:
+    return search.normalize(word).strip()
+
+
+def score(demand: Demand, supply: Supply) -> tuple[float, list[str]]:
+    """How well `supply` answers `demand`: a score in [0, 1] and the reasons, human-readable. Pure."""
+    total, reasons = 0.0, []
+    if supply.category == demand.category:
+        total += WEIGHTS["category"]
+        reasons.append("category")
+    wanted = [k for k in dict.fromkeys(_norm(k) for k in demand.keywords) if k]
+    if wanted:
+        have = {_norm(k) for k in supply.keywords}
+        title = _norm(supply.title)
+        hits = [k for k in wanted if k in have or k in title]
+        if hits:
+            total += WEIGHTS["keywords"] * len(hits) / len(wanted)
+            reasons.append("keywords: " + ", ".join(hits))
+    relevance = min(max(supply.text_relevance, 0.0), 1.0)
+    if relevance > 0:
+        total += WEIGHTS["text"] * relevance
+        reasons.append("text match")
+    if supply.price_currency != demand.budget_currency:
+        reasons.append(f"priced in {supply.price_currency} (budget in {demand.budget_currency})")
+    elif supply.price_model == "negotiable":
+        total += WEIGHTS["price"] * 0.7
+        reasons.append("negotiable price")
+    elif supply.price_amount <= demand.budget_amount:
+        total += WEIGHTS["price"]
+        reasons.append("within budget")
+    else:
+        over = (supply.price_amount - demand.budget_amount) * 100 // demand.budget_amount
+        total += WEIGHTS["price"] * 0.5 * demand.budget_amount / supply.price_amount
+        reasons.append(f"over budget by {over}%")
+    if demand.delivery_mode is None or demand.delivery_mode == supply.delivery_mode:
+        total += WEIGHTS["delivery"]
+        if demand.delivery_mode:
+            reasons.append(f"delivery: {supply.delivery_mode}")
+    else:
+        reasons.append(f"delivery is {supply.delivery_mode}, not {demand.delivery_mode}")
+    fresh = FRESHNESS.get(supply.update_frequency, 0.0)
+    if fresh:
+        total += WEIGHTS["freshness"] * fresh
+        if fresh >= 0.8:
+            reasons.append(f"fresh data ({supply.update_frequency})")
+    if supply.vendor_contracts > 0:
+        total += WEIGHTS["track_record"] * min(supply.vendor_contracts, 10) / 10
+        reasons.append(f"vendor track record: {supply.vendor_contracts} contract(s)")
+    return round(min(total, 1.0), 4), reasons
+
+
+def rank(demand: Demand, supplies: Iterable[Supply], limit: int) -> list[Match]:
+    scored = [Match(s.product_id, *score(demand, s)) for s in supplies]
+    scored.sort(key=lambda m: (-m.score, m.product_id))
+    return scored[:limit]
+
+
+def _queries(proc: Procurement) -> list[str]:
+    return [q for q in dict.fromkeys([*(proc.keywords or []), proc.title]) if q and q.strip()][:21]
+
+
+def candidates(session: Session, proc: Procurement) -> dict[str, float]:
+    """Stage one: product id -> text relevance in [0, 1], from the category and the full-text index."""
+    found: dict[str, int] = {}
+    queries = _queries(proc)
+    for q in queries:
+        for pid, _rel in search.search_product_ids(session, q=q, limit=CANDIDATES_PER_SOURCE):
+            found[pid] = found.get(pid, 0) + 1
+    relevance = {pid: hits / max(len(queries), 1) for pid, hits in found.items()}
+    by_category = session.execute(
+        select(Product.id).where(Product.status == ProductStatus.LISTED, Product.category == proc.category)
+        .order_by(Product.listed_at.desc(), Product.id).limit(CANDIDATES_PER_SOURCE)
+    ).scalars()
+    for pid in by_category:
+        relevance.setdefault(pid, 0.0)
+    return relevance
+
+
+def _supplies(session: Session, relevance: dict[str, float], buyer: Organization,
+              now: datetime) -> list[Supply]:
+    """Stage one, continued: keep products with a valid certificate that the buyer may lawfully buy."""
+    if not relevance:
+        return []
+    rows = session.execute(
+        select(Product, ProductVersion)
+        .join(ProductVersion, (ProductVersion.product_id == Product.id)
+              & (ProductVersion.version == Product.listed_version))
+        .join(Certificate, (Certificate.product_id == Product.id)
+              & (Certificate.product_version == Product.listed_version))
+        .where(Product.id.in_(list(relevance)), Product.status == ProductStatus.LISTED,
+               Certificate.status == CertificateStatus.VALID, Certificate.expires_at > now,
+               Product.owner_org_id != buyer.id)
+    ).all()
+    sellers = {p.owner_org_id for p, _ in rows}
+    track = dict(session.execute(
+        select(Contract.seller_org_id, func.count()).where(Contract.seller_org_id.in_(sellers),
+                                                           Contract.status == ContractStatus.SIGNED)
+        .group_by(Contract.seller_org_id)
+    ).all()) if sellers else {}
+    entries_by_category: dict[str, list[Any]] = {}
+    out = []
+    for product, version in rows:
+        entries = entries_by_category.setdefault(version.category,
+                                                 live_entries(session, category=version.category, now=now))
+        if not may_transfer(version, buyer.region, entries, now, buyer_org_id=buyer.id).allowed:
+            continue
+        out.append(Supply(
+            product_id=product.id, category=version.category, keywords=tuple(version.keywords or ()),
+            title=version.title, price_amount=product.price_amount, price_currency=product.price_currency,
+            price_model=product.price_model, delivery_mode=version.delivery_mode,
+            update_frequency=version.update_frequency, text_relevance=relevance.get(product.id, 0.0),
+            vendor_contracts=int(track.get(product.owner_org_id, 0)),
+        ))
+    return out
+
+
+def demand_of(proc: Procurement) -> Demand:
+    return Demand(category=proc.category, keywords=tuple(proc.keywords or ()), budget_amount=proc.budget_max_amount,
+                  budget_currency=proc.budget_currency, delivery_mode=proc.delivery_mode)
+
+
+def matches_for_procurement(session: Session, *, procurement_id: str, principal: Principal,
+                            limit: int) -> list[Match]:
+    """Ranked lawful supply for a procurement (its buyer or an operator). Raises NotFound/Forbidden."""
+    proc = procurements.get(session, procurement_id=procurement_id, principal=principal)
+    if not (principal.is_operator or principal.org_id == proc.buyer_org_id):
+        raise Forbidden("Only the buyer and operators see a procurement's matches.")
+    buyer = session.get(Organization, proc.buyer_org_id)
+    now = utcnow()
+    supplies = _supplies(session, candidates(session, proc), buyer, now)
+    return rank(demand_of(proc), supplies, limit)
+
+
+def product_for_matching(session: Session, *, product_id: str, principal: Principal) -> tuple[Product, ProductVersion]:
+    """The listed revision of the caller's own product (operators: any). Raises NotFound/Forbidden/Conflict."""
+    product = listings.get_product(session, product_id=product_id, principal=principal)
+    if not (principal.is_operator or principal.org_id == product.owner_org_id):
+        raise Forbidden("Only the product's vendor sees which procurements it matches.")
+    if product.status != ProductStatus.LISTED or product.listed_version is None:
+        raise Conflict("Only listed products are matched against procurements.")
+    return product, listings.get_version(session, product_id=product.id, version=product.listed_version)
+
+
+def procurements_for_product(session: Session, *, product: Product, version: ProductVersion,
+                             limit: int) -> list[tuple[Procurement, float, list[str]]]:
+    """Open public procurements this listed product answers, best first (its vendor's view)."""
+    now = utcnow()
+    procs: Sequence[Procurement] = session.execute(
+        select(Procurement).where(Procurement.status == ProcurementStatus.OPEN, Procurement.deadline > now,
+                                  Procurement.visibility == "public", Procurement.category == version.category,
+                                  Procurement.buyer_org_id != product.owner_org_id)
+        .order_by(Procurement.deadline, Procurement.id).limit(500)
+    ).scalars().all()
+    if not procs:
+        return []
+    buyers = {o.id: o for o in session.execute(
+        select(Organization).where(Organization.id.in_({p.buyer_org_id for p in procs}))).scalars()}
+    entries = live_entries(session, category=version.category, now=now)
+    supply = Supply(product_id=product.id, category=version.category, keywords=tuple(version.keywords or ()),
+                    title=version.title, price_amount=product.price_amount, price_currency=product.price_currency,
+                    price_model=product.price_model, delivery_mode=version.delivery_mode,
+                    update_frequency=version.update_frequency)
+    out = []
+    for proc in procs:
+        buyer = buyers[proc.buyer_org_id]
+        if not may_transfer(version, buyer.region, entries, now, buyer_org_id=buyer.id).allowed:
+            continue
+        value, reasons = score(demand_of(proc), supply)
+        out.append((proc, value, reasons))
+    out.sort(key=lambda t: (-t[1], t[0].id))
+    return out[:limit]

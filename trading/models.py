@@ -1,0 +1,189 @@
+"""Trading tables: procurements, offers, contracts, signatures and trades."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from exchange.db import Base, IdColumn, TimestampMixin, UTCDateTime, utcnow
+from trading.states import ContractStatus, OfferStatus, ProcurementStatus, SignatureMethod, TradeStatus
+
+
+def _in(column: str, enum: Any) -> str:
+    return f"{column} IN ({', '.join(repr(s.value) for s in enum)})"
+
+
+class Procurement(TimestampMixin, Base):
+    """An enterprise's demand on the procurement board."""
+
+    __tablename__ = "procurements"
+    __table_args__ = (
+        CheckConstraint(_in("status", ProcurementStatus), name="status"),
+        CheckConstraint("visibility IN ('public', 'invited')", name="visibility"),
+        CheckConstraint("budget_max_amount > 0", name="budget"),
+        Index("ix_procurements_board", "status", "visibility", "deadline"),
+        Index("ix_procurements_buyer", "buyer_org_id", "created_at"),
+    )
+
+    id: Mapped[str] = IdColumn("prc")
+    buyer_org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"))
+    created_by: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text)
+    category: Mapped[str] = mapped_column(String(30), index=True)
+    keywords: Mapped[list[str]] = mapped_column(JSON, default=list)
+    budget_max_amount: Mapped[int] = mapped_column(BigInteger)
+    budget_currency: Mapped[str] = mapped_column(String(3))
+    delivery_mode: Mapped[str | None] = mapped_column(String(30))
+    deadline: Mapped[datetime] = mapped_column(UTCDateTime())
+    visibility: Mapped[str] = mapped_column(String(10))
+    invited_org_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
+    status: Mapped[str] = mapped_column(String(20), default=ProcurementStatus.OPEN)
+    status_reason: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class ProcurementInvitation(Base):
+    """An organization invited to an `invited` procurement (the index behind `?invited=true`)."""
+
+    __tablename__ = "procurement_invitations"
+
+    procurement_id: Mapped[str] = mapped_column(ForeignKey("procurements.id"), primary_key=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"), primary_key=True, index=True)
+
+
+class Offer(TimestampMixin, Base):
+    """A bid (buyer -> vendor) or a quote (vendor -> buyer); counters chain into one thread."""
+
+    __tablename__ = "offers"
+    __table_args__ = (
+        CheckConstraint(_in("status", OfferStatus), name="status"),
+        CheckConstraint("amount > 0", name="amount"),
+        CheckConstraint("from_org_id <> to_org_id", name="parties"),
+        CheckConstraint("buyer_org_id <> seller_org_id", name="buyer_seller"),
+        Index("ix_offers_thread", "thread_id", "created_at"),
+        Index("ix_offers_to", "to_org_id", "status"),
+        Index("ix_offers_from", "from_org_id", "status"),
+    )
+
+    id: Mapped[str] = IdColumn("ofr")
+    thread_id: Mapped[str] = mapped_column(String(40))
+    parent_id: Mapped[str | None] = mapped_column(ForeignKey("offers.id"))
+    product_id: Mapped[str] = mapped_column(ForeignKey("products.id"), index=True)
+    product_version: Mapped[int] = mapped_column(Integer)
+    procurement_id: Mapped[str | None] = mapped_column(ForeignKey("procurements.id"), index=True)
+    from_org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"))
+    to_org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"))
+    buyer_org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"))
+    seller_org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"))
+    created_by: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    terms: Mapped[dict[str, Any]] = mapped_column(JSON)
+    message: Mapped[str | None] = mapped_column(Text)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    status: Mapped[str] = mapped_column(String(20), default=OfferStatus.PENDING)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    decided_by: Mapped[str | None] = mapped_column(String(40))
+
+
+class Contract(TimestampMixin, Base):
+    """The frozen terms of an accepted offer, awaiting (then carrying) both parties' signatures."""
+
+    __tablename__ = "contracts"
+    __table_args__ = (
+        CheckConstraint(_in("status", ContractStatus), name="status"),
+        CheckConstraint("amount > 0", name="amount"),
+        Index("ix_contracts_buyer", "buyer_org_id", "created_at"),
+        Index("ix_contracts_seller", "seller_org_id", "created_at"),
+    )
+
+    id: Mapped[str] = IdColumn("ctr")
+    number: Mapped[str] = mapped_column(String(32), unique=True)
+    offer_id: Mapped[str] = mapped_column(ForeignKey("offers.id"), unique=True)
+    procurement_id: Mapped[str | None] = mapped_column(ForeignKey("procurements.id"))
+    buyer_org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"))
+    seller_org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"))
+    product_id: Mapped[str] = mapped_column(ForeignKey("products.id"), index=True)
+    product_version: Mapped[int] = mapped_column(Integer)
+    certificate_number: Mapped[str] = mapped_column(String(32))
+    category: Mapped[str] = mapped_column(String(30))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    terms: Mapped[dict[str, Any]] = mapped_column(JSON)
+    digest: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(20), default=ContractStatus.PENDING_SIGNATURES, index=True)
+    signed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    on_site: Mapped[bool] = mapped_column(Boolean, default=False)
+    fair_id: Mapped[str | None] = mapped_column(ForeignKey("fairs.id"))
+
+
+class Signature(Base):
+    """One party's signature of a contract, with the evidence of how and where it was made."""
+
+    __tablename__ = "contract_signatures"
+    __table_args__ = (
+        UniqueConstraint("contract_id", "org_id", name="uq_signature_contract_org"),
+        CheckConstraint(_in("method", SignatureMethod), name="method"),
+        CheckConstraint("NOT on_site OR (fair_id IS NOT NULL AND stall_code IS NOT NULL)", name="on_site"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    contract_id: Mapped[str] = mapped_column(ForeignKey("contracts.id"), index=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"))
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    signed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    on_site: Mapped[bool] = mapped_column(Boolean, default=False)
+    fair_id: Mapped[str | None] = mapped_column(ForeignKey("fairs.id"))
+    stall_code: Mapped[str | None] = mapped_column(String(20))
+    method: Mapped[str] = mapped_column(String(10))
+    key_id: Mapped[str] = mapped_column(String(64))
+    signature: Mapped[str] = mapped_column(String(128))
+    client_addr: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(300))
+
+
+class Trade(TimestampMixin, Base):
+    """The deal made by a signed contract; the ledger issue moves its money."""
+
+    __tablename__ = "trades"
+    __table_args__ = (
+        CheckConstraint(_in("status", TradeStatus), name="status"),
+        CheckConstraint("amount > 0", name="amount"),
+        CheckConstraint("fee >= 0 AND fee <= amount", name="fee"),
+        CheckConstraint("refunded_amount >= 0 AND refunded_amount <= amount", name="refunded"),
+        Index("ix_trades_buyer", "buyer_org_id", "created_at"),
+        Index("ix_trades_seller", "seller_org_id", "created_at"),
+        Index("ix_trades_status", "status", "updated_at"),
+    )
+
+    id: Mapped[str] = IdColumn("trd")
+    contract_id: Mapped[str] = mapped_column(ForeignKey("contracts.id"), unique=True)
+    buyer_org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"))
+    seller_org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"))
+    product_id: Mapped[str] = mapped_column(ForeignKey("products.id"))
+    category: Mapped[str] = mapped_column(String(30))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    fee: Mapped[int] = mapped_column(BigInteger)
+    fee_bps: Mapped[int] = mapped_column(Integer)
+    refunded_amount: Mapped[int] = mapped_column(BigInteger, default=0)
+    currency: Mapped[str] = mapped_column(String(3))
+    status: Mapped[str] = mapped_column(String(20), default=TradeStatus.AWAITING_PAYMENT)
+    on_site: Mapped[bool] = mapped_column(Boolean, default=False)
+    fair_id: Mapped[str | None] = mapped_column(ForeignKey("fairs.id"))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)

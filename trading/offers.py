@@ -1,0 +1,244 @@
+"""Negotiation: bids and quotes, counter-offers in one thread, accept / reject / withdraw / expire.
+
+Only the recipient accepts, rejects or counters; only the maker withdraws. The product must be
+listed with a valid certificate and the deal lawful when an offer is made (or countered) and again
+when it is accepted. Amounts are integers in the product's currency; the delivery mode is the
+product's. An offer past its `expires_at` is `expired` on read, and the sweep persists it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, or_, select
+from sqlalchemy.orm import Session
+
+from exchange.auth import Principal
+from exchange.db import new_id, utcnow
+from exchange.errors import Conflict, Forbidden, NotFound, field_error
+from exchange.models import Organization
+from exchange.states import transition
+from listings.models import Product
+from trading import contracts, procurements, rules
+from trading.models import Contract, Offer, Procurement
+from trading.states import OFFER_TRANSITIONS, OfferStatus, ProcurementStatus
+
+O = OfferStatus
+
+
+def effective_status(offer: Offer, now: datetime | None = None) -> str:
+    if offer.status == O.PENDING and offer.expires_at is not None and offer.expires_at <= (now or utcnow()):
+        return O.EXPIRED
+    return offer.status
+
+
+def _check_terms(revision: Any, price: dict[str, Any], terms: dict[str, Any]) -> None:
+    if price["currency"] != revision.price["currency"]:
+        raise field_error("price.currency", f"must be the product's currency ({revision.price['currency']})")
+    if terms["delivery_mode"] != revision.delivery_mode:
+        raise field_error("terms.delivery_mode", f"must be the product's delivery mode ({revision.delivery_mode})")
+
+
+def _check_procurement(session: Session, procurement_id: str | None, *, buyer_org_id: str,
+                       principal: Principal) -> Procurement | None:
+    if procurement_id is None:
+        return None
+    proc = procurements.get(session, procurement_id=procurement_id, principal=principal)
+    if proc.buyer_org_id != buyer_org_id:
+        raise field_error("procurement_id", "the procurement belongs to another buyer")
+    if procurements.effective_status(proc) != ProcurementStatus.OPEN:
+        raise Conflict(f"Procurement {proc.id} is {procurements.effective_status(proc)}, not open.")
+    return proc
+
+
+def make(session: Session, *, data: dict[str, Any], actor: Principal) -> Offer:
+    """A buyer's bid on a listed product, or a vendor's quote (`to_org_id`) to a buyer.
+
+    Raises NotFound (invisible product/procurement), Forbidden (unverified), ValidationFailed (own
+    product, wrong currency or delivery mode, unlawful cross-border deal), Conflict (not tradable now).
+    """
+    actor.require_type("vendor", "enterprise", action="offers")
+    product = rules.visible_product(session, data["product_id"], actor)
+    to_org_id = data.get("to_org_id")
+    if to_org_id is not None:
+        if product.owner_org_id != actor.org_id:
+            raise field_error("product_id", "a vendor quotes only its own products")
+        if to_org_id == actor.org_id:
+            raise field_error("to_org_id", "cannot quote your own organization")
+        buyer = rules.organization(session, to_org_id)
+        seller_org_id, recipient = actor.org_id, buyer.id
+    else:
+        if product.owner_org_id == actor.org_id:
+            raise field_error("product_id", "a buyer never bids on its own product")
+        buyer = session.get(Organization, actor.org_id)
+        seller_org_id, recipient = product.owner_org_id, product.owner_org_id
+    revision, _cert = rules.tradable(session, product)
+    _check_terms(revision, data["price"], data["terms"])
+    rules.lawful(session, revision, buyer)
+    proc = _check_procurement(session, data.get("procurement_id"), buyer_org_id=buyer.id, principal=actor)
+    expires_at = data.get("expires_at")
+    if expires_at is not None and expires_at <= utcnow():
+        raise field_error("expires_at", "must be in the future")
+    offer = Offer(
+        product_id=product.id, product_version=revision.version, procurement_id=proc.id if proc else None,
+        from_org_id=actor.org_id, to_org_id=recipient, buyer_org_id=buyer.id, seller_org_id=seller_org_id,
+        created_by=actor.user_id, amount=data["price"]["amount"], currency=data["price"]["currency"],
+        terms=dict(data["terms"]), message=data.get("message"), expires_at=expires_at, status=O.PENDING,
+    )
+    offer.id = new_id("ofr")
+    offer.thread_id = offer.id
+    session.add(offer)
+    session.flush()
+    return offer
+
+
+def _visible(session: Session, offer_id: str, principal: Principal, *, lock: bool = False) -> Offer:
+    stmt = select(Offer).where(Offer.id == offer_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    offer = session.execute(stmt).scalar_one_or_none()
+    if offer is None or not (principal.is_operator or principal.org_id in (offer.from_org_id, offer.to_org_id)):
+        raise NotFound("No such offer.")
+    return offer
+
+
+def get(session: Session, *, offer_id: str, principal: Principal) -> Offer:
+    """An offer, for its two parties and operators (404 for anyone else)."""
+    return _visible(session, offer_id, principal)
+
+
+def thread(session: Session, offer: Offer) -> list[Offer]:
+    return list(session.execute(
+        select(Offer).where(Offer.thread_id == offer.thread_id).order_by(Offer.created_at, Offer.id)
+    ).scalars())
+
+
+def list_query(*, principal: Principal, role: str | None, status: str | None) -> Select:
+    stmt = select(Offer)
+    if not principal.is_operator or role:
+        if role == "received":
+            stmt = stmt.where(Offer.to_org_id == principal.org_id)
+        elif role == "sent":
+            stmt = stmt.where(Offer.from_org_id == principal.org_id)
+        else:
+            stmt = stmt.where(or_(Offer.from_org_id == principal.org_id, Offer.to_org_id == principal.org_id))
+    if status == O.EXPIRED:
+        stmt = stmt.where(or_(Offer.status == O.EXPIRED,
+                              (Offer.status == O.PENDING) & (Offer.expires_at <= utcnow())))
+    elif status == O.PENDING:
+        stmt = stmt.where(Offer.status == O.PENDING,
+                          or_(Offer.expires_at.is_(None), Offer.expires_at > utcnow()))
+    elif status:
+        stmt = stmt.where(Offer.status == status)
+    return stmt.order_by(Offer.created_at.desc(), Offer.id)
+
+
+def _pending_for_recipient(session: Session, offer_id: str, actor: Principal) -> Offer:
+    offer = _visible(session, offer_id, actor, lock=True)
+    if offer.to_org_id != actor.org_id:
+        raise Forbidden("Only the offer's recipient may do this.")
+    actor.require_verified("negotiation")
+    _expire_if_due(offer)
+    if offer.status != O.PENDING:
+        raise Conflict(f"This offer is {offer.status}, no longer pending.")
+    return offer
+
+
+def _expire_if_due(offer: Offer) -> None:
+    if effective_status(offer) == O.EXPIRED and offer.status == O.PENDING:
+        transition(offer, OFFER_TRANSITIONS, O.EXPIRED, what="Offer")
+
+
+def _decide(offer: Offer, status: OfferStatus, actor: Principal) -> None:
+    transition(offer, OFFER_TRANSITIONS, status, what="Offer")
+    offer.decided_at = utcnow()
+    offer.decided_by = actor.user_id
+
+
+def counter(session: Session, *, offer_id: str, price: dict[str, Any], terms: dict[str, Any],
+            message: str | None, expires_at: datetime | None, actor: Principal) -> Offer:
+    """The recipient answers with new terms: a new offer to the other side; the old one `countered`."""
+    old = _pending_for_recipient(session, offer_id, actor)
+    product = rules.visible_product(session, old.product_id, actor)
+    revision, _cert = rules.tradable(session, product)
+    _check_terms(revision, price, terms)
+    rules.lawful(session, revision, session.get(Organization, old.buyer_org_id))
+    if expires_at is not None and expires_at <= utcnow():
+        raise field_error("expires_at", "must be in the future")
+    _decide(old, O.COUNTERED, actor)
+    new = Offer(
+        id=new_id("ofr"), thread_id=old.thread_id, parent_id=old.id, product_id=old.product_id,
+        product_version=revision.version, procurement_id=old.procurement_id, from_org_id=actor.org_id,
+        to_org_id=old.from_org_id, buyer_org_id=old.buyer_org_id, seller_org_id=old.seller_org_id,
+        created_by=actor.user_id, amount=price["amount"], currency=price["currency"], terms=dict(terms),
+        message=message, expires_at=expires_at, status=O.PENDING,
+    )
+    session.add(new)
+    session.flush()
+    return new
+
+
+def accept(session: Session, *, offer_id: str, actor: Principal) -> Contract:
+    """The recipient accepts: the contract is created, terms frozen, in the same transaction.
+
+    The product must still be tradable (409) and the deal lawful (422).
+    """
+    offer = _pending_for_recipient(session, offer_id, actor)
+    product = session.get(Product, offer.product_id)
+    revision, cert = rules.tradable(session, product)
+    if revision.version != offer.product_version:
+        raise Conflict("The product has a newer certified version since this offer; make a new offer.")
+    rules.lawful(session, revision, session.get(Organization, offer.buyer_org_id))
+    _decide(offer, O.ACCEPTED, actor)
+    return contracts.create_from_offer(session, offer=offer, revision=revision, certificate=cert)
+
+
+def reject(session: Session, *, offer_id: str, reason: str | None, actor: Principal) -> Offer:
+    offer = _pending_for_recipient(session, offer_id, actor)
+    _decide(offer, O.REJECTED, actor)
+    if reason:
+        offer.message = (offer.message or "") + f"\n[rejected] {reason}"
+    session.flush()
+    return offer
+
+
+def withdraw(session: Session, *, offer_id: str, actor: Principal) -> Offer:
+    """The maker takes back its pending offer."""
+    offer = _visible(session, offer_id, actor, lock=True)
+    if offer.from_org_id != actor.org_id:
+        raise Forbidden("Only the offer's maker may withdraw it.")
+    _expire_if_due(offer)
+    if offer.status != O.PENDING:
+        raise Conflict(f"This offer is {offer.status}, no longer pending.")
+    _decide(offer, O.WITHDRAWN, actor)
+    session.flush()
+    return offer
+
+
+def sweep(session: Session, now: datetime | None = None) -> int:
+    """Persist the expiry of pending offers past `expires_at`."""
+    now = now or utcnow()
+    due = session.execute(
+        select(Offer).where(Offer.status == O.PENDING, Offer.expires_at <= now)
+    ).scalars().all()
+    for offer in due:
+        transition(offer, OFFER_TRANSITIONS, O.EXPIRED, what="Offer")
+    session.flush()
+    return len(due)
+
+
+def view(session: Session, offer: Offer, *, with_thread: bool = False) -> dict[str, Any]:
+    out = {
+        "id": offer.id, "thread_id": offer.thread_id, "parent_id": offer.parent_id, "product_id": offer.product_id,
+        "product_version": offer.product_version, "procurement_id": offer.procurement_id,
+        "from_org_id": offer.from_org_id, "to_org_id": offer.to_org_id, "buyer_org_id": offer.buyer_org_id,
+        "seller_org_id": offer.seller_org_id, "price": {"amount": offer.amount, "currency": offer.currency},
+        "terms": offer.terms, "message": offer.message, "expires_at": offer.expires_at,
+        "status": effective_status(offer), "created_at": offer.created_at, "decided_at": offer.decided_at,
+    }
+    if with_thread:
+        out["thread"] = [view(session, o) for o in thread(session, offer)]
+        contract = session.execute(select(Contract.id).where(Contract.offer_id == offer.id)).scalar()
+        out["contract_id"] = contract
+    return out

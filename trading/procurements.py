@@ -1,0 +1,148 @@
+"""Procurement demand: post, read (board or own), cancel, expire (lazily on read, persisted by the sweep)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, or_, select
+from sqlalchemy.orm import Session
+
+from exchange.auth import Principal
+from exchange.db import utcnow
+from exchange.errors import Forbidden, NotFound, field_error
+from exchange.states import transition
+from trading.models import Procurement, ProcurementInvitation
+from trading.rules import organization
+from trading.states import PROCUREMENT_TRANSITIONS, ProcurementStatus
+
+P = ProcurementStatus
+
+
+def effective_status(proc: Procurement, now: datetime | None = None) -> str:
+    """`expired` once the deadline passed while still open (reads never write)."""
+    if proc.status == P.OPEN and proc.deadline <= (now or utcnow()):
+        return P.EXPIRED
+    return proc.status
+
+
+def create(session: Session, *, data: dict[str, Any], actor: Principal) -> Procurement:
+    """A verified enterprise or vendor posts demand. Raises Forbidden or ValidationFailed."""
+    actor.require_type("enterprise", "vendor", action="procurements")
+    if data["deadline"] <= utcnow():
+        raise field_error("deadline", "must be in the future")
+    invited = list(dict.fromkeys(data.get("invited_org_ids") or []))
+    if data["visibility"] == "invited":
+        if not invited:
+            raise field_error("invited_org_ids", "an invited procurement needs at least one invited organization")
+        for org_id in invited:
+            if org_id == actor.org_id:
+                raise field_error("invited_org_ids", "cannot invite yourself")
+            organization(session, org_id, field="invited_org_ids")
+    elif invited:
+        raise field_error("invited_org_ids", "only for visibility 'invited'")
+    budget = data["budget"]
+    proc = Procurement(
+        buyer_org_id=actor.org_id, created_by=actor.user_id, title=data["title"], description=data["description"],
+        category=data["category"], keywords=data.get("keywords") or [], budget_max_amount=budget["max_amount"],
+        budget_currency=budget["currency"], delivery_mode=data.get("delivery_mode"), deadline=data["deadline"],
+        visibility=data["visibility"], invited_org_ids=invited, status=P.OPEN,
+    )
+    session.add(proc)
+    session.flush()
+    session.add_all(ProcurementInvitation(procurement_id=proc.id, org_id=org_id) for org_id in invited)
+    session.flush()
+    return proc
+
+
+def can_see(proc: Procurement, principal: Principal | None) -> bool:
+    if principal is None:
+        return False
+    if principal.is_operator or principal.org_id == proc.buyer_org_id:
+        return True
+    if proc.visibility == "public":
+        return principal.org_type in ("vendor", "enterprise")
+    return principal.org_id in (proc.invited_org_ids or [])
+
+
+def get(session: Session, *, procurement_id: str, principal: Principal | None) -> Procurement:
+    proc = session.get(Procurement, procurement_id)
+    if proc is None or not can_see(proc, principal):
+        raise NotFound("No such procurement.")
+    return proc
+
+
+def list_query(*, principal: Principal, board: bool, invited: bool, status: str | None,
+               category: str | None) -> Select:
+    """Own procurements; or the board (open public demand of others, before its deadline); or the
+    procurements the caller's organization was invited to."""
+    stmt = select(Procurement)
+    now = utcnow()
+    if board:
+        stmt = stmt.where(Procurement.status == P.OPEN, Procurement.deadline > now,
+                          Procurement.visibility == "public", Procurement.buyer_org_id != principal.org_id)
+    elif invited:
+        stmt = stmt.where(Procurement.id.in_(
+            select(ProcurementInvitation.procurement_id).where(ProcurementInvitation.org_id == principal.org_id)))
+    elif not principal.is_operator:
+        stmt = stmt.where(Procurement.buyer_org_id == principal.org_id)
+    if status == P.EXPIRED:
+        stmt = stmt.where(or_(Procurement.status == P.EXPIRED,
+                              (Procurement.status == P.OPEN) & (Procurement.deadline <= now)))
+    elif status == P.OPEN:
+        stmt = stmt.where(Procurement.status == P.OPEN, Procurement.deadline > now)
+    elif status:
+        stmt = stmt.where(Procurement.status == status)
+    if category:
+        stmt = stmt.where(Procurement.category == category)
+    return stmt.order_by(Procurement.created_at.desc(), Procurement.id)
+
+
+def cancel(session: Session, *, procurement_id: str, reason: str | None, actor: Principal) -> Procurement:
+    """The buyer cancels its open procurement (409 once contracted, cancelled or expired)."""
+    proc = get(session, procurement_id=procurement_id, principal=actor)
+    if proc.buyer_org_id != actor.org_id:
+        raise Forbidden("Only the buyer may cancel its procurement.")
+    _persist_expiry(proc)
+    transition(proc, PROCUREMENT_TRANSITIONS, P.CANCELLED, what="Procurement")
+    proc.status_reason = reason
+    session.flush()
+    return proc
+
+
+def _persist_expiry(proc: Procurement) -> None:
+    if effective_status(proc) == P.EXPIRED and proc.status == P.OPEN:
+        transition(proc, PROCUREMENT_TRANSITIONS, P.EXPIRED, what="Procurement")
+
+
+def mark_contracted(session: Session, procurement_id: str | None) -> None:
+    """A contract from this procurement was signed."""
+    if not procurement_id:
+        return
+    proc = session.get(Procurement, procurement_id)
+    if proc is not None and proc.status == P.OPEN:
+        transition(proc, PROCUREMENT_TRANSITIONS, P.CONTRACTED, what="Procurement")
+
+
+def sweep(session: Session, now: datetime | None = None) -> int:
+    """Persist the expiry of open procurements past their deadline."""
+    now = now or utcnow()
+    due = session.execute(
+        select(Procurement).where(Procurement.status == P.OPEN, Procurement.deadline <= now)
+    ).scalars().all()
+    for proc in due:
+        transition(proc, PROCUREMENT_TRANSITIONS, P.EXPIRED, what="Procurement")
+    session.flush()
+    return len(due)
+
+
+def view(proc: Procurement, principal: Principal | None) -> dict[str, Any]:
+    private = principal is not None and (principal.is_operator or principal.org_id == proc.buyer_org_id)
+    return {
+        "id": proc.id, "buyer_org_id": proc.buyer_org_id, "title": proc.title, "description": proc.description,
+        "category": proc.category, "keywords": proc.keywords or [],
+        "budget": {"max_amount": proc.budget_max_amount, "currency": proc.budget_currency},
+        "delivery_mode": proc.delivery_mode, "deadline": proc.deadline, "visibility": proc.visibility,
+        "invited_org_ids": (proc.invited_org_ids or []) if private else [],
+        "status": effective_status(proc), "created_at": proc.created_at,
+    }

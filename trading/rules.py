@@ -1,0 +1,46 @@
+"""The checks every trading step repeats: the product is tradable (listed with a valid certificate)
+and the deal is lawful (cross-border rules), at offer, acceptance and signature alike."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from certification import certificates, whitelist
+from certification.models import Certificate
+from exchange.errors import Conflict, NotFound, field_error
+from exchange.models import Organization
+from exchange.states import OrgStatus
+from listings import services as listings
+from listings.models import Product, ProductVersion
+
+
+def organization(session: Session, org_id: str, *, field: str = "to_org_id") -> Organization:
+    """A verified organization that can be a counterparty; 422 naming `field` otherwise."""
+    org = session.get(Organization, org_id) if org_id else None
+    if org is None or org.status != OrgStatus.VERIFIED or org.type not in ("vendor", "enterprise"):
+        raise field_error(field, "must be a verified vendor or enterprise organization")
+    return org
+
+
+def tradable(session: Session, product: Product) -> tuple[ProductVersion, Certificate]:
+    """The listed revision and its valid certificate; 409 when the product cannot be traded now."""
+    if not listings.is_tradable(product) or product.listed_version is None:
+        raise Conflict(f"Product {product.id} is not listed, so it cannot be traded now.")
+    cert = certificates.valid_certificate_for(session, product.id, product.listed_version)
+    if cert is None:
+        raise Conflict(f"Product {product.id} has no valid certificate, so it cannot be traded now.")
+    return listings.get_version(session, product_id=product.id, version=product.listed_version), cert
+
+
+def lawful(session: Session, revision: Any, buyer: Organization) -> None:
+    """422 naming the cross-border rule unless `buyer` may lawfully receive the revision's data."""
+    whitelist.require_lawful(session, product=revision, buyer_org=buyer)
+
+
+def visible_product(session: Session, product_id: str, principal: Any) -> Product:
+    try:
+        return listings.get_product(session, product_id=product_id, principal=principal)
+    except NotFound:
+        raise NotFound("No such product.") from None

@@ -1,0 +1,240 @@
+"""Marshmallow schemas of procurements, matches, offers, contracts, trades and statistics."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+from exchange.fields import (
+    Boolean,
+    MoneySchema,
+    PaginationArgsSchema,
+    StrictInteger,
+    StrictSchema,
+    Text,
+    UTCDateTime,
+    page_schema,
+)
+from exchange.money import CURRENCIES
+from trading.states import ContractStatus, OfferStatus, ProcurementStatus, TradeStatus
+
+CATEGORIES = ("finance", "transport", "healthcare", "geospatial", "commerce", "energy", "public_services",
+              "telecom", "manufacturing", "agriculture", "education", "other")
+DELIVERY_MODES = ("file", "api", "privacy_computing")
+SCOPES = ("internal_use", "commercial", "research")
+ID = validate.Length(min=1, max=40)
+
+
+class BudgetSchema(StrictSchema):
+    max_amount = StrictInteger(required=True, minimum=1)
+    currency = fields.String(required=True, validate=validate.OneOf(CURRENCIES))
+
+
+class ProcurementCreateSchema(StrictSchema):
+    title = Text(required=True, max_length=200)
+    description = Text(required=True, max_length=10_000, multiline=True)
+    category = fields.String(required=True, validate=validate.OneOf(CATEGORIES))
+    keywords = fields.List(Text(max_length=50), load_default=list, validate=validate.Length(max=20))
+    budget = fields.Nested(BudgetSchema, required=True)
+    delivery_mode = fields.String(allow_none=True, validate=validate.OneOf(DELIVERY_MODES))
+    deadline = UTCDateTime(required=True)
+    visibility = fields.String(load_default="public", validate=validate.OneOf(("public", "invited")))
+    invited_org_ids = fields.List(fields.String(validate=ID), load_default=list, validate=validate.Length(max=50))
+
+
+class ProcurementSchema(Schema):
+    id = fields.String()
+    buyer_org_id = fields.String()
+    title = fields.String()
+    description = fields.String()
+    category = fields.String()
+    keywords = fields.List(fields.String())
+    budget = fields.Dict()
+    delivery_mode = fields.String(allow_none=True)
+    deadline = UTCDateTime()
+    visibility = fields.String()
+    invited_org_ids = fields.List(fields.String(), metadata={"description": "shown to the buyer and operators"})
+    status = fields.String()
+    created_at = UTCDateTime()
+
+
+class ProcurementArgsSchema(PaginationArgsSchema):
+    board = Boolean(load_default=False)
+    invited = Boolean(load_default=False)
+    status = fields.String(validate=validate.OneOf([s.value for s in ProcurementStatus]))
+    category = fields.String(validate=validate.OneOf(CATEGORIES))
+
+
+class CancelSchema(StrictSchema):
+    reason = Text(max_length=2000, multiline=True, allow_none=True)
+
+
+class MatchArgsSchema(StrictSchema):
+    limit = fields.Integer(load_default=10, validate=validate.Range(min=1, max=50))
+
+
+class MatchSchema(Schema):
+    product_id = fields.String()
+    score = fields.Float(metadata={"description": "0..1, higher is better"})
+    reasons = fields.List(fields.String())
+
+
+class MatchListSchema(Schema):
+    items = fields.List(fields.Nested(MatchSchema))
+
+
+class ProcurementMatchSchema(Schema):
+    procurement_id = fields.String()
+    title = fields.String()
+    buyer_org_id = fields.String()
+    deadline = UTCDateTime()
+    score = fields.Float()
+    reasons = fields.List(fields.String())
+
+
+class ProcurementMatchListSchema(Schema):
+    items = fields.List(fields.Nested(ProcurementMatchSchema))
+
+
+class TermsSchema(StrictSchema):
+    scope = fields.String(required=True, validate=validate.OneOf(SCOPES))
+    duration_days = StrictInteger(required=True, minimum=1, maximum=36_500)
+    delivery_mode = fields.String(required=True, validate=validate.OneOf(DELIVERY_MODES))
+
+
+class OfferCreateSchema(StrictSchema):
+    product_id = fields.String(required=True, validate=ID)
+    procurement_id = fields.String(allow_none=True, validate=ID)
+    price = fields.Nested(MoneySchema, required=True)
+    terms = fields.Nested(TermsSchema, required=True)
+    expires_at = UTCDateTime(allow_none=True)
+    to_org_id = fields.String(allow_none=True, validate=ID)
+    message = Text(max_length=2000, multiline=True, allow_none=True)
+
+
+class CounterSchema(StrictSchema):
+    price = fields.Nested(MoneySchema, required=True)
+    terms = fields.Nested(TermsSchema, required=True)
+    expires_at = UTCDateTime(allow_none=True)
+    message = Text(max_length=2000, multiline=True, allow_none=True)
+
+
+class OfferSchema(Schema):
+    id = fields.String()
+    thread_id = fields.String()
+    parent_id = fields.String(allow_none=True)
+    product_id = fields.String()
+    product_version = fields.Integer()
+    procurement_id = fields.String(allow_none=True)
+    from_org_id = fields.String()
+    to_org_id = fields.String()
+    buyer_org_id = fields.String()
+    seller_org_id = fields.String()
+    price = fields.Dict()
+    terms = fields.Dict()
+    message = fields.String(allow_none=True)
+    expires_at = UTCDateTime(allow_none=True)
+    status = fields.String()
+    created_at = UTCDateTime()
+    decided_at = UTCDateTime(allow_none=True)
+
+
+class OfferDetailSchema(OfferSchema):
+    thread = fields.List(fields.Nested(OfferSchema))
+    contract_id = fields.String(allow_none=True)
+
+
+class OfferArgsSchema(PaginationArgsSchema):
+    role = fields.String(validate=validate.OneOf(("sent", "received")))
+    status = fields.String(validate=validate.OneOf([s.value for s in OfferStatus]))
+
+
+class SignatureViewSchema(Schema):
+    org_id = fields.String()
+    user_id = fields.String()
+    signed_at = UTCDateTime()
+    on_site = fields.Boolean()
+    fair_id = fields.String(allow_none=True)
+    stall_code = fields.String(allow_none=True)
+    method = fields.String()
+    key_id = fields.String()
+    signature = fields.String()
+
+
+class ContractSchema(Schema):
+    id = fields.String()
+    number = fields.String()
+    offer_id = fields.String()
+    procurement_id = fields.String(allow_none=True)
+    buyer_org_id = fields.String()
+    seller_org_id = fields.String()
+    product_id = fields.String()
+    product_version = fields.Integer()
+    certificate_number = fields.String()
+    price = fields.Dict()
+    terms = fields.Dict()
+    digest = fields.String()
+    status = fields.String()
+    on_site = fields.Boolean()
+    fair_id = fields.String(allow_none=True)
+    created_at = UTCDateTime()
+    signed_at = UTCDateTime(allow_none=True)
+    signatures = fields.List(fields.Nested(SignatureViewSchema))
+    trade_id = fields.String(allow_none=True)
+
+
+class SignatureCreateSchema(StrictSchema):
+    on_site = Boolean(load_default=False)
+    fair_id = fields.String(allow_none=True, validate=ID)
+    stall_code = fields.String(allow_none=True, validate=validate.Length(min=1, max=20))
+    key_id = fields.String(allow_none=True, validate=validate.Length(min=1, max=64))
+    signature = fields.String(allow_none=True, validate=validate.Length(min=1, max=128))
+
+
+class ContractArgsSchema(PaginationArgsSchema):
+    status = fields.String(validate=validate.OneOf([s.value for s in ContractStatus]))
+
+
+class TradeSchema(Schema):
+    id = fields.String()
+    contract_id = fields.String()
+    buyer_org_id = fields.String()
+    seller_org_id = fields.String()
+    product_id = fields.String()
+    amount = fields.Integer()
+    fee = fields.Integer()
+    refunded_amount = fields.Integer()
+    currency = fields.String()
+    status = fields.String()
+    on_site = fields.Boolean()
+    fair_id = fields.String(allow_none=True)
+    created_at = UTCDateTime()
+    updated_at = UTCDateTime()
+
+
+class TradeArgsSchema(PaginationArgsSchema):
+    status = fields.String(validate=validate.OneOf([s.value for s in TradeStatus]))
+
+
+class VolumeSchema(Schema):
+    currency = fields.String()
+    amount = fields.Integer()
+
+
+class CategoryStatsSchema(Schema):
+    category = fields.String()
+    products = fields.Integer()
+    contracts = fields.Integer()
+
+
+class StatsSchema(Schema):
+    products_listed = fields.Integer()
+    vendors = fields.Integer()
+    contracts_signed = fields.Integer()
+    volume = fields.List(fields.Nested(VolumeSchema))
+    by_category = fields.List(fields.Nested(CategoryStatsSchema))
+
+
+ProcurementPageSchema = page_schema(ProcurementSchema, "ProcurementPage")
+OfferPageSchema = page_schema(OfferSchema, "OfferPage")
+ContractPageSchema = page_schema(ContractSchema, "ContractPage")
+TradePageSchema = page_schema(TradeSchema, "TradePage")
