@@ -11,6 +11,7 @@ from exchange import audit, identity
 from exchange.api import AUTH, Blueprint, paginate
 from exchange.auth import (
     current_principal,
+    revoke_family,
     revoke_refresh_token_family,
     revoke_user_tokens,
     rotate_refresh_token,
@@ -204,12 +205,15 @@ def refresh(data: dict[str, Any]) -> Any:
 @blp.doc(security=AUTH)
 @blp.problems(400, 401, 415, 422)
 def logout(data: dict[str, Any]) -> Any:
-    """Revoke the refresh token family of this login (or every session with `all_sessions`)."""
+    """Revoke the refresh token family of this login: the one of `refresh_token` if given, else the one
+    the access token was issued with; `all_sessions` revokes every login of the user."""
     principal = current_principal()
     if data.get("all_sessions"):
         revoke_user_tokens(db.session, [principal.user_id])
     elif data.get("refresh_token"):
         revoke_refresh_token_family(db.session, data["refresh_token"], principal)
+    elif principal.family_id:
+        revoke_family(db.session, principal.family_id, user_id=principal.user_id)
     return "", 204
 
 
