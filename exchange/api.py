@@ -57,6 +57,30 @@ def _depth(value: Any) -> int:
     return deepest
 
 
+def nul_paths(value: Any, limit: int = 20) -> list[str]:
+    """Dotted paths of the strings (values or keys) holding a NUL character, without recursion.
+
+    PostgreSQL refuses NUL in text, SQLite stores it: refused up front so both answer 422, not a 500.
+    """
+    found: list[str] = []
+    stack: list[tuple[Any, str]] = [(value, "")]
+    while stack and len(found) < limit:
+        node, path = stack.pop()
+        if isinstance(node, str):
+            if "\x00" in node:
+                found.append(path or "body")
+        elif isinstance(node, dict):
+            for k, v in node.items():
+                sub = f"{path}.{k}" if path else str(k)
+                if "\x00" in k:
+                    found.append(sub.replace("\x00", "\\u0000"))
+                else:
+                    stack.append((v, sub))
+        elif isinstance(node, list):
+            stack.extend((v, f"{path}.{i}" if path else str(i)) for i, v in enumerate(node))
+    return sorted(found)
+
+
 def strict_json_loads(raw: bytes | str) -> Any:
     """Parse JSON refusing NaN/Infinity, invalid UTF-8, duplicate-free semantics aside, and deep nesting."""
     text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
