@@ -280,8 +280,8 @@ def decode_public_key(value: str) -> bytes:
     return raw
 
 
-def add_key(session: Session, *, org_id: str, public_key: str, label: str | None,
-            actor: Principal) -> OrganizationKey:
+def add_key(session: Session, *, org_id: str, public_key: str, actor: Principal,
+            label: str | None = None) -> OrganizationKey:
     """Register an organization's Ed25519 signing key. Raises Forbidden, NotFound, 422, Conflict."""
     org = _require_org_admin(session, org_id, actor)
     raw = decode_public_key(public_key)
