@@ -9,7 +9,7 @@ from typing import Any
 
 from marshmallow import fields
 
-from exchange import identity
+from exchange import audit
 from exchange.api import Blueprint
 from exchange.auth import current_principal
 from exchange.db import db
@@ -26,8 +26,8 @@ class ValuesSchema(StrictSchema):
     label = Text(max_length=50)
 
 
-class RegisterSlowlySchema(StrictSchema):
-    name = Text(required=True, max_length=200)
+class EffectSchema(StrictSchema):
+    note = Text(required=True, max_length=200)
     delay = fields.Float(load_default=0.0)
 
 
@@ -62,19 +62,17 @@ def build(make_app: Any, **overrides: Any) -> tuple[Any, dict[str, int]]:
             raise RuntimeError("transient failure")
         return {"call": calls["flaky"]}
 
-    @blp.route("/register-slowly", methods=["POST"])
-    @blp.arguments(RegisterSlowlySchema)
+    @blp.route("/effect", methods=["POST"])
+    @blp.arguments(EffectSchema)
     @blp.response(201)
-    def register_slowly(data: dict[str, Any]) -> Any:
-        """Creates an organization, then holds the request open so a duplicate arrives in flight."""
-        principal = current_principal(required=False)
-        org = identity.register_organization(
-            db.session, name=data["name"], type="vendor", region="GD",
-            registration_number=f"SLOW-{data['name']}"[:64],
-            admin={"email": f"{data['name'].lower()}@slow.test", "password": "x" * 12, "name": "Slow"},
-        )
+    def effect(data: dict[str, Any]) -> Any:
+        """One countable side effect with no uniqueness to hide a duplicate, then a pause that keeps
+        the request in flight while a duplicate arrives."""
+        event = audit.record(db.session, current_principal(required=False), "test.effect", "test",
+                             "effect", note=data["note"])
+        db.session.flush()
         time.sleep(data["delay"])
-        return {"id": org.id, "by": principal.user_id if principal else None}
+        return {"event_id": event.id, "note": data["note"]}
 
     _api(app).register_blueprint(blp)
     return app, calls
