@@ -10,11 +10,10 @@ import time
 from typing import Any
 
 from flask import Flask, Response, current_app, g, request
+from webargs import core
 from werkzeug.exceptions import UnsupportedMediaType
 
 from exchange import idempotency
-from webargs import core
-
 from exchange.api import API_PREFIX, MAX_BODY_BYTES, is_json_mimetype, nul_paths, request_json
 from exchange.auth import current_principal
 from exchange.db import db, write_intent
