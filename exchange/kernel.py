@@ -46,5 +46,6 @@ def create_kernel(import_name: str, root: str, config: dict[str, Any] | None = N
     from exchange import cli, routes
 
     api.register_blueprint(routes.blp)
+    api.register_blueprint(routes.wellknown)
     cli.init_app(app)
     return app, api
