@@ -168,7 +168,7 @@ def http_login(base: str, email: str, password: str, addr: str) -> tuple[int, di
         return e.code, dict(e.headers), json.loads(e.read())
 
 
-def _wait_for_room_in_the_window(seconds: float = 12.0) -> None:
+def _wait_for_room_in_the_window(seconds: float = 6.0) -> None:
     # Fixed one-minute windows: a sequence straddling a boundary would be split across two windows.
     left = 60 - time.time() % 60
     if left < seconds:
