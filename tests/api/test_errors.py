@@ -63,6 +63,18 @@ def test_nan_and_infinity_are_400(client, constant):
     assert_problem(post_raw(client, "/api/v1/organizations", raw), 400)
 
 
+@pytest.mark.parametrize("number", ["1e400", "-1e400", "1.5e999"])
+def test_numbers_that_overflow_to_infinity_are_400(client, number):
+    raw = f'{{"name": "x", "type": "vendor", "region": "GD", "registration_number": {number}}}'
+    assert_problem(post_raw(client, "/api/v1/organizations", raw), 400)
+
+
+def test_duplicate_keys_are_400(client):
+    body = json.dumps(registration(1))[:-1] + ', "name": "Someone Else"}'
+    r = assert_problem(post_raw(client, "/api/v1/organizations", body), 400)
+    assert "duplicate" in r["detail"]
+
+
 @pytest.mark.parametrize("depth", [40, 100_000])
 def test_deeply_nested_json_is_400(client, depth):
     raw = "[" * depth + "]" * depth
