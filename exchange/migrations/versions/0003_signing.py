@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0003_signing'
-down_revision = '0001_kernel'
+down_revision = "0005_payments"
 branch_labels = None
 depends_on = None
 
