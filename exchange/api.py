@@ -57,11 +57,53 @@ def _depth(value: Any) -> int:
     return deepest
 
 
+def nul_paths(value: Any, limit: int = 20) -> list[str]:
+    """Dotted paths of the strings (values or keys) holding a NUL character, without recursion.
+
+    PostgreSQL refuses NUL in text, SQLite stores it: refused up front so both answer 422, not a 500.
+    """
+    found: list[str] = []
+    stack: list[tuple[Any, str]] = [(value, "")]
+    while stack and len(found) < limit:
+        node, path = stack.pop()
+        if isinstance(node, str):
+            if "\x00" in node:
+                found.append(path or "body")
+        elif isinstance(node, dict):
+            for k, v in node.items():
+                sub = f"{path}.{k}" if path else str(k)
+                if "\x00" in k:
+                    found.append(sub.replace("\x00", "\\u0000"))
+                else:
+                    stack.append((v, sub))
+        elif isinstance(node, list):
+            stack.extend((v, f"{path}.{i}" if path else str(i)) for i, v in enumerate(node))
+    return sorted(found)
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ValueError(f"{text} is out of range (not a finite number)")
+    return value
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # Parsers disagree on duplicates (first or last wins): what we validate must be what others read.
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"duplicate key {key!r}")
+        out[key] = value
+    return out
+
+
 def strict_json_loads(raw: bytes | str) -> Any:
-    """Parse JSON refusing NaN/Infinity, invalid UTF-8, duplicate-free semantics aside, and deep nesting."""
+    """Parse JSON refusing NaN/Infinity (also as 1e400), invalid UTF-8, duplicate keys and deep nesting."""
     text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
     try:
-        value = json.loads(text, parse_constant=_refuse_constant)
+        value = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float,
+                           object_pairs_hook=_unique_keys)
     except RecursionError:
         raise ValueError("JSON nested too deeply") from None
     if _depth(value) > MAX_JSON_DEPTH:

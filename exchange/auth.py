@@ -41,6 +41,8 @@ class Principal:
     org_status: str
     role: str
     email: str = ""
+    # The refresh-token family (the login) the access token was issued with; logout revokes it.
+    family_id: str | None = None
 
     @property
     def is_operator(self) -> bool:
@@ -83,7 +85,7 @@ def _signing_key() -> bytes:
     return hmac.new(secret, b"datafair/jwt/v1", hashlib.sha256).digest()
 
 
-def issue_access_token(user: User) -> tuple[str, int]:
+def issue_access_token(user: User, family_id: str | None = None) -> tuple[str, int]:
     lifetime = min(int(current_app.config["ACCESS_TOKEN_SECONDS"]), MAX_ACCESS_SECONDS)
     now = utcnow()
     claims = {
@@ -96,6 +98,8 @@ def issue_access_token(user: User) -> tuple[str, int]:
         "exp": int((now + timedelta(seconds=lifetime)).timestamp()),
         "jti": secrets.token_urlsafe(16),
     }
+    if family_id:
+        claims["fam"] = family_id
     return jwt.encode(claims, _signing_key(), algorithm="HS256", headers={"typ": "at+jwt"}), lifetime
 
 
@@ -126,11 +130,11 @@ def _hash_refresh(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def issue_refresh_token(session: Session, user: User, family_id: str | None = None) -> str:
+def issue_refresh_token(session: Session, user: User, family_id: str) -> str:
     token = "rt_" + secrets.token_urlsafe(32)
     session.add(RefreshToken(
         token_hash=_hash_refresh(token),
-        family_id=family_id or new_id("fam"),
+        family_id=family_id,
         user_id=user.id,
         expires_at=utcnow() + timedelta(days=int(current_app.config["REFRESH_TOKEN_DAYS"])),
     ))
@@ -138,7 +142,8 @@ def issue_refresh_token(session: Session, user: User, family_id: str | None = No
 
 
 def token_pair(session: Session, user: User, family_id: str | None = None) -> dict[str, Any]:
-    access, lifetime = issue_access_token(user)
+    family_id = family_id or new_id("fam")
+    access, lifetime = issue_access_token(user, family_id)
     return {
         "access_token": access,
         "refresh_token": issue_refresh_token(session, user, family_id),
@@ -178,12 +183,12 @@ def rotate_refresh_token(session: Session, token: str) -> dict[str, Any]:
     return token_pair(session, user, row.family_id)
 
 
-def revoke_family(session: Session, family_id: str) -> None:
-    session.execute(
-        update(RefreshToken)
-        .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
-        .values(revoked_at=utcnow())
-    )
+def revoke_family(session: Session, family_id: str, *, user_id: str | None = None) -> None:
+    """Revoke every refresh token of one login (optionally only if it is `user_id`'s)."""
+    stmt = update(RefreshToken).where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
+    if user_id is not None:
+        stmt = stmt.where(RefreshToken.user_id == user_id)
+    session.execute(stmt.values(revoked_at=utcnow()))
 
 
 def _revoke_family_after(family_id: str) -> None:
@@ -242,8 +247,10 @@ def current_principal(*, required: bool = True) -> Principal | None:
             if row is None or not row[0].active or row[1].status == OrgStatus.REJECTED:
                 raise Unauthorized("Invalid access token.")
             user, org = row
+            family = claims.get("fam")
             p = Principal(user_id=user.id, org_id=org.id, org_type=org.type, org_status=org.status,
-                          role=user.role, email=user.email)
+                          role=user.role, email=user.email,
+                          family_id=family if isinstance(family, str) else None)
         elif request.headers.get("Authorization"):
             raise Unauthorized("Use an 'Authorization: Bearer <access token>' header.")
         g.principal = p

@@ -10,13 +10,14 @@ import time
 from typing import Any
 
 from flask import Flask, Response, current_app, g, request
+from webargs import core
 from werkzeug.exceptions import UnsupportedMediaType
 
 from exchange import idempotency
-from exchange.api import API_PREFIX, MAX_BODY_BYTES, is_json_mimetype, request_json
+from exchange.api import API_PREFIX, MAX_BODY_BYTES, is_json_mimetype, nul_paths, request_json
 from exchange.auth import current_principal
 from exchange.db import db, write_intent
-from exchange.errors import Forbidden, render_unexpected
+from exchange.errors import Forbidden, NotFound, ValidationFailed, render_unexpected
 from exchange.states import OrgStatus
 
 log = logging.getLogger("datafair.http")
@@ -44,12 +45,17 @@ def before_request() -> Response | None:
     g.request_id = request.headers.get("X-Request-Id", "")[:64] or secrets.token_hex(8)
     g.started = time.perf_counter()
     write_intent.set(request.method not in SAFE_METHODS)
+    _refuse_nul_in_url()
     if request.method in BODY_METHODS and _has_body() and not request.path.startswith(RAW_BODY_PREFIXES):
         if not is_json_mimetype(request.mimetype):
             raise UnsupportedMediaType("Send the body as JSON with 'Content-Type: application/json'.")
         if (request.content_length or 0) > MAX_BODY_BYTES:
             request.get_data()  # werkzeug raises 413 past MAX_CONTENT_LENGTH
-        request_json()  # malformed JSON -> 400 before anything else happens
+        body = request_json()  # malformed JSON -> 400 before anything else happens
+        bad = nul_paths(body) if body is not core.missing else []
+        if bad:
+            raise ValidationFailed("NUL characters are not allowed in strings: " + ", ".join(bad),
+                                   errors={p: ["NUL characters are not allowed."] for p in bad})
     if request.method not in SAFE_METHODS and request.path.startswith(API_PREFIX):
         # Claim the idempotency key before the request's own transaction starts (SQLite has one
         # write lock; a second connection must never wait on the request's own transaction).
@@ -64,6 +70,17 @@ def before_request() -> Response | None:
                     and not request.path.startswith(f"{API_PREFIX}/auth/")):
                 raise Forbidden("Your organization is suspended: it may read its data but not write.")
     return None
+
+
+def _refuse_nul_in_url() -> None:
+    """A NUL in an id or query value would reach PostgreSQL as a 500 (it refuses NUL in text)."""
+    if request.view_args and any("\x00" in str(v) for v in request.view_args.values()):
+        raise NotFound("The requested resource does not exist or is not visible to you.")
+    bad = sorted({k.replace("\x00", "\\u0000") for k, v in request.args.items(multi=True)
+                  if "\x00" in k or "\x00" in v})
+    if bad:
+        raise ValidationFailed("NUL characters are not allowed in query parameters: " + ", ".join(bad),
+                               errors={k: ["NUL characters are not allowed."] for k in bad})
 
 
 def after_request(response: Response) -> Response:

@@ -232,10 +232,9 @@ def update_organization(session: Session, *, org_id: str, changes: dict[str, Any
 
 
 def _require_org_admin(session: Session, org_id: str, actor: Principal) -> Organization:
-    org = get_organization(session, org_id=org_id, principal=actor)
+    org = get_organization(session, org_id=org_id, principal=actor)  # 404 unless visible to the caller
     if actor.org_id != org.id:
-        raise NotFound("No such organization.") if not can_see_private(org, actor) else Forbidden(
-            "Only the organization's own admins may do this.")
+        raise Forbidden("Only the organization's own admins may do this.")
     if not actor.is_admin:
         raise Forbidden("Only the organization's admins may do this.")
     return org
@@ -280,8 +279,8 @@ def decode_public_key(value: str) -> bytes:
     return raw
 
 
-def add_key(session: Session, *, org_id: str, public_key: str, label: str | None,
-            actor: Principal) -> OrganizationKey:
+def add_key(session: Session, *, org_id: str, public_key: str, actor: Principal,
+            label: str | None = None) -> OrganizationKey:
     """Register an organization's Ed25519 signing key. Raises Forbidden, NotFound, 422, Conflict."""
     org = _require_org_admin(session, org_id, actor)
     raw = decode_public_key(public_key)

@@ -44,7 +44,9 @@ def create_kernel(import_name: str, root: str, config: dict[str, Any] | None = N
     register_error_handlers(app)
     http.init_app(app)
     from exchange import cli, routes
+    from exchange.payments import models as _payment_models  # noqa: F401 - registers the payment tables
 
     api.register_blueprint(routes.blp)
+    api.register_blueprint(routes.wellknown)
     cli.init_app(app)
     return app, api

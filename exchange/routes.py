@@ -1,4 +1,4 @@
-"""HTTP routes of the kernel: health, organizations, members, keys, auth, me, audit."""
+"""HTTP routes of the kernel: health, organizations, members, keys, auth, me, audit, and the JWKS."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ from typing import Any
 from flask import request
 from sqlalchemy import text
 
-from exchange import audit, identity
+from exchange import audit, identity, signing
 from exchange.api import AUTH, Blueprint, paginate
 from exchange.auth import (
     current_principal,
+    revoke_family,
     revoke_refresh_token_family,
     revoke_user_tokens,
     rotate_refresh_token,
@@ -21,6 +22,7 @@ from exchange.schemas import (
     AuditArgsSchema,
     AuditPageSchema,
     HealthSchema,
+    JWKSetSchema,
     KeyCreateSchema,
     KeyPageSchema,
     KeySchema,
@@ -42,6 +44,15 @@ from exchange.schemas import (
 from exchange.states import OrgStatus
 
 blp = Blueprint("identity", __name__, url_prefix="/api/v1", description="Identity, access and health")
+# Outside the versioned API: /.well-known paths are fixed by RFC 8615, and verifiers expect them there.
+wellknown = Blueprint("well-known", __name__, url_prefix="/.well-known",
+                      description="The exchange's public signing keys")
+JWKS_HEADERS = {
+    # Public and cacheable: anyone, from any origin, verifies certificates with it.
+    "Cache-Control": "public, max-age=300",
+    "Access-Control-Allow-Origin": "*",
+    "Cross-Origin-Resource-Policy": "cross-origin",
+}
 
 
 @blp.route("/health", methods=["GET"])
@@ -204,12 +215,15 @@ def refresh(data: dict[str, Any]) -> Any:
 @blp.doc(security=AUTH)
 @blp.problems(400, 401, 415, 422)
 def logout(data: dict[str, Any]) -> Any:
-    """Revoke the refresh token family of this login (or every session with `all_sessions`)."""
+    """Revoke the refresh token family of this login: the one of `refresh_token` if given, else the one
+    the access token was issued with; `all_sessions` revokes every login of the user."""
     principal = current_principal()
     if data.get("all_sessions"):
         revoke_user_tokens(db.session, [principal.user_id])
     elif data.get("refresh_token"):
         revoke_refresh_token_family(db.session, data["refresh_token"], principal)
+    elif principal.family_id:
+        revoke_family(db.session, principal.family_id, user_id=principal.user_id)
     return "", 204
 
 
@@ -235,3 +249,11 @@ def audit_trail(args: dict[str, Any]) -> Any:
     stmt = audit.list_events(principal=current_principal(), actor_org_id=args.get("actor_org_id"),
                              object_id=args.get("object_id"), action=args.get("action"))
     return paginate(db.session, stmt, page=args["page"], per_page=args["per_page"])
+
+
+@wellknown.route("/jwks.json", methods=["GET"])
+@wellknown.response(200, JWKSetSchema)
+def jwks() -> Any:
+    """The exchange's Ed25519 public keys (active and retired) as a JWK Set: verify any certificate
+    signature with the key whose `kid` the certificate names, over the RFC 8785 canonical JSON."""
+    return signing.jwks(db.session), 200, JWKS_HEADERS

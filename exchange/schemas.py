@@ -143,6 +143,19 @@ class AuditEventSchema(Schema):
     detail = fields.Dict()
 
 
+class JWKSchema(Schema):
+    kty = fields.String(required=True, metadata={"example": "OKP"})
+    crv = fields.String(required=True, metadata={"example": "Ed25519"})
+    x = fields.String(required=True, metadata={"description": "raw public key, base64url without padding"})
+    kid = fields.String(required=True, metadata={"example": "dfx-2026-1a2b3c4d"})
+    use = fields.String(required=True, metadata={"example": "sig"})
+    alg = fields.String(required=True, metadata={"example": "EdDSA"})
+
+
+class JWKSetSchema(Schema):
+    keys = fields.List(fields.Nested(JWKSchema), required=True)
+
+
 OrganizationPageSchema = page_schema(OrganizationSchema, "OrganizationPage")
 UserPageSchema = page_schema(UserSchema, "UserPage")
 KeyPageSchema = page_schema(KeySchema, "KeyPage")

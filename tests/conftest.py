@@ -27,6 +27,7 @@ os.environ.setdefault("DATABASE_URL", "sqlite:///" + os.path.join(tempfile.gette
 
 from app import create_app
 from exchange.db import db
+from tests.localstripe import localstripe, webhook_receiver  # noqa: F401 - fixtures for Stripe tests
 
 BACKEND = os.environ.get("DATAFAIR_TEST_DB", "sqlite")
 PG_URL = os.environ.get("TEST_POSTGRES_URL", "")

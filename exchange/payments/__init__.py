@@ -1,0 +1,47 @@
+"""Payment gateways behind one interface: `manual` (default, offline) and `stripe`.
+
+The trading layer uses `get_gateway(name)` for outbound calls and webhook verification, and the
+services here to apply each webhook event once and to record each outbound call (with its
+deterministic idempotency key) before making it. Nothing here changes trades or the ledger.
+"""
+
+from exchange.payments.gateway import (
+    InvalidWebhook,
+    PaymentGateway,
+    PaymentResult,
+    ProviderError,
+    ProviderEvent,
+    ProviderStatus,
+    ProviderUnavailable,
+    ProviderUnreachable,
+    RefundResult,
+    TransferResult,
+)
+from exchange.payments.manual import ManualGateway
+from exchange.payments.registry import DEFAULT_PROVIDER, PROVIDER_NAMES, available_providers, get_gateway
+from exchange.payments.services import begin_call, complete_call, find_call, idempotency_key, record_event_once
+from exchange.payments.stripe_gateway import StripeGateway
+
+__all__ = [
+    "DEFAULT_PROVIDER",
+    "PROVIDER_NAMES",
+    "InvalidWebhook",
+    "ManualGateway",
+    "PaymentGateway",
+    "PaymentResult",
+    "ProviderError",
+    "ProviderEvent",
+    "ProviderStatus",
+    "ProviderUnavailable",
+    "ProviderUnreachable",
+    "RefundResult",
+    "StripeGateway",
+    "TransferResult",
+    "available_providers",
+    "begin_call",
+    "complete_call",
+    "find_call",
+    "get_gateway",
+    "idempotency_key",
+    "record_event_once",
+]

@@ -1,0 +1,72 @@
+"""Kernel rules without a database: the organization state machine, whole, and the Principal's checks."""
+
+from __future__ import annotations
+
+import itertools
+from types import SimpleNamespace
+
+import pytest
+
+from exchange.auth import Principal
+from exchange.errors import Forbidden, InvalidTransition
+from exchange.states import ORG_TRANSITIONS, OrgStatus, check_transition, transition
+
+ALLOWED = {
+    ("pending", "verified"), ("pending", "rejected"),
+    ("verified", "suspended"), ("suspended", "verified"),
+}
+
+
+@pytest.mark.parametrize(("current", "target"), list(itertools.product(list(OrgStatus), repeat=2)))
+def test_the_organization_state_table_whole(current, target):
+    org = SimpleNamespace(status=current.value)
+    if (current.value, target.value) in ALLOWED:
+        assert transition(org, ORG_TRANSITIONS, target, what="Organization") == current.value
+        assert org.status == target.value
+    else:
+        with pytest.raises(InvalidTransition):
+            transition(org, ORG_TRANSITIONS, target, what="Organization")
+        assert org.status == current.value
+
+
+def test_unknown_statuses_are_invalid_transitions():
+    with pytest.raises(InvalidTransition):
+        check_transition(ORG_TRANSITIONS, "pending", "archived", what="Organization")
+
+
+def principal(org_type: str = "vendor", status: str = "verified", role: str = "admin") -> Principal:
+    return Principal(user_id="usr_1", org_id="org_1", org_type=org_type, org_status=status, role=role)
+
+
+@pytest.mark.parametrize("status", ["pending", "rejected", "suspended"])
+def test_unverified_organizations_are_refused_verified_only_actions(status):
+    p = principal(status=status)
+    assert not p.is_verified
+    with pytest.raises(Forbidden, match=status):
+        p.require_verified("signing")
+    with pytest.raises(Forbidden):
+        p.require_type("vendor", action="listing")
+    principal().require_verified()
+    principal().require_type("vendor", "enterprise")
+
+
+@pytest.mark.parametrize(("org_type", "status", "operator"), [
+    ("operator", "verified", True),
+    ("operator", "suspended", False),
+    ("vendor", "verified", False),
+    ("enterprise", "verified", False),
+    ("assessor", "verified", False),
+])
+def test_only_a_verified_operator_is_an_operator(org_type, status, operator):
+    p = principal(org_type, status)
+    assert p.is_operator is operator
+    if operator:
+        p.require_operator()
+    else:
+        with pytest.raises(Forbidden):
+            p.require_operator()
+
+
+def test_require_type_names_the_allowed_types():
+    with pytest.raises(Forbidden, match="vendor"):
+        principal("enterprise").require_type("vendor", action="listing products")
