@@ -187,3 +187,76 @@ class Trade(TimestampMixin, Base):
     on_site: Mapped[bool] = mapped_column(Boolean, default=False)
     fair_id: Mapped[str | None] = mapped_column(ForeignKey("fairs.id"))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+    # The money flow (each step is one transaction with its ledger entry).
+    paid_amount: Mapped[int] = mapped_column(BigInteger, default=0)
+    escrowed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    delivery_reference: Mapped[str | None] = mapped_column(String(500))
+    delivery_sha256: Mapped[str | None] = mapped_column(String(64))
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
+    settled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    settlement: Mapped[str | None] = mapped_column(String(20))
+
+
+class Payment(TimestampMixin, Base):
+    """A buyer's payment of a trade through a provider (manual bank transfer or Stripe)."""
+
+    __tablename__ = "payments"
+    __table_args__ = (
+        CheckConstraint("status IN ('pending', 'succeeded', 'failed', 'canceled')", name="status"),
+        CheckConstraint("provider IN ('manual', 'stripe')", name="provider"),
+        CheckConstraint("amount > 0", name="amount"),
+        UniqueConstraint("provider", "provider_ref", name="uq_payments_provider_ref"),
+        Index("ix_payments_trade", "trade_id", "status"),
+    )
+
+    id: Mapped[str] = IdColumn("pay")
+    trade_id: Mapped[str] = mapped_column(ForeignKey("trades.id"))
+    provider: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    amount: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    provider_ref: Mapped[str | None] = mapped_column(String(100))
+    client_secret: Mapped[str | None] = mapped_column(String(200))
+    created_by: Mapped[str] = mapped_column(String(40))
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    confirmed_by: Mapped[str | None] = mapped_column(String(40))
+
+
+class Dispute(TimestampMixin, Base):
+    """A buyer's dispute of a trade, resolved by an operator with a refund of part or all."""
+
+    __tablename__ = "disputes"
+    __table_args__ = (
+        CheckConstraint("status IN ('open', 'resolved')", name="status"),
+        CheckConstraint("refund_amount IS NULL OR refund_amount >= 0", name="refund"),
+    )
+
+    id: Mapped[str] = IdColumn("dsp")
+    trade_id: Mapped[str] = mapped_column(ForeignKey("trades.id"), index=True)
+    opened_by: Mapped[str] = mapped_column(String(40))
+    reason: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(20), default="open")
+    refund_amount: Mapped[int | None] = mapped_column(BigInteger)
+    resolved_by: Mapped[str | None] = mapped_column(String(40))
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    comment: Mapped[str | None] = mapped_column(Text)
+
+
+class Payout(TimestampMixin, Base):
+    """Money paid to a seller out of its payable balance."""
+
+    __tablename__ = "payouts"
+    __table_args__ = (
+        CheckConstraint("amount > 0", name="amount"),
+        CheckConstraint("status IN ('paid', 'pending', 'failed')", name="status"),
+    )
+
+    id: Mapped[str] = IdColumn("pyo")
+    org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"), index=True)
+    currency: Mapped[str] = mapped_column(String(3))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    provider: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(20))
+    provider_ref: Mapped[str | None] = mapped_column(String(100))
+    created_by: Mapped[str] = mapped_column(String(40))
+    entry_id: Mapped[str | None] = mapped_column(String(40))

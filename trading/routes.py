@@ -10,13 +10,16 @@ from exchange.api import AUTH, Blueprint, paginate
 from exchange.auth import current_principal
 from exchange.db import db
 from exchange.ratelimit import limit_writes
-from trading import contracts, document, matching, offers, procurements, stats, trades
+from trading import contracts, document, matching, offers, procurements, settlement, stats, trades
 from trading.schemas import (
     CancelSchema,
     ContractArgsSchema,
     ContractPageSchema,
     ContractSchema,
     CounterSchema,
+    DeliverySchema,
+    DisputeCreateSchema,
+    DisputeSchema,
     MatchArgsSchema,
     MatchListSchema,
     OfferArgsSchema,
@@ -24,6 +27,10 @@ from trading.schemas import (
     OfferDetailSchema,
     OfferPageSchema,
     OfferSchema,
+    PaymentCreateSchema,
+    PaymentSchema,
+    PayoutCreateSchema,
+    PayoutSchema,
     ProcurementArgsSchema,
     ProcurementCreateSchema,
     ProcurementMatchListSchema,
@@ -33,7 +40,9 @@ from trading.schemas import (
     StatsSchema,
     TradeArgsSchema,
     TradePageSchema,
+    TradeResolutionSchema,
     TradeSchema,
+    WebhookAckSchema,
 )
 
 blp = Blueprint("trading", __name__, url_prefix="/api/v1", description="Procurement, negotiation, contracts, trades")
@@ -282,3 +291,93 @@ def get_trade(trade_id: str) -> Any:
 def market_stats() -> Any:
     """Public market statistics: listed products, vendors, signed contracts, volume per currency."""
     return stats.market(db.session)
+
+
+# -- money flow -------------------------------------------------------------------------------------
+@blp.route("/trades/<trade_id>/payments", methods=["POST"])
+@blp.arguments(PaymentCreateSchema)
+@blp.response(201, PaymentSchema)
+@blp.doc(security=AUTH)
+@blp.problems(*WRITE_ERRORS, 502, 503)
+def create_payment(data: dict[str, Any], trade_id: str) -> Any:
+    """The buyer pays: `manual` (bank transfer, confirmed by an operator) or `stripe` (PaymentIntent)."""
+    return settlement.create_payment(db.session, trade_id=trade_id, provider=data["provider"],
+                                     actor=current_principal())
+
+
+@blp.route("/payments/<payment_id>", methods=["GET"])
+@blp.response(200, PaymentSchema)
+@blp.doc(security=AUTH)
+@blp.problems(401, 404)
+def get_payment(payment_id: str) -> Any:
+    """A payment (the trade's parties and operators)."""
+    return settlement.get_payment(db.session, payment_id=payment_id, principal=current_principal())
+
+
+@blp.route("/payments/<payment_id>/confirm", methods=["POST"])
+@blp.response(200, PaymentSchema)
+@blp.doc(security=AUTH)
+@blp.problems(*WRITE_ERRORS)
+def confirm_payment(payment_id: str) -> Any:
+    """Operators: the manual bank transfer arrived; the trade's money is now in escrow."""
+    return settlement.confirm_payment(db.session, payment_id=payment_id, actor=current_principal())
+
+
+@blp.route("/webhooks/stripe", methods=["POST"])
+@blp.response(200, WebhookAckSchema)
+@blp.problems(400, 422)
+def stripe_webhook() -> Any:
+    """Stripe events, verified with `Stripe-Signature` (300 s tolerance); each event id applied once."""
+    return settlement.apply_stripe_event(db.session, payload=request.get_data(cache=True),
+                                         signature=request.headers.get("Stripe-Signature"))
+
+
+@blp.route("/trades/<trade_id>/delivery", methods=["POST"])
+@blp.arguments(DeliverySchema)
+@blp.response(200, TradeSchema)
+@blp.doc(security=AUTH)
+@blp.problems(*WRITE_ERRORS)
+def deliver(data: dict[str, Any], trade_id: str) -> Any:
+    """The seller records its delivery (a reference and the sha256 of what was delivered)."""
+    return trades.view(settlement.deliver(db.session, trade_id=trade_id, actor=current_principal(), **data))
+
+
+@blp.route("/trades/<trade_id>/acceptance", methods=["POST"])
+@blp.response(200, TradeSchema)
+@blp.doc(security=AUTH)
+@blp.problems(*WRITE_ERRORS)
+def accept_delivery(trade_id: str) -> Any:
+    """The buyer accepts the delivery: escrow released to the seller, the fee to the exchange."""
+    return trades.view(settlement.accept(db.session, trade_id=trade_id, actor=current_principal()))
+
+
+@blp.route("/trades/<trade_id>/disputes", methods=["POST"])
+@limit_writes("disputes")
+@blp.arguments(DisputeCreateSchema)
+@blp.response(201, DisputeSchema)
+@blp.doc(security=AUTH)
+@blp.problems(*WRITE_ERRORS)
+def open_dispute(data: dict[str, Any], trade_id: str) -> Any:
+    """The buyer disputes an escrowed or delivered trade."""
+    return settlement.open_dispute(db.session, trade_id=trade_id, reason=data["reason"], actor=current_principal())
+
+
+@blp.route("/trades/<trade_id>/resolution", methods=["POST"])
+@blp.arguments(TradeResolutionSchema)
+@blp.response(200, TradeSchema)
+@blp.doc(security=AUTH)
+@blp.problems(*WRITE_ERRORS, 502, 503)
+def resolve_dispute(data: dict[str, Any], trade_id: str) -> Any:
+    """Operators: refund part or all of a disputed trade and settle the rest."""
+    return trades.view(settlement.resolve(db.session, trade_id=trade_id, refund_amount=data["refund_amount"],
+                                          comment=data.get("comment"), actor=current_principal()))
+
+
+@blp.route("/payouts", methods=["POST"])
+@blp.arguments(PayoutCreateSchema)
+@blp.response(201, PayoutSchema)
+@blp.doc(security=AUTH)
+@blp.problems(*WRITE_ERRORS)
+def create_payout(data: dict[str, Any]) -> Any:
+    """Operators: pay a seller out of its payable balance (never more than the balance)."""
+    return settlement.payout(db.session, actor=current_principal(), **data)

@@ -209,6 +209,12 @@ class TradeSchema(Schema):
     fair_id = fields.String(allow_none=True)
     created_at = UTCDateTime()
     updated_at = UTCDateTime()
+    paid_amount = fields.Integer()
+    delivery_reference = fields.String(allow_none=True)
+    delivery_sha256 = fields.String(allow_none=True)
+    delivered_at = UTCDateTime(allow_none=True)
+    settled_at = UTCDateTime(allow_none=True)
+    settlement = fields.String(allow_none=True)
 
 
 class TradeArgsSchema(PaginationArgsSchema):
@@ -238,3 +244,71 @@ ProcurementPageSchema = page_schema(ProcurementSchema, "ProcurementPage")
 OfferPageSchema = page_schema(OfferSchema, "OfferPage")
 ContractPageSchema = page_schema(ContractSchema, "ContractPage")
 TradePageSchema = page_schema(TradeSchema, "TradePage")
+
+
+class PaymentCreateSchema(StrictSchema):
+    provider = fields.String(load_default="manual", validate=validate.OneOf(("manual", "stripe")))
+
+
+class PaymentSchema(Schema):
+    id = fields.String()
+    trade_id = fields.String()
+    provider = fields.String()
+    status = fields.String()
+    amount = fields.Integer()
+    currency = fields.String()
+    provider_ref = fields.String(allow_none=True)
+    client_secret = fields.String(allow_none=True, metadata={"description": "Stripe only: for the buyer's client"})
+    created_at = UTCDateTime()
+    confirmed_at = UTCDateTime(allow_none=True)
+
+
+class DeliverySchema(StrictSchema):
+    reference = Text(required=True, max_length=500)
+    sha256 = fields.String(required=True, validate=validate.Regexp(r"^[0-9a-f]{64}$",
+                                                                    error="must be 64 lowercase hex characters"))
+
+
+class DisputeCreateSchema(StrictSchema):
+    reason = Text(required=True, max_length=4000, multiline=True)
+
+
+class DisputeSchema(Schema):
+    id = fields.String()
+    trade_id = fields.String()
+    reason = fields.String()
+    status = fields.String()
+    refund_amount = fields.Integer(allow_none=True)
+    created_at = UTCDateTime()
+    resolved_at = UTCDateTime(allow_none=True)
+    comment = fields.String(allow_none=True)
+
+
+class TradeResolutionSchema(StrictSchema):
+    refund_amount = StrictInteger(required=True, minimum=0)
+    comment = Text(max_length=4000, multiline=True, allow_none=True)
+
+
+class PayoutCreateSchema(StrictSchema):
+    org_id = fields.String(required=True, validate=ID)
+    currency = fields.String(required=True, validate=validate.OneOf(CURRENCIES))
+    amount = StrictInteger(required=True, minimum=1)
+    provider = fields.String(load_default="manual", validate=validate.OneOf(("manual", "stripe")))
+
+
+class PayoutSchema(Schema):
+    id = fields.String()
+    org_id = fields.String()
+    currency = fields.String()
+    amount = fields.Integer()
+    provider = fields.String()
+    status = fields.String()
+    provider_ref = fields.String(allow_none=True)
+    created_at = UTCDateTime()
+
+
+class WebhookAckSchema(Schema):
+    received = fields.Boolean()
+    applied = fields.Boolean()
+    reason = fields.String()
+    trade_id = fields.String()

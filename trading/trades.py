@@ -38,5 +38,7 @@ def view(trade: Trade) -> dict[str, Any]:
         "seller_org_id": trade.seller_org_id, "product_id": trade.product_id, "amount": trade.amount,
         "fee": trade.fee, "refunded_amount": trade.refunded_amount, "currency": trade.currency,
         "status": trade.status, "on_site": trade.on_site, "fair_id": trade.fair_id,
-        "created_at": trade.created_at, "updated_at": trade.updated_at,
+        "created_at": trade.created_at, "updated_at": trade.updated_at, "paid_amount": trade.paid_amount,
+        "delivery_reference": trade.delivery_reference, "delivery_sha256": trade.delivery_sha256,
+        "delivered_at": trade.delivered_at, "settled_at": trade.settled_at, "settlement": trade.settlement,
     }
