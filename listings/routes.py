@@ -8,7 +8,7 @@ from exchange.api import AUTH, Blueprint, paginate
 from exchange.auth import current_principal
 from exchange.db import db
 from exchange.fields import PaginationArgsSchema
-from listings import fairs, services
+from listings import catalog, fairs, services
 from listings.models import Product
 from listings.schemas import (
     FairCreateSchema,
@@ -59,7 +59,7 @@ def search_products(args: dict[str, Any]) -> Any:
     `?mine=true` (with a token) lists the caller's own products in every status instead.
     """
     principal = current_principal(required=bool(args.get("mine")))
-    page = services.search_catalog(db.session, principal=principal, **args)
+    page = catalog.search_catalog(db.session, principal=principal, **args)
     page["items"] = [services.product_view(p, v, principal, relevance=r) for p, v, r in page["items"]]
     return page
 
