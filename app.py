@@ -8,6 +8,9 @@ from typing import Any
 import click
 from flask import Flask
 
+from certification import demo as certification_demo
+from certification import routes as certification_routes
+from certification import services as certification_services
 from exchange import demo as exchange_demo
 from exchange import idempotency
 from exchange.db import db
@@ -25,6 +28,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     api.register_blueprint(listings_routes.blp)
     api.register_blueprint(listings_routes.fairs_blp)
     listings_cli.init_app(app)
+    # certification: reviews, certificates, objections, cross-border white list
+    api.register_blueprint(certification_routes.blp)
     _register_commands(app)
     return app
 
@@ -41,6 +46,7 @@ def _register_commands(app: Flask) -> None:
         else:
             orgs = exchange_demo.seed(db.session)
             listings_demo.seed(db.session, orgs)
+            certification_demo.seed(db.session, orgs)
             db.session.commit()
         click.echo(f"demo logins (password: {exchange_demo.DEMO_PASSWORD}):")
         for email, org_type, name in exchange_demo.demo_logins(db.session):
@@ -49,8 +55,11 @@ def _register_commands(app: Flask) -> None:
     @app.cli.command("sweep")
     def sweep() -> None:
         """Persist time-based states (expiries, ended notice periods) and purge old records."""
+        done = certification_services.sweep(db.session)
+        db.session.commit()
         purged = idempotency.purge_expired()
-        click.echo(f"sweep: {purged} expired idempotency records purged")
+        click.echo(f"sweep: {done['notices_approved']} notice periods concluded, "
+                   f"{done["certificates_expired"]} certificates expired, {purged} expired idempotency records purged")
 
 
 app = create_app()
