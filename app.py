@@ -59,7 +59,7 @@ def _register_commands(app: Flask) -> None:
         db.session.commit()
         purged = idempotency.purge_expired()
         click.echo(f"sweep: {done['notices_approved']} notice periods concluded, "
-                   f"{done["certificates_expired"]} certificates expired, {purged} expired idempotency records purged")
+                   f"{done['certificates_expired']} certificates expired, {purged} expired idempotency records purged")
 
 
 app = create_app()
