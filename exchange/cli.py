@@ -11,7 +11,7 @@ from flask import Flask
 from exchange import identity
 from exchange.db import db, write_intent
 from exchange.errors import DomainError
-from exchange.ledger import engine as ledger
+from exchange.ledger.verify import verify as verify_ledger
 
 
 def init_app(app: Flask) -> None:
@@ -54,7 +54,7 @@ def init_app(app: Flask) -> None:
         # A read-only transaction: on SQLite one WAL snapshot without holding the write lock.
         token = write_intent.set(False)
         try:
-            result = ledger.verify(db.session, batch_size=batch_size, progress=progress)
+            result = verify_ledger(db.session, batch_size=batch_size, progress=progress)
         finally:
             db.session.rollback()
             write_intent.reset(token)

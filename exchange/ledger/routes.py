@@ -7,7 +7,7 @@ from typing import Any
 from exchange.api import AUTH, Blueprint, paginate
 from exchange.auth import current_principal
 from exchange.db import db
-from exchange.ledger import engine
+from exchange.ledger import services
 from exchange.ledger.schemas import (
     AccountListArgsSchema,
     AccountPageSchema,
@@ -26,7 +26,7 @@ blp = Blueprint("ledger", __name__, url_prefix="/api/v1/ledger", description="Do
 @blp.problems(401, 422)
 def list_accounts(args: dict[str, Any]) -> Any:
     """Balances per account and currency: the caller organization's accounts; operators all."""
-    stmt = engine.list_accounts(db.session, principal=current_principal(), currency=args.get("currency"),
+    stmt = services.list_accounts(db.session, principal=current_principal(), currency=args.get("currency"),
                                 purpose=args.get("purpose"), owner_id=args.get("owner_id"))
     return paginate(db.session, stmt, page=args["page"], per_page=args["per_page"])
 
@@ -40,10 +40,10 @@ def list_entries(args: dict[str, Any]) -> Any:
     """Journal entries in `seq` order: operators all (optionally one trade's); the parties of a
     trade its entries (`trade_id` required). Posting amounts are signed: debit positive, credit negative.
     """
-    stmt = engine.list_entries(db.session, principal=current_principal(), trade_id=args.get("trade_id"),
+    stmt = services.list_entries(db.session, principal=current_principal(), trade_id=args.get("trade_id"),
                                kind=args.get("kind"))
     page = paginate(db.session, stmt, page=args["page"], per_page=args["per_page"])
-    page["items"] = [engine.entry_view(e) for e in page["items"]]
+    page["items"] = [services.entry_view(e) for e in page["items"]]
     return page
 
 
@@ -56,4 +56,4 @@ def verify() -> Any:
 
     Answers 200 either way; `valid` is false and `first_bad_seq` names the first bad entry when not.
     """
-    return engine.verify_as(db.session, principal=current_principal())
+    return services.verify_as(db.session, principal=current_principal())

@@ -1,4 +1,7 @@
-"""Real concurrent connections on PostgreSQL: the chain never forks, non-negative accounts never overdraw."""
+"""Real concurrent connections: the chain never forks, non-negative accounts never overdraw.
+
+The full races run on PostgreSQL; a smaller chain race also runs on SQLite (BEGIN IMMEDIATE).
+"""
 
 from __future__ import annotations
 
@@ -13,9 +16,8 @@ from exchange.db import db
 from exchange.ledger import engine
 from exchange.ledger.engine import AccountRef, InsufficientFunds
 from exchange.ledger.models import Account, JournalEntry
+from exchange.ledger.verify import verify
 from tests.ledger_helpers import escrow, funding, move, payable
-
-pytestmark = pytest.mark.postgres
 
 
 def run_threads(app: Any, n: int, work: Callable[[int], Any]) -> list[Any]:
@@ -43,6 +45,21 @@ def run_threads(app: Any, n: int, work: Callable[[int], Any]) -> list[Any]:
     return results
 
 
+def test_writers_on_any_database_append_one_chain(app):
+    def work(i: int) -> int:
+        for k in range(10):
+            engine.post_entry(db.session, kind="payment", postings=move(funding(f"org_{i}"), escrow("trd_s"), k + 1))
+            db.session.commit()
+        return 10
+
+    assert run_threads(app, 4, work) == [10] * 4
+    with app.app_context():
+        report = verify(db.session)
+        assert report["valid"] and report["entries"] == report["head_seq"] == 40
+        assert engine.balance(db.session, owner_id="trd_s", purpose="trade_escrow", currency="CNY") == 4 * 55
+
+
+@pytest.mark.postgres
 def test_eight_writers_append_one_gapless_chain(app):
     def work(i: int) -> int:
         for k in range(50):
@@ -58,7 +75,7 @@ def test_eight_writers_append_one_gapless_chain(app):
     with app.app_context():
         seqs = db.session.execute(select(JournalEntry.seq).order_by(JournalEntry.seq)).scalars().all()
         assert seqs == list(range(1, 401))
-        report = engine.verify(db.session, batch_size=64)
+        report = verify(db.session, batch_size=64)
         assert report["valid"] and report["entries"] == 400, report["problems"]
         expected_escrow = sum(i + 1 for i in range(8) for k in range(50) if k % 3 == 0)
         assert engine.balance(db.session, owner_id="trd_0", purpose="trade_escrow", currency="CNY") == expected_escrow
@@ -73,6 +90,7 @@ def test_eight_writers_append_one_gapless_chain(app):
             assert mine == list(range(50))
 
 
+@pytest.mark.postgres
 def test_racing_withdrawals_never_overdraw_a_non_negative_account(app):
     seller = payable("org_seller")
     with app.app_context():
@@ -97,9 +115,10 @@ def test_racing_withdrawals_never_overdraw_a_non_negative_account(app):
     assert sum(results) == 1000 // 70  # 14 of the 40 attempts, exactly
     with app.app_context():
         assert engine.balance(db.session, owner_id="org_seller", purpose="seller_payable", currency="CNY") == 1000 % 70
-        assert engine.verify(db.session)["valid"]
+        assert verify(db.session)["valid"]
 
 
+@pytest.mark.postgres
 def test_racing_account_creation_makes_one_account(app):
     def work(_i: int) -> str:
         account = engine.get_or_create_account(db.session, owner_id="trd_new", purpose="trade_escrow",
@@ -113,6 +132,7 @@ def test_racing_account_creation_makes_one_account(app):
         assert db.session.execute(select(func.count()).select_from(Account)).scalar_one() == 1
 
 
+@pytest.mark.postgres
 def test_racing_reversals_reverse_once(app):
     with app.app_context():
         entry = engine.post_entry(db.session, kind="payment", postings=move(funding("b"), escrow("t"), 10))
@@ -128,4 +148,4 @@ def test_racing_reversals_reverse_once(app):
     assert results.count("reversed") == 1
     assert all(getattr(r, "status", None) == 409 for r in results if r != "reversed"), results
     with app.app_context():
-        assert engine.verify(db.session)["entries"] == 2
+        assert verify(db.session)["entries"] == 2

@@ -10,6 +10,7 @@ from exchange.errors import Conflict, NotFound, ValidationFailed
 from exchange.ledger import engine
 from exchange.ledger.engine import AccountRef, InsufficientFunds, Posting
 from exchange.ledger.models import GENESIS_HASH, Account, JournalEntry, JournalPosting
+from exchange.ledger.verify import verify
 from exchange.money import MAX_AMOUNT
 from tests.ledger_helpers import LEDGER_TRIGGERS, escrow, fees, funding, move, payable, trigger_names, triggers_off
 
@@ -50,7 +51,7 @@ def test_entries_chain_from_genesis_and_balances_follow_postings(session):
     assert bal(session, payable("nobody")) == 0
     account = engine.get_account(session, owner_id="org_seller", purpose="seller_payable", currency="CNY")
     assert account.version == 1 and account.non_negative
-    report = engine.verify(session)
+    report = verify(session)
     assert report["valid"] and report["entries"] == 2 and report["head"] == settled.hash
     assert report["head_seq"] == 2 and report["first_bad_seq"] is None
 
@@ -99,7 +100,7 @@ def test_invalid_entries_are_refused_and_leave_nothing(session, postings):
     with pytest.raises(ValidationFailed):
         engine.post_entry(session, kind="payment", postings=postings)
     assert counts(session) == before
-    assert engine.verify(session)["valid"]
+    assert verify(session)["valid"]
 
 
 @pytest.mark.parametrize("kwargs", [
@@ -127,7 +128,7 @@ def test_overdraft_of_a_non_negative_account_refuses_the_whole_entry(session):
     assert counts(session) == before
     assert bal(session, fees()) == 200 and bal(session, payable("org_seller")) == 9_800
     session.commit()
-    assert counts(session) == before and engine.verify(session)["valid"]
+    assert counts(session) == before and verify(session)["valid"]
     # Exactly the balance is affordable.
     engine.post_entry(session, kind="payout", postings=move(payable("org_seller"), clearing, 9_800))
     assert bal(session, payable("org_seller")) == 0
@@ -164,7 +165,7 @@ def test_reversal_mirrors_the_entry_once(session):
     with pytest.raises(NotFound):
         engine.reverse_entry(session, entry_id="jnl_missing", reason="x")
     session.commit()
-    assert engine.verify(session)["valid"]
+    assert verify(session)["valid"]
     assert [e.seq for e in engine.entries_for_trade(session, trade_id="trd_r")] == [1, 2]
 
 
@@ -199,7 +200,7 @@ def test_raw_sql_edits_of_history_are_refused_by_the_database(session, sql):
     assert "append-only" in str(info.value) or "only balance" in str(info.value)
     session.rollback()
     assert counts(session)[:2] == (2, 5)
-    assert engine.verify(session)["valid"]
+    assert verify(session)["valid"]
 
 
 def test_orm_edits_of_entries_are_refused(session):
@@ -215,7 +216,7 @@ def test_cached_balances_may_be_written_but_verify_catches_a_wrong_one(session):
     session.execute(text("UPDATE ledger_accounts SET balance = balance + 1 "
                          "WHERE purpose = 'seller_payable'"))
     session.commit()
-    report = engine.verify(session)
+    report = verify(session)
     assert not report["valid"] and not report["balances_valid"]
     assert report["chain_valid"] and report["balanced"] and report["first_bad_seq"] is None
     assert report["problems"] == [{"seq": None, "account": "seller_payable:org_seller:CNY",
@@ -236,7 +237,7 @@ def test_an_edited_hash_is_caught_at_its_seq(session):
     with triggers_off(session, "ledger_entries"):
         session.execute(text("UPDATE ledger_entries SET hash = :h WHERE seq = 3"), {"h": "f" * 64})
     assert trigger_names(session) >= LEDGER_TRIGGERS
-    report = engine.verify(session, batch_size=2)  # spans three batches
+    report = verify(session, batch_size=2)  # spans three batches
     assert not report["valid"] and not report["chain_valid"]
     assert report["balanced"] and report["balances_valid"]
     assert report["first_bad_seq"] == 3
@@ -249,7 +250,7 @@ def test_an_edited_posting_amount_is_caught_as_unbalanced_at_its_seq(session):
         session.execute(text(
             "UPDATE ledger_postings SET amount = 250 WHERE position = 1 AND entry_id = "
             "(SELECT id FROM ledger_entries WHERE seq = 2)"))
-    report = engine.verify(session, batch_size=3)
+    report = verify(session, batch_size=3)
     assert not report["balanced"] and not report["chain_valid"] and not report["balances_valid"]
     assert report["first_bad_seq"] == 2
     assert {"seq": 2, "account": None, "problem": "postings sum to +50 CNY"} in report["problems"]
@@ -267,7 +268,7 @@ def test_any_edited_field_breaks_the_chain_at_its_seq(session, sql):
         sql = sql.replace("created_at - INTERVAL '1 day'", "datetime(created_at, '-1 day')")
     with triggers_off(session, "ledger_entries"):
         session.execute(text(sql))
-    report = engine.verify(session)
+    report = verify(session)
     assert not report["chain_valid"] and report["first_bad_seq"] == 4
 
 
@@ -277,7 +278,7 @@ def test_a_deleted_entry_leaves_a_gap_that_verify_names(session):
         session.execute(text("DELETE FROM ledger_postings "
                              "WHERE entry_id = (SELECT id FROM ledger_entries WHERE seq = 3)"))
         session.execute(text("DELETE FROM ledger_entries WHERE seq = 3"))
-    report = engine.verify(session)
+    report = verify(session)
     assert not report["chain_valid"] and report["first_bad_seq"] == 4 and report["entries"] == 4
     assert not report["balances_valid"]  # the escrow of trd_3 still holds 300
 

@@ -18,6 +18,7 @@ from exchange.errors import ValidationFailed
 from exchange.ledger import engine
 from exchange.ledger.engine import AccountRef, InsufficientFunds, Posting
 from exchange.ledger.models import PURPOSES, JournalEntry, JournalPosting
+from exchange.ledger.verify import verify
 from exchange.money import MAX_AMOUNT
 
 ACCOUNTS = [AccountRef(owner, purpose, currency)
@@ -159,7 +160,7 @@ class LedgerMachine(RuleBasedStateMachine):
     def ledger_verifies_and_matches_the_model(self):
         if not hasattr(self, "session"):
             return
-        report = engine.verify(self.session, batch_size=7)
+        report = verify(self.session, batch_size=7)
         assert report["valid"], report["problems"]
         assert report["entries"] == report["head_seq"] == len(self.entries)
         assert self._counts() == (len(self.entries), self.postings)

@@ -11,6 +11,7 @@ from sqlalchemy import insert, select
 from exchange.ledger import engine
 from exchange.ledger.engine import entry_body, entry_hash
 from exchange.ledger.models import GENESIS_HASH, Account, JournalEntry, JournalPosting
+from exchange.ledger.verify import verify
 
 
 def bulk_append(session, count: int) -> None:
@@ -49,7 +50,7 @@ def test_verify_streams_100k_entries_in_batches(session):
     n = 100_000
     bulk_append(session, n)
     calls = []
-    report = engine.verify(session, batch_size=2_000, progress=lambda done, total: calls.append((done, total)))
+    report = verify(session, batch_size=2_000, progress=lambda done, total: calls.append((done, total)))
     assert report["valid"] and report["entries"] == n and report["head_seq"] == n, report["problems"]
     assert calls == [(done, n) for done in range(2_000, n + 1, 2_000)]
 
@@ -57,7 +58,7 @@ def test_verify_streams_100k_entries_in_batches(session):
 def verify_peak(session) -> int:
     tracemalloc.start()
     try:
-        assert engine.verify(session, batch_size=250)["valid"]
+        assert verify(session, batch_size=250)["valid"]
         return tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
