@@ -12,12 +12,15 @@ from exchange import demo as exchange_demo
 from exchange import idempotency
 from exchange.db import db
 from exchange.kernel import create_kernel
+from exchange.ledger import routes as ledger_routes
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
-    app, _api = create_kernel(__name__, ROOT, config)
+    app, api = create_kernel(__name__, ROOT, config)
+    # exchange.ledger (issue 6): read API of the double-entry ledger.
+    api.register_blueprint(ledger_routes.blp)
     _register_commands(app)
     return app
 
