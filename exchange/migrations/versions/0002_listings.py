@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0002_listings'
-down_revision = "0003_signing"
+down_revision = "0004_ledger"
 branch_labels = None
 depends_on = None
 
