@@ -8,16 +8,37 @@ from typing import Any
 import click
 from flask import Flask
 
+from certification import demo as certification_demo
+from certification import routes as certification_routes
+from certification import services as certification_services
 from exchange import demo as exchange_demo
 from exchange import idempotency
 from exchange.db import db
 from exchange.kernel import create_kernel
+<<<<<<< HEAD
+from listings import cli as listings_cli
+from listings import demo as listings_demo
+from listings import routes as listings_routes
+=======
+from exchange.ledger import routes as ledger_routes
+>>>>>>> main
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
-    app, _api = create_kernel(__name__, ROOT, config)
+    app, api = create_kernel(__name__, ROOT, config)
+<<<<<<< HEAD
+    # listings: catalog, revisions, search, fairs and stalls
+    api.register_blueprint(listings_routes.blp)
+    api.register_blueprint(listings_routes.fairs_blp)
+    listings_cli.init_app(app)
+    # certification: reviews, certificates, objections, cross-border white list
+    api.register_blueprint(certification_routes.blp)
+=======
+    # exchange.ledger (issue 6): read API of the double-entry ledger.
+    api.register_blueprint(ledger_routes.blp)
+>>>>>>> main
     _register_commands(app)
     return app
 
@@ -32,7 +53,9 @@ def _register_commands(app: Flask) -> None:
         if if_empty and exchange_demo.has_data(db.session):
             click.echo("database already has data; demo not re-seeded")
         else:
-            exchange_demo.seed(db.session)
+            orgs = exchange_demo.seed(db.session)
+            listings_demo.seed(db.session, orgs)
+            certification_demo.seed(db.session, orgs)
             db.session.commit()
         click.echo(f"demo logins (password: {exchange_demo.DEMO_PASSWORD}):")
         for email, org_type, name in exchange_demo.demo_logins(db.session):
@@ -41,8 +64,11 @@ def _register_commands(app: Flask) -> None:
     @app.cli.command("sweep")
     def sweep() -> None:
         """Persist time-based states (expiries, ended notice periods) and purge old records."""
+        done = certification_services.sweep(db.session)
+        db.session.commit()
         purged = idempotency.purge_expired()
-        click.echo(f"sweep: {purged} expired idempotency records purged")
+        click.echo(f"sweep: {done['notices_approved']} notice periods concluded, "
+                   f"{done['certificates_expired']} certificates expired, {purged} expired idempotency records purged")
 
 
 app = create_app()

@@ -1,0 +1,426 @@
+"""The ledger engine: the one writer of the ledger tables (reads in services.py, checks in verify.py).
+
+Model: TigerBeetle's account/transfer invariants with Formance-style postings.
+
+* An entry is a list of signed postings (debit positive = value into the account, credit negative =
+  value out of it) that sums to zero per currency; every amount is a non-zero integer of minor units
+  within +-(2^53 - 1). An account's `balance` is a cache of the sum of its postings.
+* A posting that would take a `non_negative` account below zero refuses the whole entry with
+  `InsufficientFunds` (422, slug `insufficient-funds`, naming the account); nothing of it is kept.
+* Entries form a hash chain. For the entry with sequence number `seq`:
+
+      body = {"seq": int, "kind": str, "trade_id": str | null,
+              "created_at": "YYYY-MM-DDTHH:MM:SSZ",
+              "postings": [{"account_id": str, "account": "purpose:owner_id:currency",
+                            "currency": str, "amount": int}, ...],     # in posting order
+              "metadata": {...}}
+      hash = sha256_hex( RFC8785(body) || ascii(prev_hash) )
+
+  where `prev_hash` is the previous entry's `hash` (64 zeros for seq 1). The postings are exactly
+  what `GET /ledger/entries` shows, so anyone holding the entries can recompute the chain.
+* Appends are serialized, so the chain never forks: on PostgreSQL `post_entry` takes a
+  transaction-scoped advisory lock (`pg_advisory_xact_lock`); on SQLite the transaction holds the
+  database's single write lock (requests that write begin with BEGIN IMMEDIATE; a deferred one can
+  never commit a write based on a stale read under WAL). `seq` and `prev_hash` are UNIQUE as a
+  last line of defence. The lock is held until the caller's transaction ends.
+* Everything happens inside the caller's transaction (a SAVEPOINT around each entry so a refused
+  entry leaves nothing behind); the engine flushes, never commits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import false, or_, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
+
+from exchange.auth import Principal
+from exchange.canonical import canonical_bytes
+from exchange.db import new_id, utcnow
+from exchange.errors import Conflict, NotFound, ValidationFailed, field_error
+from exchange.fields import iso_z
+from exchange.ledger.models import (
+    ENTRY_KINDS,
+    GENESIS_HASH,
+    PURPOSES,
+    Account,
+    EntryKind,
+    JournalEntry,
+    JournalPosting,
+    account_name,
+)
+from exchange.money import CURRENCIES, MAX_AMOUNT
+
+# pg_advisory_xact_lock key of the chain head: ASCII "ledger" as an integer.
+CHAIN_LOCK_KEY = int.from_bytes(b"ledger", "big")
+MAX_METADATA_BYTES = 16 * 1024
+MAX_METADATA_DEPTH = 8
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class InsufficientFunds(ValidationFailed):
+    """A posting would take a non-negative account below zero (422)."""
+
+    slug, title = "insufficient-funds", "Insufficient funds"
+
+    def __init__(self, account: str, amount: int) -> None:
+        super().__init__(f"Insufficient funds: {account} cannot be debited by {-amount}.",
+                         errors={"amount": [f"insufficient funds in {account}"]})
+        self.account = account
+
+
+@dataclass(frozen=True, slots=True)
+class AccountRef:
+    """An account named by owner, purpose and currency; created on first use."""
+
+    owner_id: str
+    purpose: str
+    currency: str
+
+    @property
+    def name(self) -> str:
+        return account_name(self.purpose, self.owner_id, self.currency)
+
+
+@dataclass(frozen=True, slots=True)
+class Posting:
+    """One leg of an entry: `amount` > 0 debits (adds to) the account, < 0 credits (takes from) it."""
+
+    account: Account | AccountRef
+    amount: int
+
+
+# --------------------------------------------------------------------------------------------
+# Hashing (pure)
+
+def entry_body(*, seq: int, kind: str, trade_id: str | None, created_at: datetime,
+               postings: Iterable[dict[str, Any]], metadata: dict[str, Any]) -> dict[str, Any]:
+    """The canonical body of an entry, the JSON value that is hashed (see the module docstring)."""
+    return {
+        "seq": seq,
+        "kind": kind,
+        "trade_id": trade_id,
+        "created_at": iso_z(created_at),
+        "postings": [
+            {"account_id": p["account_id"], "account": p["account"], "currency": p["currency"],
+             "amount": p["amount"]}
+            for p in postings
+        ],
+        "metadata": metadata,
+    }
+
+
+def entry_hash(body: dict[str, Any], prev_hash: str) -> str:
+    """sha256 hex of the RFC 8785 bytes of `body` followed by the ASCII of `prev_hash`."""
+    return hashlib.sha256(canonical_bytes(body) + prev_hash.encode("ascii")).hexdigest()
+
+
+# --------------------------------------------------------------------------------------------
+# Validation (pure)
+
+def _check_text(field: str, value: Any, *, max_length: int, colon: bool = True) -> str:
+    if not isinstance(value, str) or not 1 <= len(value) <= max_length or _CONTROL.search(value):
+        raise field_error(field, f"must be 1..{max_length} printable characters")
+    if not colon and ":" in value:
+        raise field_error(field, "must not contain ':'")
+    return value
+
+
+def _check_ref(owner_id: Any, purpose: Any, currency: Any) -> None:
+    if purpose not in PURPOSES:
+        raise field_error("purpose", f"unknown account purpose {purpose!r}")
+    if currency not in CURRENCIES:
+        raise field_error("currency", f"must be one of {', '.join(CURRENCIES)}")
+    _check_text("owner_id", owner_id, max_length=80, colon=False)
+
+
+def _check_metadata(metadata: Any) -> dict[str, Any]:
+    """A JSON object of strings, integers within 2^53-1, booleans, nulls, lists and objects."""
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, dict):
+        raise field_error("metadata", "must be a JSON object")
+    stack: list[tuple[Any, int]] = [(metadata, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_METADATA_DEPTH:
+            raise field_error("metadata", f"nested deeper than {MAX_METADATA_DEPTH} levels")
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if not isinstance(k, str) or "\x00" in k:
+                    raise field_error("metadata", "keys must be strings without NUL")
+                stack.append((v, depth + 1))
+        elif isinstance(node, list):
+            stack.extend((v, depth + 1) for v in node)
+        elif isinstance(node, str):
+            if "\x00" in node:
+                raise field_error("metadata", "strings must not contain NUL")
+        elif isinstance(node, bool) or node is None:
+            pass
+        elif isinstance(node, int):
+            if abs(node) > MAX_AMOUNT:
+                raise field_error("metadata", "integers must be within 2^53-1")
+        else:
+            raise field_error("metadata", f"values of type {type(node).__name__} are not allowed (no floats)")
+    try:
+        raw = canonical_bytes(metadata)
+    except ValueError as exc:
+        raise field_error("metadata", str(exc)) from None
+    if len(raw) > MAX_METADATA_BYTES:
+        raise field_error("metadata", f"larger than {MAX_METADATA_BYTES} bytes")
+    # A private copy of exactly what is hashed: the caller mutating its dict later changes nothing.
+    return json.loads(raw)
+
+
+def _check_postings(postings: Any) -> list[Posting]:
+    if not isinstance(postings, list | tuple) or len(postings) < 2:
+        raise field_error("postings", "an entry needs at least two postings")
+    if len(postings) > 1000:
+        raise field_error("postings", "at most 1000 postings per entry")
+    totals: dict[str, int] = defaultdict(int)
+    for i, p in enumerate(postings):
+        if not isinstance(p, Posting):
+            raise field_error(f"postings.{i}", "must be a Posting")
+        amount = p.amount
+        if type(amount) is not int:
+            raise field_error(f"postings.{i}.amount", "must be an integer of minor units")
+        if amount == 0 or abs(amount) > MAX_AMOUNT:
+            raise field_error(f"postings.{i}.amount", "must be a non-zero integer within 2^53-1")
+        if isinstance(p.account, AccountRef):
+            _check_ref(p.account.owner_id, p.account.purpose, p.account.currency)
+        elif isinstance(p.account, Account):
+            if p.account.id is None:
+                raise field_error(f"postings.{i}.account", "account is not persisted")
+        else:
+            raise field_error(f"postings.{i}.account", "must be an Account or an AccountRef")
+        totals[p.account.currency] += amount
+    unbalanced = {c: t for c, t in totals.items() if t != 0}
+    if unbalanced:
+        detail = ", ".join(f"{c} {t:+d}" for c, t in sorted(unbalanced.items()))
+        raise ValidationFailed(f"Unbalanced entry: postings must sum to zero per currency ({detail}).",
+                               errors={"postings": [f"sum per currency must be 0 (off by {detail})"]})
+    return list(postings)
+
+
+# --------------------------------------------------------------------------------------------
+# Accounts
+
+def _dialect(session: Session) -> str:
+    return session.get_bind().dialect.name
+
+
+def _lock_chain(session: Session) -> None:
+    """Serialize ledger writers until the end of the caller's transaction (see module docstring)."""
+    if _dialect(session) == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CHAIN_LOCK_KEY})
+
+
+def get_account(session: Session, *, owner_id: str, purpose: str, currency: str) -> Account | None:
+    """The account for (owner, purpose, currency), or None if it was never used."""
+    return session.execute(
+        select(Account).where(Account.owner_id == owner_id, Account.purpose == purpose,
+                              Account.currency == currency)
+    ).scalar_one_or_none()
+
+
+def get_or_create_account(session: Session, *, owner_id: str, purpose: str, currency: str) -> Account:
+    """The account for (owner, purpose, currency), created with its purpose's non-negative flag.
+
+    Race-safe (INSERT ... ON CONFLICT DO NOTHING under the ledger lock). Raises ValidationFailed
+    for an unknown purpose or currency or a malformed owner id.
+    """
+    _check_ref(owner_id, purpose, currency)
+    account = get_account(session, owner_id=owner_id, purpose=purpose, currency=currency)
+    if account is not None:
+        return account
+    # Creating accounts under the chain lock keeps a creator and a poster from deadlocking on PostgreSQL.
+    _lock_chain(session)
+    now = utcnow()
+    table = Account.__table__
+    insert = postgresql.insert if _dialect(session) == "postgresql" else sqlite.insert
+    session.execute(
+        insert(table)
+        .values(id=new_id("acc"), owner_id=owner_id, purpose=purpose, currency=currency,
+                non_negative=PURPOSES[purpose].non_negative, balance=0, version=0,
+                created_at=now, updated_at=now)
+        .on_conflict_do_nothing(index_elements=["owner_id", "purpose", "currency"])
+    )
+    account = get_account(session, owner_id=owner_id, purpose=purpose, currency=currency)
+    assert account is not None
+    return account
+
+
+def balance(session: Session, *, owner_id: str, purpose: str, currency: str) -> int:
+    """The current balance of an account in minor units (0 for an account never used)."""
+    value = session.execute(
+        select(Account.balance).where(Account.owner_id == owner_id, Account.purpose == purpose,
+                                      Account.currency == currency)
+    ).scalar_one_or_none()
+    return int(value or 0)
+
+
+# --------------------------------------------------------------------------------------------
+# Posting
+
+def post_entry(session: Session, *, kind: str, postings: list[Posting], trade_id: str | None = None,
+               metadata: dict[str, Any] | None = None) -> JournalEntry:
+    """Append one balanced entry and apply it to the account balances, in the caller's transaction.
+
+    Raises ValidationFailed (422) for a bad kind, trade id, metadata or posting, or postings that do
+    not sum to zero per currency; InsufficientFunds (422) when a non-negative account would go below
+    zero. A refused entry leaves nothing behind. Use `reverse_entry` for kind `reversal`.
+    """
+    if kind == EntryKind.REVERSAL:
+        raise field_error("kind", "reversals are posted with reverse_entry()")
+    return _append(session, kind=kind, postings=postings, trade_id=trade_id, metadata=metadata)
+
+
+def reverse_entry(session: Session, *, entry_id: str, reason: str) -> JournalEntry:
+    """Post the mirror image of an entry (kind `reversal`, same trade, metadata naming the original).
+
+    Raises NotFound, Conflict (409: the entry is a reversal or was already reversed),
+    ValidationFailed (bad reason) or InsufficientFunds (the money has moved on since).
+    """
+    _check_text("reason", reason, max_length=2000)
+    _lock_chain(session)
+    original = session.get(JournalEntry, entry_id)
+    if original is None:
+        raise NotFound(f"Journal entry {entry_id} does not exist.")
+    if original.kind == EntryKind.REVERSAL:
+        raise Conflict("A reversal cannot itself be reversed; post a new entry instead.")
+    already = session.execute(
+        select(JournalEntry.seq).where(JournalEntry.reverses_entry_id == original.id)
+    ).scalar_one_or_none()
+    if already is not None:
+        raise Conflict(f"Entry {original.seq} was already reversed by entry {already}.")
+    mirror = [Posting(p.account, -p.amount) for p in original.postings]
+    return _append(session, kind=EntryKind.REVERSAL, postings=mirror, trade_id=original.trade_id,
+                   metadata={"reverses": original.id, "reverses_seq": original.seq, "reason": reason},
+                   reverses_entry_id=original.id)
+
+
+def _append(session: Session, *, kind: str, postings: list[Posting], trade_id: str | None,
+            metadata: dict[str, Any] | None, reverses_entry_id: str | None = None) -> JournalEntry:
+    """The single writer of ledger entries and balances."""
+    if kind not in ENTRY_KINDS:
+        raise field_error("kind", f"must be one of {', '.join(ENTRY_KINDS)}")
+    if trade_id is not None:
+        _check_text("trade_id", trade_id, max_length=80)
+    meta = _check_metadata(metadata)
+    checked = _check_postings(postings)
+
+    touched: list[Account] = []
+    try:
+        with session.begin_nested():
+            _lock_chain(session)
+            accounts = [_resolve(session, p.account) for p in checked]
+            touched = list({a.id: a for a in accounts}.values())
+            _apply_balances(session, accounts, checked)
+            head = session.execute(
+                select(JournalEntry.seq, JournalEntry.hash).order_by(JournalEntry.seq.desc()).limit(1)
+            ).first()
+            seq, prev_hash = (head.seq + 1, head.hash) if head else (1, GENESIS_HASH)
+            created_at = utcnow()
+            legs = [{"account_id": a.id, "account": a.name, "currency": a.currency, "amount": p.amount}
+                    for a, p in zip(accounts, checked, strict=True)]
+            body = entry_body(seq=seq, kind=kind, trade_id=trade_id, created_at=created_at,
+                              postings=legs, metadata=meta)
+            entry = JournalEntry(
+                id=new_id("jnl"), seq=seq, trade_id=trade_id, kind=str(kind), created_at=created_at,
+                meta=meta, prev_hash=prev_hash, hash=entry_hash(body, prev_hash),
+                reverses_entry_id=reverses_entry_id,
+            )
+            entry.postings = [
+                JournalPosting(position=i, account_id=leg["account_id"], currency=leg["currency"],
+                               amount=leg["amount"], account=a)
+                for i, (leg, a) in enumerate(zip(legs, accounts, strict=True))
+            ]
+            session.add(entry)
+            session.flush()
+    except BaseException:
+        # The savepoint is gone; balances set on the loaded accounts must be read again.
+        for account in touched:
+            if account in session:
+                session.expire(account)
+        raise
+    return entry
+
+
+def _resolve(session: Session, account: Account | AccountRef) -> Account:
+    if isinstance(account, Account):
+        return account
+    return get_or_create_account(session, owner_id=account.owner_id, purpose=account.purpose,
+                                 currency=account.currency)
+
+
+def _apply_balances(session: Session, accounts: list[Account], postings: list[Posting]) -> None:
+    """One conditional UPDATE per account (net of the entry): refused below zero or past 2^53-1."""
+    net: dict[str, int] = defaultdict(int)
+    by_id: dict[str, Account] = {}
+    for account, posting in zip(accounts, postings, strict=True):
+        if account.currency != posting.account.currency:
+            raise field_error("postings", f"currency of {account.name} does not match the posting")
+        net[account.id] += posting.amount
+        by_id[account.id] = account
+    table = Account.__table__
+    now = utcnow()
+    for account_id in sorted(net):
+        delta = net[account_id]
+        if delta == 0:
+            continue
+        new_balance = table.c.balance + delta
+        row = session.execute(
+            update(table)
+            .where(table.c.id == account_id,
+                   or_(table.c.non_negative == false(), new_balance >= 0),
+                   new_balance.between(-MAX_AMOUNT, MAX_AMOUNT))
+            .values(balance=new_balance, version=table.c.version + 1, updated_at=now)
+            .returning(table.c.balance, table.c.version)
+        ).first()
+        account = by_id[account_id]
+        if row is None:
+            current = session.execute(select(table.c.balance).where(table.c.id == account_id)).scalar_one()
+            if abs(current + delta) > MAX_AMOUNT:
+                raise field_error("amount", f"the balance of {account.name} would exceed 2^53-1")
+            raise InsufficientFunds(account.name, delta)
+        set_committed_value(account, "balance", row.balance)
+        set_committed_value(account, "version", row.version)
+        set_committed_value(account, "updated_at", now)
+
+
+# --------------------------------------------------------------------------------------------
+# Access to a trade's entries (decided by the layer that owns trades)
+
+EntryAccessChecker = Callable[[Session, Principal, str], bool]
+_entry_access: list[EntryAccessChecker] = []
+
+
+def register_entry_access(checker: EntryAccessChecker) -> None:
+    """Let a higher layer (trading) decide who may read a trade's entries besides operators.
+
+    `checker(session, principal, trade_id)` returns True when the principal may see that trade.
+    Registering the same checker twice has no effect. Until one is registered, only operators may.
+    """
+    if checker not in _entry_access:
+        _entry_access.append(checker)
+
+
+def may_read_trade_entries(session: Session, principal: Principal, trade_id: str) -> bool:
+    """Operators always; anyone else when a registered checker says so."""
+    return principal.is_operator or any(check(session, principal, trade_id) for check in _entry_access)
+
+
+def entries_for_trade(session: Session, *, trade_id: str) -> list[JournalEntry]:
+    """Every entry of a trade, in `seq` order (for services; no authorization)."""
+    return list(session.execute(
+        select(JournalEntry).where(JournalEntry.trade_id == trade_id).order_by(JournalEntry.seq)
+    ).scalars())

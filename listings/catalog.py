@@ -1,0 +1,109 @@
+"""The catalog: one page of listed products (or the caller's own), full text, filters and sorts."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import func, literal_column, or_, select, tuple_
+from sqlalchemy.orm import Session
+
+from exchange.api import paginate
+from exchange.auth import Principal
+from exchange.errors import Forbidden, field_error
+from listings import search
+from listings.models import Product, ProductVersion, Stall, StallProduct
+from listings.states import ProductStatus
+
+
+def search_catalog(session: Session, *, principal: Principal | None, q: str | None = None,
+                   mine: bool = False, sort: str | None = None, page: int = 1, per_page: int = 20,
+                   category: str | None = None, origin_region: str | None = None,
+                   delivery_mode: str | None = None, classification: str | None = None,
+                   price_model: str | None = None, currency: str | None = None,
+                   min_amount: int | None = None, max_amount: int | None = None,
+                   vendor_id: str | None = None, fair_id: str | None = None) -> dict[str, Any]:
+    """One page of the catalog: listed products (or, with `mine`, the caller's own in any status),
+    filtered, full-text searched and sorted. Items are `(product, version shown, relevance)`.
+
+    Raises Unauthorized via the route for `mine` without a token; ValidationFailed for bad combinations.
+    """
+    q = (q or "").strip()
+    if sort == "relevance" and not q:
+        raise field_error("sort", "relevance needs a search query q")
+    if min_amount is not None and max_amount is not None and min_amount > max_amount:
+        raise field_error("max_amount", "must not be below min_amount")
+    stmt = select(Product)
+    score = None
+    if mine:
+        if principal is None:
+            raise Forbidden("`mine` lists the caller's own products: send a token.")
+        stmt = stmt.where(Product.owner_org_id == principal.org_id)
+        if q:
+            stmt = stmt.where(_own_text_filter(q))
+    else:
+        stmt = stmt.where(Product.status == ProductStatus.LISTED)
+        if q:
+            terms = search.query_terms(q)
+            if not terms:
+                return {"items": [], "total": 0, "page": page, "per_page": per_page}
+            stmt, score = search.match(session, stmt, terms)
+    filters = {"category": category, "origin_region": origin_region, "delivery_mode": delivery_mode,
+               "classification": classification, "price_model": price_model, "price_currency": currency,
+               "owner_org_id": vendor_id}
+    for name, value in filters.items():
+        if value is not None:
+            stmt = stmt.where(getattr(Product, name) == value)
+    if min_amount is not None:
+        stmt = stmt.where(Product.price_amount >= min_amount)
+    if max_amount is not None:
+        stmt = stmt.where(Product.price_amount <= max_amount)
+    if fair_id is not None:
+        on_show = select(StallProduct.product_id).join(Stall, Stall.id == StallProduct.stall_id).where(
+            Stall.fair_id == fair_id)
+        stmt = stmt.where(Product.id.in_(on_show))
+    sort = sort or ("relevance" if score is not None else "newest")
+    if score is not None:
+        stmt = stmt.add_columns(score.label("relevance"))
+    else:
+        stmt = stmt.add_columns(literal_column("NULL").label("relevance"))
+    stmt = stmt.order_by(*_order(sort, score is not None))
+    result = paginate(session, stmt, page=page, per_page=per_page, scalars=False)
+    products = [row[0] for row in result["items"]]
+    versions = shown_versions(session, products)
+    result["items"] = [(p, versions[p.id], None if r is None else float(r)) for p, r in result["items"]]
+    return result
+
+
+def _order(sort: str, scored: bool) -> list[Any]:
+    newest = [Product.listed_at.desc().nulls_last(), Product.created_at.desc(), Product.id.desc()]
+    if sort == "relevance" and scored:
+        return [literal_column("relevance").desc(), *newest]
+    if sort == "price_asc":
+        return [Product.price_amount.asc(), Product.id.asc()]
+    if sort == "price_desc":
+        return [Product.price_amount.desc(), Product.id.desc()]
+    return newest
+
+
+def _own_text_filter(q: str) -> Any:
+    """`mine` is a small set: a plain substring match over the shown revision's text."""
+    needle = q.lower()
+    shown = func.coalesce(Product.listed_version, Product.latest_version)
+    texts = select(ProductVersion.product_id).where(
+        ProductVersion.product_id == Product.id, ProductVersion.version == shown,
+        or_(*(func.lower(col).contains(needle, autoescape=True)
+              for col in (ProductVersion.title, ProductVersion.summary, ProductVersion.description))),
+    )
+    return texts.exists()
+
+
+def shown_versions(session: Session, products: Sequence[Product]) -> dict[str, ProductVersion]:
+    """The shown revision of each product, in one query."""
+    if not products:
+        return {}
+    keys = [(p.id, p.shown_version) for p in products]
+    rows = session.execute(
+        select(ProductVersion).where(tuple_(ProductVersion.product_id, ProductVersion.version).in_(keys))
+    ).scalars()
+    return {v.product_id: v for v in rows}
