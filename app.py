@@ -15,30 +15,24 @@ from exchange import demo as exchange_demo
 from exchange import idempotency
 from exchange.db import db
 from exchange.kernel import create_kernel
-<<<<<<< HEAD
+from exchange.ledger import routes as ledger_routes
 from listings import cli as listings_cli
 from listings import demo as listings_demo
 from listings import routes as listings_routes
-=======
-from exchange.ledger import routes as ledger_routes
->>>>>>> main
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     app, api = create_kernel(__name__, ROOT, config)
-<<<<<<< HEAD
+    # exchange.ledger: read API of the double-entry ledger
+    api.register_blueprint(ledger_routes.blp)
     # listings: catalog, revisions, search, fairs and stalls
     api.register_blueprint(listings_routes.blp)
     api.register_blueprint(listings_routes.fairs_blp)
     listings_cli.init_app(app)
     # certification: reviews, certificates, objections, cross-border white list
     api.register_blueprint(certification_routes.blp)
-=======
-    # exchange.ledger (issue 6): read API of the double-entry ledger.
-    api.register_blueprint(ledger_routes.blp)
->>>>>>> main
     _register_commands(app)
     return app
 
