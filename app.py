@@ -19,6 +19,8 @@ from exchange.ledger import routes as ledger_routes
 from listings import cli as listings_cli
 from listings import demo as listings_demo
 from listings import routes as listings_routes
+from trading import routes as trading_routes
+from trading import services as trading_services
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 
@@ -33,6 +35,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     listings_cli.init_app(app)
     # certification: reviews, certificates, objections, cross-border white list
     api.register_blueprint(certification_routes.blp)
+    # trading: procurement, matching, offers, contracts, signatures, trades and their money flow
+    api.register_blueprint(trading_routes.blp)
     _register_commands(app)
     return app
 
@@ -60,9 +64,13 @@ def _register_commands(app: Flask) -> None:
         """Persist time-based states (expiries, ended notice periods) and purge old records."""
         done = certification_services.sweep(db.session)
         db.session.commit()
+        done.update(trading_services.sweep(db.session))
+        db.session.commit()
         purged = idempotency.purge_expired()
         click.echo(f"sweep: {done['notices_approved']} notice periods concluded, "
-                   f"{done['certificates_expired']} certificates expired, {purged} expired idempotency records purged")
+                   f"{done['certificates_expired']} certificates expired, {done['procurements_expired']} procurements "
+                   f"and {done['offers_expired']} offers expired, {done['trades_auto_settled']} trades auto-settled, "
+                   f"{purged} expired idempotency records purged")
 
 
 app = create_app()

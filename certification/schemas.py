@@ -179,7 +179,7 @@ class WhitelistSchema(Schema):
 
 
 class WhitelistArgsSchema(PaginationArgsSchema):
-    include_expired = Boolean(load_default=False)
+    include_expired = fields.Boolean(load_default=False)
 
 
 CertificationPageSchema = page_schema(CertificationBriefSchema, "CertificationPage")

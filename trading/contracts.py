@@ -159,7 +159,8 @@ def sign(session: Session, *, contract_id: str, data: dict[str, Any], actor: Pri
         raise Conflict("Your organization has already signed this contract.")
     cert = certificates.get(session, contract.certificate_number)
     if not certificates.is_valid(cert):
-        raise Conflict(f"Certificate {cert.number} is {certificates.effective_status(cert)}; the deal cannot be signed.")
+        status = certificates.effective_status(cert)
+        raise Conflict(f"Certificate {cert.number} is {status}; the deal cannot be signed.")
     product = session.get(Product, contract.product_id)
     if not listings.is_tradable(product):
         raise Conflict("The product is no longer listed; the deal cannot be signed.")

@@ -18,9 +18,9 @@ _SMALL_UNITS = ("", "拾", "佰", "仟")
 _BIG_UNITS = ("", "万", "亿", "万亿")
 CURRENCY_NAMES = {"CNY": ("人民币", "Chinese yuan", "元", "fen"), "HKD": ("港币", "Hong Kong dollars", "元", "cents"),
                   "MOP": ("澳门元", "Macao patacas", "元", "avos")}
-_ONES = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
-         "sixteen seventeen eighteen nineteen").split()
-_TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
+_ONES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven",
+         "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen")
+_TENS = ("", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety")
 _SCALES = ((10**12, "trillion"), (10**9, "billion"), (10**6, "million"), (1000, "thousand"))
 SCOPES = {"internal_use": "内部使用 internal use", "commercial": "商业使用 commercial use",
           "research": "科研使用 research use"}

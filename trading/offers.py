@@ -24,12 +24,12 @@ from trading import contracts, procurements, rules
 from trading.models import Contract, Offer, Procurement
 from trading.states import OFFER_TRANSITIONS, OfferStatus, ProcurementStatus
 
-O = OfferStatus
+OS = OfferStatus
 
 
 def effective_status(offer: Offer, now: datetime | None = None) -> str:
-    if offer.status == O.PENDING and offer.expires_at is not None and offer.expires_at <= (now or utcnow()):
-        return O.EXPIRED
+    if offer.status == OS.PENDING and offer.expires_at is not None and offer.expires_at <= (now or utcnow()):
+        return OS.EXPIRED
     return offer.status
 
 
@@ -84,7 +84,7 @@ def make(session: Session, *, data: dict[str, Any], actor: Principal) -> Offer:
         product_id=product.id, product_version=revision.version, procurement_id=proc.id if proc else None,
         from_org_id=actor.org_id, to_org_id=recipient, buyer_org_id=buyer.id, seller_org_id=seller_org_id,
         created_by=actor.user_id, amount=data["price"]["amount"], currency=data["price"]["currency"],
-        terms=dict(data["terms"]), message=data.get("message"), expires_at=expires_at, status=O.PENDING,
+        terms=dict(data["terms"]), message=data.get("message"), expires_at=expires_at, status=OS.PENDING,
     )
     offer.id = new_id("ofr")
     offer.thread_id = offer.id
@@ -123,11 +123,11 @@ def list_query(*, principal: Principal, role: str | None, status: str | None) ->
             stmt = stmt.where(Offer.from_org_id == principal.org_id)
         else:
             stmt = stmt.where(or_(Offer.from_org_id == principal.org_id, Offer.to_org_id == principal.org_id))
-    if status == O.EXPIRED:
-        stmt = stmt.where(or_(Offer.status == O.EXPIRED,
-                              (Offer.status == O.PENDING) & (Offer.expires_at <= utcnow())))
-    elif status == O.PENDING:
-        stmt = stmt.where(Offer.status == O.PENDING,
+    if status == OS.EXPIRED:
+        stmt = stmt.where(or_(Offer.status == OS.EXPIRED,
+                              (Offer.status == OS.PENDING) & (Offer.expires_at <= utcnow())))
+    elif status == OS.PENDING:
+        stmt = stmt.where(Offer.status == OS.PENDING,
                           or_(Offer.expires_at.is_(None), Offer.expires_at > utcnow()))
     elif status:
         stmt = stmt.where(Offer.status == status)
@@ -140,14 +140,14 @@ def _pending_for_recipient(session: Session, offer_id: str, actor: Principal) ->
         raise Forbidden("Only the offer's recipient may do this.")
     actor.require_verified("negotiation")
     _expire_if_due(offer)
-    if offer.status != O.PENDING:
+    if offer.status != OS.PENDING:
         raise Conflict(f"This offer is {offer.status}, no longer pending.")
     return offer
 
 
 def _expire_if_due(offer: Offer) -> None:
-    if effective_status(offer) == O.EXPIRED and offer.status == O.PENDING:
-        transition(offer, OFFER_TRANSITIONS, O.EXPIRED, what="Offer")
+    if effective_status(offer) == OS.EXPIRED and offer.status == OS.PENDING:
+        transition(offer, OFFER_TRANSITIONS, OS.EXPIRED, what="Offer")
 
 
 def _decide(offer: Offer, status: OfferStatus, actor: Principal) -> None:
@@ -166,13 +166,13 @@ def counter(session: Session, *, offer_id: str, price: dict[str, Any], terms: di
     rules.lawful(session, revision, session.get(Organization, old.buyer_org_id))
     if expires_at is not None and expires_at <= utcnow():
         raise field_error("expires_at", "must be in the future")
-    _decide(old, O.COUNTERED, actor)
+    _decide(old, OS.COUNTERED, actor)
     new = Offer(
         id=new_id("ofr"), thread_id=old.thread_id, parent_id=old.id, product_id=old.product_id,
         product_version=revision.version, procurement_id=old.procurement_id, from_org_id=actor.org_id,
         to_org_id=old.from_org_id, buyer_org_id=old.buyer_org_id, seller_org_id=old.seller_org_id,
         created_by=actor.user_id, amount=price["amount"], currency=price["currency"], terms=dict(terms),
-        message=message, expires_at=expires_at, status=O.PENDING,
+        message=message, expires_at=expires_at, status=OS.PENDING,
     )
     session.add(new)
     session.flush()
@@ -190,13 +190,13 @@ def accept(session: Session, *, offer_id: str, actor: Principal) -> Contract:
     if revision.version != offer.product_version:
         raise Conflict("The product has a newer certified version since this offer; make a new offer.")
     rules.lawful(session, revision, session.get(Organization, offer.buyer_org_id))
-    _decide(offer, O.ACCEPTED, actor)
+    _decide(offer, OS.ACCEPTED, actor)
     return contracts.create_from_offer(session, offer=offer, revision=revision, certificate=cert)
 
 
 def reject(session: Session, *, offer_id: str, reason: str | None, actor: Principal) -> Offer:
     offer = _pending_for_recipient(session, offer_id, actor)
-    _decide(offer, O.REJECTED, actor)
+    _decide(offer, OS.REJECTED, actor)
     if reason:
         offer.message = (offer.message or "") + f"\n[rejected] {reason}"
     session.flush()
@@ -209,9 +209,9 @@ def withdraw(session: Session, *, offer_id: str, actor: Principal) -> Offer:
     if offer.from_org_id != actor.org_id:
         raise Forbidden("Only the offer's maker may withdraw it.")
     _expire_if_due(offer)
-    if offer.status != O.PENDING:
+    if offer.status != OS.PENDING:
         raise Conflict(f"This offer is {offer.status}, no longer pending.")
-    _decide(offer, O.WITHDRAWN, actor)
+    _decide(offer, OS.WITHDRAWN, actor)
     session.flush()
     return offer
 
@@ -220,10 +220,10 @@ def sweep(session: Session, now: datetime | None = None) -> int:
     """Persist the expiry of pending offers past `expires_at`."""
     now = now or utcnow()
     due = session.execute(
-        select(Offer).where(Offer.status == O.PENDING, Offer.expires_at <= now)
+        select(Offer).where(Offer.status == OS.PENDING, Offer.expires_at <= now)
     ).scalars().all()
     for offer in due:
-        transition(offer, OFFER_TRANSITIONS, O.EXPIRED, what="Offer")
+        transition(offer, OFFER_TRANSITIONS, OS.EXPIRED, what="Offer")
     session.flush()
     return len(due)
 

@@ -58,8 +58,8 @@ class ProcurementSchema(Schema):
 
 
 class ProcurementArgsSchema(PaginationArgsSchema):
-    board = Boolean(load_default=False)
-    invited = Boolean(load_default=False)
+    board = fields.Boolean(load_default=False)
+    invited = fields.Boolean(load_default=False)
     status = fields.String(validate=validate.OneOf([s.value for s in ProcurementStatus]))
     category = fields.String(validate=validate.OneOf(CATEGORIES))
 
@@ -221,7 +221,7 @@ class TradeArgsSchema(PaginationArgsSchema):
     status = fields.String(validate=validate.OneOf([s.value for s in TradeStatus]))
 
 
-class VolumeSchema(Schema):
+class MarketVolumeSchema(Schema):
     currency = fields.String()
     amount = fields.Integer()
 
@@ -236,7 +236,7 @@ class StatsSchema(Schema):
     products_listed = fields.Integer()
     vendors = fields.Integer()
     contracts_signed = fields.Integer()
-    volume = fields.List(fields.Nested(VolumeSchema))
+    volume = fields.List(fields.Nested(MarketVolumeSchema))
     by_category = fields.List(fields.Nested(CategoryStatsSchema))
 
 

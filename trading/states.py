@@ -30,14 +30,14 @@ class OfferStatus(StrEnum):
     EXPIRED = "expired"
 
 
-O = OfferStatus
+OS = OfferStatus
 OFFER_TRANSITIONS: dict[OfferStatus, frozenset[OfferStatus]] = {
-    O.PENDING: frozenset({O.ACCEPTED, O.REJECTED, O.COUNTERED, O.WITHDRAWN, O.EXPIRED}),
-    O.ACCEPTED: frozenset(),
-    O.REJECTED: frozenset(),
-    O.COUNTERED: frozenset(),
-    O.WITHDRAWN: frozenset(),
-    O.EXPIRED: frozenset(),
+    OS.PENDING: frozenset({OS.ACCEPTED, OS.REJECTED, OS.COUNTERED, OS.WITHDRAWN, OS.EXPIRED}),
+    OS.ACCEPTED: frozenset(),
+    OS.REJECTED: frozenset(),
+    OS.COUNTERED: frozenset(),
+    OS.WITHDRAWN: frozenset(),
+    OS.EXPIRED: frozenset(),
 }
 
 

@@ -407,7 +407,7 @@ def test_simultaneous_signatures_make_one_trade(app, api, vendor, buyer):
         barrier = threading.Barrier(2)
         codes = []
 
-        def go(actor, contract_id=contract["id"]):
+        def go(actor, contract_id=contract["id"], barrier=barrier, codes=codes):
             client = app.test_client()
             barrier.wait()
             r = client.post(f"/api/v1/contracts/{contract_id}/signatures", headers=actor.headers, json={})

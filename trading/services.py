@@ -1,0 +1,18 @@
+"""Trading's entry points for the composition root: the periodic sweep."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from trading import offers, procurements, settlement
+
+
+def sweep(session: Session, now: datetime | None = None) -> dict[str, int]:
+    """Persist time-based states: expired procurements and offers, auto-accepted deliveries."""
+    return {
+        "procurements_expired": procurements.sweep(session, now),
+        "offers_expired": offers.sweep(session, now),
+        "trades_auto_settled": settlement.sweep(session, now),
+    }
