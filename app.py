@@ -19,6 +19,7 @@ from exchange.ledger import routes as ledger_routes
 from listings import cli as listings_cli
 from listings import demo as listings_demo
 from listings import routes as listings_routes
+from trading import demo as trading_demo
 from trading import routes as trading_routes
 from trading import services as trading_services
 
@@ -54,6 +55,7 @@ def _register_commands(app: Flask) -> None:
             orgs = exchange_demo.seed(db.session)
             listings_demo.seed(db.session, orgs)
             certification_demo.seed(db.session, orgs)
+            trading_demo.seed(db.session, orgs)
             db.session.commit()
         click.echo(f"demo logins (password: {exchange_demo.DEMO_PASSWORD}):")
         for email, org_type, name in exchange_demo.demo_logins(db.session):

@@ -1,0 +1,139 @@
+"""Demo trading: open procurements, a negotiation in progress, contracts signed on site at the live
+fair and carried through payment, delivery and settlement, and one disputed trade for the operator.
+Idempotent: nothing is added once the demo buyers have contracts."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from certification.whitelist import check_transfer
+from exchange.auth import Principal
+from exchange.db import utcnow
+from exchange.models import Organization, User
+from listings.models import Fair, Product, ProductVersion, Stall
+from listings.states import ProductStatus
+from trading import contracts, offers, procurements, settlement
+from trading.models import Contract
+
+SHA = "9f2c4e1a7b3d5f60182a4c6e8b0d2f4a6c8e0b2d4f6a8c0e2b4d6f8a0c2e4b6d"
+
+
+def _admin(session: Session, org: Organization) -> Principal:
+    user = session.execute(
+        select(User).where(User.org_id == org.id, User.role == "admin").order_by(User.created_at)
+    ).scalars().first()
+    return Principal.of(user)
+
+
+def _listed(session: Session, owner: Organization) -> list[tuple[Product, ProductVersion]]:
+    return list(session.execute(
+        select(Product, ProductVersion)
+        .join(ProductVersion, (ProductVersion.product_id == Product.id)
+              & (ProductVersion.version == Product.listed_version))
+        .where(Product.owner_org_id == owner.id, Product.status == ProductStatus.LISTED)
+        .order_by(Product.created_at, Product.id)
+    ).all())
+
+
+def _terms(version: ProductVersion) -> dict[str, Any]:
+    return {"scope": version.license.get("scope", "commercial"),
+            "duration_days": version.license.get("duration_days", 365), "delivery_mode": version.delivery_mode}
+
+
+def _price(version: ProductVersion, discount_pct: int = 0) -> dict[str, Any]:
+    amount = version.price["amount"] * (100 - discount_pct) // 100
+    return {"amount": max(amount, 1), "currency": version.price["currency"]}
+
+
+def _deal(session: Session, *, buyer: Principal, vendor: Principal, product: Product, version: ProductVersion,
+          fair: Fair | None, stall: Stall | None, discount_pct: int) -> Contract:
+    offer = offers.make(session, data={"product_id": product.id, "price": _price(version, discount_pct),
+                                       "terms": _terms(version),
+                                       "message": "现场洽谈 negotiated at the fair" if fair else None},
+                        actor=buyer)
+    contract = offers.accept(session, offer_id=offer.id, actor=vendor)
+    on_site = {"on_site": True, "fair_id": fair.id, "stall_code": stall.code} if fair and stall else {}
+    contracts.sign(session, contract_id=contract.id, data=on_site, actor=buyer, client_addr="127.0.0.1",
+                   user_agent="datafair-demo")
+    contracts.sign(session, contract_id=contract.id, data=on_site, actor=vendor, client_addr="127.0.0.1",
+                   user_agent="datafair-demo")
+    return contract
+
+
+def seed(session: Session, orgs: dict[str, Organization]) -> dict[str, int]:
+    """Seed the demo's trading floor; returns counts of what was made."""
+    buyers = {k: orgs[k] for k in ("fs_manufacturing", "hk_logistics", "dg_retail")}
+    if session.execute(select(Contract.id).where(Contract.buyer_org_id.in_([o.id for o in buyers.values()]))
+                       ).first() is not None:
+        return {}
+    operator = _admin(session, orgs["operator"])
+    fs, hk, dg = (_admin(session, buyers[k]) for k in ("fs_manufacturing", "hk_logistics", "dg_retail"))
+    now = utcnow()
+    made = {"procurements": 0, "contracts": 0, "settled": 0, "disputed": 0}
+    for buyer, body in (
+        (fs, {"title": "采购实时交通与物流数据 Real-time traffic and logistics data wanted",
+              "description": "用于佛山工厂物流调度优化 For logistics scheduling of Foshan plants.",
+              "category": "transport", "keywords": ["交通", "traffic", "物流"],
+              "budget": {"max_amount": 2_000_000, "currency": "CNY"}, "delivery_mode": "api"}),
+        (hk, {"title": "Port throughput data for Hong Kong–Shenzhen routing 港深航线港口吞吐数据",
+              "description": "Container throughput of Shenzhen ports for route planning.",
+              "category": "transport", "keywords": ["港口", "port", "container"],
+              "budget": {"max_amount": 3_000_000, "currency": "CNY"}, "delivery_mode": None}),
+        (dg, {"title": "零售客流与消费数据 Retail footfall and spending data",
+              "description": "东莞门店选址 Store siting in Dongguan.", "category": "commerce",
+              "keywords": ["零售", "消费", "retail"], "budget": {"max_amount": 800_000, "currency": "CNY"},
+              "delivery_mode": "file"}),
+    ):
+        procurements.create(session, data={**body, "deadline": now + timedelta(days=45), "visibility": "public"},
+                            actor=buyer)
+        made["procurements"] += 1
+    fair = session.execute(select(Fair).where(Fair.starts_at <= now, Fair.ends_at > now)
+                           .order_by(Fair.starts_at.desc())).scalars().first()
+    deals: list[Contract] = []
+    plan = (("gz_transport", fs, 10), ("sz_port", hk, 5), ("hk_finance", hk, 8), ("gz_transport", dg, 0))
+    for vendor_key, buyer, discount in plan:
+        vendor_org = orgs[vendor_key]
+        listed = _listed(session, vendor_org)
+        if not listed:
+            continue
+        product, version = listed[len(deals) % len(listed)]
+        stall = session.execute(select(Stall).where(Stall.fair_id == fair.id, Stall.org_id == vendor_org.id)
+                                ).scalars().first() if fair else None
+        deals.append(_deal(session, buyer=buyer, vendor=_admin(session, vendor_org), product=product,
+                           version=version, fair=fair, stall=stall, discount_pct=discount))
+        made["contracts"] += 1
+    # Money: the first two settle, the third is disputed, the fourth awaits payment.
+    for i, contract in enumerate(deals[:3]):
+        trade = contracts.trade_of(session, contract)
+        buyer = _admin(session, session.get(Organization, trade.buyer_org_id))
+        seller = _admin(session, session.get(Organization, trade.seller_org_id))
+        payment = settlement.create_payment(session, trade_id=trade.id, provider="manual", actor=buyer)
+        settlement.confirm_payment(session, payment_id=payment.id, actor=operator)
+        settlement.deliver(session, trade_id=trade.id, reference=f"sftp://demo/{trade.id}.zip", sha256=SHA,
+                           actor=seller)
+        if i < 2:
+            settlement.accept(session, trade_id=trade.id, actor=buyer)
+            made["settled"] += 1
+        else:
+            settlement.open_dispute(session, trade_id=trade.id, actor=buyer,
+                                    reason="交付数据缺少10月份记录 October records missing from the delivery")
+            made["disputed"] += 1
+    # A negotiation in progress: a bid and a counter-offer awaiting the buyer.
+    listed = _listed(session, orgs["mo_tourism"]) or _listed(session, orgs["hk_finance"])
+    if listed:
+        product, version = listed[0]
+        seller = _admin(session, session.get(Organization, product.owner_org_id))
+        lawful = [b for b in (hk, dg) if check_transfer(session, product=version,
+                                                         buyer_org=session.get(Organization, b.org_id)).allowed]
+        if lawful:
+            bid = offers.make(session, data={"product_id": product.id, "price": _price(version, 20),
+                                             "terms": _terms(version), "message": "首次报价 opening bid"},
+                              actor=lawful[0])
+            offers.counter(session, offer_id=bid.id, price=_price(version, 10), terms=_terms(version),
+                           message="可以给九折 we can do 10% off", expires_at=now + timedelta(days=7), actor=seller)
+    session.flush()
+    return made
