@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, literal_column, or_, select, tuple_
+from sqlalchemy import Select, func, literal_column, or_, select
 from sqlalchemy.orm import Session
 
 from exchange.api import paginate
@@ -67,16 +67,41 @@ def search_catalog(session: Session, *, principal: Principal | None, q: str | No
         stmt = stmt.add_columns(score.label("relevance"))
     else:
         stmt = stmt.add_columns(literal_column("NULL").label("relevance"))
-    stmt = stmt.order_by(*_order(sort, score is not None))
-    result = paginate(session, stmt, page=page, per_page=per_page, scalars=False)
+    stmt = stmt.order_by(*_order(sort, score is not None, mine))
+    if score is not None and session.get_bind().dialect.name == "postgresql":
+        result = _ranked_page(session, stmt, page=page, per_page=per_page)
+    else:
+        result = paginate(session, stmt, page=page, per_page=per_page, scalars=False)
     products = [row[0] for row in result["items"]]
     versions = shown_versions(session, products)
     result["items"] = [(p, versions[p.id], None if r is None else float(r)) for p, r in result["items"]]
     return result
 
 
-def _order(sort: str, scored: bool) -> list[Any]:
-    newest = [Product.listed_at.desc().nulls_last(), Product.created_at.desc(), Product.id.desc()]
+def _ranked_page(session: Session, stmt: Select, *, page: int, per_page: int) -> dict[str, Any]:
+    """`exchange.api.paginate` for full-text results on PostgreSQL, counting in the same pass.
+
+    Ranking reads every match anyway, so a window count is nearly free, where a second query would
+    match everything again (half the cost of a search). Past the last page, count apart. (SQLite
+    refuses FTS5's bm25() next to a window function; its separate count is cheap.)
+    """
+    rows = session.execute(stmt.add_columns(func.count().over().label("total_matches"))
+                           .limit(per_page).offset((page - 1) * per_page)).all()
+    if rows:
+        total = rows[0].total_matches
+    elif page == 1:
+        total = 0
+    else:
+        total = session.execute(select(func.count()).select_from(stmt.order_by(None).subquery())).scalar_one()
+    return {"items": [(row[0], row[1]) for row in rows], "total": total, "page": page, "per_page": per_page}
+
+
+def _order(sort: str, scored: bool, mine: bool) -> list[Any]:
+    if mine:
+        # The caller's own products include never-listed drafts (no listed_at).
+        newest = [Product.listed_at.desc().nulls_last(), Product.created_at.desc(), Product.id.desc()]
+    else:
+        newest = [Product.listed_at.desc(), Product.id.desc()]
     if sort == "relevance" and scored:
         return [literal_column("relevance").desc(), *newest]
     if sort == "price_asc":
@@ -99,11 +124,9 @@ def _own_text_filter(q: str) -> Any:
 
 
 def shown_versions(session: Session, products: Sequence[Product]) -> dict[str, ProductVersion]:
-    """The shown revision of each product, in one query."""
+    """The shown revision of each product, in one query (by primary-key prefix: a product has few)."""
     if not products:
         return {}
-    keys = [(p.id, p.shown_version) for p in products]
-    rows = session.execute(
-        select(ProductVersion).where(tuple_(ProductVersion.product_id, ProductVersion.version).in_(keys))
-    ).scalars()
-    return {v.product_id: v for v in rows}
+    wanted = {p.id: p.shown_version for p in products}
+    rows = session.execute(select(ProductVersion).where(ProductVersion.product_id.in_(list(wanted)))).scalars()
+    return {v.product_id: v for v in rows if wanted[v.product_id] == v.version}

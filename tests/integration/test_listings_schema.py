@@ -11,15 +11,16 @@ def test_full_text_index_exists(app):
     with app.app_context():
         conn = db.session.connection()
         if conn.dialect.name == "postgresql":
-            columns = dict(conn.execute(text(
-                "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'product_fts'"
-            )).all())
-            assert columns == {"product_id": "character varying", "document": "tsvector"}
-            indexdef = conn.execute(text(
-                "SELECT indexdef FROM pg_indexes WHERE tablename = 'product_fts' "
-                "AND indexname = 'ix_product_fts_document'"
+            data_type = conn.execute(text(
+                "SELECT data_type FROM information_schema.columns "
+                "WHERE table_name = 'products' AND column_name = 'search_document'"
             )).scalar_one()
-            assert "USING gin (document)" in indexdef
+            assert data_type == "tsvector"
+            indexdef = conn.execute(text(
+                "SELECT indexdef FROM pg_indexes WHERE tablename = 'products' "
+                "AND indexname = 'ix_products_search_document'"
+            )).scalar_one()
+            assert "USING gin (search_document)" in indexdef
         else:
             sql = conn.execute(text("SELECT sql FROM sqlite_master WHERE name = 'product_fts'")).scalar_one()
             assert "USING fts5" in sql and "product_id UNINDEXED" in sql
