@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Select, func, literal_column, or_, select
+from sqlalchemy import ColumnElement, Select, func, literal_column, or_, select
 from sqlalchemy.orm import Session
 
 from exchange.api import paginate
@@ -63,14 +63,11 @@ def search_catalog(session: Session, *, principal: Principal | None, q: str | No
             Stall.fair_id == fair_id)
         stmt = stmt.where(Product.id.in_(on_show))
     sort = sort or ("relevance" if score is not None else "newest")
-    if score is not None:
-        stmt = stmt.add_columns(score.label("relevance"))
-    else:
-        stmt = stmt.add_columns(literal_column("NULL").label("relevance"))
-    stmt = stmt.order_by(*_order(sort, score is not None, mine))
     if score is not None and session.get_bind().dialect.name == "postgresql":
-        result = _ranked_page(session, stmt, page=page, per_page=per_page)
+        result = _ranked_page(session, stmt, score, sort=sort, page=page, per_page=per_page)
     else:
+        relevance = (score if score is not None else literal_column("NULL")).label("relevance")
+        stmt = stmt.add_columns(relevance).order_by(*_order(sort, Product, relevance, mine=mine))
         result = paginate(session, stmt, page=page, per_page=per_page, scalars=False)
     products = [row[0] for row in result["items"]]
     versions = shown_versions(session, products)
@@ -78,36 +75,48 @@ def search_catalog(session: Session, *, principal: Principal | None, q: str | No
     return result
 
 
-def _ranked_page(session: Session, stmt: Select, *, page: int, per_page: int) -> dict[str, Any]:
-    """`exchange.api.paginate` for full-text results on PostgreSQL, counting in the same pass.
+def _ranked_page(session: Session, stmt: Select, score: ColumnElement[float], *, sort: str, page: int,
+                 per_page: int) -> dict[str, Any]:
+    """`exchange.api.paginate` for full-text results on PostgreSQL: rank, count and page in one pass.
 
-    Ranking reads every match anyway, so a window count is nearly free, where a second query would
-    match everything again (half the cost of a search). Past the last page, count apart. (SQLite
-    refuses FTS5's bm25() next to a window function; its separate count is cheap.)
+    Ranking reads every match anyway, so a window count over narrow rows (id, sort keys, rank) is
+    nearly free, where a second query would match everything again; the page's 20 products are
+    joined at the end. OFFSET 0 keeps the ranked subquery from being flattened (the window would
+    then carry every match's tsvector). Past the last page, count apart. (SQLite refuses FTS5's
+    bm25() next to a window function; it takes the plain path, its separate count is cheap.)
     """
-    rows = session.execute(stmt.add_columns(func.count().over().label("total_matches"))
-                           .limit(per_page).offset((page - 1) * per_page)).all()
+    keys = (Product.id, Product.listed_at, Product.price_amount, Product.created_at)
+    ranked = stmt.with_only_columns(*keys, score.label("relevance")).offset(0).subquery("ranked")
+    order = _order(sort, ranked.c, ranked.c.relevance, mine=False)
+    window = (select(ranked.c.id, ranked.c.relevance, func.count().over().label("total_matches"),
+                     *(ranked.c[k.key] for k in keys[1:]))
+              .order_by(*order).limit(per_page).offset((page - 1) * per_page).subquery("page"))
+    rows = session.execute(
+        select(Product, window.c.relevance, window.c.total_matches).join(window, window.c.id == Product.id)
+        .order_by(*_order(sort, window.c, window.c.relevance, mine=False))
+    ).all()
     if rows:
         total = rows[0].total_matches
     elif page == 1:
         total = 0
     else:
-        total = session.execute(select(func.count()).select_from(stmt.order_by(None).subquery())).scalar_one()
+        total = session.execute(select(func.count()).select_from(ranked)).scalar_one()
     return {"items": [(row[0], row[1]) for row in rows], "total": total, "page": page, "per_page": per_page}
 
 
-def _order(sort: str, scored: bool, mine: bool) -> list[Any]:
+def _order(sort: str, cols: Any, relevance: Any, *, mine: bool) -> list[Any]:
+    """ORDER BY for a sort, over Product or a subquery's columns of the same names."""
     if mine:
         # The caller's own products include never-listed drafts (no listed_at).
-        newest = [Product.listed_at.desc().nulls_last(), Product.created_at.desc(), Product.id.desc()]
+        newest = [cols.listed_at.desc().nulls_last(), cols.created_at.desc(), cols.id.desc()]
     else:
-        newest = [Product.listed_at.desc(), Product.id.desc()]
-    if sort == "relevance" and scored:
-        return [literal_column("relevance").desc(), *newest]
+        newest = [cols.listed_at.desc(), cols.id.desc()]
+    if sort == "relevance" and relevance is not None:
+        return [relevance.desc(), *newest]
     if sort == "price_asc":
-        return [Product.price_amount.asc(), Product.id.asc()]
+        return [cols.price_amount.asc(), cols.id.asc()]
     if sort == "price_desc":
-        return [Product.price_amount.desc(), Product.id.desc()]
+        return [cols.price_amount.desc(), cols.id.desc()]
     return newest
 
 
