@@ -73,6 +73,12 @@ class Product(TimestampMixin, Base):
         Index("ix_products_status_listed_at", "status", "listed_at", "id"),
         Index("ix_products_status_category_listed_at", "status", "category", "listed_at", "id"),
         Index("ix_products_status_price", "status", "price_amount", "id"),
+        # Counting a filtered catalog without reading wide rows (PostgreSQL keeps the tsvector inline).
+        Index("ix_products_status_region", "status", "origin_region"),
+        Index("ix_products_status_delivery", "status", "delivery_mode"),
+        Index("ix_products_status_classification", "status", "classification"),
+        Index("ix_products_status_price_model", "status", "price_model"),
+        Index("ix_products_status_currency_price", "status", "price_currency", "price_amount"),
         Index("ix_products_owner_status", "owner_org_id", "status"),
         Index("ix_products_search_document", "search_document", postgresql_using="gin"),
     )

@@ -85,6 +85,11 @@ def upgrade():
         batch_op.create_index('ix_products_status_category_listed_at', ['status', 'category', 'listed_at', 'id'], unique=False)
         batch_op.create_index('ix_products_status_listed_at', ['status', 'listed_at', 'id'], unique=False)
         batch_op.create_index('ix_products_status_price', ['status', 'price_amount', 'id'], unique=False)
+        batch_op.create_index('ix_products_status_region', ['status', 'origin_region'], unique=False)
+        batch_op.create_index('ix_products_status_delivery', ['status', 'delivery_mode'], unique=False)
+        batch_op.create_index('ix_products_status_classification', ['status', 'classification'], unique=False)
+        batch_op.create_index('ix_products_status_price_model', ['status', 'price_model'], unique=False)
+        batch_op.create_index('ix_products_status_currency_price', ['status', 'price_currency', 'price_amount'], unique=False)
 
     op.create_table('stalls',
     sa.Column('id', sa.String(length=40), nullable=False),
@@ -186,6 +191,11 @@ def downgrade():
     op.drop_table('stalls')
     with op.batch_alter_table('products', schema=None) as batch_op:
         batch_op.drop_index('ix_products_status_price')
+        batch_op.drop_index('ix_products_status_region')
+        batch_op.drop_index('ix_products_status_delivery')
+        batch_op.drop_index('ix_products_status_classification')
+        batch_op.drop_index('ix_products_status_price_model')
+        batch_op.drop_index('ix_products_status_currency_price')
         batch_op.drop_index('ix_products_status_listed_at')
         batch_op.drop_index('ix_products_status_category_listed_at')
         batch_op.drop_index('ix_products_owner_status')
