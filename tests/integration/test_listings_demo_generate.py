@@ -105,3 +105,23 @@ def test_generate_command(app):
     assert "generated 30 listed products" in result.output
     again = app.test_cli_runner().invoke(args=["generate", "--products", "30", "--seed", "21"])
     assert again.exit_code != 0 and "seed 21" in again.output
+
+
+def test_demo_stalls_show_products_once_listed(app):
+    from exchange.auth import Principal
+    from exchange.models import User
+    from listings import services
+
+    with app.app_context():
+        orgs = exchange_demo.seed(db.session)
+        seeded = listings_demo.seed(db.session, orgs)
+        product = seeded["products"][0]
+        owner = db.session.execute(select(User).where(User.org_id == product.owner_org_id)).scalars().first()
+        revision = services.submit_for_review(db.session, product_id=product.id, actor=Principal.of(owner))
+        services.mark_listed(db.session, product_id=product.id, version=revision.version,
+                             certificate_number="DFX-2026-000001")
+        listings_demo.show_listed_products(db.session)
+        db.session.commit()
+        stats = fairs.fair_stats(db.session, seeded["fair"])
+        assert stats["stalls"] == 5 and stats["products_on_show"] == 1
+        assert [h[0] for h in search.search_product_ids(db.session, q="交通")] == [product.id]
