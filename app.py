@@ -13,6 +13,9 @@ from exchange import idempotency
 from exchange.db import db
 from exchange.kernel import create_kernel
 from exchange.ledger import routes as ledger_routes
+from listings import cli as listings_cli
+from listings import demo as listings_demo
+from listings import routes as listings_routes
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 
@@ -21,6 +24,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app, api = create_kernel(__name__, ROOT, config)
     # exchange.ledger (issue 6): read API of the double-entry ledger.
     api.register_blueprint(ledger_routes.blp)
+    # listings: catalog, revisions, search, fairs and stalls
+    api.register_blueprint(listings_routes.blp)
+    api.register_blueprint(listings_routes.fairs_blp)
+    listings_cli.init_app(app)
     _register_commands(app)
     return app
 
@@ -35,7 +42,8 @@ def _register_commands(app: Flask) -> None:
         if if_empty and exchange_demo.has_data(db.session):
             click.echo("database already has data; demo not re-seeded")
         else:
-            exchange_demo.seed(db.session)
+            orgs = exchange_demo.seed(db.session)
+            listings_demo.seed(db.session, orgs)
             db.session.commit()
         click.echo(f"demo logins (password: {exchange_demo.DEMO_PASSWORD}):")
         for email, org_type, name in exchange_demo.demo_logins(db.session):

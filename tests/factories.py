@@ -128,3 +128,78 @@ class ApiHelper:
     def suspend(self, actor: Actor) -> None:
         r = self.post(f"organizations/{actor.org_id}/suspend", self.operator(), json={"reason": "test"})
         assert r.status_code == 200, r.get_json()
+
+
+# -- listings (issue 3) ------------------------------------------------------------------------------
+
+def product_body(**overrides: Any) -> dict[str, Any]:
+    """A valid product creation body (API.md Listings); keyword overrides replace top-level fields."""
+    n = next(_seq)
+    body: dict[str, Any] = {
+        "title": f"广州市实时交通流量数据 Guangzhou real-time traffic flow #{n}",
+        "summary": "全市主干道路段每5分钟的车流量、平均车速与拥堵指数 Flow, speed and congestion every 5 minutes",
+        "description": "覆盖广州市11个区的主干道与快速路，数据来自地磁与视频检测器。\n"
+                       "Covers arterial roads and expressways in all 11 districts of Guangzhou.",
+        "category": "transport",
+        "keywords": ["交通", "traffic", "拥堵指数"],
+        "data_format": "csv",
+        "delivery_mode": "api",
+        "classification": "general",
+        "contains_personal_info": False,
+        "origin_region": "GD",
+        "update_frequency": "realtime",
+        "price": {"model": "subscription", "amount": 1_250_000, "currency": "CNY", "period": "month"},
+        "sample": {"columns": ["road_id", "ts", "flow", "speed_kmh"],
+                   "rows": [["GZ-001", "2026-11-01T08:00:00Z", 1320, 32.5],
+                            ["GZ-002", "2026-11-01T08:00:00Z", 980, 41.0]]},
+        "license": {"scope": "commercial", "duration_days": 365, "resale_allowed": False},
+        "scenarios": ["交通信号配时优化 traffic signal timing"],
+        "data_source": {"type": "self_collected", "description": "地磁与视频检测器 loop and video detectors"},
+        "coverage": {"time_from": "2024-01-01T00:00:00Z", "time_to": None, "regions": ["广州市"]},
+        "volume": {"records": 52_000_000, "bytes": 8_400_000_000},
+    }
+    body.update(overrides)
+    return body
+
+
+def create_product(api: ApiHelper, vendor: Actor, **overrides: Any) -> dict[str, Any]:
+    """A draft product created through the API; returns its JSON."""
+    r = api.post("products", vendor, json=product_body(**overrides))
+    assert r.status_code == 201, r.get_json()
+    return r.get_json()
+
+
+def principal_of(api: ApiHelper, actor: Actor) -> Any:
+    """The service-level Principal of a test actor."""
+    from exchange.auth import Principal
+    from exchange.models import User
+
+    with api.app.app_context():
+        return Principal.of(db.session.get(User, actor.user_id))
+
+
+_certificates = itertools.count(1)
+
+
+def list_product(api: ApiHelper, vendor: Actor, product_id: str) -> str:
+    """Certify the newest draft revision of a product the way certification will: submit_for_review,
+    then mark_listed with a fresh certificate number. Returns the certificate number."""
+    from listings import services
+
+    principal = principal_of(api, vendor)
+    number = f"DFX-2026-{next(_certificates):06d}"
+    with api.app.app_context():
+        revision = services.submit_for_review(db.session, product_id=product_id, actor=principal)
+        services.mark_listed(db.session, product_id=product_id, version=revision.version,
+                             certificate_number=number)
+        db.session.commit()
+    return number
+
+
+def listed_product(api: ApiHelper, vendor: Actor, **overrides: Any) -> dict[str, Any]:
+    """A listed product (created through the API, certified through the listings services)."""
+    created = create_product(api, vendor, **overrides)
+    list_product(api, vendor, created["id"])
+    r = api.get(f"products/{created['id']}", vendor)
+    assert r.status_code == 200 and r.get_json()["status"] == "listed", r.get_json()
+    return r.get_json()

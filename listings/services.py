@@ -1,0 +1,423 @@
+"""Business rules of data products: creation, revisions, visibility, status changes and the catalog.
+
+Certification drives a product's life through `submit_for_review`, `return_to_draft`, `mark_listed`,
+`suspend`, `reinstate` (listings never imports certification); trading pushes a fair's signing
+figures down through `record_fair_signing`. Every status change goes through the transition tables
+of `listings.states` and is written to the product's history (who, when, why).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import Select, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from exchange.auth import Principal
+from exchange.db import utcnow
+from exchange.errors import Conflict, Forbidden, InvalidTransition, NotFound, ValidationFailed, field_error
+from exchange.money import CURRENCIES, MAX_AMOUNT
+from exchange.states import transition
+from listings import search
+from listings.models import (
+    BODY_FIELDS,
+    Fair,
+    FairVolume,
+    Product,
+    ProductTransition,
+    ProductVersion,
+    _jsonable,
+)
+from listings.states import (
+    ONCE_LISTED_STATUSES,
+    PRODUCT_TRANSITIONS,
+    RETURN_OUTCOMES,
+    VERSION_TRANSITIONS,
+    ProductStatus,
+    VersionStatus,
+)
+
+CATALOG_FILTERS = ("category", "origin_region", "delivery_mode", "classification")
+
+
+# -- lookups and visibility ------------------------------------------------------------------------
+
+def can_manage(product: Product, principal: Principal | None) -> bool:
+    """The owner's members and operators see a product in every status, with its newest revision."""
+    return principal is not None and (principal.org_id == product.owner_org_id or principal.is_operator)
+
+
+def _load(session: Session, product_id: str, *, lock: bool = False) -> Product:
+    if not isinstance(product_id, str) or len(product_id) > 40:
+        raise NotFound("No such product.")
+    stmt = select(Product).where(Product.id == product_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    product = session.execute(stmt).scalar_one_or_none()
+    if product is None:
+        raise NotFound("No such product.")
+    return product
+
+
+def get_product(session: Session, *, product_id: str, principal: Principal | None) -> Product:
+    """A product the caller may see: listed ones to anyone, others to the owner and operators.
+
+    Raises NotFound (404) for unknown ids and for products the caller may not see (never 403).
+    """
+    product = _load(session, product_id)
+    if product.status == ProductStatus.LISTED or can_manage(product, principal):
+        return product
+    raise NotFound("No such product.")
+
+
+def _owned(session: Session, product_id: str, actor: Principal, *, lock: bool = False) -> Product:
+    """The product if the actor's organization owns it: 404 when invisible, 403 for operators."""
+    product = _load(session, product_id, lock=lock)
+    if actor.org_id == product.owner_org_id:
+        actor.require_verified("changes to products")
+        return product
+    if can_manage(product, actor) or product.status == ProductStatus.LISTED:
+        raise Forbidden("Only the product's owner may do this.")
+    raise NotFound("No such product.")
+
+
+def get_version(session: Session, *, product_id: str, version: int) -> ProductVersion:
+    """One revision of a product, whatever its status (no visibility check: for certification).
+
+    Raises NotFound.
+    """
+    found = session.get(ProductVersion, (product_id, version)) if isinstance(version, int) else None
+    if found is None:
+        raise NotFound(f"Product {product_id} has no version {version}.")
+    return found
+
+
+def version_body(version: ProductVersion) -> dict[str, Any]:
+    """Every field of the product creation body as stored, JSON-able (title ... volume)."""
+    return version.body()
+
+
+def shown_version(session: Session, product: Product) -> ProductVersion:
+    """The revision a product's page shows: the listed (certified) one, else the newest."""
+    return get_version(session, product_id=product.id, version=product.shown_version)
+
+
+def is_tradable(product: Product) -> bool:
+    """Offers and contracts may be made on a product only while it is listed."""
+    return product.status == ProductStatus.LISTED
+
+
+# -- history and transitions -----------------------------------------------------------------------
+
+def _record(session: Session, product: Product, *, subject: str, to_status: str, from_status: str | None,
+            version: int | None = None, reason: str | None = None, actor: Principal | None = None) -> None:
+    session.add(ProductTransition(
+        product_id=product.id, subject=subject, version=version, from_status=from_status,
+        to_status=str(to_status), reason=reason, at=utcnow(),
+        actor_user_id=actor.user_id if actor else None, actor_org_id=actor.org_id if actor else None,
+    ))
+
+
+def _move_product(session: Session, product: Product, target: ProductStatus, *, reason: str | None,
+                  actor: Principal | None) -> None:
+    previous = transition(product, PRODUCT_TRANSITIONS, target, what="Product")
+    product.updated_at = utcnow()
+    _record(session, product, subject="product", from_status=previous, to_status=target, reason=reason,
+            actor=actor)
+
+
+def _move_version(session: Session, product: Product, version: ProductVersion, target: VersionStatus, *,
+                  reason: str | None, actor: Principal | None) -> None:
+    previous = transition(version, VERSION_TRANSITIONS, target, what=f"Version {version.version}")
+    version.updated_at = utcnow()
+    _record(session, product, subject="version", version=version.version, from_status=previous,
+            to_status=target, reason=reason, actor=actor)
+
+
+def history(session: Session, *, product_id: str, principal: Principal) -> Select:
+    """The product's status history, oldest first (owner and operators; others 404)."""
+    product = _load(session, product_id)
+    if not can_manage(product, principal):
+        raise NotFound("No such product.")
+    return select(ProductTransition).where(ProductTransition.product_id == product.id).order_by(
+        ProductTransition.id)
+
+
+# -- creation and revisions ------------------------------------------------------------------------
+
+def _stored(data: Mapping[str, Any]) -> dict[str, Any]:
+    """The body as revisions store it: JSON values only (times as `...Z` strings)."""
+    return {k: _jsonable(v) for k, v in data.items() if k in BODY_FIELDS}
+
+
+def _copy_catalog_columns(product: Product, body: Mapping[str, Any]) -> None:
+    for name in ("category", "origin_region", "delivery_mode", "classification"):
+        setattr(product, name, body[name])
+    product.price_model = body["price"]["model"]
+    product.price_amount = body["price"]["amount"]
+    product.price_currency = body["price"]["currency"]
+
+
+def _check_complete(body: Mapping[str, Any]) -> None:
+    missing = [f for f in BODY_FIELDS if f not in body]
+    if missing:
+        raise ValidationFailed("Missing fields: " + ", ".join(missing),
+                               errors={f: ["Missing data for required field."] for f in missing})
+
+
+def create_product(session: Session, *, data: Mapping[str, Any], actor: Principal) -> Product:
+    """A verified vendor registers a data product: version 1, a draft.
+
+    `data` is a validated creation body. Raises Forbidden (not a verified vendor), ValidationFailed.
+    """
+    actor.require_type("vendor", action="listing data products")
+    body = {"sample": None, "coverage": None, "volume": None, **_stored(data)}
+    _check_complete(body)
+    product = Product(owner_org_id=actor.org_id, status=ProductStatus.DRAFT, latest_version=1,
+                      listed_version=None)
+    _copy_catalog_columns(product, body)
+    session.add(product)
+    session.flush()
+    session.add(ProductVersion(product_id=product.id, version=1, status=VersionStatus.DRAFT, **body))
+    _record(session, product, subject="product", from_status=None, to_status=ProductStatus.DRAFT,
+            reason="created", actor=actor)
+    _record(session, product, subject="version", version=1, from_status=None, to_status=VersionStatus.DRAFT,
+            reason="created", actor=actor)
+    session.flush()
+    return product
+
+
+def update_product(session: Session, *, product_id: str, changes: Mapping[str, Any],
+                   actor: Principal) -> Product | ProductVersion:
+    """The owner edits a product: a never-listed draft in place (answers the product); a listed or
+    suspended product through its draft revision `version+1`, created on first edit (answers it).
+
+    Raises NotFound, Forbidden, Conflict (a revision in review is frozen; delisted products).
+    """
+    product = _owned(session, product_id, actor, lock=True)
+    if product.status == ProductStatus.DELISTED:
+        raise InvalidTransition("A delisted product cannot be edited.")
+    latest = get_version(session, product_id=product.id, version=product.latest_version)
+    if latest.status == VersionStatus.IN_REVIEW:
+        raise Conflict(f"Version {latest.version} is under review and frozen; withdraw the certification "
+                       "request to edit it.")
+    new_body = {**latest.body(), **_stored(changes)}
+    if latest.status == VersionStatus.DRAFT:
+        for name, value in new_body.items():
+            setattr(latest, name, value)
+        latest.updated_at = utcnow()
+        revision = latest
+    else:
+        revision = ProductVersion(product_id=product.id, version=latest.version + 1,
+                                  status=VersionStatus.DRAFT, **new_body)
+        session.add(revision)
+        product.latest_version = revision.version
+        _record(session, product, subject="version", version=revision.version, from_status=None,
+                to_status=VersionStatus.DRAFT, reason=f"revision of version {latest.version}", actor=actor)
+    product.updated_at = utcnow()
+    if product.listed_version is None:
+        _copy_catalog_columns(product, new_body)
+    session.flush()
+    return product if product.listed_version is None else revision
+
+
+def list_versions(session: Session, *, product_id: str, principal: Principal) -> Select:
+    """Every revision of a product, newest first (owner and operators; others 404)."""
+    product = _load(session, product_id)
+    if not can_manage(product, principal):
+        raise NotFound("No such product.")
+    return select(ProductVersion).where(ProductVersion.product_id == product.id).order_by(
+        ProductVersion.version.desc())
+
+
+# -- the life cycle certification drives ------------------------------------------------------------
+
+def submit_for_review(session: Session, *, product_id: str, actor: Principal) -> ProductVersion:
+    """The owner (a verified vendor) sends the newest draft revision to review, which freezes it.
+
+    A never-listed product goes `draft -> in_review`; a listed (or suspended) one keeps its status
+    while its next revision is reviewed. Raises NotFound, Forbidden, Conflict (409: no draft
+    revision, one already in review, or the product is delisted).
+    """
+    actor.require_type("vendor", action="certification requests")
+    product = _owned(session, product_id, actor, lock=True)
+    if product.status == ProductStatus.DELISTED:
+        raise InvalidTransition("A delisted product cannot be certified.")
+    latest = get_version(session, product_id=product.id, version=product.latest_version)
+    if latest.status == VersionStatus.IN_REVIEW:
+        raise Conflict(f"Version {latest.version} is already under review.")
+    if latest.status != VersionStatus.DRAFT:
+        raise Conflict("The product has no draft revision to certify; edit it first.")
+    _move_version(session, product, latest, VersionStatus.IN_REVIEW, reason="submitted for certification",
+                  actor=actor)
+    if product.listed_version is None:
+        _move_product(session, product, ProductStatus.IN_REVIEW, reason="submitted for certification",
+                      actor=actor)
+    session.flush()
+    return latest
+
+
+def return_to_draft(session: Session, *, product_id: str, version: int, outcome: str,
+                    reason: str | None = None, actor: Principal | None = None) -> ProductVersion:
+    """A certification ended without approval: `changes_requested` or `withdrawn` unfreeze the
+    revision (back to `draft`); `rejected` closes it (a fresh draft is made by editing). A product
+    never listed goes back `in_review -> draft`.
+
+    Raises ValidationFailed (unknown outcome), NotFound, InvalidTransition (revision not in review).
+    """
+    if outcome not in RETURN_OUTCOMES:
+        raise field_error("outcome", f"must be one of {', '.join(RETURN_OUTCOMES)}")
+    product = _load(session, product_id, lock=True)
+    revision = get_version(session, product_id=product.id, version=version)
+    target = VersionStatus.REJECTED if outcome == "rejected" else VersionStatus.DRAFT
+    why = f"certification {outcome}" + (f": {reason}" if reason else "")
+    _move_version(session, product, revision, target, reason=why, actor=actor)
+    if product.status == ProductStatus.IN_REVIEW:
+        _move_product(session, product, ProductStatus.DRAFT, reason=why, actor=actor)
+    session.flush()
+    return revision
+
+
+def mark_listed(session: Session, *, product_id: str, version: int, certificate_number: str,
+                actor: Principal | None = None) -> Product:
+    """A revision was certified: it becomes `certified` (the previously certified one `superseded`)
+    and the product `listed` with that version and certificate, back in the catalog and index.
+
+    Allowed while the product is in review, listed or suspended. Raises NotFound, InvalidTransition.
+    """
+    product = _load(session, product_id, lock=True)
+    if product.status not in (ProductStatus.IN_REVIEW, *ONCE_LISTED_STATUSES):
+        raise InvalidTransition(f"A {product.status} product cannot be listed.")
+    if not isinstance(certificate_number, str) or not 1 <= len(certificate_number) <= 40:
+        raise field_error("certificate_number", "must be 1..40 characters")
+    revision = get_version(session, product_id=product.id, version=version)
+    why = f"certified: certificate {certificate_number}"
+    _move_version(session, product, revision, VersionStatus.CERTIFIED, reason=why, actor=actor)
+    if product.listed_version is not None and product.listed_version != revision.version:
+        previous = get_version(session, product_id=product.id, version=product.listed_version)
+        if previous.status == VersionStatus.CERTIFIED:
+            _move_version(session, product, previous, VersionStatus.SUPERSEDED,
+                          reason=f"superseded by version {revision.version}", actor=actor)
+    product.listed_version = revision.version
+    product.certificate_number = certificate_number
+    product.listed_at = utcnow()
+    product.updated_at = utcnow()
+    _copy_catalog_columns(product, revision.body())
+    if product.status != ProductStatus.LISTED:
+        _move_product(session, product, ProductStatus.LISTED, reason=why, actor=actor)
+    session.flush()
+    search.index_product(session, product, revision)
+    session.flush()
+    return product
+
+
+def suspend(session: Session, *, product_id: str, reason: str, actor: Principal | None = None) -> Product:
+    """Take a listed product out of the catalog and the search index (e.g. certificate suspended).
+
+    Raises NotFound, InvalidTransition.
+    """
+    product = _load(session, product_id, lock=True)
+    _move_product(session, product, ProductStatus.SUSPENDED, reason=reason, actor=actor)
+    search.unindex_product(session, product)
+    session.flush()
+    return product
+
+
+def reinstate(session: Session, *, product_id: str, reason: str, actor: Principal | None = None) -> Product:
+    """Put a suspended product back in the catalog with its listed version. Raises NotFound, InvalidTransition."""
+    product = _load(session, product_id, lock=True)
+    if product.status != ProductStatus.SUSPENDED:
+        # in_review -> listed is certification's path (mark_listed), never a reinstatement.
+        raise InvalidTransition(f"Only a suspended product can be reinstated (this one is {product.status}).")
+    _move_product(session, product, ProductStatus.LISTED, reason=reason, actor=actor)
+    session.flush()
+    search.index_product(session, product, shown_version(session, product))
+    session.flush()
+    return product
+
+
+def delist(session: Session, *, product_id: str, reason: str, actor: Principal) -> Product:
+    """Withdraw a product from sale for good (never a hard delete): its owner or an operator.
+
+    Raises NotFound, Forbidden, Conflict (a revision is in review: withdraw the certification first),
+    InvalidTransition (already delisted, or in review).
+    """
+    product = _load(session, product_id, lock=True)
+    if not can_manage(product, actor):
+        if product.status == ProductStatus.LISTED:
+            raise Forbidden("Only the product's owner or an operator may delist it.")
+        raise NotFound("No such product.")
+    if actor.org_id == product.owner_org_id:
+        actor.require_verified("changes to products")
+    latest = get_version(session, product_id=product.id, version=product.latest_version)
+    if latest.status == VersionStatus.IN_REVIEW:
+        raise Conflict(f"Version {latest.version} is under review; withdraw the certification request first.")
+    _move_product(session, product, ProductStatus.DELISTED, reason=reason, actor=actor)
+    search.unindex_product(session, product)
+    session.flush()
+    return product
+
+
+# -- views -----------------------------------------------------------------------------------------
+
+def product_view(product: Product, version: ProductVersion, principal: Principal | None,
+                 relevance: float | None = None) -> dict[str, Any]:
+    """The API's product: the shown revision's fields with the product's status and certificate."""
+    out: dict[str, Any] = {
+        "id": product.id,
+        "owner_org_id": product.owner_org_id,
+        "status": product.status,
+        "version": version.version,
+        "version_status": version.status,
+        "certificate_number": product.certificate_number,
+        "created_at": product.created_at,
+        "updated_at": product.updated_at,
+        "listed_at": product.listed_at,
+        **version.body(),
+    }
+    if can_manage(product, principal):
+        out["latest_version"] = product.latest_version
+    if relevance is not None:
+        out["relevance"] = round(relevance, 6)
+    return out
+
+
+def version_view(version: ProductVersion) -> dict[str, Any]:
+    """A revision: `{"product_id", "version", "status", "created_at", "updated_at", ...fields}`."""
+    return {
+        "product_id": version.product_id,
+        "version": version.version,
+        "status": version.status,
+        "created_at": version.created_at,
+        "updated_at": version.updated_at,
+        **version.body(),
+    }
+
+
+# -- fair figures pushed down by trading --------------------------------------------------------------
+
+def record_fair_signing(session: Session, *, fair_id: str, currency: str, amount: int) -> None:
+    """Count a contract signed on site at a fair and add its value to the fair's volume.
+
+    Called by trading when a contract made at a fair is signed. Concurrent calls add up (single
+    UPDATE / upsert statements). Raises NotFound (unknown fair), ValidationFailed (bad money).
+    """
+    if currency not in CURRENCIES:
+        raise field_error("currency", f"must be one of {', '.join(CURRENCIES)}")
+    if type(amount) is not int or not 0 < amount <= MAX_AMOUNT:
+        raise field_error("amount", "must be a positive integer of minor units")
+    counted = session.execute(
+        update(Fair).where(Fair.id == fair_id)
+        .values(contracts_signed_on_site=Fair.contracts_signed_on_site + 1)
+        .execution_options(synchronize_session=False)
+    )
+    if counted.rowcount != 1:
+        raise NotFound("No such fair.")
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    session.execute(
+        insert(FairVolume).values(fair_id=fair_id, currency=currency, amount=amount)
+        .on_conflict_do_update(index_elements=["fair_id", "currency"],
+                               set_={"amount": FairVolume.amount + amount})
+    )
