@@ -9,6 +9,7 @@ import click
 from flask import Flask
 
 from certification import demo as certification_demo
+from certification import generate as certification_generate
 from certification import routes as certification_routes
 from certification import services as certification_services
 from exchange import demo as exchange_demo
@@ -33,7 +34,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     # listings: catalog, revisions, search, fairs and stalls
     api.register_blueprint(listings_routes.blp)
     api.register_blueprint(listings_routes.fairs_blp)
-    listings_cli.init_app(app)
+    listings_cli.init_app(app, then=[certification_generate.generate_step])
     # certification: reviews, certificates, objections, cross-border white list
     api.register_blueprint(certification_routes.blp)
     # trading: procurement, matching, offers, contracts, signatures, trades and their money flow

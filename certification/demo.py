@@ -10,6 +10,7 @@ from certification import services
 from certification.models import Certification
 from exchange.auth import Principal
 from exchange.models import Organization, User
+from listings.demo import show_listed_products
 from listings.models import Product
 
 DEMO_DOCS = [{"name": "数据来源说明 data-source statement.pdf", "sha256": "5" * 64},
@@ -77,4 +78,5 @@ def seed(session: Session, orgs: dict[str, Organization]) -> dict[str, int]:
                                 comment="复核通过 second review", checklist=None, actor=op2)
         outcomes[outcome] += 1
     session.flush()
+    show_listed_products(session)
     return outcomes

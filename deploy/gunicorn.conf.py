@@ -37,6 +37,15 @@ loglevel = os.environ.get("DATAFAIR_LOG_LEVEL", "info")
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 
 
+def when_ready(server):
+    # Runs in the master before any worker forks: with preload_app, load the catalog's Chinese
+    # segmenter and converter once here and let every worker share them copy-on-write.
+    if preload_app:
+        from listings.search import warm_up
+
+        warm_up()
+
+
 def post_fork(server, worker):
     # Connections opened in the master (during preload) must not be shared by forked workers.
     from exchange.db import db

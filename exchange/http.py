@@ -41,7 +41,14 @@ def _has_body() -> bool:
     return bool(request.content_length) or "chunked" in request.headers.get("Transfer-Encoding", "").lower()
 
 
+# Per-request state kept on `g`. A request inside an already pushed app context (a test holding one,
+# a CLI calling the app) shares that context's `g`, so each request starts by clearing these.
+REQUEST_STATE = ("principal", "json_body", "idempotency_record_id", "idempotency_replayed", "after_transaction")
+
+
 def before_request() -> Response | None:
+    for key in REQUEST_STATE:
+        g.pop(key, None)
     g.request_id = request.headers.get("X-Request-Id", "")[:64] or secrets.token_hex(8)
     g.started = time.perf_counter()
     write_intent.set(request.method not in SAFE_METHODS)

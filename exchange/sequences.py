@@ -22,16 +22,22 @@ class Sequence(Base):
     last: Mapped[int] = mapped_column(Integer, default=0)
 
 
-def next_value(session: Session, name: str, year: int) -> int:
-    """The next number of `name` in `year` (1, 2, 3, ...), taken under the counter's row lock."""
+def reserve(session: Session, name: str, year: int, count: int = 1) -> int:
+    """Take `count` consecutive numbers of `name` in `year`; returns the first. Under the row lock."""
     insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     session.execute(insert(Sequence).values(name=name, year=year, last=0).on_conflict_do_nothing())
-    return session.execute(
+    last = session.execute(
         update(Sequence)
         .where(Sequence.name == name, Sequence.year == year)
-        .values(last=Sequence.last + 1)
+        .values(last=Sequence.last + count)
         .returning(Sequence.last)
     ).scalar_one()
+    return last - count + 1
+
+
+def next_value(session: Session, name: str, year: int) -> int:
+    """The next number of `name` in `year` (1, 2, 3, ...), taken under the counter's row lock."""
+    return reserve(session, name, year, 1)
 
 
 def yearly_number(session: Session, name: str, prefix: str, year: int) -> str:

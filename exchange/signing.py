@@ -15,6 +15,7 @@ import base64
 import binascii
 import re
 import secrets
+from collections.abc import Callable
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature, InvalidTag
@@ -123,6 +124,17 @@ def sign(session: Session, payload: dict[str, Any]) -> tuple[str, str]:
     key = current_key(session)
     signature = _private_key(key).sign(message)
     return key.kid, base64.b64encode(signature).decode()
+
+
+def signer(session: Session) -> Callable[[dict[str, Any]], tuple[str, str]]:
+    """`sign` for bulk work: the active key is loaded and decrypted once (e.g. the data generator)."""
+    key = current_key(session)
+    private, kid = _private_key(key), key.kid
+
+    def sign_one(payload: dict[str, Any]) -> tuple[str, str]:
+        return kid, base64.b64encode(private.sign(canonical_bytes(payload))).decode()
+
+    return sign_one
 
 
 def verify_ed25519(public_key_b64: str, message: bytes, signature_b64: str) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, literal_column, or_, select, tuple_
+from sqlalchemy import ColumnElement, Select, func, literal_column, or_, select
 from sqlalchemy.orm import Session
 
 from exchange.api import paginate
@@ -63,26 +63,60 @@ def search_catalog(session: Session, *, principal: Principal | None, q: str | No
             Stall.fair_id == fair_id)
         stmt = stmt.where(Product.id.in_(on_show))
     sort = sort or ("relevance" if score is not None else "newest")
-    if score is not None:
-        stmt = stmt.add_columns(score.label("relevance"))
+    if score is not None and session.get_bind().dialect.name == "postgresql":
+        result = _ranked_page(session, stmt, score, sort=sort, page=page, per_page=per_page)
     else:
-        stmt = stmt.add_columns(literal_column("NULL").label("relevance"))
-    stmt = stmt.order_by(*_order(sort, score is not None))
-    result = paginate(session, stmt, page=page, per_page=per_page, scalars=False)
+        relevance = (score if score is not None else literal_column("NULL")).label("relevance")
+        stmt = stmt.add_columns(relevance).order_by(*_order(sort, Product, relevance, mine=mine))
+        result = paginate(session, stmt, page=page, per_page=per_page, scalars=False)
     products = [row[0] for row in result["items"]]
     versions = shown_versions(session, products)
     result["items"] = [(p, versions[p.id], None if r is None else float(r)) for p, r in result["items"]]
     return result
 
 
-def _order(sort: str, scored: bool) -> list[Any]:
-    newest = [Product.listed_at.desc().nulls_last(), Product.created_at.desc(), Product.id.desc()]
-    if sort == "relevance" and scored:
-        return [literal_column("relevance").desc(), *newest]
+def _ranked_page(session: Session, stmt: Select, score: ColumnElement[float], *, sort: str, page: int,
+                 per_page: int) -> dict[str, Any]:
+    """`exchange.api.paginate` for full-text results on PostgreSQL: rank, count and page in one pass.
+
+    Ranking reads every match anyway, so a window count over narrow rows (id, sort keys, rank) is
+    nearly free, where a second query would match everything again; the page's 20 products are
+    joined at the end. OFFSET 0 keeps the ranked subquery from being flattened (the window would
+    then carry every match's tsvector). Past the last page, count apart. (SQLite refuses FTS5's
+    bm25() next to a window function; it takes the plain path, its separate count is cheap.)
+    """
+    keys = (Product.id, Product.listed_at, Product.price_amount, Product.created_at)
+    ranked = stmt.with_only_columns(*keys, score.label("relevance")).offset(0).subquery("ranked")
+    order = _order(sort, ranked.c, ranked.c.relevance, mine=False)
+    window = (select(ranked.c.id, ranked.c.relevance, func.count().over().label("total_matches"),
+                     *(ranked.c[k.key] for k in keys[1:]))
+              .order_by(*order).limit(per_page).offset((page - 1) * per_page).subquery("page"))
+    rows = session.execute(
+        select(Product, window.c.relevance, window.c.total_matches).join(window, window.c.id == Product.id)
+        .order_by(*_order(sort, window.c, window.c.relevance, mine=False))
+    ).all()
+    if rows:
+        total = rows[0].total_matches
+    elif page == 1:
+        total = 0
+    else:
+        total = session.execute(select(func.count()).select_from(ranked)).scalar_one()
+    return {"items": [(row[0], row[1]) for row in rows], "total": total, "page": page, "per_page": per_page}
+
+
+def _order(sort: str, cols: Any, relevance: Any, *, mine: bool) -> list[Any]:
+    """ORDER BY for a sort, over Product or a subquery's columns of the same names."""
+    if mine:
+        # The caller's own products include never-listed drafts (no listed_at).
+        newest = [cols.listed_at.desc().nulls_last(), cols.created_at.desc(), cols.id.desc()]
+    else:
+        newest = [cols.listed_at.desc(), cols.id.desc()]
+    if sort == "relevance" and relevance is not None:
+        return [relevance.desc(), *newest]
     if sort == "price_asc":
-        return [Product.price_amount.asc(), Product.id.asc()]
+        return [cols.price_amount.asc(), cols.id.asc()]
     if sort == "price_desc":
-        return [Product.price_amount.desc(), Product.id.desc()]
+        return [cols.price_amount.desc(), cols.id.desc()]
     return newest
 
 
@@ -99,11 +133,9 @@ def _own_text_filter(q: str) -> Any:
 
 
 def shown_versions(session: Session, products: Sequence[Product]) -> dict[str, ProductVersion]:
-    """The shown revision of each product, in one query."""
+    """The shown revision of each product, in one query (by primary-key prefix: a product has few)."""
     if not products:
         return {}
-    keys = [(p.id, p.shown_version) for p in products]
-    rows = session.execute(
-        select(ProductVersion).where(tuple_(ProductVersion.product_id, ProductVersion.version).in_(keys))
-    ).scalars()
-    return {v.product_id: v for v in rows}
+    wanted = {p.id: p.shown_version for p in products}
+    rows = session.execute(select(ProductVersion).where(ProductVersion.product_id.in_(list(wanted)))).scalars()
+    return {v.product_id: v for v in rows if wanted[v.product_id] == v.version}

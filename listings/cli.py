@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 
 import click
 from flask import Flask
+from sqlalchemy.engine import Engine
 
 from exchange.db import db
 
+# A later step of `generate`, added by the composition root (e.g. certification's certificates):
+# called with the engine and a progress printer once the products are in.
+GenerateStep = Callable[[Engine, Callable[[str, int, int], None]], str]
 
-def init_app(app: Flask) -> None:
+
+def init_app(app: Flask, *, then: Sequence[GenerateStep] = ()) -> None:
     @app.cli.command("generate")
     @click.option("--products", "count", type=click.IntRange(1, 10_000_000), required=True,
                   help="How many listed synthetic products to insert")
@@ -35,3 +41,11 @@ def init_app(app: Flask) -> None:
             raise click.ClickException(str(exc)) from None
         click.echo(f"generated {summary.products:,} listed products for {summary.vendors} vendors "
                    f"(seed {seed}) in {time.perf_counter() - started:.1f} s")
+        for step in then:
+            step_started = time.perf_counter()
+
+            def step_progress(what: str, done: int, total: int, _t: float = step_started) -> None:
+                rate = done / max(time.perf_counter() - _t, 1e-9)
+                click.echo(f"  {done:>9,}/{total:,} {what}  ({rate:,.0f}/s)")
+
+            click.echo(f"{step(db.engine, step_progress)} in {time.perf_counter() - step_started:.1f} s")

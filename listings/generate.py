@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import insert, select, text
+from sqlalchemy import bindparam, insert, select, text
 from sqlalchemy.engine import Connection, Engine
 
 from exchange.models import Organization
@@ -193,10 +193,11 @@ def _batches(count: int, batch: int) -> Iterator[range]:
 
 
 def _insert_batch(conn: Connection, rows: list[dict[str, Any]], first_rowid: int | None) -> None:
+    postgres = first_rowid is None
     products, versions, history, docs = [], [], [], []
     for n, row in enumerate(rows):
         body, price = row["body"], row["body"]["price"]
-        rowid = None if first_rowid is None else first_rowid + n
+        rowid = None if postgres else first_rowid + n
         products.append({
             "id": row["id"], "owner_org_id": row["owner"], "status": ProductStatus.LISTED, "listed_version": 1,
             "latest_version": 1, "certificate_number": None, "created_at": row["created"],
@@ -204,6 +205,7 @@ def _insert_batch(conn: Connection, rows: list[dict[str, Any]], first_rowid: int
             "origin_region": body["origin_region"], "delivery_mode": body["delivery_mode"],
             "classification": body["classification"], "price_model": price["model"],
             "price_amount": price["amount"], "price_currency": price["currency"], "search_rowid": rowid,
+            **({f"doc_{k}": v for k, v in row["doc"].items()} if postgres else {}),
         })
         versions.append({"product_id": row["id"], "version": 1, "status": VersionStatus.CERTIFIED,
                          "created_at": row["created"], "updated_at": row["listed"], **body})
@@ -211,10 +213,15 @@ def _insert_batch(conn: Connection, rows: list[dict[str, Any]], first_rowid: int
                         "to_status": ProductStatus.LISTED, "reason": "generated for benchmarks",
                         "actor_user_id": None, "actor_org_id": None, "at": row["listed"]})
         docs.append({"product_id": row["id"], "rowid": rowid, **row["doc"]})
-    conn.execute(insert(Product.__table__), products)
+    insert_products = insert(Product.__table__)
+    if postgres:
+        insert_products = insert_products.values(search_document=search.pg_document(
+            *(bindparam(f"doc_{k}") for k in ("title", "keywords", "summary", "description"))))
+    conn.execute(insert_products, products)
     conn.execute(insert(ProductVersion.__table__), versions)
     conn.execute(insert(ProductTransition.__table__), history)
-    conn.execute(search.PG_UPSERT if first_rowid is None else search.SQLITE_INSERT, docs)
+    if not postgres:
+        conn.execute(search.SQLITE_INSERT, docs)
 
 
 def generate_products(engine: Engine, *, count: int, seed: int = 1, batch: int = 5000,
@@ -243,7 +250,8 @@ def generate_products(engine: Engine, *, count: int, seed: int = 1, batch: int =
         if progress:
             progress(done, count)
     if postgres:
-        with engine.begin() as conn:
-            conn.execute(text("ANALYZE products"))
-            conn.execute(text("ANALYZE product_fts"))
+        # Fresh statistics and visibility maps, so the planner and index-only counts see the new rows.
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            for table in ("products", "product_versions", "product_transitions"):
+                conn.execute(text(f"VACUUM ANALYZE {table}"))
     return GenerationSummary(products=done, vendors=len(vendors))

@@ -1,7 +1,8 @@
 """Tables of the catalog and the exhibition: products, their revisions and history, fairs and stalls.
 
-The full-text index (`product_fts`: an FTS5 table on SQLite, a tsvector table with a GIN index on
-PostgreSQL) is hand-written DDL in the migration and is not mapped here; `listings.search` owns it.
+The full-text index is `listings.search`'s: on PostgreSQL the `products.search_document` tsvector
+column with a GIN index; on SQLite the FTS5 table `product_fts` (hand-written DDL in the migration,
+not mapped here) whose rowids are `products.search_rowid`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.dialects.postgresql import TSVECTOR
 from sqlalchemy.orm import Mapped, mapped_column
 
 from exchange.db import Base, IdColumn, TimestampMixin, UTCDateTime, utcnow
@@ -68,10 +70,17 @@ class Product(TimestampMixin, Base):
         CheckConstraint(_in("price_currency", PRICE_CURRENCIES), name="price_currency"),
         CheckConstraint(_in("price_model", PRICE_MODELS), name="price_model"),
         # The catalog's access paths: listed products by recency, by category, by price.
-        Index("ix_products_status_listed_at", "status", "listed_at"),
-        Index("ix_products_status_category_listed_at", "status", "category", "listed_at"),
-        Index("ix_products_status_price", "status", "price_amount"),
+        Index("ix_products_status_listed_at", "status", "listed_at", "id"),
+        Index("ix_products_status_category_listed_at", "status", "category", "listed_at", "id"),
+        Index("ix_products_status_price", "status", "price_amount", "id"),
+        # Counting a filtered catalog without reading wide rows (PostgreSQL keeps the tsvector inline).
+        Index("ix_products_status_region", "status", "origin_region"),
+        Index("ix_products_status_delivery", "status", "delivery_mode"),
+        Index("ix_products_status_classification", "status", "classification"),
+        Index("ix_products_status_price_model", "status", "price_model"),
+        Index("ix_products_status_currency_price", "status", "price_currency", "price_amount"),
         Index("ix_products_owner_status", "owner_org_id", "status"),
+        Index("ix_products_search_document", "search_document", postgresql_using="gin"),
     )
 
     id: Mapped[str] = IdColumn("prd")
@@ -90,7 +99,10 @@ class Product(TimestampMixin, Base):
     price_model: Mapped[str] = mapped_column(String(20))
     price_amount: Mapped[int] = mapped_column(BigInteger)
     price_currency: Mapped[str] = mapped_column(String(3))
-    # SQLite only: the rowid of this product's row in the FTS5 index (null when not indexed).
+    # The full-text index, listed products only (null otherwise). PostgreSQL: the segmented text as a
+    # weighted tsvector, never loaded by the ORM. SQLite: the rowid of the product's FTS5 row.
+    search_document: Mapped[Any] = mapped_column(TSVECTOR().with_variant(Text(), "sqlite"), nullable=True,
+                                                 deferred=True)
     search_rowid: Mapped[int | None] = mapped_column(Integer, unique=True)
 
     @property

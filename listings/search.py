@@ -21,7 +21,7 @@ from collections.abc import Iterable, Iterator
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, column, func, literal_column, select, table, text
+from sqlalchemy import ColumnElement, Select, column, func, literal_column, select, table, text, update
 from sqlalchemy.orm import Session
 
 from listings.models import Product, ProductVersion
@@ -39,10 +39,9 @@ _converter: Any = None
 _WORD = re.compile(r"[^\W_]+")
 _HAN = re.compile(r"([\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ffff]+)")
 
-# Lightweight Core handles on the hand-made index tables (not in the ORM metadata).
+# A Core handle on SQLite's hand-made FTS5 table (not in the ORM metadata).
 fts5 = table("product_fts", column("rowid"), column("product_id"), column("title"), column("summary"),
              column("description"), column("keywords"))
-pg_fts = table("product_fts", column("product_id"), column("document"))
 
 
 def segmenter() -> Any:
@@ -190,15 +189,16 @@ def document(version: ProductVersion) -> dict[str, str]:
     }
 
 
-# Title and keywords weigh most (A), then the summary (B), then the description (C).
-PG_UPSERT = text(
-    "INSERT INTO product_fts (product_id, document) VALUES (:product_id, "
-    "setweight(to_tsvector('simple'::regconfig, :title), 'A') || "
-    "setweight(to_tsvector('simple'::regconfig, :keywords), 'A') || "
-    "setweight(to_tsvector('simple'::regconfig, :summary), 'B') || "
-    "setweight(to_tsvector('simple'::regconfig, :description), 'C')) "
-    "ON CONFLICT (product_id) DO UPDATE SET document = excluded.document"
-)
+def pg_document(title: Any, keywords: Any, summary: Any, description: Any) -> ColumnElement[Any]:
+    """The weighted tsvector of segmented texts: title and keywords weigh most (A), then the
+    summary (B), then the description (C). Arguments are values or bind parameters."""
+    def part(value: Any, weight: str) -> ColumnElement[Any]:
+        return func.setweight(func.to_tsvector(PG_CONFIG, value), literal_column(f"'{weight}'"))
+
+    return part(title, "A").op("||")(part(keywords, "A")).op("||")(part(summary, "B")).op("||")(
+        part(description, "C"))
+
+
 SQLITE_INSERT = text(
     "INSERT INTO product_fts (rowid, product_id, title, summary, description, keywords) "
     "VALUES (:rowid, :product_id, :title, :summary, :description, :keywords)"
@@ -209,7 +209,8 @@ def index_product(session: Session, product: Product, version: ProductVersion) -
     """Put (or replace) a product's shown revision in the full-text index."""
     doc = document(version)
     if _dialect(session) == "postgresql":
-        session.execute(PG_UPSERT, {"product_id": product.id, **doc})
+        session.execute(update(Product).where(Product.id == product.id).values(search_document=pg_document(
+            doc["title"], doc["keywords"], doc["summary"], doc["description"])))
         return
     if product.search_rowid is not None:
         session.execute(text("DELETE FROM product_fts WHERE rowid = :r"), {"r": product.search_rowid})
@@ -224,7 +225,7 @@ def index_product(session: Session, product: Product, version: ProductVersion) -
 def unindex_product(session: Session, product: Product) -> None:
     """Take a product out of the full-text index (suspended or delisted)."""
     if _dialect(session) == "postgresql":
-        session.execute(text("DELETE FROM product_fts WHERE product_id = :p"), {"p": product.id})
+        session.execute(update(Product).where(Product.id == product.id).values(search_document=None))
     elif product.search_rowid is not None:
         session.execute(text("DELETE FROM product_fts WHERE rowid = :r"), {"r": product.search_rowid})
         product.search_rowid = None
@@ -237,9 +238,8 @@ def match(session: Session, stmt: Select, terms: list[str]) -> tuple[Select, Col
     """
     if _dialect(session) == "postgresql":
         tsquery = func.plainto_tsquery(PG_CONFIG, " ".join(terms))
-        score = func.ts_rank(pg_fts.c.document, tsquery)
-        stmt = stmt.join(pg_fts, pg_fts.c.product_id == Product.id).where(pg_fts.c.document.op("@@")(tsquery))
-        return stmt, score
+        score = func.ts_rank(Product.search_document, tsquery)
+        return stmt.where(Product.search_document.op("@@")(tsquery)), score
     fts_table = literal_column("product_fts")
     score = -func.bm25(fts_table, *FTS5_WEIGHTS)
     stmt = stmt.join(fts5, fts5.c.rowid == Product.search_rowid).where(fts_table.op("MATCH")(fts5_query(terms)))

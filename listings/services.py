@@ -328,6 +328,9 @@ def suspend(session: Session, *, product_id: str, reason: str, actor: Principal 
 def reinstate(session: Session, *, product_id: str, reason: str, actor: Principal | None = None) -> Product:
     """Put a suspended product back in the catalog with its listed version. Raises NotFound, InvalidTransition."""
     product = _load(session, product_id, lock=True)
+    if product.status != ProductStatus.SUSPENDED:
+        # in_review -> listed is certification's path (mark_listed), never a reinstatement.
+        raise InvalidTransition(f"Only a suspended product can be reinstated (this one is {product.status}).")
     _move_product(session, product, ProductStatus.LISTED, reason=reason, actor=actor)
     session.flush()
     search.index_product(session, product, shown_version(session, product))

@@ -168,6 +168,9 @@ def test_pagination(api, catalog):
     assert len(seen) == len(set(seen)) == 5
     assert _search(api, per_page=2, page=4)["items"] == []
     assert _search(api, q="交通", per_page=1)["total"] == 2
+    beyond = _search(api, q="交通", per_page=1, page=5)
+    assert beyond["items"] == [] and beyond["total"] == 2
+    assert _search(api, q="区块链", page=1)["total"] == 0
 
 
 @pytest.mark.parametrize("params", [

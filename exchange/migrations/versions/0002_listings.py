@@ -1,7 +1,8 @@
 """listings: products, revisions, history, fairs, stalls, and the catalog's full-text index
 
-The full-text index `product_fts` is hand-written DDL (autogenerate ignores it): an FTS5 table on
-SQLite, a tsvector table with a GIN index on PostgreSQL. Both hold text pre-segmented by jieba.
+The full-text index holds text pre-segmented by jieba: on PostgreSQL the tsvector column
+products.search_document with a GIN index; on SQLite the FTS5 table `product_fts`, hand-written DDL
+that autogenerate ignores.
 
 Revision ID: 0002_listings
 Revises: 0001_kernel
@@ -10,6 +11,7 @@ Create Date: 2026-11-28 04:41:08.265127
 """
 from alembic import op
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 
 # revision identifiers, used by Alembic.
@@ -62,6 +64,7 @@ def upgrade():
     sa.Column('price_model', sa.String(length=20), nullable=False),
     sa.Column('price_amount', sa.BigInteger(), nullable=False),
     sa.Column('price_currency', sa.String(length=3), nullable=False),
+    sa.Column('search_document', postgresql.TSVECTOR().with_variant(sa.Text(), 'sqlite'), nullable=True),
     sa.Column('search_rowid', sa.Integer(), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.CheckConstraint("category IN ('finance', 'transport', 'healthcare', 'geospatial', 'commerce', 'energy', 'public_services', 'telecom', 'manufacturing', 'agriculture', 'education', 'other')", name=op.f('ck_products_category')),
@@ -78,9 +81,15 @@ def upgrade():
     )
     with op.batch_alter_table('products', schema=None) as batch_op:
         batch_op.create_index('ix_products_owner_status', ['owner_org_id', 'status'], unique=False)
-        batch_op.create_index('ix_products_status_category_listed_at', ['status', 'category', 'listed_at'], unique=False)
-        batch_op.create_index('ix_products_status_listed_at', ['status', 'listed_at'], unique=False)
-        batch_op.create_index('ix_products_status_price', ['status', 'price_amount'], unique=False)
+        batch_op.create_index('ix_products_search_document', ['search_document'], unique=False, postgresql_using='gin')
+        batch_op.create_index('ix_products_status_category_listed_at', ['status', 'category', 'listed_at', 'id'], unique=False)
+        batch_op.create_index('ix_products_status_listed_at', ['status', 'listed_at', 'id'], unique=False)
+        batch_op.create_index('ix_products_status_price', ['status', 'price_amount', 'id'], unique=False)
+        batch_op.create_index('ix_products_status_region', ['status', 'origin_region'], unique=False)
+        batch_op.create_index('ix_products_status_delivery', ['status', 'delivery_mode'], unique=False)
+        batch_op.create_index('ix_products_status_classification', ['status', 'classification'], unique=False)
+        batch_op.create_index('ix_products_status_price_model', ['status', 'price_model'], unique=False)
+        batch_op.create_index('ix_products_status_currency_price', ['status', 'price_currency', 'price_amount'], unique=False)
 
     op.create_table('stalls',
     sa.Column('id', sa.String(length=40), nullable=False),
@@ -182,9 +191,15 @@ def downgrade():
     op.drop_table('stalls')
     with op.batch_alter_table('products', schema=None) as batch_op:
         batch_op.drop_index('ix_products_status_price')
+        batch_op.drop_index('ix_products_status_region')
+        batch_op.drop_index('ix_products_status_delivery')
+        batch_op.drop_index('ix_products_status_classification')
+        batch_op.drop_index('ix_products_status_price_model')
+        batch_op.drop_index('ix_products_status_currency_price')
         batch_op.drop_index('ix_products_status_listed_at')
         batch_op.drop_index('ix_products_status_category_listed_at')
         batch_op.drop_index('ix_products_owner_status')
+        batch_op.drop_index('ix_products_search_document', postgresql_using='gin')
 
     op.drop_table('products')
     op.drop_table('fair_volumes')
@@ -196,14 +211,8 @@ def downgrade():
 
 
 def _create_search_index():
-    if op.get_bind().dialect.name == "postgresql":
-        op.execute(
-            "CREATE TABLE product_fts ("
-            " product_id varchar(40) PRIMARY KEY REFERENCES products (id),"
-            " document tsvector NOT NULL)"
-        )
-        op.execute("CREATE INDEX ix_product_fts_document ON product_fts USING gin (document)")
-    else:
+    # PostgreSQL indexes products.search_document (GIN, above); SQLite needs an FTS5 table.
+    if op.get_bind().dialect.name == "sqlite":
         # Rowids are products.search_rowid; text arrives segmented and normalized (see listings.search).
         op.execute(
             "CREATE VIRTUAL TABLE product_fts USING fts5("
