@@ -213,6 +213,9 @@ def accept(session: Session, *, trade_id: str, actor: Principal) -> Trade:
     trade = visible(session, trade_id, actor, lock=True)
     if actor.org_id != trade.buyer_org_id:
         raise Forbidden("Only the buyer accepts a delivery.")
+    # The table also lets a dispute end settled, but only through an operator's resolution.
+    if trade.status != T.DELIVERED:
+        raise Conflict(f"This trade is {trade.status}; only a delivered trade can be accepted.")
     _move(trade, T.SETTLED)
     _settle(session, trade, how="accepted")
     session.flush()

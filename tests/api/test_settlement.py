@@ -215,3 +215,12 @@ def test_racing_confirmations_acceptances_and_payouts(app, api, parties):
 
         assert balance(db.session, owner_id=vendor.org_id, purpose="seller_payable", currency="CNY") == 25_000
     ledger_valid(app)
+
+
+def test_a_disputed_trade_settles_only_by_resolution(api, parties):
+    vendor, buyer, operator = parties
+    trade_id = signed_trade(api, vendor, buyer)
+    pay(api, buyer, operator, trade_id)
+    api.post(f"trades/{trade_id}/disputes", buyer, json={"reason": "wrong data"})
+    assert api.post(f"trades/{trade_id}/acceptance", buyer).status_code == 409
+    assert api.get(f"trades/{trade_id}", buyer).get_json()["status"] == "disputed"
