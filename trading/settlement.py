@@ -304,6 +304,8 @@ def payout(session: Session, *, org_id: str, currency: str, amount: int, provide
     org = session.get(Organization, org_id)
     if org is None:
         raise field_error("org_id", "no such organization")
+    if provider == "stripe" and not org.stripe_account_id:
+        raise Conflict("This organization has no Stripe account for payouts (stripe_account_id).")
     available = balance(session, owner_id=org.id, purpose="seller_payable", currency=currency)
     if amount > available:
         raise ValidationFailed(f"The payable balance is {available}; cannot pay out {amount}.",
@@ -319,8 +321,6 @@ def payout(session: Session, *, org_id: str, currency: str, amount: int, provide
     ], metadata={"payout_id": record.id, "org_id": org.id})
     record.entry_id = entry.id
     if provider == "stripe":
-        if not org.stripe_account_id:
-            raise Conflict("This organization has no Stripe account for payouts (stripe_account_id).")
         # The Transfer is made after this transaction commits (send_transfers), never under its locks.
         record.status = "pending"
     else:
