@@ -14,17 +14,13 @@ from certification.states import (
     ObjectionStatus,
     StageStatus,
 )
-from exchange.db import Base, IdColumn, TimestampMixin, UTCDateTime, utcnow
-
-
-def _in(column: str, enum: Any) -> str:
-    return f"{column} IN ({', '.join(repr(s.value) for s in enum)})"
+from exchange.db import Base, IdColumn, TimestampMixin, UTCDateTime, check_in, utcnow
 
 
 class Certification(TimestampMixin, Base):
     __tablename__ = "certifications"
     __table_args__ = (
-        CheckConstraint(_in("status", CertificationStatus), name="status"),
+        CheckConstraint(check_in("status", CertificationStatus), name="status"),
         CheckConstraint("status <> 'public_notice' OR notice_ends_at IS NOT NULL", name="notice_end"),
         CheckConstraint("status <> 'approved' OR certificate_number IS NOT NULL", name="approved_cert"),
         Index("ix_certifications_product_status", "product_id", "status"),
@@ -49,7 +45,7 @@ class CertificationStage(Base):
     __tablename__ = "certification_stages"
     __table_args__ = (
         UniqueConstraint("certification_id", "name", name="uq_certification_stage"),
-        CheckConstraint(_in("status", StageStatus), name="status"),
+        CheckConstraint(check_in("status", StageStatus), name="status"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -88,7 +84,7 @@ class CertificationEvent(Base):
 
 class Objection(TimestampMixin, Base):
     __tablename__ = "objections"
-    __table_args__ = (CheckConstraint(_in("status", ObjectionStatus), name="status"),)
+    __table_args__ = (CheckConstraint(check_in("status", ObjectionStatus), name="status"),)
 
     id: Mapped[str] = IdColumn("obj")
     certification_id: Mapped[str] = mapped_column(ForeignKey("certifications.id"), index=True)
@@ -105,7 +101,7 @@ class Objection(TimestampMixin, Base):
 class Certificate(Base):
     __tablename__ = "certificates"
     __table_args__ = (
-        CheckConstraint(_in("status", CertificateStatus), name="status"),
+        CheckConstraint(check_in("status", CertificateStatus), name="status"),
         Index("ix_certificates_product_status", "product_id", "status"),
     )
 

@@ -14,9 +14,8 @@ from exchange.fields import (
     page_schema,
 )
 from exchange.states import REGIONS
+from listings.states import CATEGORIES
 
-CATEGORIES = ("finance", "transport", "healthcare", "geospatial", "commerce", "energy", "public_services",
-              "telecom", "manufacturing", "agriculture", "education", "other")
 SHA256 = validate.Regexp(r"^[0-9a-f]{64}$", error="must be 64 lowercase hex characters (sha256)")
 
 

@@ -77,6 +77,11 @@ class TimestampMixin:
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)
 
 
+def check_in(column: str, values: Any) -> str:
+    """SQL for a CHECK constraint `column IN (...)` over plain values or a StrEnum class."""
+    return f"{column} IN ({', '.join(repr(str(v)) for v in values)})"
+
+
 def IdColumn(prefix: str) -> Mapped[str]:
     return mapped_column(String(40), primary_key=True, default=lambda: new_id(prefix))
 

@@ -20,20 +20,16 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from exchange.db import Base, IdColumn, TimestampMixin, UTCDateTime, utcnow
+from exchange.db import Base, IdColumn, TimestampMixin, UTCDateTime, check_in, utcnow
 from exchange.states import ORG_TYPES, REGIONS, ROLES, OrgStatus
-
-
-def _in(column: str, values: tuple[str, ...]) -> str:
-    return f"{column} IN ({', '.join(repr(v) for v in values)})"
 
 
 class Organization(TimestampMixin, Base):
     __tablename__ = "organizations"
     __table_args__ = (
-        CheckConstraint(_in("type", ORG_TYPES), name="type"),
-        CheckConstraint(_in("region", REGIONS), name="region"),
-        CheckConstraint(_in("status", tuple(s.value for s in OrgStatus)), name="status"),
+        CheckConstraint(check_in("type", ORG_TYPES), name="type"),
+        CheckConstraint(check_in("region", REGIONS), name="region"),
+        CheckConstraint(check_in("status", tuple(s.value for s in OrgStatus)), name="status"),
     )
 
     id: Mapped[str] = IdColumn("org")
@@ -54,7 +50,7 @@ class Organization(TimestampMixin, Base):
 
 class User(TimestampMixin, Base):
     __tablename__ = "users"
-    __table_args__ = (CheckConstraint(_in("role", ROLES), name="role"),)
+    __table_args__ = (CheckConstraint(check_in("role", ROLES), name="role"),)
 
     id: Mapped[str] = IdColumn("usr")
     org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"), index=True)

@@ -25,7 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import TSVECTOR
 from sqlalchemy.orm import Mapped, mapped_column
 
-from exchange.db import Base, IdColumn, TimestampMixin, UTCDateTime, utcnow
+from exchange.db import Base, IdColumn, TimestampMixin, UTCDateTime, check_in, utcnow
 from exchange.fields import iso_z
 from listings.states import (
     CATEGORIES,
@@ -50,25 +50,21 @@ BODY_FIELDS = (
 OPTIONAL_BODY_FIELDS = frozenset({"sample", "coverage", "volume"})
 
 
-def _in(column: str, values: tuple[str, ...] | frozenset[str] | type) -> str:
-    return f"{column} IN ({', '.join(repr(str(v)) for v in values)})"
-
-
 class Product(TimestampMixin, Base):
     """A data product. Its catalog columns copy the version shown: the listed one, else the newest."""
 
     __tablename__ = "products"
     __table_args__ = (
-        CheckConstraint(_in("status", ProductStatus), name="status"),
+        CheckConstraint(check_in("status", ProductStatus), name="status"),
         CheckConstraint("status NOT IN ('listed', 'suspended') OR listed_version IS NOT NULL",
                         name="listed_has_version"),
         CheckConstraint("listed_version IS NULL OR (listed_version >= 1 AND listed_version <= latest_version)",
                         name="listed_version_range"),
         CheckConstraint("latest_version >= 1", name="latest_version"),
         CheckConstraint("price_amount > 0", name="price_amount"),
-        CheckConstraint(_in("category", CATEGORIES), name="category"),
-        CheckConstraint(_in("price_currency", PRICE_CURRENCIES), name="price_currency"),
-        CheckConstraint(_in("price_model", PRICE_MODELS), name="price_model"),
+        CheckConstraint(check_in("category", CATEGORIES), name="category"),
+        CheckConstraint(check_in("price_currency", PRICE_CURRENCIES), name="price_currency"),
+        CheckConstraint(check_in("price_model", PRICE_MODELS), name="price_model"),
         # The catalog's access paths: listed products by recency, by category, by price.
         Index("ix_products_status_listed_at", "status", "listed_at", "id"),
         Index("ix_products_status_category_listed_at", "status", "category", "listed_at", "id"),
@@ -116,14 +112,14 @@ class ProductVersion(TimestampMixin, Base):
 
     __tablename__ = "product_versions"
     __table_args__ = (
-        CheckConstraint(_in("status", VersionStatus), name="status"),
+        CheckConstraint(check_in("status", VersionStatus), name="status"),
         CheckConstraint("version >= 1", name="version"),
-        CheckConstraint(_in("category", CATEGORIES), name="category"),
-        CheckConstraint(_in("data_format", DATA_FORMATS), name="data_format"),
-        CheckConstraint(_in("delivery_mode", DELIVERY_MODES), name="delivery_mode"),
-        CheckConstraint(_in("classification", CLASSIFICATIONS), name="classification"),
-        CheckConstraint(_in("origin_region", ORIGIN_REGIONS), name="origin_region"),
-        CheckConstraint(_in("update_frequency", UPDATE_FREQUENCIES), name="update_frequency"),
+        CheckConstraint(check_in("category", CATEGORIES), name="category"),
+        CheckConstraint(check_in("data_format", DATA_FORMATS), name="data_format"),
+        CheckConstraint(check_in("delivery_mode", DELIVERY_MODES), name="delivery_mode"),
+        CheckConstraint(check_in("classification", CLASSIFICATIONS), name="classification"),
+        CheckConstraint(check_in("origin_region", ORIGIN_REGIONS), name="origin_region"),
+        CheckConstraint(check_in("update_frequency", UPDATE_FREQUENCIES), name="update_frequency"),
     )
 
     product_id: Mapped[str] = mapped_column(ForeignKey("products.id"), primary_key=True)
@@ -210,7 +206,7 @@ class FairVolume(Base):
 
     __tablename__ = "fair_volumes"
     __table_args__ = (
-        CheckConstraint(_in("currency", PRICE_CURRENCIES), name="currency"),
+        CheckConstraint(check_in("currency", PRICE_CURRENCIES), name="currency"),
         CheckConstraint("amount >= 0", name="amount"),
     )
 

@@ -19,7 +19,7 @@ from exchange import audit, signing
 from exchange.auth import Principal
 from exchange.canonical import sha256_hex
 from exchange.db import utcnow
-from exchange.errors import Conflict, Forbidden, NotFound, ValidationFailed, field_error
+from exchange.errors import Conflict, Forbidden, ValidationFailed, field_error
 from exchange.fields import iso_z
 from exchange.models import Organization, OrganizationKey
 from exchange.money import fee_for
@@ -80,15 +80,8 @@ def create_from_offer(session: Session, *, offer: Offer, revision: Any, certific
 
 
 def _visible(session: Session, contract_id: str, principal: Principal, *, lock: bool = False) -> Contract:
-    stmt = select(Contract).where(Contract.id == contract_id)
-    if lock:
-        stmt = stmt.with_for_update()
-    contract = session.execute(stmt).scalar_one_or_none()
-    if contract is None or not (
-        principal.is_operator or principal.org_id in (contract.buyer_org_id, contract.seller_org_id)
-    ):
-        raise NotFound("No such contract.")
-    return contract
+    return rules.for_parties(session, Contract, contract_id, principal, parties=("buyer_org_id", "seller_org_id"),
+                             what="contract", lock=lock)
 
 
 def get(session: Session, *, contract_id: str, principal: Principal) -> Contract:

@@ -19,12 +19,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from exchange.db import Base, IdColumn, TimestampMixin, UTCDateTime, utcnow
+from exchange.db import Base, IdColumn, TimestampMixin, UTCDateTime, check_in, utcnow
 from trading.states import ContractStatus, OfferStatus, ProcurementStatus, SignatureMethod, TradeStatus
-
-
-def _in(column: str, enum: Any) -> str:
-    return f"{column} IN ({', '.join(repr(s.value) for s in enum)})"
 
 
 class Procurement(TimestampMixin, Base):
@@ -32,7 +28,7 @@ class Procurement(TimestampMixin, Base):
 
     __tablename__ = "procurements"
     __table_args__ = (
-        CheckConstraint(_in("status", ProcurementStatus), name="status"),
+        CheckConstraint(check_in("status", ProcurementStatus), name="status"),
         CheckConstraint("visibility IN ('public', 'invited')", name="visibility"),
         CheckConstraint("budget_max_amount > 0", name="budget"),
         Index("ix_procurements_board", "status", "visibility", "deadline"),
@@ -71,7 +67,7 @@ class Offer(TimestampMixin, Base):
 
     __tablename__ = "offers"
     __table_args__ = (
-        CheckConstraint(_in("status", OfferStatus), name="status"),
+        CheckConstraint(check_in("status", OfferStatus), name="status"),
         CheckConstraint("amount > 0", name="amount"),
         CheckConstraint("from_org_id <> to_org_id", name="parties"),
         CheckConstraint("buyer_org_id <> seller_org_id", name="buyer_seller"),
@@ -106,7 +102,7 @@ class Contract(TimestampMixin, Base):
 
     __tablename__ = "contracts"
     __table_args__ = (
-        CheckConstraint(_in("status", ContractStatus), name="status"),
+        CheckConstraint(check_in("status", ContractStatus), name="status"),
         CheckConstraint("amount > 0", name="amount"),
         Index("ix_contracts_buyer", "buyer_org_id", "created_at"),
         Index("ix_contracts_seller", "seller_org_id", "created_at"),
@@ -139,7 +135,7 @@ class Signature(Base):
     __tablename__ = "contract_signatures"
     __table_args__ = (
         UniqueConstraint("contract_id", "org_id", name="uq_signature_contract_org"),
-        CheckConstraint(_in("method", SignatureMethod), name="method"),
+        CheckConstraint(check_in("method", SignatureMethod), name="method"),
         CheckConstraint("NOT on_site OR (fair_id IS NOT NULL AND stall_code IS NOT NULL)", name="on_site"),
     )
 
@@ -163,7 +159,7 @@ class Trade(TimestampMixin, Base):
 
     __tablename__ = "trades"
     __table_args__ = (
-        CheckConstraint(_in("status", TradeStatus), name="status"),
+        CheckConstraint(check_in("status", TradeStatus), name="status"),
         CheckConstraint("amount > 0", name="amount"),
         CheckConstraint("fee >= 0 AND fee <= amount", name="fee"),
         CheckConstraint("refunded_amount >= 0 AND refunded_amount <= amount", name="refunded"),

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from exchange.auth import Principal
 from exchange.db import new_id, utcnow
-from exchange.errors import Conflict, Forbidden, NotFound, field_error
+from exchange.errors import Conflict, Forbidden, field_error
 from exchange.models import Organization
 from exchange.states import transition
 from listings.models import Product
@@ -94,13 +94,8 @@ def make(session: Session, *, data: dict[str, Any], actor: Principal) -> Offer:
 
 
 def _visible(session: Session, offer_id: str, principal: Principal, *, lock: bool = False) -> Offer:
-    stmt = select(Offer).where(Offer.id == offer_id)
-    if lock:
-        stmt = stmt.with_for_update()
-    offer = session.execute(stmt).scalar_one_or_none()
-    if offer is None or not (principal.is_operator or principal.org_id in (offer.from_org_id, offer.to_org_id)):
-        raise NotFound("No such offer.")
-    return offer
+    return rules.for_parties(session, Offer, offer_id, principal, parties=("from_org_id", "to_org_id"),
+                             what="offer", lock=lock)
 
 
 def get(session: Session, *, offer_id: str, principal: Principal) -> Offer:

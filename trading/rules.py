@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from certification import certificates, whitelist
@@ -44,3 +45,16 @@ def visible_product(session: Session, product_id: str, principal: Any) -> Produc
         return listings.get_product(session, product_id=product_id, principal=principal)
     except NotFound:
         raise NotFound("No such product.") from None
+
+
+def for_parties(session: Session, model: Any, object_id: str, principal: Any, *, parties: tuple[str, str],
+                what: str, lock: bool = False) -> Any:
+    """The row `object_id` of `model` if the caller is one of its two parties or an operator; else 404
+    (never 403: others must not learn that it exists). `lock` takes the row lock for a state change."""
+    stmt = select(model).where(model.id == object_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    row = session.execute(stmt).scalar_one_or_none()
+    if row is None or not (principal.is_operator or principal.org_id in {getattr(row, p) for p in parties}):
+        raise NotFound(f"No such {what}.")
+    return row

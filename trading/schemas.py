@@ -15,12 +15,9 @@ from exchange.fields import (
     page_schema,
 )
 from exchange.money import CURRENCIES
+from listings.states import CATEGORIES, DELIVERY_MODES, LICENSE_SCOPES
 from trading.states import ContractStatus, OfferStatus, ProcurementStatus, TradeStatus
 
-CATEGORIES = ("finance", "transport", "healthcare", "geospatial", "commerce", "energy", "public_services",
-              "telecom", "manufacturing", "agriculture", "education", "other")
-DELIVERY_MODES = ("file", "api", "privacy_computing")
-SCOPES = ("internal_use", "commercial", "research")
 ID = validate.Length(min=1, max=40)
 
 
@@ -96,7 +93,7 @@ class ProcurementMatchListSchema(Schema):
 
 
 class TermsSchema(StrictSchema):
-    scope = fields.String(required=True, validate=validate.OneOf(SCOPES))
+    scope = fields.String(required=True, validate=validate.OneOf(LICENSE_SCOPES))
     duration_days = StrictInteger(required=True, minimum=1, maximum=36_500)
     delivery_mode = fields.String(required=True, validate=validate.OneOf(DELIVERY_MODES))
 

@@ -8,19 +8,14 @@ from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session
 
 from exchange.auth import Principal
-from exchange.errors import NotFound
 from trading.models import Trade
+from trading.rules import for_parties
 
 
 def visible(session: Session, trade_id: str, principal: Principal, *, lock: bool = False) -> Trade:
     """A trade for its two parties and operators (404 for anyone else)."""
-    stmt = select(Trade).where(Trade.id == trade_id)
-    if lock:
-        stmt = stmt.with_for_update()
-    trade = session.execute(stmt).scalar_one_or_none()
-    if trade is None or not (principal.is_operator or principal.org_id in (trade.buyer_org_id, trade.seller_org_id)):
-        raise NotFound("No such trade.")
-    return trade
+    return for_parties(session, Trade, trade_id, principal, parties=("buyer_org_id", "seller_org_id"),
+                       what="trade", lock=lock)
 
 
 def list_query(*, principal: Principal, status: str | None) -> Select:

@@ -25,12 +25,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from exchange.db import Base, IdColumn, UTCDateTime, utcnow
+from exchange.db import Base, IdColumn, UTCDateTime, check_in, utcnow
 from exchange.money import CURRENCIES, MAX_AMOUNT
-
-
-def _in(column: str, values: tuple[str, ...]) -> str:
-    return f"{column} IN ({', '.join(repr(v) for v in values)})"
 
 
 class EntryKind(StrEnum):
@@ -85,8 +81,8 @@ class Account(Base):
     __tablename__ = "ledger_accounts"
     __table_args__ = (
         UniqueConstraint("owner_id", "purpose", "currency", name="uq_ledger_accounts_owner_purpose_currency"),
-        CheckConstraint(_in("purpose", PURPOSE_NAMES), name="purpose"),
-        CheckConstraint(_in("currency", CURRENCIES), name="currency"),
+        CheckConstraint(check_in("purpose", PURPOSE_NAMES), name="purpose"),
+        CheckConstraint(check_in("currency", CURRENCIES), name="currency"),
         CheckConstraint("NOT non_negative OR balance >= 0", name="non_negative"),
         CheckConstraint(f"balance BETWEEN {-MAX_AMOUNT} AND {MAX_AMOUNT}", name="balance_range"),
     )
@@ -116,7 +112,7 @@ class JournalEntry(Base):
 
     __tablename__ = "ledger_entries"
     __table_args__ = (
-        CheckConstraint(_in("kind", ENTRY_KINDS), name="kind"),
+        CheckConstraint(check_in("kind", ENTRY_KINDS), name="kind"),
         CheckConstraint("seq >= 1", name="seq_positive"),
     )
 
@@ -143,7 +139,7 @@ class JournalPosting(Base):
     __table_args__ = (
         CheckConstraint("amount <> 0", name="amount_nonzero"),
         CheckConstraint(f"amount BETWEEN {-MAX_AMOUNT} AND {MAX_AMOUNT}", name="amount_range"),
-        CheckConstraint(_in("currency", CURRENCIES), name="currency"),
+        CheckConstraint(check_in("currency", CURRENCIES), name="currency"),
     )
 
     entry_id: Mapped[str] = mapped_column(ForeignKey("ledger_entries.id"), primary_key=True)
