@@ -9,7 +9,7 @@ import click
 from flask import Flask
 
 from exchange import demo as exchange_demo
-from exchange import idempotency
+from exchange import jobs
 from exchange.db import db
 from exchange.kernel import create_kernel
 from exchange.ledger import routes as ledger_routes
@@ -44,8 +44,11 @@ def _register_commands(app: Flask) -> None:
     @app.cli.command("sweep")
     def sweep() -> None:
         """Persist time-based states (expiries, ended notice periods) and purge old records."""
-        purged = idempotency.purge_expired()
-        click.echo(f"sweep: {purged} expired idempotency records purged")
+        # Every sweep registered with exchange.jobs.register_periodic (the same the worker runs).
+        for name, result in jobs.run_group("sweep").items():
+            click.echo(f"sweep: {name}: {result}")
 
 
 app = create_app()
+# Background jobs: `celery -A app:celery worker` and `celery -A app:celery beat` (deploy/README.md).
+celery = app.extensions["celery"]
