@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import JSON, Index, String, event, select
@@ -82,8 +82,10 @@ def emit(session: Session, *, event_type: str, org_ids: list[str], payload: dict
         raise ValueError(f"payload is not JSON: {exc}") from None
     if len(encoded.encode()) > MAX_PAYLOAD_BYTES:
         raise ValueError(f"payload larger than {MAX_PAYLOAD_BYTES} bytes")
+    # Microseconds kept (the API shows seconds): an endpoint registered in the same second as an
+    # event must not receive it if it came after it (fan-out compares the two times).
     evt = OutboxEvent(event_type=event_type, org_ids=list(dict.fromkeys(org_ids)),
-                      payload=json.loads(encoded), created_at=utcnow())
+                      payload=json.loads(encoded), created_at=datetime.now(UTC))
     session.add(evt)
     session.flush()
     session.info[_PENDING_KEY] = True

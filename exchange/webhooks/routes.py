@@ -34,7 +34,8 @@ def create_endpoint(data: dict[str, Any]) -> Any:
     signed in `Datafair-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`."""
     endpoint, secret = services.create_endpoint(db.session, url=data["url"], events=data["events"],
                                                 actor=current_principal())
-    return {**WebhookEndpointSchema().dump(endpoint), "secret": secret}
+    return {"id": endpoint.id, "org_id": endpoint.org_id, "url": endpoint.url, "events": endpoint.events,
+            "created_at": endpoint.created_at, "secret": secret}
 
 
 @blp.route("", methods=["GET"])

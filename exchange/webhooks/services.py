@@ -8,6 +8,7 @@ hashed; it is shown in the creation response only.
 from __future__ import annotations
 
 import secrets
+from datetime import UTC, datetime
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
@@ -88,7 +89,8 @@ def create_endpoint(session: Session, *, url: str, events: list[str],
     endpoint_id = new_id("whe")
     endpoint = WebhookEndpoint(id=endpoint_id, org_id=actor.org_id, url=url,
                                events=sorted(dict.fromkeys(events)), created_by=actor.user_id,
-                               secret_encrypted=_seal(endpoint_id, secret), created_at=utcnow())
+                               secret_encrypted=_seal(endpoint_id, secret),
+                               created_at=datetime.now(UTC))  # to the microsecond: see outbox.emit
     session.add(endpoint)
     session.flush()
     audit.record(session, actor, "webhook_endpoint.created", "webhook_endpoint", endpoint.id,
