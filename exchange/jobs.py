@@ -165,15 +165,15 @@ def make_celery(app: Flask) -> Celery:
         },
     )
 
-    @celery.task(name=TASK_NAMES["sweep"])
+    @celery.task(name=TASK_NAMES["sweep"], shared=False)
     def sweep() -> Any:
         return run_job("sweep", lease_holder=leases.this_holder())
 
-    @celery.task(name=TASK_NAMES["deliver_webhooks"])
+    @celery.task(name=TASK_NAMES["deliver_webhooks"], shared=False)
     def deliver_webhooks() -> Any:
         return run_job("deliver_webhooks")
 
-    @celery.task(name=TASK_NAMES["reconcile"])
+    @celery.task(name=TASK_NAMES["reconcile"], shared=False)
     def reconcile() -> Any:
         return run_job("reconcile", lease_holder=leases.this_holder())
 
@@ -222,7 +222,7 @@ class Scheduler(threading.Thread):
         super().__init__(name="datafair-jobs", daemon=True)
         self.app = app
         self.tick = tick
-        self._stop = threading.Event()
+        self._halt = threading.Event()
         self._woken: set[str] = set()
         self._wake = threading.Event()
         self._lock = threading.Lock()
@@ -233,7 +233,7 @@ class Scheduler(threading.Thread):
         self._wake.set()
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
         self._wake.set()
 
     def run(self) -> None:
@@ -241,14 +241,14 @@ class Scheduler(threading.Thread):
         with self.app.app_context():
             intervals = {name: interval(name) for name in RUNNERS}
         due = dict.fromkeys(RUNNERS, time.monotonic())
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             self._wake.wait(self.tick)
             self._wake.clear()
             with self._lock:
                 woken, self._woken = self._woken, set()
             now = time.monotonic()
             for name in RUNNERS:
-                if self._stop.is_set():
+                if self._halt.is_set():
                     break
                 if name not in woken and now < due[name]:
                     continue
