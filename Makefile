@@ -55,3 +55,8 @@ bench: install
 
 clean:
 	rm -rf $(VENV) instance/datafair.db* .pytest_cache .ruff_cache
+
+# Background jobs in the foreground without Redis (make run already runs them in its workers).
+.PHONY: worker
+worker: migrate
+	$(BIN)/flask --app app worker

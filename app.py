@@ -13,7 +13,7 @@ from certification import generate as certification_generate
 from certification import routes as certification_routes
 from certification import services as certification_services
 from exchange import demo as exchange_demo
-from exchange import idempotency
+from exchange import jobs
 from exchange.db import db
 from exchange.kernel import create_kernel
 from exchange.ledger import routes as ledger_routes
@@ -39,6 +39,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     api.register_blueprint(certification_routes.blp)
     # trading: procurement, matching, offers, contracts, signatures, trades and their money flow
     api.register_blueprint(trading_routes.blp)
+    certification_services.register_jobs()
+    trading_services.register_jobs()
     _register_commands(app)
     return app
 
@@ -65,15 +67,11 @@ def _register_commands(app: Flask) -> None:
     @app.cli.command("sweep")
     def sweep() -> None:
         """Persist time-based states (expiries, ended notice periods) and purge old records."""
-        done = certification_services.sweep(db.session)
-        db.session.commit()
-        done.update(trading_services.sweep(db.session))
-        db.session.commit()
-        purged = idempotency.purge_expired()
-        click.echo(f"sweep: {done['notices_approved']} notice periods concluded, "
-                   f"{done['certificates_expired']} certificates expired, {done['procurements_expired']} procurements "
-                   f"and {done['offers_expired']} offers expired, {done['trades_auto_settled']} trades auto-settled, "
-                   f"{purged} expired idempotency records purged")
+        # Every sweep registered with exchange.jobs.register_periodic (the same the worker runs).
+        for name, result in jobs.run_group("sweep").items():
+            click.echo(f"sweep: {name}: {result}")
 
 
 app = create_app()
+# Background jobs: `celery -A app:celery worker` and `celery -A app:celery beat` (deploy/README.md).
+celery = app.extensions["celery"]

@@ -37,7 +37,7 @@ from certification.states import (
     Stage,
     StageStatus,
 )
-from exchange import audit
+from exchange import audit, jobs
 from exchange.auth import Principal
 from exchange.canonical import sha256_hex
 from exchange.db import utcnow
@@ -420,6 +420,17 @@ def sweep(session: Session, now: datetime | None = None) -> dict[str, int]:
     approved = sum(1 for cid in ids if _conclude_notice(session, _locked(session, cid)))
     expired = certificates.sweep_expired(session, now)
     return {"notices_approved": approved, "certificates_expired": expired}
+
+
+def register_jobs() -> None:
+    """Ended notice periods and certificate expiry, run by the kernel's job runner."""
+
+    def run(session: Session) -> str:
+        done = sweep(session)
+        return (f"{done['notices_approved']} notice periods concluded, "
+                f"{done['certificates_expired']} certificates expired")
+
+    jobs.register_periodic("certification.sweep", run)
 
 
 # -- views ------------------------------------------------------------------------------------------

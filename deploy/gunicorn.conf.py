@@ -1,11 +1,13 @@
 """gunicorn settings for datafair (`gunicorn -c deploy/gunicorn.conf.py app:app`).
 
 Every value can be overridden from the environment, so the same file serves `make run`, the
-benchmarks and the container.
+benchmarks and the container. Hooks: Prometheus multiprocess bookkeeping (when
+PROMETHEUS_MULTIPROC_DIR is set) and the in-process job scheduler (when there is no Redis).
 """
 
 import multiprocessing
 import os
+import shutil
 
 import gunicorn.http.wsgi
 
@@ -35,6 +37,27 @@ access_log_format = (
 errorlog = "-"
 loglevel = os.environ.get("DATAFAIR_LOG_LEVEL", "info")
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+# Heartbeat files on tmpfs in containers (a read-only root filesystem has no writable /tmp otherwise).
+worker_tmp_dir = os.environ.get("DATAFAIR_WORKER_TMP_DIR") or None
+
+PROMETHEUS_MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+
+
+def on_starting(server):
+    # Samples of an earlier run would be added to this one's: start from an empty directory.
+    if PROMETHEUS_MULTIPROC_DIR:
+        os.makedirs(PROMETHEUS_MULTIPROC_DIR, exist_ok=True)
+        for name in os.listdir(PROMETHEUS_MULTIPROC_DIR):
+            path = os.path.join(PROMETHEUS_MULTIPROC_DIR, name)
+            if os.path.isdir(path):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                os.unlink(path)
+
+
+def _flask_app(server):
+    app = server.app.wsgi() if hasattr(server.app, "wsgi") else None
+    return app if hasattr(app, "app_context") else None
 
 
 def when_ready(server):
@@ -50,7 +73,25 @@ def post_fork(server, worker):
     # Connections opened in the master (during preload) must not be shared by forked workers.
     from exchange.db import db
 
-    app = server.app.wsgi() if hasattr(server.app, "wsgi") else None
+    app = _flask_app(server)
     if app is not None:
         with app.app_context():
             db.engine.dispose(close=False)
+            for engine in db.engines.values():
+                engine.dispose(close=False)
+
+
+def post_worker_init(worker):
+    # Without Redis the periodic jobs run in a thread of each worker (a database lease per job).
+    from exchange import jobs
+
+    app = _flask_app(worker)
+    if app is not None:
+        jobs.start_in_process(app)
+
+
+def child_exit(server, worker):
+    if PROMETHEUS_MULTIPROC_DIR:
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)

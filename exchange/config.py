@@ -65,6 +65,20 @@ def load_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "STRIPE_API_BASE": env.get("STRIPE_API_BASE") or None,
         "REDIS_URL": env.get("REDIS_URL") or None,
         "TRUSTED_PROXIES": _int(env, "DATAFAIR_TRUSTED_PROXIES", 0),
+        # Background jobs and outbound webhooks (issue 9).
+        "REDIS_KEY_PREFIX": env.get("DATAFAIR_REDIS_PREFIX", "datafair:"),
+        "JOBS_IN_PROCESS": env.get("DATAFAIR_JOBS_IN_PROCESS", "auto"),
+        "JOB_SWEEP_SECONDS": _int(env, "DATAFAIR_JOB_SWEEP_SECONDS", 60, minimum=1),
+        "JOB_WEBHOOK_SECONDS": _int(env, "DATAFAIR_JOB_WEBHOOK_SECONDS", 10, minimum=1),
+        "JOB_RECONCILE_SECONDS": _int(env, "DATAFAIR_JOB_RECONCILE_SECONDS", 300, minimum=1),
+        "WEBHOOK_ALLOW_PRIVATE": env.get("DATAFAIR_WEBHOOK_ALLOW_PRIVATE", "0") == "1",
+        "WEBHOOK_TIMEOUT_SECONDS": _int(env, "DATAFAIR_WEBHOOK_TIMEOUT_SECONDS", 5, minimum=1),
+        "WEBHOOK_MAX_ATTEMPTS": _int(env, "DATAFAIR_WEBHOOK_MAX_ATTEMPTS", 10, minimum=1),
+        "WEBHOOK_RETRY_BASE_SECONDS": _int(env, "DATAFAIR_WEBHOOK_RETRY_BASE_SECONDS", 30, minimum=1),
+        "WEBHOOK_RETRY_MAX_SECONDS": _int(env, "DATAFAIR_WEBHOOK_RETRY_MAX_SECONDS", 3600, minimum=1),
+        "WEBHOOK_MAX_ENDPOINTS": _int(env, "DATAFAIR_WEBHOOK_MAX_ENDPOINTS", 20, minimum=1),
+        # prometheus-client's multiprocess mode under gunicorn (the library reads the same variable).
+        "PROMETHEUS_MULTIPROC_DIR": env.get("PROMETHEUS_MULTIPROC_DIR") or None,
     }
 
 

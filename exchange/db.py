@@ -18,7 +18,7 @@ from typing import Any
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import DateTime, MetaData, String, event
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, registry
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, registry
 from sqlalchemy.types import TypeDecorator
 
 NAMING = {
@@ -131,7 +131,60 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
 @event.listens_for(Engine, "begin")
 def _sqlite_on_begin(conn: Any) -> None:
     if conn.dialect.name == "sqlite":
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if write_intent.get() else "BEGIN")
+        read_only = conn.get_execution_options().get(READ_ONLY_OPTION, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write_intent.get() and not read_only else "BEGIN")
+
+
+# -- read replica (DATABASE_REPLICA_URL) -----------------------------------------------------------
+
+REPLICA_BIND = "replica"
+READ_ONLY_OPTION = "datafair_read_only"
+_REPLICA_SESSION = "_datafair_replica_session"
+
+
+def replica_binds(url: str | None, root: str) -> dict[str, Any]:
+    """SQLALCHEMY_BINDS for a read replica, or none."""
+    if not url:
+        return {}
+    url = normalize_database_url(url, root)
+    options = engine_options(url)
+    options["execution_options"] = {READ_ONLY_OPTION: True}
+    return {REPLICA_BIND: {"url": url, **options}}
+
+
+def catalog_engine() -> Engine:
+    """The engine for reads that tolerate replication lag: the replica when DATABASE_REPLICA_URL is
+    set, else the primary."""
+    return db.engines.get(REPLICA_BIND) or db.engine
+
+
+def read_session() -> Session:
+    """A session for catalog reads (public product lists, search, stats) that tolerate a replica's lag.
+
+    Bound to the replica when DATABASE_REPLICA_URL is set (one session per app context, closed at
+    its teardown), else the request's own `db.session`. Never write through it, and never read
+    through it what the same request has just written (the replica may not have it yet).
+    """
+    engine = db.engines.get(REPLICA_BIND)
+    if engine is None:
+        return db.session
+    from flask import g
+
+    session = g.get(_REPLICA_SESSION)
+    if session is None:
+        session = Session(bind=engine, expire_on_commit=False, autoflush=False)
+        setattr(g, _REPLICA_SESSION, session)
+    return session
+
+
+def init_app(app: Any) -> None:
+    @app.teardown_appcontext
+    def _close_replica_session(_exc: Any) -> None:
+        from flask import g
+
+        session = g.pop(_REPLICA_SESSION, None)
+        if session is not None:
+            session.close()
 
 
 def is_sqlite() -> bool:

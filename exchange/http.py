@@ -13,7 +13,7 @@ from flask import Flask, Response, current_app, g, request
 from webargs import core
 from werkzeug.exceptions import UnsupportedMediaType
 
-from exchange import idempotency
+from exchange import idempotency, metrics
 from exchange.api import API_PREFIX, MAX_BODY_BYTES, is_json_mimetype, nul_paths, request_json
 from exchange.auth import current_principal
 from exchange.db import db, write_intent
@@ -139,11 +139,13 @@ def _decorate(response: Response) -> None:
         response.headers["Access-Control-Expose-Headers"] = "Idempotent-Replayed, Retry-After, X-Request-Id"
     started = g.get("started")
     if started is not None:
-        elapsed_ms = (time.perf_counter() - started) * 1000
+        elapsed = time.perf_counter() - started
         principal = g.get("principal")
+        metrics.observe_request(elapsed, response.status_code)
         log.info("request", extra={
             "request_id": g.get("request_id"), "method": request.method, "path": request.path,
-            "status": response.status_code, "latency_ms": round(elapsed_ms, 2),
+            "route": request.url_rule.rule if request.url_rule is not None else None,
+            "status": response.status_code, "latency_ms": round(elapsed * 1000, 2),
             "org_id": getattr(principal, "org_id", None),
         })
 

@@ -13,10 +13,11 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from exchange import audit, ratelimit
+from exchange import audit, outbox, ratelimit
 from exchange.auth import Principal, revoke_user_tokens, token_pair
 from exchange.db import after_transaction, utcnow
 from exchange.errors import Conflict, Forbidden, NotFound, Unauthorized, field_error
+from exchange.fields import iso_z
 from exchange.models import Organization, OrganizationKey, User
 from exchange.states import ORG_TRANSITIONS, SELF_REGISTERED_TYPES, OrgStatus, transition
 
@@ -190,6 +191,14 @@ def change_status(session: Session, *, org_id: str, target: str, reason: str,
         revoke_user_tokens(session, user_ids)
     audit.record(session, actor, f"organization.{_verb(previous, target)}", "organization", org.id,
                  reason=reason, from_status=previous, to_status=str(target))
+    if target == OrgStatus.VERIFIED:
+        # The organization itself and the operators' organization (its back office) are told.
+        outbox.emit(session, event_type="organization.verified", org_ids=[org.id, actor.org_id], payload={
+            "organization": {"id": org.id, "name": org.name, "type": org.type, "region": org.region,
+                             "status": org.status, "status_changed_at": iso_z(org.status_changed_at)},
+            "previous_status": str(previous),
+            "reason": reason,
+        })
     session.flush()
     return org
 

@@ -10,10 +10,11 @@ from flask import Flask
 from flask_migrate import Migrate
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from exchange import http, logs, ratelimit, sequences  # noqa: F401 - registers the sequences table
+from exchange import http, jobs, logs, metrics, ratelimit, sequences  # noqa: F401 - sequences registers its table
 from exchange.api import Api, JSONProvider, init_api
 from exchange.config import load_config, validate_config
-from exchange.db import db, engine_options, normalize_database_url
+from exchange.db import db, engine_options, normalize_database_url, replica_binds
+from exchange.db import init_app as db_teardown
 from exchange.errors import register_error_handlers
 
 MIGRATIONS_DIR = str(Path(__file__).parent / "migrations")
@@ -33,6 +34,7 @@ def create_kernel(import_name: str, root: str, config: dict[str, Any] | None = N
     app.config["PROPAGATE_EXCEPTIONS"] = False
     app.config["SQLALCHEMY_DATABASE_URI"] = normalize_database_url(settings["DATABASE_URL"], root)
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(app.config["SQLALCHEMY_DATABASE_URI"])
+    app.config["SQLALCHEMY_BINDS"] = replica_binds(settings.get("DATABASE_REPLICA_URL"), root)
     if settings.get("TRUSTED_PROXIES"):
         n = int(settings["TRUSTED_PROXIES"])
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
@@ -43,10 +45,15 @@ def create_kernel(import_name: str, root: str, config: dict[str, Any] | None = N
     api = init_api(app)
     register_error_handlers(app)
     http.init_app(app)
-    from exchange import cli, routes
+    from exchange import cli, leases, outbox, routes  # noqa: F401 - leases and outbox register their tables
     from exchange.payments import models as _payment_models  # noqa: F401 - registers the payment tables
+    from exchange.webhooks import routes as webhook_routes
 
     api.register_blueprint(routes.blp)
     api.register_blueprint(routes.wellknown)
+    api.register_blueprint(webhook_routes.blp)
     cli.init_app(app)
+    jobs.init_app(app)
+    metrics.init_app(app)
+    db_teardown(app)
     return app, api

@@ -86,6 +86,14 @@ class RedisBackend:
         return int(self.client.get(key) or 0), remaining
 
 
+def redis_client() -> Any:
+    """The Redis client of the rate limits (REDIS_URL); raises RuntimeError when Redis is not configured."""
+    backend = _backend()
+    if not isinstance(backend, RedisBackend):
+        raise RuntimeError("REDIS_URL is not configured")
+    return backend.client
+
+
 def _backend() -> Any:
     return current_app.extensions["datafair.ratelimit"]
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import request
+from flask import current_app, request
 from sqlalchemy import text
 
-from exchange import audit, identity, signing
+from exchange import audit, identity, ratelimit, signing
 from exchange.api import AUTH, Blueprint, paginate
 from exchange.auth import (
     current_principal,
@@ -35,6 +35,7 @@ from exchange.schemas import (
     OrganizationPageSchema,
     OrganizationSchema,
     OrganizationUpdateSchema,
+    ReadinessSchema,
     RefreshSchema,
     StatusChangeSchema,
     TokenPairSchema,
@@ -66,6 +67,27 @@ def health() -> Any:
         db.session.rollback()
         return {"status": "unavailable", "database": "unreachable"}, 503
     return {"status": "ok", "database": "ok"}
+
+
+@blp.route("/health/ready", methods=["GET"])
+@blp.response(200, ReadinessSchema)
+@blp.alt_response(503, schema=ReadinessSchema, description="The database or Redis is unreachable")
+def readiness() -> Any:
+    """Readiness: the database answers a query and, when REDIS_URL is set, Redis answers PING.
+    Orchestrators route traffic to a node only while this answers 200."""
+    body = {"status": "ok", "database": "ok", "redis": "not configured"}
+    try:
+        db.session.execute(text("SELECT 1")).scalar_one()
+    except Exception:
+        db.session.rollback()
+        body.update(status="unavailable", database="unreachable")
+    if current_app.config.get("REDIS_URL"):
+        try:
+            ratelimit.redis_client().ping()
+            body["redis"] = "ok"
+        except Exception:
+            body.update(status="unavailable", redis="unreachable")
+    return body, 200 if body["status"] == "ok" else 503
 
 
 @blp.route("/health/live", methods=["GET"])

@@ -126,6 +126,12 @@ class HealthSchema(Schema):
     database = fields.String(required=True)
 
 
+class ReadinessSchema(Schema):
+    status = fields.String(required=True)
+    database = fields.String(required=True)
+    redis = fields.String(required=True, metadata={"description": "ok, unreachable or not configured"})
+
+
 class AuditArgsSchema(PaginationArgsSchema):
     actor_org_id = fields.String(validate=validate.Length(max=40))
     object_id = fields.String(validate=validate.Length(max=80))

@@ -1,24 +1,27 @@
-"""Trading's entry points for the composition root: the periodic sweep."""
+"""Trading's periodic jobs, registered with the kernel's job runner by the composition root."""
 
 from __future__ import annotations
-
-from datetime import datetime
 
 from flask import current_app
 from sqlalchemy.orm import Session
 
+from exchange import jobs
 from trading import offers, procurements, settlement
 
 
-def sweep(session: Session, now: datetime | None = None) -> dict[str, int]:
-    """Persist time-based states (expired procurements and offers, auto-accepted deliveries) and,
-    with Stripe configured, make committed payouts' Transfers and reconcile silent PaymentIntents."""
-    done = {
-        "procurements_expired": procurements.sweep(session, now),
-        "offers_expired": offers.sweep(session, now),
-        "trades_auto_settled": settlement.sweep(session, now),
-    }
-    if current_app.config.get("STRIPE_API_KEY"):
-        done["payments_reconciled"] = settlement.reconcile_stripe(session)
-        done["transfers_sent"] = settlement.send_transfers(session)
-    return done
+def _stripe(session: Session, what: str) -> str:
+    if not current_app.config.get("STRIPE_API_KEY"):
+        return "stripe not configured"
+    if what == "reconcile":
+        return f"{settlement.reconcile_stripe(session)} silent Stripe payments reconciled"
+    return f"{settlement.send_transfers(session)} payout Transfers sent"
+
+
+def register_jobs() -> None:
+    """Expiry of procurements and offers, auto-acceptance of deliveries, Stripe payouts and
+    reconciliation: idempotent, each run in its own transaction by `exchange.jobs`."""
+    jobs.register_periodic("trading.procurement_expiry", lambda s: f"{procurements.sweep(s)} procurements expired")
+    jobs.register_periodic("trading.offer_expiry", lambda s: f"{offers.sweep(s)} offers expired")
+    jobs.register_periodic("trading.auto_acceptance", lambda s: f"{settlement.sweep(s)} trades auto-settled")
+    jobs.register_periodic("trading.stripe_transfers", lambda s: _stripe(s, "transfers"))
+    jobs.register_periodic("trading.stripe_reconciliation", lambda s: _stripe(s, "reconcile"), group="reconcile")

@@ -1,0 +1,1 @@
+"""Outbound webhooks: organizations' endpoints, signed deliveries of outbox events, retries."""
