@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from certification.models import Certificate
 from certification.states import CERTIFICATE_TRANSITIONS, CertificateStatus
-from exchange import audit, signing
+from exchange import audit, outbox, signing
 from exchange.auth import Principal
 from exchange.canonical import sha256_hex
 from exchange.db import utcnow
@@ -143,6 +143,11 @@ def _expire(session: Session, cert: Certificate) -> None:
     listings.suspend(session, product_id=cert.product_id, reason=f"certificate {cert.number} expired")
 
 
+def _notify(session: Session, cert: Certificate, event_type: str, reason: str) -> None:
+    outbox.emit(session, event_type=event_type, org_ids=[cert.vendor_org_id],
+                payload={"number": cert.number, "product_id": cert.product_id, "reason": reason})
+
+
 def suspend(session: Session, *, number: str, reason: str, actor: Principal) -> Certificate:
     """Operator: suspend a valid certificate; the product leaves the catalog and trade. 409 otherwise."""
     actor.require_operator()
@@ -153,6 +158,7 @@ def suspend(session: Session, *, number: str, reason: str, actor: Principal) -> 
     listings.suspend(session, product_id=cert.product_id, reason=f"certificate {number} suspended: {reason}",
                      actor=actor)
     audit.record(session, actor, "certificate.suspended", "certificate", number, reason=reason)
+    _notify(session, cert, "certificate.suspended", reason)
     session.flush()
     return cert
 
@@ -185,6 +191,7 @@ def revoke(session: Session, *, number: str, reason: str, actor: Principal) -> C
         listings.suspend(session, product_id=cert.product_id, reason=f"certificate {number} revoked: {reason}",
                          actor=actor)
     audit.record(session, actor, "certificate.revoked", "certificate", number, reason=reason)
+    _notify(session, cert, "certificate.revoked", reason)
     session.flush()
     return cert
 

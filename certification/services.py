@@ -37,7 +37,7 @@ from certification.states import (
     Stage,
     StageStatus,
 )
-from exchange import audit, jobs
+from exchange import audit, jobs, outbox
 from exchange.auth import Principal
 from exchange.canonical import sha256_hex
 from exchange.db import utcnow
@@ -83,6 +83,12 @@ def _needs_four_eyes(session: Session, cert: Certification) -> bool:
     body = listings.version_body(listings.get_version(session, product_id=cert.product_id,
                                                       version=cert.product_version))
     return body["classification"] == "important" or bool(body["contains_personal_info"])
+
+
+def _decided(session: Session, cert: Certification) -> None:
+    outbox.emit(session, event_type="certification.decided", org_ids=[cert.owner_org_id], payload={
+        "certification_id": cert.id, "product_id": cert.product_id, "product_version": cert.product_version,
+        "status": cert.status, "certificate_number": cert.certificate_number})
 
 
 def _locked(session: Session, certification_id: str) -> Certification:
@@ -264,6 +270,7 @@ def review(session: Session, *, certification_id: str, stage: str, decision: str
         listings.return_to_draft(session, product_id=cert.product_id, version=cert.product_version,
                                  outcome=str(outcome))
         _event(session, cert, actor, str(outcome), stage=stage, decision=decision, comment=comment)
+        _decided(session, cert)
     session.flush()
     return cert
 
@@ -286,6 +293,7 @@ def _approve(session: Session, cert: Certification, actor: Principal | None) -> 
     cert.certificate_number = cert_row.number
     _move(cert, C.APPROVED)
     _event(session, cert, actor, "approved", comment=f"certificate {cert_row.number}")
+    _decided(session, cert)
     audit.record(session, actor, "certificate.issued", "certificate", cert_row.number,
                  certification_id=cert.id, product_id=cert.product_id, version=cert.product_version)
 
@@ -385,6 +393,7 @@ def resolve_objection(session: Session, *, objection_id: str, upheld: bool, comm
                  certification_id=cert.id)
     if upheld and cert.status == C.PUBLIC_NOTICE:
         _move(cert, C.CHANGES_REQUESTED)
+        _decided(session, cert)
         listings.return_to_draft(session, product_id=cert.product_id, version=cert.product_version,
                                  outcome="changes_requested")
     elif cert.status == C.PUBLIC_NOTICE and cert.notice_ends_at and cert.notice_ends_at <= utcnow():

@@ -15,7 +15,7 @@ from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session
 
 from certification import certificates
-from exchange import audit, signing
+from exchange import audit, outbox, signing
 from exchange.auth import Principal
 from exchange.canonical import sha256_hex
 from exchange.db import utcnow
@@ -208,6 +208,9 @@ def _conclude(session: Session, contract: Contract, signed: list[Signature]) -> 
     )
     session.add(trade)
     session.flush()
+    outbox.emit(session, event_type="contract.signed", org_ids=[contract.buyer_org_id, contract.seller_org_id],
+                payload={"contract_id": contract.id, "number": contract.number, "trade_id": trade.id,
+                         "on_site": contract.on_site, "fair_id": contract.fair_id})
     procurements.mark_contracted(session, contract.procurement_id)
     if contract.on_site:
         listings.record_fair_signing(session, fair_id=contract.fair_id, currency=contract.currency,

@@ -22,6 +22,7 @@ from certification.crossborder import may_transfer
 from certification.models import Certificate
 from certification.states import CertificateStatus
 from certification.whitelist import live_entries
+from exchange import outbox
 from exchange.auth import Principal
 from exchange.db import utcnow
 from exchange.errors import Conflict, Forbidden
@@ -242,3 +243,23 @@ def procurements_for_product(session: Session, *, product: Product, version: Pro
         out.append((proc, value, reasons))
     out.sort(key=lambda t: (-t[1], t[0].id))
     return out[:limit]
+
+
+def post_procurement(session: Session, *, data: dict[str, Any], actor: Principal) -> Procurement:
+    """Post demand and tell the vendors of its best lawful matches (`procurement.matched`) — public only."""
+    proc = procurements.create(session, data=data, actor=actor)
+    if proc.visibility != "public":
+        return proc
+    buyer = session.get(Organization, proc.buyer_org_id)
+    found = rank(demand_of(proc), _supplies(session, candidates(session, proc), buyer, utcnow()), 10)
+    if not found:
+        return proc
+    owners = dict(session.execute(
+        select(Product.id, Product.owner_org_id).where(Product.id.in_([m.product_id for m in found]))).all())
+    by_vendor: dict[str, list[str]] = {}
+    for m in found:
+        by_vendor.setdefault(owners[m.product_id], []).append(m.product_id)
+    for vendor_id, product_ids in by_vendor.items():
+        outbox.emit(session, event_type="procurement.matched", org_ids=[vendor_id], payload={
+            "procurement_id": proc.id, "title": proc.title, "category": proc.category, "product_ids": product_ids})
+    return proc

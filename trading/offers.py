@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session
 
+from exchange import outbox
 from exchange.auth import Principal
 from exchange.db import new_id, utcnow
 from exchange.errors import Conflict, Forbidden, field_error
@@ -25,6 +26,12 @@ from trading.models import Contract, Offer, Procurement
 from trading.states import OFFER_TRANSITIONS, OfferStatus, ProcurementStatus
 
 OS = OfferStatus
+
+
+def _notify(session: Session, event_type: str, offer: Offer, org_ids: list[str], **extra: Any) -> None:
+    outbox.emit(session, event_type=event_type, org_ids=org_ids, payload={
+        "offer_id": offer.id, "thread_id": offer.thread_id, "product_id": offer.product_id,
+        "price": {"amount": offer.amount, "currency": offer.currency}, **extra})
 
 
 def effective_status(offer: Offer, now: datetime | None = None) -> str:
@@ -90,6 +97,7 @@ def make(session: Session, *, data: dict[str, Any], actor: Principal) -> Offer:
     offer.thread_id = offer.id
     session.add(offer)
     session.flush()
+    _notify(session, "offer.received", offer, [offer.to_org_id])
     return offer
 
 
@@ -171,6 +179,8 @@ def counter(session: Session, *, offer_id: str, price: dict[str, Any], terms: di
     )
     session.add(new)
     session.flush()
+    _notify(session, "offer.countered", old, [old.from_org_id])
+    _notify(session, "offer.received", new, [new.to_org_id])
     return new
 
 
@@ -186,7 +196,9 @@ def accept(session: Session, *, offer_id: str, actor: Principal) -> Contract:
         raise Conflict("The product has a newer certified version since this offer; make a new offer.")
     rules.lawful(session, revision, session.get(Organization, offer.buyer_org_id))
     _decide(offer, OS.ACCEPTED, actor)
-    return contracts.create_from_offer(session, offer=offer, revision=revision, certificate=cert)
+    contract = contracts.create_from_offer(session, offer=offer, revision=revision, certificate=cert)
+    _notify(session, "offer.accepted", offer, [offer.from_org_id], contract_id=contract.id)
+    return contract
 
 
 def reject(session: Session, *, offer_id: str, reason: str | None, actor: Principal) -> Offer:

@@ -59,7 +59,7 @@ WRITE_ERRORS = (400, 401, 403, 404, 409, 415, 422, 429)
 def create_procurement(data: dict[str, Any]) -> Any:
     """A verified enterprise or vendor posts demand (public on the board, or to invited vendors)."""
     principal = current_principal()
-    return procurements.view(procurements.create(db.session, data=data, actor=principal), principal)
+    return procurements.view(matching.post_procurement(db.session, data=data, actor=principal), principal)
 
 
 @blp.route("/procurements", methods=["GET"])

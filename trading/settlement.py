@@ -16,9 +16,9 @@ from typing import Any
 
 from flask import current_app
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
-from exchange import audit
+from exchange import audit, outbox
 from exchange.auth import Principal
 from exchange.db import utcnow
 from exchange.errors import Conflict, Forbidden, NotFound, ValidationFailed, field_error
@@ -52,8 +52,13 @@ def _fees(currency: str) -> AccountRef:
 
 
 def _move(trade: Trade, target: TradeStatus) -> None:
+    """Every trade status change, with its webhook event to both parties (same transaction)."""
     transition(trade, TRADE_TRANSITIONS, target, what="Trade")
     trade.updated_at = utcnow()
+    session = object_session(trade)
+    outbox.emit(session, event_type=f"trade.{target}", org_ids=[trade.buyer_org_id, trade.seller_org_id],
+                payload={"trade_id": trade.id, "status": str(target), "amount": trade.amount,
+                         "currency": trade.currency, "refunded_amount": trade.refunded_amount})
 
 
 # -- payment ----------------------------------------------------------------------------------------
@@ -325,6 +330,8 @@ def payout(session: Session, *, org_id: str, currency: str, amount: int, provide
         record.status = "pending"
     else:
         record.status = "paid"
+        outbox.emit(session, event_type="payout.sent", org_ids=[org.id],
+                    payload={"payout_id": record.id, "amount": amount, "currency": currency, "provider": provider})
     audit.record(session, actor, "payout.created", "payout", record.id, org_id=org.id, amount=amount,
                  currency=currency, provider=provider)
     session.flush()
@@ -343,6 +350,9 @@ def send_transfers(session: Session) -> int:
             destination_account=org.stripe_account_id, amount=record.amount, currency=record.currency,
             idempotency_key=idempotency_key(record.id, "transfer"), metadata={"payout_id": record.id})
         record.provider_ref, record.status = result.provider_ref, "paid"
+        outbox.emit(session, event_type="payout.sent", org_ids=[record.org_id],
+                    payload={"payout_id": record.id, "amount": record.amount, "currency": record.currency,
+                             "provider": "stripe", "provider_ref": result.provider_ref})
         audit.record(session, None, "payout.sent", "payout", record.id, provider_ref=result.provider_ref)
         sent += 1
     session.flush()
