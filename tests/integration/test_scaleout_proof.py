@@ -4,15 +4,16 @@ two gunicorn nodes on different loopback ports, one Celery worker and one beat (
 this venv), a local webhook receiver, and a bounded load of flows alternating between the nodes.
 One node is SIGKILLed mid-run (master and workers at once). Then:
 
-* every acknowledged (2xx) write exists: registrations, verifications, ledger entries;
+* every acknowledged (2xx) write exists: registrations, verifications, settled trades; every trade
+  of the run is consistent (its escrow holds what its status says, the seller's payable the rest);
 * every event behind an acknowledged write reached its endpoint at least once, every delivery
   carries a valid signature, and a receiver failing at first is served by the retries;
 * `flask --app app ledger verify` is green;
 * failed-login limits hold across the two nodes (Redis).
 
-Trades do not exist on this branch yet: `drive_flow` drives what the kernel has (registration,
-verification -> `organization.verified`, a test-only ledger + `payout.sent` route, see
-tests/proof_app.py). Trade flows plug into `drive_flow` when trading lands.
+`drive_flow` drives whole deals (certification, offer, contract, signatures, payment, delivery,
+acceptance) with an Idempotency-Key on every POST; the organizations' verifications and the trades'
+settlements are the webhook events checked.
 """
 
 from __future__ import annotations
@@ -37,18 +38,19 @@ import pytest
 from sqlalchemy import select
 
 from exchange.db import db
-from exchange.ledger.models import JournalEntry
+from exchange.ledger.engine import balance
 from exchange.models import Organization
 from exchange.webhooks import signature
 from exchange.webhooks.models import WebhookDelivery
 from tests.api.test_ratelimit import _free_port
 from tests.factories import PASSWORD
 from tests.hookserver import Answer, HookServer
+from trading.models import Trade
 
 ROOT = Path(__file__).resolve().parents[2]
 REDIS_URL = "redis://127.0.0.1:6379/13"  # a database of its own; keys under a per-run prefix
-FLOWS = 30
-KILL_AFTER = 10  # flows completed before node 1 dies
+FLOWS = 20
+KILL_AFTER = 7  # flows completed before node 1 dies
 DRIVERS = 3
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
@@ -92,7 +94,7 @@ class Ledger:
 
     registered: set[str] = field(default_factory=set)
     verified: set[str] = field(default_factory=set)
-    payouts: dict[str, str] = field(default_factory=dict)  # reference -> ledger entry id
+    trades: dict[str, int] = field(default_factory=dict)  # settled trade id -> amount
     secrets_by_path: dict[str, str] = field(default_factory=dict)
     expected_events: set[tuple[str, str]] = field(default_factory=set)  # (path, key)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -106,41 +108,95 @@ class Ledger:
                 target.update(value)
 
 
-def drive_flow(cluster: Cluster, i: int, run: str, operator_token: str, receiver: HookServer,
-               acked: Ledger) -> None:
-    """One business flow, its steps alternating between the nodes; each 2xx is recorded as acknowledged.
+@dataclass
+class Parties:
+    """The run's vendor and buyer (tokens) and the operator, set up once before the load."""
 
-    Extend here: when trading lands, procurement -> offer -> contract -> signatures -> payment ->
-    delivery -> acceptance, with the trade's consistency and its events checked at the end.
-    """
-    email = f"proof-{run}-{i}@vendor.test"
-    status, _, org = cluster.call(cluster.pick(i), "POST", "/api/v1/organizations", {
-        "name": f"Proof Vendor {run} {i} 证明", "type": "vendor", "region": "GD",
-        "registration_number": f"PROOF-{run}-{i:04d}",
-        "admin": {"email": email, "password": PASSWORD, "name": f"Admin {i}"},
-    })
-    assert status == 201, org
-    acked.add("registered", org["id"])
-    status, _, body = cluster.call(cluster.pick(i + 1), "POST", f"/api/v1/organizations/{org['id']}/verify",
-                                   {"reason": "proof"}, operator_token)
-    assert status == 200, body
-    acked.add("verified", org["id"])
-    acked.add("expected_events", ("/ops", org["id"]))
-    status, _, tokens = cluster.call(cluster.pick(i), "POST", "/api/v1/auth/token",
-                                     {"email": email, "password": PASSWORD})
-    assert status == 200, tokens
-    path = f"/org/{org['id']}"
-    status, _, ep = cluster.call(cluster.pick(i + 1), "POST", "/api/v1/webhook-endpoints",
-                                 {"url": receiver.url(path), "events": ["payout.sent"]}, tokens["access_token"])
-    assert status == 201, ep
-    acked.add("secrets_by_path", {path: ep["secret"]})
-    reference = f"ref-{run}-{i}"
-    status, _, paid = cluster.call(cluster.pick(i), "POST", "/api/v1/_proof/payouts",
-                                   {"org_id": org["id"], "amount": 1000 + i, "reference": reference},
-                                   operator_token, headers={"Idempotency-Key": reference})
-    assert status == 201, paid
-    acked.add("payouts", {reference: paid["entry_id"]})
-    acked.add("expected_events", (path, reference))
+    operator: str
+    vendor: str
+    buyer: str
+    vendor_org: str
+    buyer_org: str
+
+
+def _step(cluster: Cluster, node: int, method: str, path: str, body: Any, token: str, key: str) -> dict:
+    status, _, answer = cluster.call(node, method, path, body, token, headers={"Idempotency-Key": key})
+    assert 200 <= status < 300, (path, status, answer)
+    return answer
+
+
+def drive_flow(cluster: Cluster, i: int, run: str, parties: Parties, receiver: HookServer,
+               acked: Ledger) -> None:
+    """One whole deal, its steps alternating between the nodes (every POST with an Idempotency-Key):
+    a product certified, a bid accepted, both signatures, payment confirmed, delivery, acceptance.
+    The trade counts as acknowledged once the acceptance answered 200."""
+    k = f"{run}-{i}"
+    product = _step(cluster, cluster.pick(i), "POST", "/api/v1/products", {
+        "title": f"证明数据 Proof data {k}", "summary": "scale-out proof", "description": "proof of the design",
+        "category": "transport", "keywords": ["proof"], "data_format": "csv", "delivery_mode": "file",
+        "classification": "general", "contains_personal_info": False, "origin_region": "GD",
+        "update_frequency": "daily",
+        "price": {"model": "one_time", "amount": 10_000 + i, "currency": "CNY"},
+        "license": {"scope": "commercial", "duration_days": 30, "resale_allowed": False},
+        "scenarios": ["可扩展性证明 scale-out proof"], "data_source": {"type": "self_collected", "description": "x"},
+    }, parties.vendor, f"p-{k}")
+    cert = _step(cluster, cluster.pick(i + 1), "POST", "/api/v1/certifications",
+                 {"product_id": product["id"], "documents": []}, parties.vendor, f"c-{k}")
+    for n, stage in enumerate(("quality", "ownership", "compliance")):
+        _step(cluster, cluster.pick(i + n), "POST", f"/api/v1/certifications/{cert['id']}/reviews",
+              {"stage": stage, "decision": "approve"}, parties.operator, f"r-{stage}-{k}")
+    offer = _step(cluster, cluster.pick(i), "POST", "/api/v1/offers", {
+        "product_id": product["id"], "price": {"amount": 10_000 + i, "currency": "CNY"},
+        "terms": {"scope": "commercial", "duration_days": 30, "delivery_mode": "file"},
+    }, parties.buyer, f"o-{k}")
+    contract = _step(cluster, cluster.pick(i + 1), "POST", f"/api/v1/offers/{offer['id']}/accept", None,
+                     parties.vendor, f"a-{k}")
+    _step(cluster, cluster.pick(i), "POST", f"/api/v1/contracts/{contract['id']}/signatures", {},
+          parties.buyer, f"sb-{k}")
+    signed = _step(cluster, cluster.pick(i + 1), "POST", f"/api/v1/contracts/{contract['id']}/signatures", {},
+                   parties.vendor, f"sv-{k}")
+    trade_id = signed["trade_id"]
+    payment = _step(cluster, cluster.pick(i), "POST", f"/api/v1/trades/{trade_id}/payments",
+                    {"provider": "manual"}, parties.buyer, f"pay-{k}")
+    _step(cluster, cluster.pick(i + 1), "POST", f"/api/v1/payments/{payment['id']}/confirm", None,
+          parties.operator, f"conf-{k}")
+    _step(cluster, cluster.pick(i), "POST", f"/api/v1/trades/{trade_id}/delivery",
+          {"reference": f"sftp://proof/{k}", "sha256": "a" * 64}, parties.vendor, f"d-{k}")
+    settled = _step(cluster, cluster.pick(i + 1), "POST", f"/api/v1/trades/{trade_id}/acceptance", None,
+                    parties.buyer, f"acc-{k}")
+    assert settled["status"] == "settled"
+    acked.add("trades", {trade_id: settled["amount"]})
+    acked.add("expected_events", ("/vendor", trade_id))
+    acked.add("expected_events", ("/buyer", trade_id))
+
+
+def setup_parties(cluster: Cluster, run: str, operator_token: str, receiver: HookServer, acked: Ledger) -> Parties:
+    """A vendor and a buyer register, are verified and subscribe to their trades' settlements."""
+    tokens, orgs = {}, {}
+    for n, kind in enumerate(("vendor", "enterprise")):
+        email = f"proof-{run}-{kind}@{kind}.test"
+        status, _, org = cluster.call(n % 2, "POST", "/api/v1/organizations", {
+            "name": f"Proof {kind} {run} 证明", "type": kind, "region": "GD",
+            "registration_number": f"PROOF-{run}-{kind}",
+            "admin": {"email": email, "password": PASSWORD, "name": f"Admin {kind}"},
+        })
+        assert status == 201, org
+        acked.add("registered", org["id"])
+        status, _, body = cluster.call((n + 1) % 2, "POST", f"/api/v1/organizations/{org['id']}/verify",
+                                       {"reason": "proof"}, operator_token)
+        assert status == 200, body
+        acked.add("verified", org["id"])
+        acked.add("expected_events", ("/ops", org["id"]))
+        status, _, pair = cluster.call(n % 2, "POST", "/api/v1/auth/token", {"email": email, "password": PASSWORD})
+        assert status == 200, pair
+        path = "/vendor" if kind == "vendor" else "/buyer"
+        status, _, ep = cluster.call((n + 1) % 2, "POST", "/api/v1/webhook-endpoints",
+                                     {"url": receiver.url(path), "events": ["trade.settled"]}, pair["access_token"])
+        assert status == 201, ep
+        acked.add("secrets_by_path", {path: ep["secret"]})
+        tokens[kind], orgs[kind] = pair["access_token"], org["id"]
+    return Parties(operator=operator_token, vendor=tokens["vendor"], buyer=tokens["enterprise"],
+                   vendor_org=orgs["vendor"], buyer_org=orgs["enterprise"])
 
 
 def _redis_or_skip() -> Any:
@@ -199,7 +255,7 @@ def stack(database, tmp_path) -> Iterator[dict[str, Any]]:
         for n in range(2):
             port = _free_port()
             proc, log = start(f"node{n}", [sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py",
-                                           "tests.proof_app:app"], {"DATAFAIR_BIND": f"127.0.0.1:{port}"})
+                                           "app:app"], {"DATAFAIR_BIND": f"127.0.0.1:{port}"})
             nodes.append(f"http://127.0.0.1:{port}")
             node_procs.append((proc, log))
         worker, worker_log = start("worker", [sys.executable, "-m", "celery", "-A", "app:celery", "worker",
@@ -272,7 +328,8 @@ def test_two_nodes_a_worker_and_beat_lose_nothing_acknowledged_when_a_node_dies(
                                         headers={"X-Forwarded-For": addr})
             assert status == 429  # per client address, on either node
 
-        # -- the load: flows alternating between the nodes; node 1 dies mid-run -------------------
+        # -- the load: whole deals alternating between the nodes; node 1 dies mid-run --------------
+        parties = setup_parties(cluster, run, operator.token, receiver, acked)
         done = [0]
         failures: list[str] = []
         counter = iter(range(FLOWS))
@@ -285,7 +342,7 @@ def test_two_nodes_a_worker_and_beat_lose_nothing_acknowledged_when_a_node_dies(
                 if i is None:
                     return
                 try:
-                    drive_flow(cluster, i, run, operator.token, receiver, acked)
+                    drive_flow(cluster, i, run, parties, receiver, acked)
                 except NodeDown as exc:
                     failures.append(f"flow {i}: node down ({exc})")  # not acknowledged: nothing promised
                 with counter_lock:
@@ -304,17 +361,25 @@ def test_two_nodes_a_worker_and_beat_lose_nothing_acknowledged_when_a_node_dies(
         for t in threads:
             t.join(120)
         assert stack["node_procs"][1].wait(10) == -signal.SIGKILL
-        assert len(acked.payouts) >= FLOWS - DRIVERS, (failures, _logs(stack["logs"]))
+        assert len(acked.trades) >= FLOWS - DRIVERS, (failures, _logs(stack["logs"]))
 
         # -- every acknowledged write exists ------------------------------------------------------
         with app.app_context():
             orgs = dict(db.session.execute(select(Organization.id, Organization.status)
                                            .where(Organization.id.in_(acked.registered))).all())
-            entries = set(db.session.execute(select(JournalEntry.id)
-                                             .where(JournalEntry.id.in_(acked.payouts.values()))).scalars())
+            trades = {t.id: t for t in db.session.execute(
+                select(Trade).where(Trade.buyer_org_id == parties.buyer_org)).scalars()}
+            # Every trade of the run is consistent: its escrow holds exactly what its status says.
+            for trade in trades.values():
+                escrow = balance(db.session, owner_id=trade.id, purpose="trade_escrow", currency="CNY")
+                held = trade.paid_amount if trade.status in ("escrowed", "delivered", "disputed") else 0
+                assert escrow == held, (trade.id, trade.status, escrow)
+            payable = balance(db.session, owner_id=parties.vendor_org, purpose="seller_payable", currency="CNY")
+            settled = [t for t in trades.values() if t.status == "settled"]
+            assert payable == sum(t.amount - t.fee for t in settled)
         assert set(orgs) == acked.registered
         assert all(orgs[o] == "verified" for o in acked.verified)
-        assert entries == set(acked.payouts.values())
+        assert all(trades[t].status == "settled" for t in acked.trades)  # every acknowledged acceptance
 
         # -- every event behind an acknowledged write is delivered, signed -----------------------
         def delivered() -> set[tuple[str, str]]:
@@ -322,7 +387,7 @@ def test_two_nodes_a_worker_and_beat_lose_nothing_acknowledged_when_a_node_dies(
             for r in list(receiver.received):
                 evt = json.loads(r.body)
                 data = evt["data"]
-                key = data["organization"]["id"] if evt["type"] == "organization.verified" else data["reference"]
+                key = data["organization"]["id"] if evt["type"] == "organization.verified" else data["trade_id"]
                 got.add((r.path, key))
             return got
 
@@ -349,7 +414,7 @@ def test_two_nodes_a_worker_and_beat_lose_nothing_acknowledged_when_a_node_dies(
                                 cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
         assert verify.returncode == 0, verify.stdout + verify.stderr
         entries_seen = int(re.search(r"ledger valid: (\d+) entries", verify.stderr).group(1))
-        assert entries_seen >= len(acked.payouts)  # a payout whose answer died with node 1 may exist too
+        assert entries_seen >= 2 * len(acked.trades)  # payment and settlement of each acknowledged deal
 
         # -- the surviving node still serves, and reports the job queue ------------------------------
         with urllib.request.urlopen(stack["nodes"][0] + "/metrics", timeout=5) as r:  # noqa: S310 - loopback
