@@ -41,6 +41,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     api.register_blueprint(trading_routes.blp)
     certification_services.register_jobs()
     trading_services.register_jobs()
+    trading_services.register_metrics()
     _register_commands(app)
     return app
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from exchange.api import AUTH, Blueprint, paginate
 from exchange.auth import current_principal
-from exchange.db import db
+from exchange.db import db, read_session
 from exchange.fields import PaginationArgsSchema
 from listings import catalog, fairs, services
 from listings.models import Product
@@ -59,7 +59,9 @@ def search_products(args: dict[str, Any]) -> Any:
     `?mine=true` (with a token) lists the caller's own products in every status instead.
     """
     principal = current_principal(required=bool(args.get("mine")))
-    page = catalog.search_catalog(db.session, principal=principal, **args)
+    # The public catalog tolerates a replica's lag; a vendor's own list (`mine`) reads its writes.
+    session = db.session if args.get("mine") else read_session()
+    page = catalog.search_catalog(session, principal=principal, **args)
     page["items"] = [services.product_view(p, v, principal, relevance=r) for p, v, r in page["items"]]
     return page
 

@@ -8,7 +8,7 @@ from flask import Response, request
 
 from exchange.api import AUTH, Blueprint, paginate
 from exchange.auth import current_principal
-from exchange.db import db
+from exchange.db import db, read_session
 from exchange.ratelimit import limit_writes
 from trading import contracts, document, matching, offers, procurements, settlement, stats, trades
 from trading.schemas import (
@@ -290,7 +290,7 @@ def get_trade(trade_id: str) -> Any:
 @blp.response(200, StatsSchema)
 def market_stats() -> Any:
     """Public market statistics: listed products, vendors, signed contracts, volume per currency."""
-    return stats.market(db.session)
+    return stats.market(read_session())
 
 
 # -- money flow -------------------------------------------------------------------------------------

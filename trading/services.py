@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from flask import current_app
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from exchange import jobs
+from exchange import jobs, metrics
 from trading import offers, procurements, settlement
+from trading.models import Contract, Trade
 
 
 def _stripe(session: Session, what: str) -> str:
@@ -25,3 +27,15 @@ def register_jobs() -> None:
     jobs.register_periodic("trading.auto_acceptance", lambda s: f"{settlement.sweep(s)} trades auto-settled")
     jobs.register_periodic("trading.stripe_transfers", lambda s: _stripe(s, "transfers"))
     jobs.register_periodic("trading.stripe_reconciliation", lambda s: _stripe(s, "reconcile"), group="reconcile")
+
+
+def _trade_metrics(session: Session) -> list:
+    trades = session.execute(select(Trade.status, func.count()).group_by(Trade.status)).all()
+    contracts = session.execute(select(Contract.status, func.count()).group_by(Contract.status)).all()
+    return [metrics.labelled_gauge("datafair_trades", "Trades by status", "status", trades),
+            metrics.labelled_gauge("datafair_contracts", "Contracts by status", "status", contracts)]
+
+
+def register_metrics() -> None:
+    """Trades and contracts by status, counted at each scrape of /metrics."""
+    metrics.register_collector("trading", _trade_metrics)

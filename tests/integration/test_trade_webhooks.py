@@ -46,3 +46,12 @@ def test_a_deal_notifies_both_parties(app, api):
         assert "payout.sent" in seen["/vendor"] and "payout.sent" not in seen["/buyer"]
     finally:
         hooks.close()
+
+
+def test_metrics_count_trades_by_status(app, api):
+    vendor, buyer, operator = api.vendor(), api.enterprise(), api.operator()
+    trade_id = signed_trade(api, vendor, buyer)
+    pay(api, buyer, operator, trade_id)
+    text = api.client.get("/metrics").get_data(as_text=True)
+    assert 'datafair_trades{status="escrowed"} 1.0' in text
+    assert 'datafair_contracts{status="signed"} 1.0' in text
