@@ -11,6 +11,7 @@ from typing import Any
 
 import flask_smorest
 import swagger_ui_bundle
+from apispec import BasePlugin
 from flask import Flask, g, request, send_from_directory
 from flask.json.provider import DefaultJSONProvider
 from marshmallow import Schema, fields
@@ -166,8 +167,58 @@ class Blueprint(flask_smorest.Blueprint):
         return decorator
 
 
+# Statuses the kernel itself answers before or around any view (see exchange.http and exchange.errors),
+# documented on every operation they can reach so the document is complete without a catch-all
+# `default` response (which would make every undocumented status "conform").
+BODY_METHODS = frozenset({"post", "put", "patch"})
+WRITE_METHODS = frozenset({"post", "put", "patch", "delete"})
+NO_IDEMPOTENCY_PREFIXES = (f"{API_PREFIX}/auth/", f"{API_PREFIX}/webhooks/")
+NO_SUSPENSION_CHECK_PREFIXES = (f"{API_PREFIX}/auth/",)
+NO_DATABASE = "x-no-database"
+
+
+def kernel_statuses(path: str, method: str) -> set[int]:
+    """What the request hooks and the error handlers can answer for `method path` whatever its view does:
+    422 (NUL in the query string), 503 (database unavailable), 404 (NUL in a path value), and for
+    writes 400/413/415 (body checks), 401/403 (a bad token, a suspended organization) and 409/422
+    (Idempotency-Key in flight or reused)."""
+    method = method.lower()
+    codes = {422, 503}
+    if "{" in path:
+        codes.add(404)
+    if method in WRITE_METHODS:
+        codes |= {401}
+        if not path.startswith(NO_SUSPENSION_CHECK_PREFIXES):
+            codes.add(403)
+    if method in BODY_METHODS:
+        codes |= {400, 413, 415}
+    if method == "post" and not path.startswith(NO_IDEMPOTENCY_PREFIXES):
+        codes.add(409)
+    return codes
+
+
+class KernelProblemsPlugin(BasePlugin):
+    """apispec plugin: adds the kernel's problem responses to every operation that lacks them."""
+
+    def operation_helper(self, path: str | None = None, operations: dict | None = None, **kwargs: Any) -> None:
+        for method, operation in (operations or {}).items():
+            if method not in ("get", "post", "put", "patch", "delete"):
+                continue
+            responses = operation.setdefault("responses", {})
+            codes = kernel_statuses(path or "", method)
+            if operation.pop(NO_DATABASE, False):
+                codes.discard(503)
+            for code in sorted(codes):
+                responses.setdefault(str(code), {
+                    "description": HTTPStatus(code).phrase,
+                    "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+                })
+
+
 class Api(flask_smorest.Api):
     ERROR_SCHEMA = ProblemSchema
+    # No catch-all `default` response: every status an operation answers is documented by itself.
+    DEFAULT_ERROR_RESPONSE_NAME = None
 
     def handle_http_exception(self, error: HTTPException) -> Any:
         return render_http_exception(error)
@@ -193,7 +244,7 @@ def init_api(app: Flask) -> Api:
             "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
         },
     })
-    api = Api(app)
+    api = Api(app, spec_kwargs={"extra_plugins": [KernelProblemsPlugin()]})
     static_dir = swagger_ui_bundle.swagger_ui_path
 
     @app.get(f"{API_PREFIX}/docs/static/<path:filename>")

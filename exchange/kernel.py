@@ -25,7 +25,8 @@ def create_kernel(import_name: str, root: str, config: dict[str, Any] | None = N
     settings = load_config()
     settings.update(config or {})
     validate_config(settings)
-    app = Flask(import_name, root_path=root, instance_path=os.path.join(root, "instance"))
+    # No static folder: every route is an API route in the OpenAPI document (the docs serve their own).
+    app = Flask(import_name, root_path=root, instance_path=os.path.join(root, "instance"), static_folder=None)
     app.json_provider_class = JSONProvider
     app.json = JSONProvider(app)
     app.config.update(settings)

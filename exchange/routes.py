@@ -8,7 +8,7 @@ from flask import request
 from sqlalchemy import text
 
 from exchange import audit, identity, signing
-from exchange.api import AUTH, Blueprint, paginate
+from exchange.api import AUTH, NO_DATABASE, Blueprint, paginate
 from exchange.auth import (
     current_principal,
     revoke_family,
@@ -70,6 +70,7 @@ def health() -> Any:
 
 @blp.route("/health/live", methods=["GET"])
 @blp.response(200, HealthSchema)
+@blp.doc(**{NO_DATABASE: True})
 def liveness() -> Any:
     """Process liveness without touching the database (for orchestrators' liveness probes)."""
     return {"status": "ok", "database": "not checked"}
