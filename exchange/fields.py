@@ -12,6 +12,7 @@ from typing import Any
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from exchange.money import CURRENCIES, MAX_AMOUNT
+from exchange.netguard import UnsafeURL, check_public_url
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _CONTROL_SINGLE_LINE = re.compile(r"[\x00-\x1f\x7f]")
@@ -44,6 +45,23 @@ class Text(fields.String):
         if any("\ud800" <= ch <= "\udfff" for ch in out):
             raise ValidationError("Unpaired surrogates are not valid text.")
         return out.strip()
+
+
+class PublicURL(Text):
+    """An absolute http(s) URL to a public host (no credentials, no private, loopback or link-local
+    address, no intranet name): see exchange.netguard.check_public_url."""
+
+    def __init__(self, *, max_length: int = 500, **kw: Any) -> None:
+        super().__init__(max_length=max_length, **kw)
+        self.metadata.setdefault("format", "uri")
+        self.metadata.setdefault("description", "an http(s) URL on the public internet")
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kw: Any) -> str:
+        out = super()._deserialize(value, attr, data, **kw)
+        try:
+            return check_public_url(out)
+        except UnsafeURL as exc:
+            raise ValidationError(f"URL {exc}.") from None
 
 
 class StrictInteger(fields.Integer):
