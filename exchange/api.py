@@ -4,6 +4,7 @@ local Swagger UI, pagination and the documentation of error responses.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 from http import HTTPStatus
@@ -21,6 +22,7 @@ from webargs import core
 from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import BadRequest, HTTPException
 
+from exchange.auth import current_principal
 from exchange.errors import PROBLEM_JSON, render_http_exception
 
 MAX_JSON_DEPTH = 32
@@ -148,8 +150,20 @@ class Parser(FlaskParser):
         return request_json()
 
 
+def _requires_auth(view: Any) -> bool:
+    return bool(getattr(view, "_apidoc", {}).get("manual_doc", {}).get("security"))
+
+
 class Blueprint(flask_smorest.Blueprint):
     ARGUMENTS_PARSER = Parser()
+
+    def add_url_rule(self, rule: str, endpoint: str | None = None, view_func: Any = None,
+                     provide_automatic_options: bool | None = None, **kwargs: Any) -> None:
+        """Operations documented with a security requirement authenticate before anything else: a
+        request without a valid token is a 401 whatever its body, never a 422 that describes the schema."""
+        if callable(view_func) and not isinstance(view_func, type) and _requires_auth(view_func):
+            view_func = _authenticated(view_func)
+        super().add_url_rule(rule, endpoint, view_func, provide_automatic_options, **kwargs)
 
     def problems(self, *codes: int) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         """Document the problem+json responses an operation can return."""
@@ -213,6 +227,15 @@ class KernelProblemsPlugin(BasePlugin):
                     "description": HTTPStatus(code).phrase,
                     "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
                 })
+
+
+def _authenticated(view: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        current_principal()
+        return view(*args, **kwargs)
+
+    return wrapper
 
 
 class Api(flask_smorest.Api):

@@ -7,6 +7,7 @@ principal that may not see them.
 from __future__ import annotations
 
 import base64
+import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -25,6 +26,13 @@ from tests.tradeflow import bid, live_fair, sign
 PRINCIPALS = ("anonymous", "suspended", "vendor2", "enterprise2", "assessor2", "assessor", "buyer", "owner",
               "operator")
 SHA = "d" * 64
+# OpenAPI path parameter -> the world object (World.ids key) it names by default
+PATH_OBJECTS = {
+    "org_id": "owner_org", "key_id": "key", "product_id": "product", "fair_id": "fair", "stall_id": "stall",
+    "certification_id": "cert_review", "objection_id": "objection", "number": "certificate",
+    "procurement_id": "procurement", "offer_id": "offer", "contract_id": "contract", "trade_id": "trade_read",
+    "payment_id": "payment", "entry_id": "whitelist",
+}
 
 
 def new_public_key() -> str:
@@ -50,6 +58,17 @@ class World:
 
     def fill(self, template: str) -> str:
         return template.format(**self.ids)
+
+    def path(self, openapi_path: str, **objects: str) -> str:
+        """An OpenAPI path with each parameter replaced by a world object's id (PATH_OBJECTS, or `objects`)."""
+        return re.sub(r"{(\w+)}", lambda m: self.ids[objects.get(m.group(1), PATH_OBJECTS[m.group(1)])],
+                      openapi_path)
+
+
+def operations(spec: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    """(METHOD, path, operation) of every operation of an OpenAPI document."""
+    return [(method.upper(), path, op) for path, ops in spec["paths"].items() for method, op in ops.items()
+            if method in ("get", "post", "put", "patch", "delete")]
 
 
 def procurement_body(**kw: Any) -> dict[str, Any]:

@@ -81,7 +81,8 @@ def _fair(_w: World, _principal: str) -> dict[str, Any]:
 
 
 def _stall(w: World, principal: str) -> dict[str, Any]:
-    return {"org_id": w.ids["owner_org"], "code": f"M-{principal[:6]}", "product_ids": []}
+    return {"org_id": w.ids["owner_org"], "code": "M-" + "".join(c for c in principal if c.isalnum())[:10],
+            "product_ids": []}
 
 
 def _whitelist(_w: World, _principal: str) -> dict[str, Any]:
