@@ -258,7 +258,7 @@ class PaymentSchema(Schema):
     amount = fields.Integer()
     currency = fields.String()
     provider_ref = fields.String(allow_none=True)
-    client_secret = fields.String(allow_none=True, metadata={"description": "Stripe only: for the buyer's client"})
+    client_secret = fields.String(allow_none=True, metadata={"description": "Stripe only: shown to the buyer only"})
     created_at = UTCDateTime()
     confirmed_at = UTCDateTime(allow_none=True)
 
