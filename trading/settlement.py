@@ -170,7 +170,14 @@ def apply_stripe_event(session: Session, *, payload: bytes, signature: str | Non
     trade = _locked_trade(session, payment.trade_id)
     if payment.status != "pending" or trade.status != T.AWAITING_PAYMENT:
         return {"received": True, "applied": False, "reason": f"payment already {payment.status}"}
-    if event.amount != trade.amount or (event.currency or "").upper() != trade.currency:
+    intent = event.raw["data"]["object"]
+    # The event type alone is not the money: the object must be our PaymentIntent, succeeded, with the
+    # trade's exact amount received (an integer) in the trade's currency.
+    if intent.get("object") != "payment_intent" or intent.get("status") != "succeeded":
+        return {"received": True, "applied": False, "reason": "the payment intent has not succeeded"}
+    # Stripe always reports amount_received; a peer that omits it (localstripe) is held to `amount`.
+    received = intent["amount_received"] if "amount_received" in intent else intent.get("amount")
+    if type(received) is not int or received != trade.amount or (event.currency or "") != trade.currency:
         audit.record(session, None, "payment.amount_mismatch", "payment", payment.id, trade_id=trade.id,
                      event_id=event.id, event_amount=event.amount, event_currency=event.currency)
         return {"received": True, "applied": False, "reason": "amount or currency does not match the trade"}
