@@ -83,14 +83,17 @@ class UTCDateTime(fields.DateTime):
 
     default_error_messages = {"naive": "A timezone is required (for example 2026-11-28T04:00:00Z)."}
 
+    MAX_LENGTH = 40
+
     def __init__(self, **kw: Any) -> None:
         super().__init__(format="iso", **kw)
+        self.metadata.setdefault("maxLength", self.MAX_LENGTH)
 
     def _serialize(self, value: datetime | None, attr: str | None, obj: Any, **kw: Any) -> str | None:
         return iso_z(value)
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kw: Any) -> datetime:
-        if isinstance(value, str) and len(value) > 40:
+        if isinstance(value, str) and len(value) > self.MAX_LENGTH:
             raise self.make_error("invalid", input=value[:40], obj_type="datetime")
         out = super()._deserialize(value, attr, data, **kw)
         if out.tzinfo is None or out.utcoffset() is None:

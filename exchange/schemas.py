@@ -33,7 +33,8 @@ class OrganizationUpdateSchema(StrictSchema):
     type = fields.String(validate=validate.OneOf(ORG_TYPES))
     region = fields.String(validate=validate.OneOf(REGIONS))
     status = fields.String(validate=validate.OneOf(ORG_STATUSES))
-    stripe_account_id = fields.String(allow_none=True, validate=validate.Regexp(r"^acct_[A-Za-z0-9]{1,90}$"))
+    stripe_account_id = fields.String(allow_none=True, validate=[validate.Length(max=95),
+                                                                  validate.Regexp(r"^acct_[A-Za-z0-9]{1,90}$")])
 
 
 class OrganizationSchema(Schema):

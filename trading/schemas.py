@@ -265,8 +265,8 @@ class PaymentSchema(Schema):
 
 class DeliverySchema(StrictSchema):
     reference = Text(required=True, max_length=500)
-    sha256 = fields.String(required=True, validate=validate.Regexp(r"^[0-9a-f]{64}$",
-                                                                    error="must be 64 lowercase hex characters"))
+    sha256 = fields.String(required=True, validate=[
+        validate.Length(equal=64), validate.Regexp(r"^[0-9a-f]{64}$", error="must be 64 lowercase hex characters")])
 
 
 class DisputeCreateSchema(StrictSchema):

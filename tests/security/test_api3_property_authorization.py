@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from exchange.db import db
 from listings.models import Product
 from tests.certflow import product_body
+from tests.openapi_walk import body_schema, key, nest, objects
 from tests.tradeflow import terms
 from tests.world import build_world, operations
 from trading.models import Offer
@@ -33,58 +34,25 @@ FORBIDDEN: dict[str, Any] = {
 }
 
 
-def _resolve(spec: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
-    while "$ref" in schema:
-        schema = spec["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]
-    if "allOf" in schema:
-        merged: dict[str, Any] = {"properties": {}}
-        for part in schema["allOf"]:
-            merged["properties"].update(_resolve(spec, part).get("properties", {}))
-        return merged
-    return schema
-
-
-def _objects(spec: dict[str, Any], schema: dict[str, Any], prefix: tuple[Any, ...] = (), depth: int = 0):
-    """(path to an object, its declared properties) for the body and every object nested in it."""
-    schema = _resolve(spec, schema)
-    props = schema.get("properties")
-    if props is None or depth > 3:
-        return
-    yield prefix, set(props)
-    for name, sub in props.items():
-        sub = _resolve(spec, sub)
-        if sub.get("type") == "array" and "items" in sub:
-            yield from _objects(spec, sub["items"], (*prefix, name, 0), depth + 1)
-        elif "properties" in sub:
-            yield from _objects(spec, sub, (*prefix, name), depth + 1)
-
-
-def _nest(path: tuple[Any, ...], leaf: dict[str, Any]) -> Any:
-    value: Any = leaf
-    for step in reversed(path):
-        value = [value] if isinstance(step, int) else {step: value}
-    return value
-
-
 def test_no_writable_schema_accepts_a_property_it_does_not_declare(api):
     world = build_world(api)
     spec = api.get("/api/v1/openapi.json").get_json()
     owner = world.actors["owner"]
     checked, failures = 0, []
     for method, path, op in operations(spec):
-        body_schema = op.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema")
-        if body_schema is None:
+        schema = body_schema(op)
+        if schema is None:
             continue
-        for prefix, declared in _objects(spec, body_schema):
+        for prefix, declared in objects(spec, schema):
             for prop, value in FORBIDDEN.items():
                 if prop in declared:
                     continue
-                r = api.request(method, world.path(path), owner, json=_nest(prefix, {prop: value}))
-                key = ".".join(str(s) for s in (*prefix, prop))
+                r = api.request(method, world.path(path), owner, json=nest(prefix, {prop: value}))
+                field = key(prefix, prop)
                 errors = (r.get_json() or {}).get("errors") or {}
                 checked += 1
-                if r.status_code != 422 or key not in errors:
-                    failures.append(f"{method} {path} with {key}: {r.status_code} {errors}")
+                if r.status_code != 422 or field not in errors:
+                    failures.append(f"{method} {path} with {field}: {r.status_code} {errors}")
     assert checked > 500, checked
     assert not failures, "\n".join(failures[:50])
 
