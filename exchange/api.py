@@ -151,7 +151,7 @@ class Parser(FlaskParser):
 
 
 def _requires_auth(view: Any) -> bool:
-    return bool(getattr(view, "_apidoc", {}).get("manual_doc", {}).get("security"))
+    return requires_token(getattr(view, "_apidoc", {}).get("manual_doc", {}).get("security"))
 
 
 class Blueprint(flask_smorest.Blueprint):
@@ -278,6 +278,13 @@ def init_api(app: Flask) -> Api:
 
 
 AUTH = [{"bearerAuth": []}]
+# A token is accepted (and changes what is shown) but not required.
+OPTIONAL_AUTH = [{"bearerAuth": []}, {}]
+
+
+def requires_token(security: list[dict[str, Any]] | None) -> bool:
+    """Whether an operation's OpenAPI security requirement makes a token mandatory."""
+    return bool(security) and all(requirement for requirement in security)
 
 
 def paginate(session: Session, stmt: Select, *, page: int, per_page: int,
