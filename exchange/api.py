@@ -186,28 +186,25 @@ class Blueprint(flask_smorest.Blueprint):
 # `default` response (which would make every undocumented status "conform").
 BODY_METHODS = frozenset({"post", "put", "patch"})
 WRITE_METHODS = frozenset({"post", "put", "patch", "delete"})
-NO_IDEMPOTENCY_PREFIXES = (f"{API_PREFIX}/auth/", f"{API_PREFIX}/webhooks/")
 NO_SUSPENSION_CHECK_PREFIXES = (f"{API_PREFIX}/auth/",)
 NO_DATABASE = "x-no-database"
 
 
 def kernel_statuses(path: str, method: str) -> set[int]:
     """What the request hooks and the error handlers can answer for `method path` whatever its view does:
-    422 (NUL in the query string), 503 (database unavailable), 404 (NUL in a path value), and for
-    writes 400/413/415 (body checks), 401/403 (a bad token, a suspended organization) and 409/422
-    (Idempotency-Key in flight or reused)."""
+    422 (NUL in the query string), 503 (database unavailable), 404 (a path value no route takes), and
+    for writes 401/403 (a bad token, a suspended organization), 409 (a unique constraint lost to a
+    race; an Idempotency-Key in flight), 400/413/415 (body checks) and 422 (an Idempotency-Key reused)."""
     method = method.lower()
     codes = {422, 503}
     if "{" in path:
         codes.add(404)
     if method in WRITE_METHODS:
-        codes |= {401}
+        codes |= {401, 409}
         if not path.startswith(NO_SUSPENSION_CHECK_PREFIXES):
             codes.add(403)
     if method in BODY_METHODS:
         codes |= {400, 413, 415}
-    if method == "post" and not path.startswith(NO_IDEMPOTENCY_PREFIXES):
-        codes.add(409)
     return codes
 
 
