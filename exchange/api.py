@@ -192,7 +192,7 @@ NO_DATABASE = "x-no-database"
 
 def kernel_statuses(path: str, method: str) -> set[int]:
     """What the request hooks and the error handlers can answer for `method path` whatever its view does:
-    422 (NUL in the query string), 503 (database unavailable), 404 (a path value no route takes), and
+    422 (NUL in the query string), 503 (database unavailable), 404 (a NUL in a path value), and
     for writes 401/403 (a bad token, a suspended organization), 409 (a unique constraint lost to a
     race; an Idempotency-Key in flight), 400/413/415 (body checks) and 422 (an Idempotency-Key reused)."""
     method = method.lower()
