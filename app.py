@@ -69,8 +69,14 @@ def _register_commands(app: Flask) -> None:
     def sweep() -> None:
         """Persist time-based states (expiries, ended notice periods) and purge old records."""
         # Every sweep registered with exchange.jobs.register_periodic (the same the worker runs).
+        failed = []
         for name, result in jobs.run_group("sweep").items():
             click.echo(f"sweep: {name}: {result}")
+            if isinstance(result, str) and result.startswith("error"):
+                failed.append(name)
+        if failed:
+            # Each job ran in its own transaction: the others' work is kept; cron and CI see the failure.
+            raise click.ClickException(f"sweep jobs failed: {', '.join(failed)}")
 
 
 app = create_app()

@@ -22,7 +22,7 @@ from certification.schemas import (
     WhitelistPageSchema,
     WhitelistSchema,
 )
-from exchange.api import AUTH, Blueprint, paginate
+from exchange.api import AUTH, OPTIONAL_AUTH, Blueprint, paginate
 from exchange.auth import current_principal
 from exchange.db import db
 from exchange.fields import ReasonSchema
@@ -50,7 +50,7 @@ def create_certification(data: dict[str, Any]) -> Any:
 @blp.route("/certifications", methods=["GET"])
 @blp.arguments(CertificationListArgsSchema, location="query")
 @blp.response(200, CertificationPageSchema)
-@blp.doc(security=AUTH)
+@blp.doc(security=OPTIONAL_AUTH)
 @blp.problems(401, 403, 422)
 def list_certifications(args: dict[str, Any]) -> Any:
     """Operators: the queue; vendors: their own; assessors: assigned; `?status=public_notice`: public."""
@@ -60,6 +60,7 @@ def list_certifications(args: dict[str, Any]) -> Any:
 
 @blp.route("/certifications/<certification_id>", methods=["GET"])
 @blp.response(200, CertificationSchema)
+@blp.doc(security=OPTIONAL_AUTH)
 @blp.problems(401, 404)
 def get_certification(certification_id: str) -> Any:
     """A certification with the revision under review, its stages and its full history."""

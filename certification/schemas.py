@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+import math
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, validate
 
 from certification.states import STAGES, CertificationStatus, Decision
 from exchange.fields import (
@@ -13,6 +16,7 @@ from exchange.fields import (
     UTCDateTime,
     page_schema,
 )
+from exchange.money import MAX_AMOUNT
 from exchange.states import REGIONS
 from listings.states import CATEGORIES
 
@@ -21,7 +25,7 @@ SHA256 = validate.Regexp(r"^[0-9a-f]{64}$", error="must be 64 lowercase hex char
 
 class DocumentSchema(StrictSchema):
     name = Text(required=True, max_length=200)
-    sha256 = fields.String(required=True, validate=SHA256)
+    sha256 = fields.String(required=True, validate=[validate.Length(equal=64), SHA256])
 
 
 class CertificationCreateSchema(StrictSchema):
@@ -38,12 +42,36 @@ class AssignmentSchema(StrictSchema):
     assessor_org_id = fields.String(required=True, validate=validate.Length(min=1, max=40))
 
 
+class ChecklistValue(fields.Raw):
+    """One answer of a review checklist: null, a boolean, a finite number or a short text (never a
+    nested document: the history shows it to everyone involved)."""
+
+    MAX_TEXT = 1000
+
+    def __init__(self, **kw: Any) -> None:
+        kw.setdefault("metadata", {}).update(
+            oneOf=[{"type": "boolean"}, {"type": "number"}, {"type": "string", "maxLength": self.MAX_TEXT}])
+        super().__init__(**kw)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kw: Any) -> Any:
+        if value is None or isinstance(value, bool):
+            return value
+        if isinstance(value, int) and abs(value) <= MAX_AMOUNT:
+            return value
+        if isinstance(value, float) and math.isfinite(value):
+            return value
+        if isinstance(value, str):
+            return Text(max_length=self.MAX_TEXT, min_length=0, multiline=True).deserialize(value)
+        raise ValidationError(f"must be null, a boolean, a number up to 2^53-1 or a text of at most "
+                              f"{self.MAX_TEXT} characters")
+
+
 class ReviewSchema(StrictSchema):
     stage = fields.String(required=True, validate=validate.OneOf([s.value for s in STAGES]))
     decision = fields.String(required=True, validate=validate.OneOf([d.value for d in Decision]))
     comment = Text(max_length=4000, multiline=True, allow_none=True)
-    checklist = fields.Dict(keys=fields.String(validate=validate.Length(max=100)),
-                            values=fields.Raw(allow_none=True), validate=validate.Length(max=50))
+    checklist = fields.Dict(keys=Text(max_length=100), values=ChecklistValue(allow_none=True),
+                            validate=validate.Length(max=50), metadata={"maxProperties": 50})
 
 
 class ObjectionCreateSchema(StrictSchema):

@@ -41,7 +41,7 @@ from exchange import audit, jobs, outbox
 from exchange.auth import Principal
 from exchange.canonical import sha256_hex
 from exchange.db import utcnow
-from exchange.errors import Conflict, Forbidden, NotFound, ValidationFailed, field_error
+from exchange.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed, field_error
 from exchange.models import Organization
 from exchange.states import OrgStatus, transition
 from listings import services as listings
@@ -100,14 +100,17 @@ def _locked(session: Session, certification_id: str) -> Certification:
     return cert
 
 
-def _can_see(session: Session, cert: Certification, principal: Principal | None) -> bool:
-    if cert.status == C.PUBLIC_NOTICE:
-        return True
+def _involved(cert: Certification, principal: Principal | None) -> bool:
+    """Operators, the owner and the assessors assigned to one of its stages."""
     if principal is None:
         return False
     if principal.is_operator or principal.org_id == cert.owner_org_id:
         return True
     return principal.org_type == "assessor" and any(s.assessor_org_id == principal.org_id for s in cert.stages)
+
+
+def _can_see(session: Session, cert: Certification, principal: Principal | None) -> bool:
+    return cert.status == C.PUBLIC_NOTICE or _involved(cert, principal)
 
 
 def _visible(session: Session, certification_id: str, principal: Principal | None,
@@ -176,7 +179,7 @@ def list_query(*, principal: Principal | None, status: str | None) -> Select:
     if status == C.PUBLIC_NOTICE:
         return stmt
     if principal is None:
-        raise Forbidden("Sign in to list certifications (anyone may list ?status=public_notice).")
+        raise Unauthorized("Sign in to list certifications (anyone may list ?status=public_notice).")
     if principal.is_operator:
         return stmt
     assigned = exists().where(CertificationStage.certification_id == Certification.id,
@@ -446,9 +449,14 @@ def register_jobs() -> None:
 def view(session: Session, cert: Certification, principal: Principal | None) -> dict[str, Any]:
     product = listings.version_body(listings.get_version(session, product_id=cert.product_id,
                                                          version=cert.product_version))
+    involved = _involved(cert, principal)
     objections = session.execute(
         select(Objection).where(Objection.certification_id == cert.id).order_by(Objection.created_at)
     ).scalars().all()
+    if not involved:
+        # The public sees what is under notice, not the review file: other organizations' objections,
+        # the vendor's documents and the reviewers' comments stay with those involved.
+        objections = [o for o in objections if principal is not None and o.org_id == principal.org_id]
     return {
         "id": cert.id,
         "product_id": cert.product_id,
@@ -457,7 +465,7 @@ def view(session: Session, cert: Certification, principal: Principal | None) -> 
         "product": {**product, "product_id": cert.product_id, "version": cert.product_version},
         "status": cert.status,
         "round": cert.round,
-        "documents": cert.documents,
+        "documents": cert.documents if involved else [],
         "stages": [{"name": s.name, "status": s.status, "assessor_org_id": s.assessor_org_id,
                     "approvals": len(s.approvals or [])} for s in cert.stages],
         "history": [
@@ -467,7 +475,7 @@ def view(session: Session, cert: Certification, principal: Principal | None) -> 
             for e in session.execute(
                 select(CertificationEvent).where(CertificationEvent.certification_id == cert.id)
                 .order_by(CertificationEvent.id)).scalars()
-        ],
+        ] if involved else [],
         "objections": [
             {"id": o.id, "org_id": o.org_id, "reason": o.reason, "status": o.status, "created_at": o.created_at}
             for o in objections

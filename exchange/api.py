@@ -4,6 +4,7 @@ local Swagger UI, pagination and the documentation of error responses.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 from http import HTTPStatus
@@ -11,6 +12,7 @@ from typing import Any
 
 import flask_smorest
 import swagger_ui_bundle
+from apispec import BasePlugin
 from flask import Flask, g, request, send_from_directory
 from flask.json.provider import DefaultJSONProvider
 from marshmallow import Schema, fields
@@ -20,6 +22,7 @@ from webargs import core
 from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import BadRequest, HTTPException
 
+from exchange.auth import current_principal
 from exchange.errors import PROBLEM_JSON, render_http_exception
 
 MAX_JSON_DEPTH = 32
@@ -147,8 +150,20 @@ class Parser(FlaskParser):
         return request_json()
 
 
+def _requires_auth(view: Any) -> bool:
+    return requires_token(getattr(view, "_apidoc", {}).get("manual_doc", {}).get("security"))
+
+
 class Blueprint(flask_smorest.Blueprint):
     ARGUMENTS_PARSER = Parser()
+
+    def add_url_rule(self, rule: str, endpoint: str | None = None, view_func: Any = None,
+                     provide_automatic_options: bool | None = None, **kwargs: Any) -> None:
+        """Operations documented with a security requirement authenticate before anything else: a
+        request without a valid token is a 401 whatever its body, never a 422 that describes the schema."""
+        if callable(view_func) and not isinstance(view_func, type) and _requires_auth(view_func):
+            view_func = _authenticated(view_func)
+        super().add_url_rule(rule, endpoint, view_func, provide_automatic_options, **kwargs)
 
     def problems(self, *codes: int) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         """Document the problem+json responses an operation can return."""
@@ -166,8 +181,64 @@ class Blueprint(flask_smorest.Blueprint):
         return decorator
 
 
+# Statuses the kernel itself answers before or around any view (see exchange.http and exchange.errors),
+# documented on every operation they can reach so the document is complete without a catch-all
+# `default` response (which would make every undocumented status "conform").
+BODY_METHODS = frozenset({"post", "put", "patch"})
+WRITE_METHODS = frozenset({"post", "put", "patch", "delete"})
+NO_SUSPENSION_CHECK_PREFIXES = (f"{API_PREFIX}/auth/",)
+NO_DATABASE = "x-no-database"
+
+
+def kernel_statuses(path: str, method: str) -> set[int]:
+    """What the request hooks and the error handlers can answer for `method path` whatever its view does:
+    422 (NUL in the query string), 503 (database unavailable), 404 (a NUL in a path value), and
+    for writes 401/403 (a bad token, a suspended organization), 409 (a unique constraint lost to a
+    race; an Idempotency-Key in flight), 400/413/415 (body checks) and 422 (an Idempotency-Key reused)."""
+    method = method.lower()
+    codes = {422, 503}
+    if "{" in path:
+        codes.add(404)
+    if method in WRITE_METHODS:
+        codes |= {401, 409}
+        if not path.startswith(NO_SUSPENSION_CHECK_PREFIXES):
+            codes.add(403)
+    if method in BODY_METHODS:
+        codes |= {400, 413, 415}
+    return codes
+
+
+class KernelProblemsPlugin(BasePlugin):
+    """apispec plugin: adds the kernel's problem responses to every operation that lacks them."""
+
+    def operation_helper(self, path: str | None = None, operations: dict | None = None, **kwargs: Any) -> None:
+        for method, operation in (operations or {}).items():
+            if method not in ("get", "post", "put", "patch", "delete"):
+                continue
+            responses = operation.setdefault("responses", {})
+            codes = kernel_statuses(path or "", method)
+            if operation.pop(NO_DATABASE, False):
+                codes.discard(503)
+            for code in sorted(codes):
+                responses.setdefault(str(code), {
+                    "description": HTTPStatus(code).phrase,
+                    "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+                })
+
+
+def _authenticated(view: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        current_principal()
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
 class Api(flask_smorest.Api):
     ERROR_SCHEMA = ProblemSchema
+    # No catch-all `default` response: every status an operation answers is documented by itself.
+    DEFAULT_ERROR_RESPONSE_NAME = None
 
     def handle_http_exception(self, error: HTTPException) -> Any:
         return render_http_exception(error)
@@ -193,7 +264,7 @@ def init_api(app: Flask) -> Api:
             "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
         },
     })
-    api = Api(app)
+    api = Api(app, spec_kwargs={"extra_plugins": [KernelProblemsPlugin()]})
     static_dir = swagger_ui_bundle.swagger_ui_path
 
     @app.get(f"{API_PREFIX}/docs/static/<path:filename>")
@@ -204,6 +275,13 @@ def init_api(app: Flask) -> Api:
 
 
 AUTH = [{"bearerAuth": []}]
+# A token is accepted (and changes what is shown) but not required.
+OPTIONAL_AUTH = [{"bearerAuth": []}, {}]
+
+
+def requires_token(security: list[dict[str, Any]] | None) -> bool:
+    """Whether an operation's OpenAPI security requirement makes a token mandatory."""
+    return bool(security) and all(requirement for requirement in security)
 
 
 def paginate(session: Session, stmt: Select, *, page: int, per_page: int,

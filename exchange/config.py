@@ -15,6 +15,7 @@ DEFAULT_SECRET_KEY = "dev-only-insecure-datafair-secret-key-change-me"  # noqa: 
 MIN_SECRET_LENGTH = 32
 _RATE_RE = re.compile(r"^\s*(\d+)\s*/\s*(second|minute|hour|day)\s*$")
 _PERIODS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+_ORIGIN_RE = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
 
 
 class ConfigError(RuntimeError):
@@ -100,6 +101,10 @@ def validate_config(config: Mapping[str, Any]) -> None:
             raise ConfigError("production requires the scrypt password hash")
     elif len(secret) < MIN_SECRET_LENGTH:
         raise ConfigError(f"DATAFAIR_SECRET_KEY must be at least {MIN_SECRET_LENGTH} characters")
+    for origin in config.get("CORS_ORIGINS") or []:
+        # Exact origins only: a wildcard or "null" would let any page (or a sandboxed one) read answers.
+        if not _ORIGIN_RE.match(origin):
+            raise ConfigError(f"DATAFAIR_CORS_ORIGINS: {origin!r} is not an origin like https://app.example.com")
     parse_rate(config["LOGIN_RATE_LIMIT"])
     parse_rate(config["WRITE_RATE_LIMIT"])
     if not 0 <= int(config["FEE_BPS"]) <= 10_000:

@@ -12,6 +12,7 @@ from typing import Any
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from exchange.money import CURRENCIES, MAX_AMOUNT
+from exchange.netguard import UnsafeURL, check_public_url
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _CONTROL_SINGLE_LINE = re.compile(r"[\x00-\x1f\x7f]")
@@ -46,6 +47,23 @@ class Text(fields.String):
         return out.strip()
 
 
+class PublicURL(Text):
+    """An absolute http(s) URL to a public host (no credentials, no private, loopback or link-local
+    address, no intranet name): see exchange.netguard.check_public_url."""
+
+    def __init__(self, *, max_length: int = 500, **kw: Any) -> None:
+        super().__init__(max_length=max_length, **kw)
+        self.metadata.setdefault("format", "uri")
+        self.metadata.setdefault("description", "an http(s) URL on the public internet")
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kw: Any) -> str:
+        out = super()._deserialize(value, attr, data, **kw)
+        try:
+            return check_public_url(out)
+        except UnsafeURL as exc:
+            raise ValidationError(f"URL {exc}.") from None
+
+
 class StrictInteger(fields.Integer):
     """An integer that refuses floats and numeric strings, bounded to what RFC 8785 can encode."""
 
@@ -65,14 +83,17 @@ class UTCDateTime(fields.DateTime):
 
     default_error_messages = {"naive": "A timezone is required (for example 2026-11-28T04:00:00Z)."}
 
+    MAX_LENGTH = 40
+
     def __init__(self, **kw: Any) -> None:
         super().__init__(format="iso", **kw)
+        self.metadata.setdefault("maxLength", self.MAX_LENGTH)
 
     def _serialize(self, value: datetime | None, attr: str | None, obj: Any, **kw: Any) -> str | None:
         return iso_z(value)
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kw: Any) -> datetime:
-        if isinstance(value, str) and len(value) > 40:
+        if isinstance(value, str) and len(value) > self.MAX_LENGTH:
             raise self.make_error("invalid", input=value[:40], obj_type="datetime")
         out = super()._deserialize(value, attr, data, **kw)
         if out.tzinfo is None or out.utcoffset() is None:

@@ -33,6 +33,7 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-store",
 }
 API_CSP = "default-src 'none'; frame-ancestors 'none'"
+HSTS = "max-age=31536000; includeSubDomains"
 DOCS_CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
             "script-src 'self' 'unsafe-inline'; frame-ancestors 'none'")
 
@@ -129,6 +130,9 @@ def _decorate(response: Response) -> None:
         response.headers["Cache-Control"] = "public, max-age=86400"
     response.headers["X-Request-Id"] = g.get("request_id", "")
     response.headers.pop("Server", None)
+    if request.is_secure:
+        # Over HTTPS (directly or behind a trusted proxy's X-Forwarded-Proto), browsers keep to HTTPS.
+        response.headers.setdefault("Strict-Transport-Security", HSTS)
     origin = request.headers.get("Origin")
     allowed = _cors_origins()
     if origin and origin in allowed:

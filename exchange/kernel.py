@@ -9,6 +9,7 @@ from typing import Any
 from flask import Flask
 from flask_migrate import Migrate
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.routing import UnicodeConverter
 
 from exchange import http, jobs, logs, metrics, ratelimit, sequences  # noqa: F401 - sequences registers its table
 from exchange.api import Api, JSONProvider, init_api
@@ -18,6 +19,15 @@ from exchange.db import init_app as db_teardown
 from exchange.errors import register_error_handlers
 
 MIGRATIONS_DIR = str(Path(__file__).parent / "migrations")
+MAX_PATH_VALUE = 64
+
+
+class BoundedString(UnicodeConverter):
+    """The default path converter with an upper bound (ids, certificate numbers), documented as maxLength."""
+
+    def __init__(self, map: Any, minlength: int = 1, maxlength: int | None = MAX_PATH_VALUE,
+                 length: int | None = None) -> None:
+        super().__init__(map, minlength=minlength, maxlength=maxlength, length=length)
 migrate = Migrate()
 
 
@@ -26,7 +36,10 @@ def create_kernel(import_name: str, root: str, config: dict[str, Any] | None = N
     settings = load_config()
     settings.update(config or {})
     validate_config(settings)
-    app = Flask(import_name, root_path=root, instance_path=os.path.join(root, "instance"))
+    # No static folder: every route is an API route in the OpenAPI document (the docs serve their own).
+    app = Flask(import_name, root_path=root, instance_path=os.path.join(root, "instance"), static_folder=None)
+    # Every <id> in a route is at most MAX_PATH_VALUE characters (longer: no route matches, 404).
+    app.url_map.converters["default"] = BoundedString
     app.json_provider_class = JSONProvider
     app.json = JSONProvider(app)
     app.config.update(settings)

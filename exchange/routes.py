@@ -8,7 +8,7 @@ from flask import current_app, request
 from sqlalchemy import text
 
 from exchange import audit, identity, ratelimit, signing
-from exchange.api import AUTH, Blueprint, paginate
+from exchange.api import AUTH, NO_DATABASE, OPTIONAL_AUTH, Blueprint, paginate
 from exchange.auth import (
     current_principal,
     revoke_family,
@@ -92,6 +92,7 @@ def readiness() -> Any:
 
 @blp.route("/health/live", methods=["GET"])
 @blp.response(200, HealthSchema)
+@blp.doc(**{NO_DATABASE: True})
 def liveness() -> Any:
     """Process liveness without touching the database (for orchestrators' liveness probes)."""
     return {"status": "ok", "database": "not checked"}
@@ -124,6 +125,7 @@ def list_organizations(args: dict[str, Any]) -> Any:
 
 @blp.route("/organizations/<org_id>", methods=["GET"])
 @blp.response(200, OrganizationSchema)
+@blp.doc(security=OPTIONAL_AUTH)
 @blp.problems(401, 404)
 def get_organization(org_id: str) -> Any:
     """An organization: verified ones are public; private fields only for members and operators."""
@@ -196,6 +198,7 @@ def add_key(data: dict[str, Any], org_id: str) -> Any:
 @blp.route("/organizations/<org_id>/keys", methods=["GET"])
 @blp.arguments(PaginationArgsSchema, location="query")
 @blp.response(200, KeyPageSchema)
+@blp.doc(security=OPTIONAL_AUTH)
 @blp.problems(401, 404, 422)
 def list_keys(args: dict[str, Any], org_id: str) -> Any:
     """An organization's signing keys (public: anyone may verify its signatures)."""

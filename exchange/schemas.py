@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from exchange.fields import Boolean, PaginationArgsSchema, StrictSchema, Text, UTCDateTime, page_schema
+from exchange.fields import Boolean, PaginationArgsSchema, PublicURL, StrictSchema, Text, UTCDateTime, page_schema
 from exchange.states import ORG_TYPES, REGIONS, ROLES, SELF_REGISTERED_TYPES, OrgStatus
 
 ORG_STATUSES = tuple(s.value for s in OrgStatus)
@@ -28,12 +28,13 @@ class OrganizationCreateSchema(StrictSchema):
 class OrganizationUpdateSchema(StrictSchema):
     display_name = Text(max_length=200, allow_none=True)
     contact_email = Email(allow_none=True)
-    website = fields.URL(schemes={"http", "https"}, allow_none=True, validate=validate.Length(max=500))
+    website = PublicURL(allow_none=True)
     # Operators only (the service refuses them to everyone else with 403).
     type = fields.String(validate=validate.OneOf(ORG_TYPES))
     region = fields.String(validate=validate.OneOf(REGIONS))
     status = fields.String(validate=validate.OneOf(ORG_STATUSES))
-    stripe_account_id = fields.String(allow_none=True, validate=validate.Regexp(r"^acct_[A-Za-z0-9]{1,90}$"))
+    stripe_account_id = fields.String(allow_none=True, validate=[validate.Length(max=95),
+                                                                  validate.Regexp(r"^acct_[A-Za-z0-9]{1,90}$")])
 
 
 class OrganizationSchema(Schema):

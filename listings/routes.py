@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from exchange.api import AUTH, Blueprint, paginate
+from exchange.api import AUTH, OPTIONAL_AUTH, Blueprint, paginate
 from exchange.auth import current_principal
 from exchange.db import db, read_session
 from exchange.fields import PaginationArgsSchema
@@ -52,6 +52,7 @@ def create_product(data: dict[str, Any]) -> Any:
 @blp.route("/products", methods=["GET"])
 @blp.arguments(ProductQueryArgsSchema, location="query")
 @blp.response(200, ProductPageSchema)
+@blp.doc(security=OPTIONAL_AUTH)
 @blp.problems(401, 403, 422)
 def search_products(args: dict[str, Any]) -> Any:
     """The public catalog of listed products: full text (`q`, Chinese and English), filters, sorts.
@@ -68,6 +69,7 @@ def search_products(args: dict[str, Any]) -> Any:
 
 @blp.route("/products/<product_id>", methods=["GET"])
 @blp.response(200, ProductSchema)
+@blp.doc(security=OPTIONAL_AUTH)
 @blp.problems(401, 404)
 def get_product(product_id: str) -> Any:
     """A product: listed ones for anyone (the certified version); others for the owner and operators."""

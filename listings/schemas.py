@@ -346,8 +346,8 @@ class FairSchema(Schema):
 
 class StallCreateSchema(StrictSchema):
     org_id = fields.String(required=True, validate=validate.Length(min=1, max=40))
-    code = fields.String(required=True, validate=validate.Regexp(
-        STALL_CODE, error="1..20 letters, digits or '-', starting with a letter or digit"))
+    code = fields.String(required=True, validate=[validate.Length(min=1, max=20), validate.Regexp(
+        STALL_CODE, error="1..20 letters, digits or '-', starting with a letter or digit")])
     product_ids = fields.List(fields.String(validate=validate.Length(min=1, max=40)), load_default=list,
                               validate=validate.Length(max=100))
 

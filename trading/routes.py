@@ -301,8 +301,9 @@ def market_stats() -> Any:
 @blp.problems(*WRITE_ERRORS, 502, 503)
 def create_payment(data: dict[str, Any], trade_id: str) -> Any:
     """The buyer pays: `manual` (bank transfer, confirmed by an operator) or `stripe` (PaymentIntent)."""
-    return settlement.create_payment(db.session, trade_id=trade_id, provider=data["provider"],
-                                     actor=current_principal())
+    principal = current_principal()
+    payment = settlement.create_payment(db.session, trade_id=trade_id, provider=data["provider"], actor=principal)
+    return settlement.payment_view(db.session, payment, principal)
 
 
 @blp.route("/payments/<payment_id>", methods=["GET"])
@@ -311,7 +312,9 @@ def create_payment(data: dict[str, Any], trade_id: str) -> Any:
 @blp.problems(401, 404)
 def get_payment(payment_id: str) -> Any:
     """A payment (the trade's parties and operators)."""
-    return settlement.get_payment(db.session, payment_id=payment_id, principal=current_principal())
+    principal = current_principal()
+    payment = settlement.get_payment(db.session, payment_id=payment_id, principal=principal)
+    return settlement.payment_view(db.session, payment, principal)
 
 
 @blp.route("/payments/<payment_id>/confirm", methods=["POST"])
@@ -320,7 +323,9 @@ def get_payment(payment_id: str) -> Any:
 @blp.problems(*WRITE_ERRORS)
 def confirm_payment(payment_id: str) -> Any:
     """Operators: the manual bank transfer arrived; the trade's money is now in escrow."""
-    return settlement.confirm_payment(db.session, payment_id=payment_id, actor=current_principal())
+    principal = current_principal()
+    payment = settlement.confirm_payment(db.session, payment_id=payment_id, actor=principal)
+    return settlement.payment_view(db.session, payment, principal)
 
 
 @blp.route("/webhooks/stripe", methods=["POST"])

@@ -255,15 +255,15 @@ class PaymentSchema(Schema):
     amount = fields.Integer()
     currency = fields.String()
     provider_ref = fields.String(allow_none=True)
-    client_secret = fields.String(allow_none=True, metadata={"description": "Stripe only: for the buyer's client"})
+    client_secret = fields.String(allow_none=True, metadata={"description": "Stripe only: shown to the buyer only"})
     created_at = UTCDateTime()
     confirmed_at = UTCDateTime(allow_none=True)
 
 
 class DeliverySchema(StrictSchema):
     reference = Text(required=True, max_length=500)
-    sha256 = fields.String(required=True, validate=validate.Regexp(r"^[0-9a-f]{64}$",
-                                                                    error="must be 64 lowercase hex characters"))
+    sha256 = fields.String(required=True, validate=[
+        validate.Length(equal=64), validate.Regexp(r"^[0-9a-f]{64}$", error="must be 64 lowercase hex characters")])
 
 
 class DisputeCreateSchema(StrictSchema):

@@ -90,6 +90,19 @@ def create_payment(session: Session, *, trade_id: str, provider: str, actor: Pri
     return payment
 
 
+def payment_view(session: Session, payment: Payment, principal: Principal) -> dict[str, Any]:
+    """A payment as the API shows it: the Stripe `client_secret` (which completes the payment) only to
+    the buyer who pays, never to the seller or operators."""
+    trade = session.get(Trade, payment.trade_id)
+    buyer = trade is not None and principal.org_id == trade.buyer_org_id
+    return {
+        "id": payment.id, "trade_id": payment.trade_id, "provider": payment.provider, "status": payment.status,
+        "amount": payment.amount, "currency": payment.currency, "provider_ref": payment.provider_ref,
+        "client_secret": payment.client_secret if buyer else None, "created_at": payment.created_at,
+        "confirmed_at": payment.confirmed_at,
+    }
+
+
 def _escrow_payment(session: Session, payment: Payment, trade: Trade, actor: Principal | None) -> None:
     """The money arrived: payment succeeded, trade escrowed, ledger entry — one transaction."""
     if payment.status != "pending":
@@ -133,10 +146,12 @@ def confirm_payment(session: Session, *, payment_id: str, actor: Principal) -> P
 
 
 def get_payment(session: Session, *, payment_id: str, principal: Principal) -> Payment:
+    """A payment, for its trade's two parties and operators; anyone else gets the answer an unknown id
+    gets (NotFound "No such payment.", never the trade's own 404)."""
     payment = session.get(Payment, payment_id)
-    if payment is None:
+    trade = session.get(Trade, payment.trade_id) if payment is not None else None
+    if trade is None or not (principal.is_operator or principal.org_id in (trade.buyer_org_id, trade.seller_org_id)):
         raise NotFound("No such payment.")
-    visible(session, payment.trade_id, principal)
     return payment
 
 
@@ -160,7 +175,14 @@ def apply_stripe_event(session: Session, *, payload: bytes, signature: str | Non
     trade = _locked_trade(session, payment.trade_id)
     if payment.status != "pending" or trade.status != T.AWAITING_PAYMENT:
         return {"received": True, "applied": False, "reason": f"payment already {payment.status}"}
-    if event.amount != trade.amount or (event.currency or "").upper() != trade.currency:
+    intent = event.raw["data"]["object"]
+    # The event type alone is not the money: the object must be our PaymentIntent, succeeded, with the
+    # trade's exact amount received (an integer) in the trade's currency.
+    if intent.get("object") != "payment_intent" or intent.get("status") != "succeeded":
+        return {"received": True, "applied": False, "reason": "the payment intent has not succeeded"}
+    # Stripe always reports amount_received; a peer that omits it (localstripe) is held to `amount`.
+    received = intent["amount_received"] if "amount_received" in intent else intent.get("amount")
+    if type(received) is not int or received != trade.amount or (event.currency or "") != trade.currency:
         audit.record(session, None, "payment.amount_mismatch", "payment", payment.id, trade_id=trade.id,
                      event_id=event.id, event_amount=event.amount, event_currency=event.currency)
         return {"received": True, "applied": False, "reason": "amount or currency does not match the trade"}

@@ -10,13 +10,13 @@ the future.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import stripe
 
+from exchange.api import strict_json_loads
 from exchange.errors import Conflict
 from exchange.payments.gateway import (
     InvalidWebhook,
@@ -53,10 +53,6 @@ def _metadata(values: Mapping[str, Any]) -> dict[str, str]:
     ):
         raise ValueError("metadata exceeds Stripe's limits (50 keys, 40-character keys, 500-character values)")
     return out
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
 
 
 class StripeGateway:
@@ -234,7 +230,9 @@ def _signed_timestamp(header: str) -> int:
 
 def _event_from(text: str) -> ProviderEvent:
     try:
-        body = json.loads(text, parse_constant=_refuse_constant)
+        # The API's own strict parser: no NaN, no duplicate keys (parsers disagree on which one wins),
+        # no nesting deep enough to exhaust the stack (a RecursionError would be a 500).
+        body = strict_json_loads(text)
     except ValueError:
         raise InvalidWebhook("the webhook body is not JSON") from None
     if not isinstance(body, dict) or body.get("object") != "event":

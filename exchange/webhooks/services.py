@@ -23,7 +23,7 @@ from exchange import audit
 from exchange.auth import Principal
 from exchange.db import new_id, utcnow
 from exchange.errors import Conflict, NotFound, field_error
-from exchange.netguard import PublicURL, check_public_url
+from exchange.netguard import PublicURL, check_outbound_url
 from exchange.outbox import EVENT_TYPES, OutboxEvent
 from exchange.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
 
@@ -64,7 +64,7 @@ def check_target(url: str) -> PublicURL:
     """The URL rules of this deployment: https only in production; private targets only when
     DATAFAIR_WEBHOOK_ALLOW_PRIVATE=1. Raises ValidationFailed naming `url`."""
     config = current_app.config
-    return check_public_url(url, allow_private=bool(config.get("WEBHOOK_ALLOW_PRIVATE")),
+    return check_outbound_url(url, allow_private=bool(config.get("WEBHOOK_ALLOW_PRIVATE")),
                             require_https=config["DATAFAIR_ENV"] == "production")
 
 

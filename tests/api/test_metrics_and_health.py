@@ -207,11 +207,14 @@ def test_multiprocess_metrics_add_up_across_gunicorn_workers(app, database, tmp_
         made += 1
         assert not (prom_dir / "stale_counter_1.db").exists()
         # Concurrent requests: sync workers each take one at a time, so several workers answer.
-        with ThreadPoolExecutor(6) as pool:
-            statuses = list(pool.map(lambda _: _get(f"{base}/api/v1/health/live")[0], range(60)))
-        assert statuses == [200] * 60
-        made += 60
-        pids = {m.group(1) for f in prom_dir.iterdir() if (m := re.match(r"histogram_(\d+)\.db$", f.name))}
+        # On a loaded machine one worker may take a whole burst: send bursts until a second answers.
+        pids: set[str] = set()
+        while len(pids) < 2 and time.monotonic() < deadline + 30:
+            with ThreadPoolExecutor(6) as pool:
+                statuses = list(pool.map(lambda _: _get(f"{base}/api/v1/health/live")[0], range(60)))
+            assert statuses == [200] * 60
+            made += 60
+            pids = {m.group(1) for f in prom_dir.iterdir() if (m := re.match(r"histogram_(\d+)\.db$", f.name))}
         assert len(pids) >= 2, "several workers should have answered"
         for _ in range(4):  # whichever worker answers the scrape reports every worker's requests
             _, text = _get(f"{base}/metrics")

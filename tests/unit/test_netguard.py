@@ -1,4 +1,4 @@
-"""exchange.netguard.check_public_url: the SSRF guard of every outbound URL."""
+"""exchange.netguard.check_outbound_url: the SSRF guard of every outbound URL."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import socket
 import pytest
 
 from exchange.errors import ValidationFailed
-from exchange.netguard import check_public_url
+from exchange.netguard import check_outbound_url
 
 PUBLIC_V4 = "93.184.215.14"
 PUBLIC_V6 = "2606:4700:4700::1111"
@@ -15,7 +15,7 @@ PUBLIC_V6 = "2606:4700:4700::1111"
 
 def refused(url: str, **kw) -> str:
     with pytest.raises(ValidationFailed) as info:
-        check_public_url(url, **kw)
+        check_outbound_url(url, **kw)
     assert info.value.status == 422
     assert set(info.value.errors) == {kw.get("field", "url")}
     return info.value.errors[kw.get("field", "url")][0]
@@ -27,7 +27,7 @@ def refused(url: str, **kw) -> str:
     f"https://[{PUBLIC_V6}]/hook",
 ])
 def test_public_addresses_pass_and_are_returned_for_pinning(url):
-    target = check_public_url(url)
+    target = check_outbound_url(url)
     assert target.url == url
     assert target.addresses and all(a in (PUBLIC_V4, PUBLIC_V6) for a in target.addresses)
     assert target.port in (443, 80, 8443)
@@ -82,12 +82,12 @@ def test_malformed_urls_are_refused(url, message):
 
 def test_https_only_when_required():
     assert "must use https" in refused(f"http://{PUBLIC_V4}/", require_https=True)
-    assert check_public_url(f"https://{PUBLIC_V4}/", require_https=True).scheme == "https"
+    assert check_outbound_url(f"https://{PUBLIC_V4}/", require_https=True).scheme == "https"
 
 
 def test_allow_private_opens_loopback_and_private_but_never_metadata_or_multicast():
     for url in ("http://127.0.0.1:9000/", "http://localhost/", "http://10.1.2.3/", "http://[::1]/"):
-        assert check_public_url(url, allow_private=True).addresses
+        assert check_outbound_url(url, allow_private=True).addresses
     for url, why in (("http://169.254.169.254/", "link-local"), ("http://0.0.0.0/", "unspecified"),
                      ("http://224.0.0.1/", "multicast"), ("http://240.0.0.1/", "reserved")):
         assert why in refused(url, allow_private=True)
@@ -117,5 +117,5 @@ def test_a_name_is_refused_if_any_of_its_addresses_is_internal(monkeypatch):
                             "good.partner.example": [PUBLIC_V4, PUBLIC_V6],
                             "gone.partner.example": []})
     assert "10.0.0.5" in refused("https://hooks.partner.example/x")
-    assert check_public_url("https://good.partner.example/x").addresses == (PUBLIC_V4, PUBLIC_V6)
+    assert check_outbound_url("https://good.partner.example/x").addresses == (PUBLIC_V4, PUBLIC_V6)
     assert "does not resolve" in refused("https://gone.partner.example/x")

@@ -1,0 +1,67 @@
+"""OWASP API9:2023 Improper Inventory Management: the routes the app serves are exactly the operations
+its OpenAPI document describes (apart from the document and its viewer), under one version, each
+documenting its authentication and every status the kernel can answer for it."""
+
+from __future__ import annotations
+
+import re
+
+from exchange.api import kernel_statuses, requires_token
+from tests.security.matrix import DOC_ROUTES
+from tests.security.test_authorization_matrix import app_routes
+from tests.world import build_world, operations
+
+
+def test_the_route_table_equals_the_openapi_paths(api, app):
+    spec = api.get("/api/v1/openapi.json").get_json()
+    documented = {(method, path) for method, path, _ in operations(spec)}
+    served = app_routes(app)
+    assert served - documented == set(), f"served but undocumented: {sorted(served - documented)}"
+    assert documented - served == set(), f"documented but not served: {sorted(documented - served)}"
+    # Nothing else is served but the document and its viewer.
+    others = {rule.rule for rule in app.url_map.iter_rules()} - {re.sub(r"{(\w+)}", r"<\1>", p) for _, p in served}
+    assert others == set(DOC_ROUTES), others
+
+
+def test_one_version_and_well_known_paths_only(api):
+    spec = api.get("/api/v1/openapi.json").get_json()
+    assert spec["info"]["version"] == "v1"
+    for path in spec["paths"]:
+        assert path.startswith("/api/v1/") or path == "/.well-known/jwks.json", path
+
+
+def test_every_operation_documents_its_kernel_statuses_summary_and_tag(api):
+    spec = api.get("/api/v1/openapi.json").get_json()
+    for method, path, op in operations(spec):
+        documented = {int(code) for code in op["responses"]}
+        expected = kernel_statuses(path, method)
+        if path == "/api/v1/health/live":
+            expected.discard(503)  # answers without the database
+        assert expected <= documented, (method, path, sorted(expected - documented))
+        assert "default" not in op["responses"], (method, path)
+        assert op.get("summary") and op.get("tags"), (method, path)
+        if op.get("security"):
+            assert 401 in documented, (method, path)
+
+
+def test_the_documented_authentication_is_the_real_one(api):
+    world = build_world(api)
+    spec = api.get("/api/v1/openapi.json").get_json()
+    for method, path, op in operations(spec):
+        if requires_token(op.get("security")) or method != "GET":
+            continue
+        # Documented as open (or a token optional): an anonymous caller is served, or told the object
+        # is not there.
+        # (A token is optional for listing certifications only when listing what is under public notice.)
+        query = "?status=public_notice" if path == "/api/v1/certifications" else ""
+        r = api.request(method, world.path(path) + query)
+        assert r.status_code in (200, 404), (path, r.status_code, r.get_json())
+
+
+def test_the_docs_are_served_locally_without_a_cdn(api):
+    page = api.get("/api/v1/docs").get_data(as_text=True)
+    assert "/api/v1/docs/static/" in page
+    assert not re.search(r"""(src|href)=["']https?://""", page), "the docs load assets from another host"
+    asset = api.get("/api/v1/docs/static/swagger-ui-bundle.js")
+    assert asset.status_code == 200
+    asset.close()
