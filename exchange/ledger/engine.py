@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, false, insert, or_, select, text, update
+from sqlalchemy import BigInteger, bindparam, case, false, insert, literal, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
@@ -322,7 +322,8 @@ def _append(session: Session, *, kind: str, postings: list[Posting], trade_id: s
     try:
         with session.begin_nested():
             _lock_chain(session)
-            accounts = [_resolve(session, p.account) for p in checked]
+            by_key = _accounts(session, [p.account for p in checked])
+            accounts = [by_key[_key(p.account)] for p in checked]
             touched = list({a.id: a for a in accounts}.values())
             _apply_balances(session, accounts, checked)
             head = session.execute(
@@ -478,13 +479,6 @@ def _accounts(session: Session, wanted: list[Account | AccountRef]) -> dict[tupl
     return found
 
 
-def _resolve(session: Session, account: Account | AccountRef) -> Account:
-    if isinstance(account, Account):
-        return account
-    return get_or_create_account(session, owner_id=account.owner_id, purpose=account.purpose,
-                                 currency=account.currency)
-
-
 def _apply_balances(session: Session, accounts: list[Account], postings: list[Posting]) -> None:
     """One conditional UPDATE per account (net of the entry): refused below zero or past 2^53-1."""
     net: dict[str, int] = defaultdict(int)
@@ -496,25 +490,29 @@ def _apply_balances(session: Session, accounts: list[Account], postings: list[Po
         by_id[account.id] = account
     table = Account.__table__
     now = utcnow()
-    for account_id in sorted(net):
-        delta = net[account_id]
-        if delta == 0:
-            continue
-        new_balance = table.c.balance + delta
-        row = session.execute(
-            update(table)
-            .where(table.c.id == account_id,
-                   or_(table.c.non_negative == false(), new_balance >= 0),
-                   new_balance.between(-MAX_AMOUNT, MAX_AMOUNT))
-            .values(balance=new_balance, version=table.c.version + 1, updated_at=now)
-            .returning(table.c.balance, table.c.version)
-        ).first()
+    ids = sorted(aid for aid, delta in net.items() if delta != 0)
+    if not ids:
+        return
+    # One statement for every account of the entry (a round trip each adds up on the money path).
+    delta = case({aid: literal(net[aid], BigInteger) for aid in ids}, value=table.c.id)
+    new_balance = table.c.balance + delta
+    rows = {row.id: row for row in session.execute(
+        update(table)
+        .where(table.c.id.in_(ids), or_(table.c.non_negative == false(), new_balance >= 0),
+               new_balance.between(-MAX_AMOUNT, MAX_AMOUNT))
+        .values(balance=new_balance, version=table.c.version + 1, updated_at=now)
+        .returning(table.c.id, table.c.balance, table.c.version)
+    )}
+    for account_id in ids:
         account = by_id[account_id]
+        row = rows.get(account_id)
         if row is None:
             current = session.execute(select(table.c.balance).where(table.c.id == account_id)).scalar_one()
-            if abs(current + delta) > MAX_AMOUNT:
+            if abs(current + net[account_id]) > MAX_AMOUNT:
                 raise field_error("amount", f"the balance of {account.name} would exceed 2^53-1")
-            raise InsufficientFunds(account.name, delta)
+            raise InsufficientFunds(account.name, net[account_id])
+    for account_id, row in rows.items():
+        account = by_id[account_id]
         set_committed_value(account, "balance", row.balance)
         set_committed_value(account, "version", row.version)
         set_committed_value(account, "updated_at", now)
