@@ -91,4 +91,10 @@ def certify_generated(engine: Engine, *, batch: int = 2000,
         done += len(ids)
         if progress:
             progress(done, len(todo))
+    if todo:
+        # Fresh planner statistics: a bulk load leaves the tables unanalyzed until autovacuum gets
+        # round to it, and a join over unanalyzed certificates can take a plan seconds slower.
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            for table in ("certifications", "certification_stages", "certificates", "products"):
+                conn.exec_driver_sql(f"ANALYZE {table}")
     return done
