@@ -170,7 +170,7 @@ def generate_trades(engine: Engine, *, batch: int = 500, progress: Callable[[int
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             for table in ("procurements", "offers", "contracts", "contract_signatures", "trades", "payments",
                           "ledger_accounts", "ledger_entries", "ledger_postings"):
-                conn.exec_driver_sql(f"ANALYZE {table}")
+                conn.exec_driver_sql(f"VACUUM ANALYZE {table}")
     return len(todo)
 
 

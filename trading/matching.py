@@ -36,7 +36,7 @@ from trading import procurements
 from trading.models import Contract, Procurement
 from trading.states import ContractStatus, ProcurementStatus
 
-CANDIDATES_PER_SOURCE = 100
+CANDIDATES_PER_SOURCE = 60
 WEIGHTS = {"category": 0.30, "keywords": 0.30, "text": 0.10, "price": 0.15, "delivery": 0.05,
            "freshness": 0.05, "track_record": 0.05}
 FRESHNESS = {"realtime": 1.0, "daily": 0.8, "weekly": 0.5, "monthly": 0.3, "once": 0.0}
@@ -149,9 +149,9 @@ def _supplies(session: Session, proc: Procurement, buyer: Organization, now: dat
     queries = _queries(proc)
     keywords = [k for k in dict.fromkeys(proc.keywords or []) if k and k.strip()][:20]
     text = search.text_match(session, queries=queries, required=keywords)
-    # Each part is cut on products alone (an index walk that stops); the few hundred it keeps are
-    # then joined to their revision and certificate.
-    part = (select(Product.id, text.hits.label("hits"))
+    # Each part is cut on products alone (an index walk that stops); the candidates it keeps are
+    # then joined to their revision and certificate, and only then counted against each query.
+    part = (select(Product.id)
             .where(Product.status == ProductStatus.LISTED, Product.owner_org_id != buyer.id)
             .order_by(Product.listed_at.desc(), Product.id.desc()).limit(CANDIDATES_PER_SOURCE))
     parts = [part.where(Product.category == proc.category)]
@@ -159,13 +159,13 @@ def _supplies(session: Session, proc: Procurement, buyer: Organization, now: dat
         parts.append(part.where(Product.category == proc.category, text.any_query))
     if text.every_required is not None:
         parts.append(part.where(text.every_required))
-    found = union(*(select(p.c.id, p.c.hits) for p in (q.subquery() for q in parts))).subquery("candidates")
+    found = union(*(select(p.c.id) for p in (q.subquery() for q in parts))).subquery("candidates")
     # Only the columns scoring and the cross-border rules read.
     rows = session.execute(
         select(Product.id, Product.owner_org_id, Product.price_amount, Product.price_currency, Product.price_model,
                ProductVersion.category, ProductVersion.keywords, ProductVersion.title, ProductVersion.delivery_mode,
                ProductVersion.update_frequency, ProductVersion.classification,
-               ProductVersion.contains_personal_info, ProductVersion.origin_region, found.c.hits)
+               ProductVersion.contains_personal_info, ProductVersion.origin_region, text.hits.label("hits"))
         .select_from(found)
         .join(Product, Product.id == found.c.id)
         .join(ProductVersion, (ProductVersion.product_id == Product.id)
