@@ -277,8 +277,8 @@ class TextMatch:
 
 def text_match(session: Session, *, queries: list[str], required: list[str]) -> TextMatch:
     """How many of `queries` a listed product matches (every term of a query in its indexed text),
-    and filters for "matches any query" and "matches every `required` query" (None when a list
-    has no searchable word). Index-backed on both engines: PostgreSQL's GIN index, SQLite's FTS5
+    and filters for "matches any query" (meant next to a narrower indexed filter, such as a
+    category) and "matches every `required` query" (None when a list has no searchable word). Index-backed on both engines: PostgreSQL's GIN index, SQLite's FTS5
     table (each query's matching rowids read once per statement).
     """
     term_lists = [t for t in (query_terms(q) for q in queries) if t]
@@ -293,7 +293,11 @@ def text_match(session: Session, *, queries: list[str], required: list[str]) -> 
         def matches(lists: list[list[str]], op: str) -> ColumnElement[bool]:
             joiner = " OR " if op == "||" else " AND "
             expr = joiner.join(f"({fts5_query(terms)})" for terms in lists)
-            return Product.search_rowid.in_(select(fts5.c.rowid).where(literal_column("product_fts").op("MATCH")(expr)))
+            rowids = select(fts5.c.rowid).where(literal_column("product_fts").op("MATCH")(expr))
+            # "Any query" matches thousands: `+ 0` keeps SQLite from driving the query from that list
+            # (a lookup and a sort per match); it walks the narrower index next to it instead and
+            # tests each row against the list. "Every query" matches few: driving from it is right.
+            return (Product.search_rowid + 0 if op == "||" else Product.search_rowid).in_(rowids)
 
     hits: ColumnElement[int] = literal_column("0")
     for terms in term_lists:

@@ -1,4 +1,5 @@
-"""perf: contracts counted per seller and status from an index (the matcher's track record)
+"""perf: indexes for the matcher's track record (contracts by seller and status) and for catalog
+counts over any combination of facets (one narrow index over every facet of listed products)
 
 Revision ID: 0009_perf
 Revises: 0007_trading
@@ -16,10 +17,13 @@ depends_on = None
 
 
 def upgrade():
-    with op.batch_alter_table('contracts', schema=None) as batch_op:
-        batch_op.create_index('ix_contracts_seller_status', ['seller_org_id', 'status'], unique=False)
+    # Plain CREATE INDEX on both engines (no batch mode: a SQLite table rebuild would drop triggers).
+    op.create_index('ix_contracts_seller_status', 'contracts', ['seller_org_id', 'status'], unique=False)
+    op.create_index('ix_products_status_facets', 'products',
+                    ['status', 'delivery_mode', 'classification', 'origin_region', 'price_model', 'category',
+                     'price_currency'], unique=False)
 
 
 def downgrade():
-    with op.batch_alter_table('contracts', schema=None) as batch_op:
-        batch_op.drop_index('ix_contracts_seller_status')
+    op.drop_index('ix_products_status_facets', table_name='products')
+    op.drop_index('ix_contracts_seller_status', table_name='contracts')
