@@ -278,8 +278,9 @@ class TextMatch:
 def text_match(session: Session, *, queries: list[str], required: list[str]) -> TextMatch:
     """How many of `queries` a listed product matches (every term of a query in its indexed text),
     and filters for "matches any query" (meant next to a narrower indexed filter, such as a
-    category) and "matches every `required` query" (None when a list has no searchable word). Index-backed on both engines: PostgreSQL's GIN index, SQLite's FTS5
-    table (each query's matching rowids read once per statement).
+    category) and "matches every `required` query" (None when a list has no searchable word).
+    Index-backed on both engines: PostgreSQL's GIN index, SQLite's FTS5 table (each query's
+    matching rowids read once per statement).
     """
     term_lists = [t for t in (query_terms(q) for q in queries) if t]
     required_lists = [t for t in (query_terms(q) for q in required) if t]
