@@ -50,7 +50,10 @@ test-postgres: install
 
 test: lint contracts test-sqlite test-postgres
 
+# Every benchmark with its same-run baseline (about 12 minutes on 2 cores; BENCH_1M=1 adds the 1M-product
+# growth step, far longer). Writes tests/bench/results.json, results.md and results.png.
 bench: install
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
 	$(BIN)/python -m tests.bench.run
 
 clean:

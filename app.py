@@ -21,6 +21,7 @@ from listings import cli as listings_cli
 from listings import demo as listings_demo
 from listings import routes as listings_routes
 from trading import demo as trading_demo
+from trading import generate as trading_generate
 from trading import routes as trading_routes
 from trading import services as trading_services
 
@@ -34,7 +35,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     # listings: catalog, revisions, search, fairs and stalls
     api.register_blueprint(listings_routes.blp)
     api.register_blueprint(listings_routes.fairs_blp)
-    listings_cli.init_app(app, then=[certification_generate.generate_step])
+    listings_cli.init_app(app, then=[certification_generate.generate_step, trading_generate.generate_step])
     # certification: reviews, certificates, objections, cross-border white list
     api.register_blueprint(certification_routes.blp)
     # trading: procurement, matching, offers, contracts, signatures, trades and their money flow

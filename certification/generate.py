@@ -91,4 +91,12 @@ def certify_generated(engine: Engine, *, batch: int = 2000,
         done += len(ids)
         if progress:
             progress(done, len(todo))
+    if todo:
+        # Fresh planner statistics, and on PostgreSQL the products rewritten above vacuumed: a bulk
+        # load leaves them to autovacuum, and until it comes round a join over unanalyzed
+        # certificates can take a plan seconds slower and catalog counts read the bloated heap.
+        postgres = engine.dialect.name == "postgresql"
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            for table in ("certifications", "certification_stages", "certificates", "products"):
+                conn.exec_driver_sql(f"VACUUM ANALYZE {table}" if postgres else f"ANALYZE {table}")
     return done

@@ -16,6 +16,7 @@ import binascii
 import re
 import secrets
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature, InvalidTag
@@ -62,15 +63,21 @@ def _encrypt(kid: str, private_raw: bytes) -> bytes:
 
 
 def _private_key(key: ExchangeKey) -> Ed25519PrivateKey:
-    blob = bytes(key.private_key_encrypted)
+    return _decrypted(key.kid, bytes(key.private_key_encrypted), _secret())
+
+
+@lru_cache(maxsize=8)
+def _decrypted(kid: str, blob: bytes, secret: str) -> Ed25519PrivateKey:
+    # Every platform signature used to derive the AES key and decrypt the same blob again; the
+    # result depends only on these three values (a rotated key has a new kid and blob).
     if blob[:1] != _BLOB_VERSION:
-        raise SigningKeyError(f"exchange signing key {key.kid}: unknown encryption format")
+        raise SigningKeyError(f"exchange signing key {kid}: unknown encryption format")
     nonce, ciphertext = blob[1:1 + _NONCE_BYTES], blob[1 + _NONCE_BYTES:]
     try:
-        raw = _aead(_secret()).decrypt(nonce, ciphertext, key.kid.encode())
+        raw = _aead(secret).decrypt(nonce, ciphertext, kid.encode())
     except InvalidTag:
         raise SigningKeyError(
-            f"cannot decrypt the private key of exchange signing key {key.kid}: DATAFAIR_SECRET_KEY is not "
+            f"cannot decrypt the private key of exchange signing key {kid}: DATAFAIR_SECRET_KEY is not "
             "the secret it was encrypted with. Restore that secret, or run `flask --app app keys rotate` "
             "to sign with a new key (old signatures keep verifying)."
         ) from None

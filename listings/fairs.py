@@ -85,6 +85,36 @@ def fair_stats(session: Session, fair: Fair) -> dict[str, Any]:
     }
 
 
+def fairs_stats(session: Session, fairs: Sequence[Fair]) -> dict[str, dict[str, Any]]:
+    """`fair_stats` for a page of fairs in four queries, whatever the page size."""
+    ids = [f.id for f in fairs]
+    if not ids:
+        return {}
+    stalls = dict(session.execute(
+        select(Stall.fair_id, func.count()).where(Stall.fair_id.in_(ids)).group_by(Stall.fair_id)).all())
+    on_show = dict(session.execute(
+        select(Stall.fair_id, func.count(func.distinct(StallProduct.product_id)))
+        .join(Stall, Stall.id == StallProduct.stall_id)
+        .join(Product, Product.id == StallProduct.product_id)
+        .where(Stall.fair_id.in_(ids), Product.status == ProductStatus.LISTED)
+        .group_by(Stall.fair_id)).all())
+    signed = dict(session.execute(select(Fair.id, Fair.contracts_signed_on_site).where(Fair.id.in_(ids))).all())
+    volume: dict[str, list[dict[str, Any]]] = {}
+    for fair_id, currency, amount in session.execute(
+        select(FairVolume.fair_id, FairVolume.currency, FairVolume.amount)
+        .where(FairVolume.fair_id.in_(ids), FairVolume.amount > 0).order_by(FairVolume.currency)
+    ):
+        volume.setdefault(fair_id, []).append({"currency": currency, "amount": amount})
+    return {i: {"stalls": stalls.get(i, 0), "products_on_show": on_show.get(i, 0),
+                "contracts_signed_on_site": signed.get(i, 0), "volume": volume.get(i, [])} for i in ids}
+
+
+def fair_views(session: Session, fairs: Sequence[Fair]) -> list[dict[str, Any]]:
+    """`fair_view` of a page of fairs, with their stats, in a constant number of queries."""
+    stats = fairs_stats(session, fairs)
+    return [fair_view(session, f, with_stats=False) | {"stats": stats[f.id]} for f in fairs]
+
+
 def fair_view(session: Session, fair: Fair, *, with_stats: bool = True) -> dict[str, Any]:
     out: dict[str, Any] = {
         "id": fair.id, "name": fair.name, "venue": fair.venue, "starts_at": fair.starts_at,

@@ -76,6 +76,10 @@ class Product(TimestampMixin, Base):
         Index("ix_products_status_price_model", "status", "price_model"),
         Index("ix_products_status_currency_price", "status", "price_currency", "price_amount"),
         Index("ix_products_owner_status", "owner_org_id", "status"),
+        # Every facet in one narrow index: a count over any combination of them is an index-only
+        # scan, where two low-selectivity facets together read thousands of heap rows.
+        Index("ix_products_status_facets", "status", "delivery_mode", "classification", "origin_region",
+              "price_model", "category", "price_currency"),
         Index("ix_products_search_document", "search_document", postgresql_using="gin"),
     )
 

@@ -138,7 +138,7 @@ def list_fairs(args: dict[str, Any]) -> Any:
     """Fairs, soonest first (public); `?phase=upcoming|live|ended`."""
     stmt = fairs.list_fairs(db.session, phase=args.get("phase"))
     page = paginate(db.session, stmt, page=args["page"], per_page=args["per_page"])
-    page["items"] = [fairs.fair_view(db.session, f) for f in page["items"]]
+    page["items"] = fairs.fair_views(db.session, page["items"])
     return page
 
 

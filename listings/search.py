@@ -18,10 +18,11 @@ import re
 import threading
 import unicodedata
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, column, func, literal_column, select, table, text, update
+from sqlalchemy import ColumnElement, Integer, Select, column, func, literal_column, select, table, text, update
 from sqlalchemy.orm import Session
 
 from listings.models import Product, ProductVersion
@@ -262,3 +263,45 @@ def search_product_ids(session: Session, *, q: str, category: str | None = None,
         stmt = stmt.where(Product.category == category)
     stmt = stmt.order_by(literal_column("score").desc(), Product.id).limit(max(1, min(int(limit), 1000)))
     return [(pid, float(s)) for pid, s in session.execute(stmt).all()]
+
+
+
+@dataclass(frozen=True)
+class TextMatch:
+    """Filters over Product for the trading matcher (see `text_match`)."""
+
+    hits: ColumnElement[int]
+    any_query: ColumnElement[bool] | None
+    every_required: ColumnElement[bool] | None
+
+
+def text_match(session: Session, *, queries: list[str], required: list[str]) -> TextMatch:
+    """How many of `queries` a listed product matches (every term of a query in its indexed text),
+    and filters for "matches any query" (meant next to a narrower indexed filter, such as a
+    category) and "matches every `required` query" (None when a list has no searchable word).
+    Index-backed on both engines: PostgreSQL's GIN index, SQLite's FTS5 table (each query's
+    matching rowids read once per statement).
+    """
+    term_lists = [t for t in (query_terms(q) for q in queries) if t]
+    required_lists = [t for t in (query_terms(q) for q in required) if t]
+    if _dialect(session) == "postgresql":
+        def matches(lists: list[list[str]], op: str) -> ColumnElement[bool]:
+            tsq = func.plainto_tsquery(PG_CONFIG, " ".join(lists[0]))
+            for terms in lists[1:]:
+                tsq = tsq.op(op)(func.plainto_tsquery(PG_CONFIG, " ".join(terms)))
+            return Product.search_document.op("@@")(tsq)
+    else:
+        def matches(lists: list[list[str]], op: str) -> ColumnElement[bool]:
+            joiner = " OR " if op == "||" else " AND "
+            expr = joiner.join(f"({fts5_query(terms)})" for terms in lists)
+            rowids = select(fts5.c.rowid).where(literal_column("product_fts").op("MATCH")(expr))
+            # "Any query" matches thousands: `+ 0` keeps SQLite from driving the query from that list
+            # (a lookup and a sort per match); it walks the narrower index next to it instead and
+            # tests each row against the list. "Every query" matches few: driving from it is right.
+            return (Product.search_rowid + 0 if op == "||" else Product.search_rowid).in_(rowids)
+
+    hits: ColumnElement[int] = literal_column("0")
+    for terms in term_lists:
+        hits = hits + func.coalesce(matches([terms], "||").cast(Integer), 0)
+    return TextMatch(hits=hits, any_query=matches(term_lists, "||") if term_lists else None,
+                     every_required=matches(required_lists, "&&") if required_lists else None)

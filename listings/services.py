@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import Select, select, update
+from sqlalchemy import Select, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -66,7 +66,21 @@ def get_product(session: Session, *, product_id: str, principal: Principal | Non
 
     Raises NotFound (404) for unknown ids and for products the caller may not see (never 403).
     """
-    product = _load(session, product_id)
+    if not isinstance(product_id, str) or len(product_id) > 40:
+        raise NotFound("No such product.")
+    # The shown revision comes in the same statement: `shown_version` then finds it in the
+    # session's identity map (a product page is one query, not two).
+    row = session.execute(
+        select(Product, ProductVersion)
+        .outerjoin(ProductVersion, (ProductVersion.product_id == Product.id)
+                   & (ProductVersion.version == func.coalesce(Product.listed_version, Product.latest_version)))
+        .where(Product.id == product_id)
+    ).first()
+    if row is None:
+        raise NotFound("No such product.")
+    product = row[0]
+    # A strong reference: the session's identity map alone would let the revision be collected.
+    product.__dict__["_loaded_shown_version"] = row[1]
     if product.status == ProductStatus.LISTED or can_manage(product, principal):
         return product
     raise NotFound("No such product.")
@@ -101,6 +115,9 @@ def version_body(version: ProductVersion) -> dict[str, Any]:
 
 def shown_version(session: Session, product: Product) -> ProductVersion:
     """The revision a product's page shows: the listed (certified) one, else the newest."""
+    loaded = product.__dict__.get("_loaded_shown_version")
+    if loaded is not None and loaded.version == product.shown_version and loaded in session:
+        return loaded
     return get_version(session, product_id=product.id, version=product.shown_version)
 
 

@@ -1,10 +1,11 @@
 """Docking supply with demand, explained.
 
-Two stages. Retrieval is index-backed: listed products in the procurement's category (newest
-first) plus the catalog's full-text index queried with each keyword and the title (both engines),
-at most a few hundred candidates. Ranking is `score()`, a pure function over plain values: text
-relevance, category, keyword overlap, price against budget (over budget ranks lower, never hidden),
-delivery mode, data freshness and the vendor's track record. Only products with a valid certificate
+Two stages. Retrieval is index-backed and bounded: the newest listed products in the
+procurement's category, those of them matching any keyword or the title, and any matching every
+keyword, through the catalog's full-text index (both engines), at most a few hundred candidates.
+Ranking is `score()`, a pure function over plain values: text relevance, category, keyword
+overlap, price against budget (over budget ranks lower, never hidden), delivery mode, data
+freshness and the vendor's track record. Only products with a valid certificate
 that the buyer may lawfully buy (cross-border rules) are returned.
 """
 
@@ -13,9 +14,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, union
 from sqlalchemy.orm import Session
 
 from certification.crossborder import may_transfer
@@ -35,7 +37,7 @@ from trading import procurements
 from trading.models import Contract, Procurement
 from trading.states import ContractStatus, ProcurementStatus
 
-CANDIDATES_PER_SOURCE = 200
+CANDIDATES_PER_SOURCE = 60
 WEIGHTS = {"category": 0.30, "keywords": 0.30, "text": 0.10, "price": 0.15, "delivery": 0.05,
            "freshness": 0.05, "track_record": 0.05}
 FRESHNESS = {"realtime": 1.0, "daily": 0.8, "weekly": 0.5, "monthly": 0.3, "once": 0.0}
@@ -72,7 +74,9 @@ class Match:
     reasons: list[str] = field(default_factory=list)
 
 
+@lru_cache(maxsize=65536)
 def _norm(word: str) -> str:
+    # Pure and called for every keyword of every candidate: catalog words repeat, so cache them.
     return search.normalize(word).strip()
 
 
@@ -133,39 +137,45 @@ def _queries(proc: Procurement) -> list[str]:
     return [q for q in dict.fromkeys([*(proc.keywords or []), proc.title]) if q and q.strip()][:21]
 
 
-def candidates(session: Session, proc: Procurement) -> dict[str, float]:
-    """Stage one: product id -> text relevance in [0, 1], from the category and the full-text index."""
-    found: dict[str, int] = {}
+def _supplies(session: Session, proc: Procurement, buyer: Organization, now: datetime) -> list[Supply]:
+    """Stage one: candidates from the catalog's index, kept when they have a valid certificate and
+    the buyer may lawfully buy them.
+
+    Three bounded parts, each newest first and cut at CANDIDATES_PER_SOURCE: the procurement's
+    category; the category's products matching any of the demand's queries (its keywords and its
+    title); any product matching every keyword. Text relevance is the share of the queries whose
+    every word the product's indexed text holds. Each part walks an index and stops, so the work
+    does not grow with the catalog.
+    """
     queries = _queries(proc)
-    for q in queries:
-        for pid, _rel in search.search_product_ids(session, q=q, limit=CANDIDATES_PER_SOURCE):
-            found[pid] = found.get(pid, 0) + 1
-    relevance = {pid: hits / max(len(queries), 1) for pid, hits in found.items()}
-    by_category = session.execute(
-        select(Product.id).where(Product.status == ProductStatus.LISTED, Product.category == proc.category)
-        .order_by(Product.listed_at.desc(), Product.id).limit(CANDIDATES_PER_SOURCE)
-    ).scalars()
-    for pid in by_category:
-        relevance.setdefault(pid, 0.0)
-    return relevance
-
-
-def _supplies(session: Session, relevance: dict[str, float], buyer: Organization,
-              now: datetime) -> list[Supply]:
-    """Stage one, continued: keep products with a valid certificate that the buyer may lawfully buy."""
-    if not relevance:
-        return []
+    keywords = [k for k in dict.fromkeys(proc.keywords or []) if k and k.strip()][:20]
+    text = search.text_match(session, queries=queries, required=keywords)
+    # Each part is cut on products alone (an index walk that stops); the candidates it keeps are
+    # then joined to their revision and certificate, and only then counted against each query.
+    part = (select(Product.id)
+            .where(Product.status == ProductStatus.LISTED, Product.owner_org_id != buyer.id)
+            .order_by(Product.listed_at.desc(), Product.id.desc()).limit(CANDIDATES_PER_SOURCE))
+    parts = [part.where(Product.category == proc.category)]
+    if text.any_query is not None:
+        parts.append(part.where(Product.category == proc.category, text.any_query))
+    if text.every_required is not None:
+        parts.append(part.where(text.every_required))
+    found = union(*(select(p.c.id) for p in (q.subquery() for q in parts))).subquery("candidates")
+    # Only the columns scoring and the cross-border rules read.
     rows = session.execute(
-        select(Product, ProductVersion)
+        select(Product.id, Product.owner_org_id, Product.price_amount, Product.price_currency, Product.price_model,
+               ProductVersion.category, ProductVersion.keywords, ProductVersion.title, ProductVersion.delivery_mode,
+               ProductVersion.update_frequency, ProductVersion.classification,
+               ProductVersion.contains_personal_info, ProductVersion.origin_region, text.hits.label("hits"))
+        .select_from(found)
+        .join(Product, Product.id == found.c.id)
         .join(ProductVersion, (ProductVersion.product_id == Product.id)
               & (ProductVersion.version == Product.listed_version))
-        .join(Certificate, (Certificate.product_id == Product.id)
-              & (Certificate.product_version == Product.listed_version))
-        .where(Product.id.in_(list(relevance)), Product.status == ProductStatus.LISTED,
-               Certificate.status == CertificateStatus.VALID, Certificate.expires_at > now,
-               Product.owner_org_id != buyer.id)
+        .join(Certificate, Certificate.number == Product.certificate_number)
+        .where(Certificate.product_version == Product.listed_version,
+               Certificate.status == CertificateStatus.VALID, Certificate.expires_at > now)
     ).all()
-    sellers = {p.owner_org_id for p, _ in rows}
+    sellers = {row.owner_org_id for row in rows}
     track = dict(session.execute(
         select(Contract.seller_org_id, func.count()).where(Contract.seller_org_id.in_(sellers),
                                                            Contract.status == ContractStatus.SIGNED)
@@ -173,17 +183,17 @@ def _supplies(session: Session, relevance: dict[str, float], buyer: Organization
     ).all()) if sellers else {}
     entries_by_category: dict[str, list[Any]] = {}
     out = []
-    for product, version in rows:
-        entries = entries_by_category.setdefault(version.category,
-                                                 live_entries(session, category=version.category, now=now))
-        if not may_transfer(version, buyer.region, entries, now, buyer_org_id=buyer.id).allowed:
+    for row in rows:
+        if row.category not in entries_by_category:
+            entries_by_category[row.category] = live_entries(session, category=row.category, now=now)
+        if not may_transfer(row, buyer.region, entries_by_category[row.category], now, buyer_org_id=buyer.id).allowed:
             continue
         out.append(Supply(
-            product_id=product.id, category=version.category, keywords=tuple(version.keywords or ()),
-            title=version.title, price_amount=product.price_amount, price_currency=product.price_currency,
-            price_model=product.price_model, delivery_mode=version.delivery_mode,
-            update_frequency=version.update_frequency, text_relevance=relevance.get(product.id, 0.0),
-            vendor_contracts=int(track.get(product.owner_org_id, 0)),
+            product_id=row.id, category=row.category, keywords=tuple(row.keywords or ()),
+            title=row.title, price_amount=row.price_amount, price_currency=row.price_currency,
+            price_model=row.price_model, delivery_mode=row.delivery_mode,
+            update_frequency=row.update_frequency, text_relevance=int(row.hits) / max(len(queries), 1),
+            vendor_contracts=int(track.get(row.owner_org_id, 0)),
         ))
     return out
 
@@ -201,7 +211,7 @@ def matches_for_procurement(session: Session, *, procurement_id: str, principal:
         raise Forbidden("Only the buyer and operators see a procurement's matches.")
     buyer = session.get(Organization, proc.buyer_org_id)
     now = utcnow()
-    supplies = _supplies(session, candidates(session, proc), buyer, now)
+    supplies = _supplies(session, proc, buyer, now)
     return rank(demand_of(proc), supplies, limit)
 
 
@@ -251,7 +261,7 @@ def post_procurement(session: Session, *, data: dict[str, Any], actor: Principal
     if proc.visibility != "public":
         return proc
     buyer = session.get(Organization, proc.buyer_org_id)
-    found = rank(demand_of(proc), _supplies(session, candidates(session, proc), buyer, utcnow()), 10)
+    found = rank(demand_of(proc), _supplies(session, proc, buyer, utcnow()), 10)
     if not found:
         return proc
     owners = dict(session.execute(

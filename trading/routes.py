@@ -214,7 +214,7 @@ def list_contracts(args: dict[str, Any]) -> Any:
     """The caller's organization's contracts (operators: all)."""
     stmt = contracts.list_query(principal=current_principal(), status=args.get("status"))
     page = paginate(db.session, stmt, page=args["page"], per_page=args["per_page"])
-    page["items"] = [contracts.view(db.session, c) for c in page["items"]]
+    page["items"] = contracts.views(db.session, page["items"])
     return page
 
 

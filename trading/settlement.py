@@ -225,14 +225,15 @@ def _settle(session: Session, trade: Trade, *, how: str) -> None:
     """Release the escrow (minus refunds) to the seller's payable, the fee to the exchange."""
     settled = trade.paid_amount - trade.refunded_amount
     trade.fee = fee_for(settled, trade.fee_bps)
+    # Set before posting: the entry's savepoint flushes the trade in one UPDATE.
+    trade.settled_at = utcnow()
+    trade.settlement = how
     if settled > 0:
         post_entry(session, kind=EntryKind.SETTLEMENT, trade_id=trade.id, postings=[
             Posting(_escrow(trade), -settled),
             Posting(_payable(trade.seller_org_id, trade.currency), settled - trade.fee),
             *([Posting(_fees(trade.currency), trade.fee)] if trade.fee else []),
         ], metadata={"settlement": how, "fee_bps": trade.fee_bps})
-    trade.settled_at = utcnow()
-    trade.settlement = how
 
 
 def accept(session: Session, *, trade_id: str, actor: Principal) -> Trade:

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import false, or_, select, text, update
+from sqlalchemy import BigInteger, bindparam, case, false, insert, literal, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
@@ -322,7 +322,8 @@ def _append(session: Session, *, kind: str, postings: list[Posting], trade_id: s
     try:
         with session.begin_nested():
             _lock_chain(session)
-            accounts = [_resolve(session, p.account) for p in checked]
+            by_key = _accounts(session, [p.account for p in checked])
+            accounts = [by_key[_key(p.account)] for p in checked]
             touched = list({a.id: a for a in accounts}.values())
             _apply_balances(session, accounts, checked)
             head = session.execute(
@@ -355,11 +356,127 @@ def _append(session: Session, *, kind: str, postings: list[Posting], trade_id: s
     return entry
 
 
-def _resolve(session: Session, account: Account | AccountRef) -> Account:
-    if isinstance(account, Account):
-        return account
-    return get_or_create_account(session, owner_id=account.owner_id, purpose=account.purpose,
-                                 currency=account.currency)
+@dataclass(frozen=True, slots=True)
+class EntrySpec:
+    """One entry for `post_entries`: what `post_entry` takes, as a value."""
+
+    kind: str
+    postings: list[Posting]
+    trade_id: str | None = None
+    metadata: dict[str, Any] | None = None
+
+
+def post_entries(session: Session, entries: list[EntrySpec]) -> int:
+    """Append many entries in order, as `post_entry` would one by one, in a handful of statements.
+
+    For bulk loads (the benchmark generator): the same checks, the same chain and the same balances
+    as posting each entry in turn (each entry's net per account is checked against the balance the
+    entries before it left), with accounts created in one statement and rows inserted in batches.
+    All or nothing: raises what `post_entry` raises, and then leaves nothing behind. Returns how many.
+    """
+    checked: list[tuple[EntrySpec, dict[str, Any], list[Posting]]] = []
+    for spec in entries:
+        if spec.kind == EntryKind.REVERSAL or spec.kind not in ENTRY_KINDS:
+            raise field_error("kind", f"must be one of {', '.join(k for k in ENTRY_KINDS if k != EntryKind.REVERSAL)}")
+        if spec.trade_id is not None:
+            _check_text("trade_id", spec.trade_id, max_length=80)
+        checked.append((spec, _check_metadata(spec.metadata), _check_postings(spec.postings)))
+    if not checked:
+        return 0
+    table = Account.__table__
+    with session.begin_nested():
+        _lock_chain(session)
+        by_key = _accounts(session, [p.account for _, _, postings in checked for p in postings])
+        ids = {a.id for a in by_key.values()}
+        # Fresh balances under the chain lock (objects in the session may be stale).
+        current = {row.id: [row.balance, row.non_negative, 0] for row in session.execute(
+            select(table.c.id, table.c.balance, table.c.non_negative).where(table.c.id.in_(ids)))}
+        head = session.execute(
+            select(JournalEntry.seq, JournalEntry.hash).order_by(JournalEntry.seq.desc()).limit(1)
+        ).first()
+        seq, prev_hash = (head.seq, head.hash) if head else (0, GENESIS_HASH)
+        created_at = utcnow()
+        entry_rows: list[dict[str, Any]] = []
+        posting_rows: list[dict[str, Any]] = []
+        for spec, meta, postings in checked:
+            accounts = [by_key[_key(p.account)] for p in postings]
+            net: dict[str, int] = defaultdict(int)
+            for account, posting in zip(accounts, postings, strict=True):
+                if account.currency != posting.account.currency:
+                    raise field_error("postings", f"currency of {account.name} does not match the posting")
+                net[account.id] += posting.amount
+            for account in {a.id: a for a in accounts}.values():
+                delta = net[account.id]
+                if delta == 0:
+                    continue
+                state = current[account.id]
+                if abs(state[0] + delta) > MAX_AMOUNT:
+                    raise field_error("amount", f"the balance of {account.name} would exceed 2^53-1")
+                if state[1] and state[0] + delta < 0:
+                    raise InsufficientFunds(account.name, delta)
+                state[0] += delta
+                state[2] += 1
+            seq += 1
+            legs = [{"account_id": a.id, "account": a.name, "currency": a.currency, "amount": p.amount}
+                    for a, p in zip(accounts, postings, strict=True)]
+            body = entry_body(seq=seq, kind=spec.kind, trade_id=spec.trade_id, created_at=created_at,
+                              postings=legs, metadata=meta)
+            entry_id, digest = new_id("jnl"), entry_hash(body, prev_hash)
+            entry_rows.append({"id": entry_id, "seq": seq, "trade_id": spec.trade_id, "kind": str(spec.kind),
+                               "created_at": created_at, "meta": meta, "prev_hash": prev_hash,
+                               "hash": digest, "reverses_entry_id": None})
+            prev_hash = digest
+            posting_rows.extend({"entry_id": entry_id, "position": i, "account_id": leg["account_id"],
+                                 "currency": leg["currency"], "amount": leg["amount"]} for i, leg in enumerate(legs))
+        changed = [{"aid": aid, "b": state[0], "n": state[2]} for aid, state in current.items() if state[2]]
+        if changed:
+            session.execute(
+                update(table).where(table.c.id == bindparam("aid"))
+                .values(balance=bindparam("b"), version=table.c.version + bindparam("n"), updated_at=created_at),
+                changed, execution_options={"synchronize_session": False})
+        session.execute(insert(JournalEntry), entry_rows)
+        session.execute(insert(JournalPosting), posting_rows)
+    for account in by_key.values():
+        if account in session:
+            session.expire(account)
+    return len(checked)
+
+
+def _key(account: Account | AccountRef) -> tuple[str, str, str]:
+    return (account.owner_id, account.purpose, account.currency)
+
+
+def _accounts(session: Session, wanted: list[Account | AccountRef]) -> dict[tuple[str, str, str], Account]:
+    """The accounts of `wanted` by (owner, purpose, currency), the missing ones created in one statement
+    (under the chain lock, like `get_or_create_account`)."""
+    keys: dict[tuple[str, str, str], Account | AccountRef] = {}
+    for account in wanted:
+        if isinstance(account, Account) and account.id is None:
+            raise field_error("postings", "account is not persisted")
+        keys.setdefault(_key(account), account)
+    owners = {k[0] for k in keys}
+
+    def load() -> dict[tuple[str, str, str], Account]:
+        found: dict[tuple[str, str, str], Account] = {}
+        owner_list = list(owners)
+        for start in range(0, len(owner_list), 500):
+            for acc in session.execute(select(Account).where(Account.owner_id.in_(owner_list[start:start + 500]))
+                                       .execution_options(populate_existing=True)).scalars():
+                if _key(acc) in keys:
+                    found[_key(acc)] = acc
+        return found
+
+    found = load()
+    missing = [k for k in keys if k not in found]
+    if missing:
+        now = utcnow()
+        insert_ = postgresql.insert if _dialect(session) == "postgresql" else sqlite.insert
+        session.execute(insert_(Account.__table__).on_conflict_do_nothing(
+            index_elements=["owner_id", "purpose", "currency"]), [
+            {"id": new_id("acc"), "owner_id": o, "purpose": p, "currency": c, "non_negative": PURPOSES[p].non_negative,
+             "balance": 0, "version": 0, "created_at": now, "updated_at": now} for o, p, c in missing])
+        found = load()
+    return found
 
 
 def _apply_balances(session: Session, accounts: list[Account], postings: list[Posting]) -> None:
@@ -373,25 +490,29 @@ def _apply_balances(session: Session, accounts: list[Account], postings: list[Po
         by_id[account.id] = account
     table = Account.__table__
     now = utcnow()
-    for account_id in sorted(net):
-        delta = net[account_id]
-        if delta == 0:
-            continue
-        new_balance = table.c.balance + delta
-        row = session.execute(
-            update(table)
-            .where(table.c.id == account_id,
-                   or_(table.c.non_negative == false(), new_balance >= 0),
-                   new_balance.between(-MAX_AMOUNT, MAX_AMOUNT))
-            .values(balance=new_balance, version=table.c.version + 1, updated_at=now)
-            .returning(table.c.balance, table.c.version)
-        ).first()
+    ids = sorted(aid for aid, delta in net.items() if delta != 0)
+    if not ids:
+        return
+    # One statement for every account of the entry (a round trip each adds up on the money path).
+    delta = case({aid: literal(net[aid], BigInteger) for aid in ids}, value=table.c.id)
+    new_balance = table.c.balance + delta
+    rows = {row.id: row for row in session.execute(
+        update(table)
+        .where(table.c.id.in_(ids), or_(table.c.non_negative == false(), new_balance >= 0),
+               new_balance.between(-MAX_AMOUNT, MAX_AMOUNT))
+        .values(balance=new_balance, version=table.c.version + 1, updated_at=now)
+        .returning(table.c.id, table.c.balance, table.c.version)
+    )}
+    for account_id in ids:
         account = by_id[account_id]
+        row = rows.get(account_id)
         if row is None:
             current = session.execute(select(table.c.balance).where(table.c.id == account_id)).scalar_one()
-            if abs(current + delta) > MAX_AMOUNT:
+            if abs(current + net[account_id]) > MAX_AMOUNT:
                 raise field_error("amount", f"the balance of {account.name} would exceed 2^53-1")
-            raise InsufficientFunds(account.name, delta)
+            raise InsufficientFunds(account.name, net[account_id])
+    for account_id, row in rows.items():
+        account = by_id[account_id]
         set_committed_value(account, "balance", row.balance)
         set_committed_value(account, "version", row.version)
         set_committed_value(account, "updated_at", now)

@@ -20,7 +20,16 @@ from exchange.payments.gateway import (
 from exchange.payments.manual import ManualGateway
 from exchange.payments.registry import DEFAULT_PROVIDER, PROVIDER_NAMES, available_providers, get_gateway
 from exchange.payments.services import begin_call, complete_call, find_call, idempotency_key, record_event_once
-from exchange.payments.stripe_gateway import StripeGateway
+
+
+def __getattr__(name: str) -> object:
+    # The Stripe SDK costs ~14 MB per process: loaded only where a Stripe gateway is used.
+    if name == "StripeGateway":
+        from exchange.payments.stripe_gateway import StripeGateway
+
+        return StripeGateway
+    raise AttributeError(name)
+
 
 __all__ = [
     "DEFAULT_PROVIDER",

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import current_app
 
 from exchange.payments.gateway import PaymentGateway, ProviderUnavailable
 from exchange.payments.manual import ManualGateway
-from exchange.payments.stripe_gateway import StripeGateway
+
+if TYPE_CHECKING:
+    from exchange.payments.stripe_gateway import StripeGateway
 
 PROVIDER_NAMES = ("manual", "stripe")
 DEFAULT_PROVIDER = "manual"
@@ -40,6 +42,8 @@ def get_gateway(name: str, config: Mapping[str, Any] | None = None) -> PaymentGa
     with _lock:
         gateway = _stripe_gateways.get(cache_key)
         if gateway is None:
+            from exchange.payments.stripe_gateway import StripeGateway
+
             gateway = StripeGateway(api_key=api_key, webhook_secret=cache_key[1], api_base=cache_key[2])
             _stripe_gateways[cache_key] = gateway
     return gateway

@@ -1,10 +1,170 @@
-"""`make bench`: every benchmark under tests/bench (not collected by `make test`)."""
+"""`make bench`: every benchmark of datafair end to end, each next to a baseline measured in the same run.
+
+    python -m tests.bench.run              # the whole suite at 100k products (about 12 minutes here)
+    BENCH_1M=1 python -m tests.bench.run   # and the growth of search and matching up to 1M products
+    python -m tests.bench.run --quick      # a smoke run on a few thousand products
+
+Data comes from the bulk generator (`flask --app app generate`: listed products with certificates,
+and per ten products one procurement and one trade), into one PostgreSQL database and one SQLite
+file created once per run and shared by every benchmark. PostgreSQL grows 10k -> 100k (-> 1M) so the
+growth of search and matching latency is measured on the way. Servers are gunicorn with
+deploy/gunicorn.conf.py; the load generator is a separate process (tests/bench/loadgen.py), pinned to
+the other core. Writes tests/bench/results.json, results.md and results.png.
+"""
 
 from __future__ import annotations
 
+import argparse
+import json
+import os
 import sys
+import time
+from pathlib import Path
+from typing import Any
 
-from tests.bench import bench_search
+from tests.bench import bench_http, bench_matching, bench_search, bench_trading, report
+from tests.bench.harness import (
+    OUT,
+    PIN,
+    WORKERS,
+    Server,
+    grow,
+    log,
+    make_app,
+    pg_database,
+    pgbench_init,
+    sqlite_database,
+    timer,
+)
+
+HERE = Path(__file__).parent
+PG_NAME, PGBENCH_NAME, SQLITE_NAME = "datafair_bench", "datafair_bench_pgbench", "bench.db"
+
+
+def _sizes(args: argparse.Namespace) -> dict[str, Any]:
+    if args.quick:
+        return {"steps": [1000, 3000], "main": 3000, "repeat": 3, "naive": 1, "rounds": 1, "duration": 1.5,
+                "flows": 5, "million": False}
+    return {"steps": [10_000, 100_000], "main": 100_000, "repeat": 20, "naive": 3, "rounds": 3, "duration": 4.0,
+            "flows": 30, "million": args.million}
+
+
+def _dispose(app: Any) -> None:
+    from exchange.db import db
+
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    sizes = _sizes(args)
+    results: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "pinned": PIN, "workers": WORKERS,
+                                           "quick": args.quick},
+                               "generate_seconds": {}, "growth": {}}
+    started = time.perf_counter()
+
+    # -- PostgreSQL: grow, measuring search and matching at each size ------------------------------
+    pg_url = pg_database(PG_NAME, fresh=not args.reuse)
+    pg_app = make_app(pg_url)
+    from flask_migrate import upgrade
+
+    with pg_app.app_context():
+        upgrade()
+    for size in sizes["steps"]:
+        took = grow(pg_url, pg_app, size)
+        if took:
+            results["generate_seconds"][f"postgresql {size}"] = took
+        if size == sizes["main"]:
+            break
+        with Server("pg-growth", "app:app", pg_url, "/api/v1/health/live") as api, timer(f"growth at {size:,}"):
+            results["growth"][str(size)] = {
+                "search": bench_search.measure(api, repeat=max(3, sizes["repeat"] // 2)),
+                "matching": bench_matching.measure(api, pg_app, repeat=max(3, sizes["repeat"] // 4)),
+            }
+
+    log(f"PostgreSQL, {sizes['main']:,} products")
+    pgbench_url = pgbench_init(PGBENCH_NAME)
+    with Server("pg", "app:app", pg_url, "/api/v1/health/live") as api, \
+            Server("baseline-pg", "tests.bench.baseline_app:app", pg_url, "/json") as bare:
+        with timer("health and product vs bare Flask"):
+            kw = {"rounds": sizes["rounds"], "concurrency": 4, "duration": sizes["duration"] - 1}
+            results["health"] = bench_http.health(api, bare, **kw)
+            results["product"] = bench_http.product(api, bare, bench_http.product_ids(pg_app), **kw)
+        results["baseline_memory"] = bare.memory()
+        with timer("search"):
+            results["search_postgresql"] = bench_search.measure(api, repeat=sizes["repeat"])
+            results["memory_after_search"] = api.memory()
+            results["search_postgresql"]["like_scan"] = bench_search.like_baseline(pg_app, repeat=sizes["naive"])
+        with timer("matching"):
+            results["matching_postgresql"] = bench_matching.measure(api, pg_app, repeat=sizes["repeat"] // 2)
+            results["matching_postgresql"]["naive"] = bench_matching.naive_baseline(pg_app, runs=sizes["naive"])
+        with timer("settlement vs pgbench"):
+            results["settlement"] = bench_trading.settlement(api, pg_app, pgbench_url, rounds=sizes["rounds"],
+                                                             duration=sizes["duration"])
+        with timer("trade flow"):
+            results["trade_flow"] = bench_trading.trade_flow(api, pg_app, count=sizes["flows"])
+    results["growth"][str(sizes["main"])] = {"search": results["search_postgresql"],
+                                             "matching": results["matching_postgresql"]}
+    pg_database(PGBENCH_NAME, fresh=True)
+
+    # -- SQLite ---------------------------------------------------------------------------------------
+    log(f"SQLite, {sizes['main']:,} products")
+    sqlite_url = sqlite_database(SQLITE_NAME, fresh=not args.reuse)
+    sqlite_app = make_app(sqlite_url)
+    with sqlite_app.app_context():
+        upgrade()
+    took = grow(sqlite_url, sqlite_app, sizes["main"])
+    if took:
+        results["generate_seconds"][f"sqlite {sizes['main']}"] = took
+    with Server("sqlite", "app:app", sqlite_url, "/api/v1/health/live") as api:
+        with timer("search"):
+            results["search_sqlite"] = bench_search.measure(api, repeat=sizes["repeat"])
+            results["search_sqlite"]["like_scan"] = bench_search.like_baseline(sqlite_app, repeat=sizes["naive"])
+        with timer("matching"):
+            results["matching_sqlite"] = bench_matching.measure(api, sqlite_app, repeat=sizes["repeat"] // 2)
+            results["matching_sqlite"]["naive"] = bench_matching.naive_baseline(sqlite_app, runs=sizes["naive"])
+    _dispose(sqlite_app)
+
+    # -- 1M products (opt-in: generating 900k more takes longer than the whole budget) ---------------
+    if sizes["million"]:
+        took = grow(pg_url, pg_app, 1_000_000)
+        if took:
+            results["generate_seconds"]["postgresql 1000000"] = took
+        with Server("pg-1m", "app:app", pg_url, "/api/v1/health/live") as api, timer("growth at 1,000,000"):
+            results["growth"]["1000000"] = {
+                "search": bench_search.measure(api, repeat=max(3, sizes["repeat"] // 2)),
+                "matching": bench_matching.measure(api, pg_app, repeat=max(3, sizes["repeat"] // 4)),
+            }
+    _dispose(pg_app)
+    results["total_seconds"] = time.perf_counter() - started
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a smoke run on a few thousand products")
+    parser.add_argument("--million", action="store_true", default=os.environ.get("BENCH_1M") == "1",
+                        help="also grow PostgreSQL to 1M products (BENCH_1M=1)")
+    parser.add_argument("--reuse", action="store_true", help="keep the benchmark databases of an earlier run")
+    parser.add_argument("--report-only", action="store_true", help="rewrite the table and chart from results.json")
+    args = parser.parse_args(argv)
+    target = HERE / ("results-quick.json" if args.quick else "results.json")
+    if args.report_only:
+        results = json.loads(target.read_text())
+    else:
+        OUT.mkdir(parents=True, exist_ok=True)
+        os.environ.setdefault("DATABASE_URL", f"sqlite:///{OUT / 'import.db'}")
+        results = run(args)
+        target.write_text(json.dumps(results, indent=1, ensure_ascii=False))
+    rows = report.rows(results)
+    print(report.console(rows, results))
+    if not args.quick:
+        (HERE / "results.md").write_text(report.markdown(rows, results))
+        report.chart(results, HERE / "results.png")
+    log(f"wrote {target.name}" + ("" if args.quick else ", results.md and results.png"))
+    return 0
+
 
 if __name__ == "__main__":
-    sys.exit(bench_search.main(sys.argv[1:]))
+    sys.exit(main())
