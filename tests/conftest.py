@@ -177,3 +177,20 @@ def api(app: Any) -> Any:
     from tests.factories import ApiHelper
 
     return ApiHelper(app)
+
+
+@pytest.fixture(scope="module")
+def shared_world(_session_app: Any, database: Database) -> Iterator[Any]:
+    """One populated exchange (tests.world) for a whole module whose tests do not disturb each other
+    (refusals, sweeps of reads, writes of their own objects). Such a module uses only this fixture:
+    a test asking for `app` or `api` would reset the database under the others."""
+    from tests.factories import ApiHelper
+    from tests.world import build_world
+
+    saved = dict(_session_app.config)
+    database.reset(_session_app)
+    yield build_world(ApiHelper(_session_app))
+    _session_app.config.clear()
+    _session_app.config.update(saved)
+    with _session_app.app_context():
+        db.session.remove()

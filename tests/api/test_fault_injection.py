@@ -17,7 +17,6 @@ from sqlalchemy.orm import Session
 
 from exchange.db import db
 from listings.models import Fair
-from tests.certflow import certify
 from tests.consistency import assert_consistent
 from tests.tradeflow import bid, live_fair, sign
 from trading.models import Contract
@@ -59,17 +58,37 @@ def _fails_cleanly(r: Any) -> None:
     assert "injected" not in r.get_data(as_text=True) and "Traceback" not in r.get_data(as_text=True)
 
 
+# One populated exchange for the module (each test makes trades of its own on its listed product).
 @pytest.fixture
-def parties(api):
-    return api.vendor(), api.enterprise(), api.operator()
+def api(shared_world):
+    return shared_world.api
 
 
-def _trade(api, vendor, buyer, product=None):
-    product = product or certify(api, vendor)
+@pytest.fixture
+def app(shared_world):
+    return shared_world.api.app
+
+
+@pytest.fixture
+def parties(shared_world):
+    return shared_world.actors["owner"], shared_world.actors["buyer"], shared_world.actors["operator"]
+
+
+@pytest.fixture
+def product(shared_world):
+    return shared_world.api.get(f"products/{shared_world.ids['product']}").get_json()
+
+
+def _contracts(app) -> int:
+    with app.app_context():
+        return db.session.scalar(select(func.count()).select_from(Contract))
+
+
+def _trade(api, vendor, buyer, product):
     offer = bid(api, buyer, product)
     contract = api.post(f"offers/{offer['id']}/accept", vendor).get_json()
     sign(api, buyer, contract["id"])
-    return sign(api, vendor, contract["id"])["trade_id"], product
+    return sign(api, vendor, contract["id"])["trade_id"]
 
 
 def _status(api, actor, trade_id):
@@ -86,9 +105,9 @@ def _entries(api, actor, trade_id):
     "exchange.ledger.engine._apply_balances", "exchange.ledger.engine.entry_hash", "exchange.audit.record",
     COMMIT,
 ])
-def test_payment_confirmation(api, app, parties, monkeypatch, target):
+def test_payment_confirmation(api, app, parties, product, monkeypatch, target):
     vendor, buyer, op = parties
-    trade_id, _ = _trade(api, vendor, buyer)
+    trade_id = _trade(api, vendor, buyer, product)
     payment = api.post(f"trades/{trade_id}/payments", buyer, json={"provider": "manual"}).get_json()
     with monkeypatch.context() as m:
         inject(m, target)
@@ -106,17 +125,16 @@ def test_payment_confirmation(api, app, parties, monkeypatch, target):
     "trading.offers._decide", "trading.contracts.yearly_number", "trading.contracts.sha256_hex",
     "trading.contracts.create_from_offer", COMMIT,
 ])
-def test_offer_acceptance(api, app, parties, monkeypatch, target):
+def test_offer_acceptance(api, app, parties, product, monkeypatch, target):
     vendor, buyer, _ = parties
-    product = certify(api, vendor)
     first = api.post(f"offers/{bid(api, buyer, product)['id']}/accept", vendor).get_json()
     offer = bid(api, buyer, product)
+    contracts = _contracts(app)
     with monkeypatch.context() as m:
         inject(m, target)
         _fails_cleanly(api.post(f"offers/{offer['id']}/accept", vendor))
     assert api.get(f"offers/{offer['id']}", buyer).get_json()["status"] == "pending"
-    with app.app_context():
-        assert db.session.scalar(select(func.count()).select_from(Contract)) == 1
+    assert _contracts(app) == contracts
     r = api.post(f"offers/{offer['id']}/accept", vendor)
     assert r.status_code == 201, r.get_json()
     # The failed attempt gave its number back: numbers stay gapless.
@@ -130,9 +148,8 @@ def test_offer_acceptance(api, app, parties, monkeypatch, target):
     "exchange.signing.sign", "exchange.audit.record", "trading.contracts._conclude",
     "trading.procurements.mark_contracted", "listings.services.record_fair_signing", COMMIT,
 ])
-def test_signing(api, app, parties, monkeypatch, target):
+def test_signing(api, app, parties, product, monkeypatch, target):
     vendor, buyer, _ = parties
-    product = certify(api, vendor)
     fair, stall = live_fair(api, vendor, [product["id"]])
     proc = api.post("procurements", buyer, json={
         "title": "需求 demand", "description": "d", "category": "transport",
@@ -164,9 +181,9 @@ def test_signing(api, app, parties, monkeypatch, target):
     "trading.settlement._move", "trading.settlement.fee_for", "trading.settlement.post_entry",
     "exchange.ledger.engine._apply_balances", "exchange.ledger.engine.entry_hash", COMMIT,
 ])
-def test_delivery_acceptance(api, app, parties, monkeypatch, target):
+def test_delivery_acceptance(api, app, parties, product, monkeypatch, target):
     vendor, buyer, op = parties
-    trade_id, _ = _trade(api, vendor, buyer)
+    trade_id = _trade(api, vendor, buyer, product)
     payment = api.post(f"trades/{trade_id}/payments", buyer, json={"provider": "manual"}).get_json()
     api.post(f"payments/{payment['id']}/confirm", op)
     api.post(f"trades/{trade_id}/delivery", vendor, json={"reference": "s3://bucket/x.csv", "sha256": SHA})
@@ -186,9 +203,9 @@ def test_delivery_acceptance(api, app, parties, monkeypatch, target):
     ("trading.settlement.post_entry", 2),  # the settlement entry, after the refund was posted
     ("trading.settlement._settle", 1), ("exchange.audit.record", 1), (COMMIT, 1),
 ])
-def test_dispute_resolution(api, app, parties, monkeypatch, target, on_call):
+def test_dispute_resolution(api, app, parties, product, monkeypatch, target, on_call):
     vendor, buyer, op = parties
-    trade_id, _ = _trade(api, vendor, buyer)
+    trade_id = _trade(api, vendor, buyer, product)
     payment = api.post(f"trades/{trade_id}/payments", buyer, json={"provider": "manual"}).get_json()
     api.post(f"payments/{payment['id']}/confirm", op)
     api.post(f"trades/{trade_id}/disputes", buyer, json={"reason": "incomplete"})
@@ -204,12 +221,11 @@ def test_dispute_resolution(api, app, parties, monkeypatch, target, on_call):
 
 
 # -- the sweep's automatic settlement -------------------------------------------------------------------
-def test_a_fault_in_the_sweep_settles_nothing_half(api, app, parties, monkeypatch):
+def test_a_fault_in_the_sweep_settles_nothing_half(api, app, parties, product, monkeypatch):
     vendor, buyer, op = parties
-    product = None
     trades = []
     for _ in range(2):
-        trade_id, product = _trade(api, vendor, buyer, product)
+        trade_id = _trade(api, vendor, buyer, product)
         payment = api.post(f"trades/{trade_id}/payments", buyer, json={"provider": "manual"}).get_json()
         api.post(f"payments/{payment['id']}/confirm", op)
         api.post(f"trades/{trade_id}/delivery", vendor, json={"reference": "r", "sha256": SHA})
@@ -221,7 +237,7 @@ def test_a_fault_in_the_sweep_settles_nothing_half(api, app, parties, monkeypatc
         from exchange.db import utcnow
         from trading.models import Trade
 
-        db.session.execute(update(Trade).values(delivered_at=utcnow().replace(year=2020)))
+        db.session.execute(update(Trade).where(Trade.id.in_(trades)).values(delivered_at=utcnow().replace(year=2020)))
         db.session.commit()
     with monkeypatch.context() as m:
         inject(m, "trading.settlement.post_entry", on_call=2)  # the second trade's settlement
@@ -237,10 +253,10 @@ def test_a_fault_in_the_sweep_settles_nothing_half(api, app, parties, monkeypatc
     assert_consistent(app)
 
 
-def test_the_commit_fault_is_really_at_the_commit(api, app, parties, monkeypatch):
+def test_the_commit_fault_is_really_at_the_commit(api, app, parties, product, monkeypatch):
     """Guards the COMMIT cases: the view ran to its end and only the commit failed."""
     vendor, buyer, op = parties
-    trade_id, _ = _trade(api, vendor, buyer)
+    trade_id = _trade(api, vendor, buyer, product)
     payment = api.post(f"trades/{trade_id}/payments", buyer, json={"provider": "manual"}).get_json()
     with monkeypatch.context() as m:
         calls = inject(m, COMMIT)

@@ -15,7 +15,18 @@ from exchange.db import utcnow
 from tests.certflow import certify, product_body
 from tests.openapi_walk import body_schema, key, nest, objects, resolve
 from tests.tradeflow import contract_for, sign
-from tests.world import build_world, operations, procurement_body
+from tests.world import operations, procurement_body
+
+
+# One populated exchange for the whole module: these tests only add objects of their own.
+@pytest.fixture
+def world(shared_world):
+    return shared_world
+
+
+@pytest.fixture
+def api(shared_world):
+    return shared_world.api
 
 
 def _params(op: dict[str, Any]) -> list[dict[str, Any]]:
@@ -56,8 +67,7 @@ def test_every_input_the_document_describes_is_bounded(api):
     assert not found, "\n".join(found)
 
 
-def test_the_documented_bounds_are_the_enforced_ones(api):
-    world = build_world(api)
+def test_the_documented_bounds_are_the_enforced_ones(api, world):
     spec = api.get("/api/v1/openapi.json").get_json()
     owner = world.actors["owner"]
     checked, failures = 0, []
@@ -123,8 +133,7 @@ def _write_and_read(api, world, text: str) -> dict[str, tuple[Any, Any]]:
 
 
 @pytest.mark.parametrize("name", list(TEXTS))
-def test_unicode_round_trips_unchanged(api, name):
-    world = build_world(api)
+def test_unicode_round_trips_unchanged(api, world, name):
     text = TEXTS[name]
     results = _write_and_read(api, world, text)
     product = results["product"][1]
@@ -137,14 +146,12 @@ def test_unicode_round_trips_unchanged(api, name):
 
 
 @pytest.mark.parametrize("name", list(REFUSED))
-def test_nul_surrogates_and_control_characters_are_422(api, name):
-    world = build_world(api)
+def test_nul_surrogates_and_control_characters_are_422(api, world, name):
     for field, (status, _) in _write_and_read(api, world, REFUSED[name]).items():
         assert status == 422, (name, field, status)
 
 
-def test_unicode_in_paths_and_queries_is_never_a_500(api):
-    world = build_world(api)
+def test_unicode_in_paths_and_queries_is_never_a_500(api, world):
     for text in [*TEXTS.values(), "%00", "\u202e", "../../etc/passwd", "'; DROP TABLE products; --"]:
         for path in (f"products/{text}", f"organizations/{text}", f"certificates/{text}", f"trades/{text}"):
             r = api.get(path, world.actors["owner"])
@@ -153,8 +160,7 @@ def test_unicode_in_paths_and_queries_is_never_a_500(api):
         assert r.status_code in (200, 422), (text, r.status_code)
 
 
-def test_every_time_field_refuses_a_time_without_timezone(api):
-    world = build_world(api)
+def test_every_time_field_refuses_a_time_without_timezone(api, world):
     spec = api.get("/api/v1/openapi.json").get_json()
     owner = world.actors["owner"]
     checked, failures = 0, []

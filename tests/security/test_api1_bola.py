@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from exchange.db import new_id
 from tests.security.matrix import ROWS
-from tests.world import build_world, operations
+from tests.world import operations
 
 # path parameter -> an object private to the owner/buyer (invisible to the attackers below)
 PRIVATE = {
@@ -27,6 +29,17 @@ ATTACKERS = ("anonymous", "vendor2", "enterprise2", "assessor2")
 ENTITLED = {"objection": {"enterprise2"}}
 
 
+# One populated exchange for the whole module: these tests only add objects of their own.
+@pytest.fixture
+def world(shared_world):
+    return shared_world
+
+
+@pytest.fixture
+def api(shared_world):
+    return shared_world.api
+
+
 def _shape(r: Any) -> tuple[Any, ...]:
     body = r.get_json(silent=True) or {}
     return r.status_code, body.get("type"), body.get("title"), body.get("detail"), body.get("errors")
@@ -39,8 +52,7 @@ def _body(world, method: str, rule: str, principal: str) -> Any:
     return {} if method in ("POST", "PATCH", "PUT") else None
 
 
-def test_every_path_id_of_another_organization_looks_like_an_unknown_id(api):
-    world = build_world(api)
+def test_every_path_id_of_another_organization_looks_like_an_unknown_id(api, world):
     spec = api.get("/api/v1/openapi.json").get_json()
     swept, failures = 0, []
     for method, path, _op in operations(spec):
@@ -67,8 +79,7 @@ def test_every_path_id_of_another_organization_looks_like_an_unknown_id(api):
     assert not failures, "\n".join(failures)
 
 
-def test_ids_in_queries_and_bodies_reveal_nothing_either(api):
-    world = build_world(api)
+def test_ids_in_queries_and_bodies_reveal_nothing_either(api, world):
     ids = world.ids
     vendor2, ent2, owner = world.actors["vendor2"], world.actors["enterprise2"], world.actors["owner"]
     price_terms = {"price": {"amount": 1_000, "currency": "CNY"},

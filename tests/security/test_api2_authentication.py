@@ -12,10 +12,23 @@ from __future__ import annotations
 import json
 import time
 
+import pytest
+
 from exchange.api import requires_token
 from exchange.errors import PROBLEM_JSON
 from tests.api.test_auth import _b64url, _claims, _forge
-from tests.world import build_world, operations
+from tests.world import operations
+
+
+# One populated exchange for the whole module: these tests only add objects of their own.
+@pytest.fixture
+def world(shared_world):
+    return shared_world
+
+
+@pytest.fixture
+def api(shared_world):
+    return shared_world.api
 
 
 def forged_tokens(app, genuine: str) -> dict[str, str]:
@@ -35,8 +48,8 @@ def forged_tokens(app, genuine: str) -> dict[str, str]:
     }
 
 
-def test_every_operation_needing_a_token_refuses_none_and_every_forgery_first(api, app):
-    world = build_world(api)
+def test_every_operation_needing_a_token_refuses_none_and_every_forgery_first(api, world):
+    app = api.app
     spec = api.get("/api/v1/openapi.json").get_json()
     genuine = world.actors["operator"].token
     tokens: dict[str, str | None] = {"no token": None, **forged_tokens(app, genuine)}
@@ -55,8 +68,8 @@ def test_every_operation_needing_a_token_refuses_none_and_every_forgery_first(ap
     assert not failures, "\n".join(failures)
 
 
-def test_a_forged_token_on_a_public_operation_is_refused_not_taken_as_anonymous(api, app):
-    world = build_world(api)
+def test_a_forged_token_on_a_public_operation_is_refused_not_taken_as_anonymous(api, world):
+    app = api.app
     forged = forged_tokens(app, world.actors["owner"].token)
     for path in (f"products/{world.ids['product']}", f"organizations/{world.ids['owner_org']}",
                  f"certifications/{world.ids['cert_notice']}", "products"):
@@ -68,7 +81,8 @@ def test_a_forged_token_on_a_public_operation_is_refused_not_taken_as_anonymous(
     assert r.status_code == 401
 
 
-def test_a_deactivated_user_is_locked_out_at_once(api, app):
+def test_a_deactivated_user_is_locked_out_at_once(api):
+    app = api.app
     from exchange.db import db
     from exchange.models import User
 

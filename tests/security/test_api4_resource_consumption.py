@@ -10,14 +10,20 @@ import pytest
 
 from exchange.api import MAX_BODY_BYTES, MAX_JSON_DEPTH
 from tests.certflow import product_body
-from tests.world import build_world, operations
+from tests.world import operations
 
 FAST = 1.0  # seconds: a refusal must never do the work it refuses
 
 
+# One populated exchange for the whole module: every request here is refused (or only reads).
 @pytest.fixture
-def world(api):
-    return build_world(api)
+def world(shared_world):
+    return shared_world
+
+
+@pytest.fixture
+def api(shared_world):
+    return shared_world.api
 
 
 @pytest.fixture
