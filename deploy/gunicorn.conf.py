@@ -86,7 +86,8 @@ def post_worker_init(worker):
     from exchange import jobs
 
     app = _flask_app(worker)
-    if app is not None:
+    # Only datafair's own app has jobs (the same config serves the benchmarks' bare-Flask baselines).
+    if app is not None and "DATAFAIR_ENV" in app.config:
         jobs.start_in_process(app)
 
 
