@@ -138,9 +138,12 @@ def _expire_if_due(session: Session, cert: Certificate) -> None:
 
 
 def _expire(session: Session, cert: Certificate) -> None:
+    """Persist an expiry; a valid certificate's product leaves the catalog (a suspended one's already has)."""
+    was_valid = cert.status == CertificateStatus.VALID
     transition(cert, CERTIFICATE_TRANSITIONS, CertificateStatus.EXPIRED, what="Certificate")
     cert.status_reason = "expired"
-    listings.suspend(session, product_id=cert.product_id, reason=f"certificate {cert.number} expired")
+    if was_valid:
+        listings.suspend(session, product_id=cert.product_id, reason=f"certificate {cert.number} expired")
 
 
 def _notify(session: Session, cert: Certificate, event_type: str, reason: str) -> None:
@@ -206,10 +209,6 @@ def sweep_expired(session: Session, now: datetime | None = None) -> int:
         ).with_for_update()
     ).scalars().all()
     for cert in due:
-        was_valid = cert.status == CertificateStatus.VALID
-        transition(cert, CERTIFICATE_TRANSITIONS, CertificateStatus.EXPIRED, what="Certificate")
-        cert.status_reason = "expired"
-        if was_valid:
-            listings.suspend(session, product_id=cert.product_id, reason=f"certificate {cert.number} expired")
+        _expire(session, cert)
     session.flush()
     return len(due)

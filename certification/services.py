@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import Select, exists, or_, select
+from sqlalchemy import Select, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from certification import certificates
@@ -72,16 +72,20 @@ def _stage(cert: Certification, name: str) -> CertificationStage:
     raise field_error("stage", f"unknown stage {name!r}")
 
 
-def _subject(session: Session, cert: Certification, stage: str) -> str:
-    body = listings.version_body(listings.get_version(session, product_id=cert.product_id,
+def _body(session: Session, cert: Certification) -> dict[str, Any]:
+    """The creation body of the revision under review, as stored."""
+    return listings.version_body(listings.get_version(session, product_id=cert.product_id,
                                                       version=cert.product_version))
+
+
+def _subject(session: Session, cert: Certification, stage: str) -> str:
+    body = _body(session, cert)
     body = {**body, "documents": cert.documents}
     return sha256_hex({f: body.get(f) for f in STAGE_SUBJECTS[Stage(stage)]})
 
 
 def _needs_four_eyes(session: Session, cert: Certification) -> bool:
-    body = listings.version_body(listings.get_version(session, product_id=cert.product_id,
-                                                      version=cert.product_version))
+    body = _body(session, cert)
     return body["classification"] == "important" or bool(body["contains_personal_info"])
 
 
@@ -244,8 +248,7 @@ def review(session: Session, *, certification_id: str, stage: str, decision: str
         raise Conflict(f"Stage {stage} was already decided ({target.status}).")
     decision = Decision(decision)
     if decision == Decision.APPROVE and stage == Stage.COMPLIANCE:
-        body = listings.version_body(listings.get_version(session, product_id=cert.product_id,
-                                                          version=cert.product_version))
+        body = _body(session, cert)
         if body["classification"] == "core":
             raise ValidationFailed("Core data can never pass compliance.", rule="core_never_passes_compliance",
                                    errors={"decision": ["core data can never be approved at compliance"]})
@@ -406,9 +409,9 @@ def resolve_objection(session: Session, *, objection_id: str, upheld: bool, comm
 
 
 def _open_objections(session: Session, cert: Certification) -> int:
-    return len(session.execute(
-        select(Objection.id).where(Objection.certification_id == cert.id, Objection.status == ObjectionStatus.OPEN)
-    ).all())
+    return session.execute(
+        select(func.count()).where(Objection.certification_id == cert.id, Objection.status == ObjectionStatus.OPEN)
+    ).scalar_one()
 
 
 def _conclude_notice(session: Session, cert: Certification) -> bool:
@@ -447,8 +450,7 @@ def register_jobs() -> None:
 
 # -- views ------------------------------------------------------------------------------------------
 def view(session: Session, cert: Certification, principal: Principal | None) -> dict[str, Any]:
-    product = listings.version_body(listings.get_version(session, product_id=cert.product_id,
-                                                         version=cert.product_version))
+    product = _body(session, cert)
     involved = _involved(cert, principal)
     objections = session.execute(
         select(Objection).where(Objection.certification_id == cert.id).order_by(Objection.created_at)

@@ -370,3 +370,20 @@ def test_whitelist_crud(api, operator, vendor):
     assert api.delete(f"whitelist/{entry_id}", operator).status_code == 200
     assert entry_id not in {e["id"] for e in api.get("whitelist", vendor).get_json()["items"]}
     assert api.delete(f"whitelist/{entry_id}", operator).status_code == 404
+
+
+def test_a_suspended_certificate_that_expires_stays_out_of_the_catalog(app, api, vendor, operator):
+    from certification.models import Certificate
+
+    product, number = _listed_with_cert(api, vendor)
+    assert api.post(f"certificates/{number}/suspend", operator, json={"reason": "check"}).status_code == 200
+    with app.app_context():
+        db.session.execute(update(Certificate).where(Certificate.number == number)
+                           .values(expires_at=utcnow() - timedelta(seconds=1)))
+        db.session.commit()
+    # Expiry is persisted on the way (the product was already out of the catalog): 409, not a crash.
+    r = api.post(f"certificates/{number}/reinstate", operator, json={"reason": "x"})
+    assert r.status_code == 409 and r.get_json()["detail"].startswith("Certificate cannot go from 'expired'")
+    assert api.get(f"certificates/{number}").get_json()["status"] == "expired"
+    assert api.get(f"products/{product['id']}").status_code == 404
+    assert app.test_cli_runner().invoke(args=["sweep"]).exit_code == 0
