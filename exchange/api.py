@@ -20,7 +20,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 from webargs import core
 from webargs.flaskparser import FlaskParser
-from werkzeug.exceptions import BadRequest, HTTPException
+from werkzeug.exceptions import BadRequest, HTTPException, RequestEntityTooLarge
 
 from exchange.auth import current_principal
 from exchange.errors import PROBLEM_JSON, render_http_exception
@@ -127,10 +127,50 @@ def is_json_mimetype(mimetype: str) -> bool:
     return mimetype == "application/json" or (mimetype.startswith("application/") and mimetype.endswith("+json"))
 
 
+def _too_large() -> RequestEntityTooLarge:
+    return RequestEntityTooLarge(f"The request body is larger than {MAX_BODY_BYTES} bytes.")
+
+
+def request_body() -> bytes:
+    """The raw request body, read once and at most MAX_BODY_BYTES of it: 413 past the limit, whatever
+    the transfer encoding.
+
+    werkzeug refuses a declared Content-Length over `max_content_length`, but a chunked body (no
+    Content-Length; the server de-chunks it and sets `wsgi.input_terminated`) it only stops reading
+    at the limit, silently: the view would see the first mebibyte as the whole body. So the stream is
+    read here up to one byte past the limit, and that byte means 413. `request.get_data()` then
+    answers the same bytes.
+    """
+    if "raw_body" not in g:
+        length = request.content_length
+        if length is not None and length > MAX_BODY_BYTES:
+            raise _too_large()
+        # Chunked: the server ends the stream, read it directly (bounded below). Otherwise werkzeug's
+        # stream, bounded by Content-Length (empty when the length is unknown and nobody ends it).
+        environ = request.environ
+        terminated = length is None and environ.get("wsgi.input_terminated")
+        stream = environ["wsgi.input"] if terminated else request.stream
+        # A declared length is read exactly (one more read could trip werkzeug's own limit); an
+        # undeclared one up to the first byte past the limit.
+        limit = length if length is not None else MAX_BODY_BYTES + 1
+        chunks, size = [], 0
+        while size < limit:
+            chunk = stream.read(min(64 * 1024, limit - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise _too_large()
+        g.raw_body = b"".join(chunks)
+        request._cached_data = g.raw_body  # what request.get_data() returns from now on
+    return g.raw_body
+
+
 def request_json() -> Any:
     """The request body parsed once, strictly; `core.missing` when there is none."""
     if "json_body" not in g:
-        data = request.get_data(cache=True)
+        data = request_body()
         if not data.strip():
             g.json_body = core.missing
         else:

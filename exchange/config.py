@@ -1,18 +1,30 @@
 """Configuration: the only module that reads the process environment.
 
 `load_config()` returns a plain dict that `create_app(config)` merges with test overrides.
-Production (`DATAFAIR_ENV=production`) refuses to start with a default or short secret.
+Production (`DATAFAIR_ENV=production`) refuses to start with a default, short, placeholder or
+low-entropy secret (`secret_strength`), whatever example file it was copied from.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import re
+from collections import Counter
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 DEFAULT_SECRET_KEY = "dev-only-insecure-datafair-secret-key-change-me"  # noqa: S105 - refused in production
 MIN_SECRET_LENGTH = 32
+MIN_SECRET_BITS = 128  # estimated entropy of DATAFAIR_SECRET_KEY in production
+MIN_STRIPE_SECRET_BITS = 64  # Stripe generates its keys; this only catches placeholders like whsec_xxxx
+GENERATE_KEY = "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+# Words of the placeholders people ship and copy ("replace-with-...", "change-me", "your-key-here"),
+# compared case- and separator-insensitively. Six letters or more: a random key contains one by chance
+# with a probability under 1e-7.
+PLACEHOLDER_WORDS = ("changeme", "replace", "placeholder", "example", "secretkey", "insecure", "devonly",
+                     "yourkey", "yoursecret", "keyhere", "secrethere", "password", "notasecret", "fillmein")
 _RATE_RE = re.compile(r"^\s*(\d+)\s*/\s*(second|minute|hour|day)\s*$")
 _PERIODS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 _ORIGIN_RE = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
@@ -83,20 +95,83 @@ def load_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
     }
 
 
+def placeholder_word(value: str) -> str | None:
+    """The placeholder word `value` contains (case and separators ignored), or None."""
+    folded = re.sub(r"[^a-z0-9]", "", value.lower())
+    return next((w for w in PLACEHOLDER_WORDS if w in folded), None)
+
+
+def _novel_length(value: str) -> int:
+    """Characters not predictable from what came before: a repeat of an earlier substring (4+
+    characters, overlapping too: "abababab" is "ab" and one repeat) counts as one character, and a
+    character next to the previous one in code points (runs like "aaaa", "abcd", "9876") as none."""
+    value = value[:512]  # an estimate: the first 512 characters are plenty
+    n, i = 0, 0
+    while i < len(value):
+        length = 0
+        while i + length < len(value) and value[i:i + length + 1] in value[:i + length]:
+            length += 1
+        if length >= 4:
+            n, i = n + 1, i + length
+            continue
+        if i == 0 or abs(ord(value[i]) - ord(value[i - 1])) > 1:
+            n += 1
+        i += 1
+    return n
+
+
+def secret_strength(value: str) -> float:
+    """Estimated entropy in bits: Shannon entropy per character of `value` times its length, the
+    length counting neither repeats of earlier substrings nor runs ("aaaa", "abcd", "change-me-change-me")."""
+    if not value:
+        return 0.0
+    counts = Counter(value)
+    per_char = -sum(c / len(value) * math.log2(c / len(value)) for c in counts.values())
+    return per_char * _novel_length(value)
+
+
+def _refuse_weak_secret(name: str, value: str, min_bits: int, advice: str) -> None:
+    word = placeholder_word(value)
+    bits = secret_strength(value)
+    if word or bits < min_bits:
+        why = f"contains the placeholder word {word!r}" if word else (
+            f"has too little entropy (about {bits:.0f} bits estimated, at least {min_bits} needed)")
+        # The value itself is never printed: errors end up in logs.
+        raise ConfigError(f"{name} {why}; it must not be a copied example in production. {advice}")
+
+
+def _refuse_placeholder_password(name: str, url: str | None) -> None:
+    password = urlsplit(url).password if url and "://" in url else None
+    word = placeholder_word(password) if password else None
+    if word:
+        raise ConfigError(f"{name}: the database password contains the placeholder word {word!r}; "
+                          "set the real password in production.")
+
+
+def _validate_production_secrets(config: Mapping[str, Any]) -> None:
+    secret = config["SECRET_KEY"] or ""
+    advice = f"Generate a key with: {GENERATE_KEY}"
+    if secret == DEFAULT_SECRET_KEY or len(secret) < MIN_SECRET_LENGTH:
+        raise ConfigError(f"DATAFAIR_SECRET_KEY must be set to a random value of at least {MIN_SECRET_LENGTH} "
+                          f"characters in production. {advice}")
+    _refuse_weak_secret("DATAFAIR_SECRET_KEY", secret, MIN_SECRET_BITS, advice)
+    if config["STRIPE_API_KEY"] and not config["STRIPE_WEBHOOK_SECRET"]:
+        raise ConfigError("STRIPE_WEBHOOK_SECRET is required when STRIPE_API_KEY is set in production")
+    stripe_advice = "Copy the value from the Stripe dashboard (Developers > API keys / Webhooks)."
+    for name in ("STRIPE_API_KEY", "STRIPE_WEBHOOK_SECRET"):
+        if config.get(name):
+            _refuse_weak_secret(name, config[name], MIN_STRIPE_SECRET_BITS, stripe_advice)
+    _refuse_placeholder_password("DATABASE_URL", config.get("DATABASE_URL"))
+    _refuse_placeholder_password("DATABASE_REPLICA_URL", config.get("DATABASE_REPLICA_URL"))
+
+
 def validate_config(config: Mapping[str, Any]) -> None:
     """Refuse configurations that must never run; raises ConfigError."""
     if config["DATAFAIR_ENV"] not in ("development", "production", "testing"):
         raise ConfigError(f"DATAFAIR_ENV must be development or production, got {config['DATAFAIR_ENV']!r}")
     secret = config["SECRET_KEY"] or ""
     if config["DATAFAIR_ENV"] == "production":
-        if secret == DEFAULT_SECRET_KEY or len(secret) < MIN_SECRET_LENGTH:
-            raise ConfigError(
-                "DATAFAIR_SECRET_KEY must be set to a random value of at least "
-                f"{MIN_SECRET_LENGTH} characters in production (try: python -c "
-                "'import secrets; print(secrets.token_urlsafe(48))')"
-            )
-        if config["STRIPE_API_KEY"] and not config["STRIPE_WEBHOOK_SECRET"]:
-            raise ConfigError("STRIPE_WEBHOOK_SECRET is required when STRIPE_API_KEY is set in production")
+        _validate_production_secrets(config)
         if config.get("PASSWORD_HASH_METHOD", "").split(":")[0] not in ("scrypt",):
             raise ConfigError("production requires the scrypt password hash")
     elif len(secret) < MIN_SECRET_LENGTH:

@@ -14,7 +14,7 @@ from webargs import core
 from werkzeug.exceptions import UnsupportedMediaType
 
 from exchange import idempotency, metrics
-from exchange.api import API_PREFIX, MAX_BODY_BYTES, is_json_mimetype, nul_paths, request_json
+from exchange.api import API_PREFIX, MAX_BODY_BYTES, is_json_mimetype, nul_paths, request_body, request_json
 from exchange.auth import current_principal
 from exchange.db import db, write_intent
 from exchange.errors import Forbidden, NotFound, ValidationFailed, render_unexpected
@@ -44,7 +44,8 @@ def _has_body() -> bool:
 
 # Per-request state kept on `g`. A request inside an already pushed app context (a test holding one,
 # a CLI calling the app) shares that context's `g`, so each request starts by clearing these.
-REQUEST_STATE = ("principal", "json_body", "idempotency_record_id", "idempotency_replayed", "after_transaction")
+REQUEST_STATE = ("principal", "raw_body", "json_body", "idempotency_record_id", "idempotency_replayed",
+                 "after_transaction")
 
 
 def before_request() -> Response | None:
@@ -54,12 +55,12 @@ def before_request() -> Response | None:
     g.started = time.perf_counter()
     write_intent.set(request.method not in SAFE_METHODS)
     _refuse_nul_in_url()
-    if request.method in BODY_METHODS and _has_body() and not request.path.startswith(RAW_BODY_PREFIXES):
+    if request.method in BODY_METHODS and _has_body() and request.path.startswith(RAW_BODY_PREFIXES):
+        request_body()  # the same limit for raw bodies (the Stripe webhook): 413 past MAX_BODY_BYTES
+    elif request.method in BODY_METHODS and _has_body():
         if not is_json_mimetype(request.mimetype):
             raise UnsupportedMediaType("Send the body as JSON with 'Content-Type: application/json'.")
-        if (request.content_length or 0) > MAX_BODY_BYTES:
-            request.get_data()  # werkzeug raises 413 past MAX_CONTENT_LENGTH
-        body = request_json()  # malformed JSON -> 400 before anything else happens
+        body = request_json()  # over MAX_BODY_BYTES (any transfer encoding) -> 413; malformed JSON -> 400
         bad = nul_paths(body) if body is not core.missing else []
         if bad:
             raise ValidationFailed("NUL characters are not allowed in strings: " + ", ".join(bad),

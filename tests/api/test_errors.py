@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 
 import pytest
 
@@ -274,7 +275,7 @@ def test_500_has_no_stack_trace_and_carries_a_request_id(make_app, method):
 
 
 def test_500_in_production_mode_is_the_same(make_app):
-    app, _ = testapp.build(make_app, DATAFAIR_ENV="production", SECRET_KEY="p" * 48,
+    app, _ = testapp.build(make_app, DATAFAIR_ENV="production", SECRET_KEY=secrets.token_urlsafe(48),
                            PASSWORD_HASH_METHOD="scrypt:1024:8:1")
     r = app.test_client().get("/api/v1/_test/boom")
     assert_problem(r, 500)

@@ -9,6 +9,7 @@ server banner — checked in process and under a real gunicorn in production mod
 from __future__ import annotations
 
 import re
+import secrets
 import socket
 import urllib.error
 import urllib.request
@@ -124,7 +125,8 @@ def _raw(base: str, request: bytes) -> bytes:
 @pytest.mark.slow
 @pytest.mark.allow_hosts(["127.0.0.1"])
 def test_under_gunicorn_in_production_no_banner_no_trace(database, tmp_path, app):
-    with gunicorns(database.url, tmp_path, count=1, DATAFAIR_ENV="production") as (base,):
+    with gunicorns(database.url, tmp_path, count=1, DATAFAIR_ENV="production",
+                   DATAFAIR_SECRET_KEY=secrets.token_urlsafe(48)) as (base,):
         for path in ("/api/v1/health", "/api/v1/nowhere", "/api/v1/me"):
             try:
                 with urllib.request.urlopen(f"{base}{path}", timeout=5) as r:  # noqa: S310 - loopback
