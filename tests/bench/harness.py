@@ -24,8 +24,8 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parents[2]
 OUT = Path(__file__).parent / "out"
 BIN = Path(sys.executable).parent
-# Production mode refuses low-entropy keys: a fixed random one (benchmark databases are reused across runs).
-SECRET = "bench-4Hw1xlHF4D4J3qzz_0-rbmsdGgEbmCjNDVMKQZTrgmZlgnTostv5gGFT6n6AMOOx"
+# Development mode only; the placeholder word makes production refuse it if anyone copies it.
+SECRET = "bench-only-insecure-placeholder-key-4Hw1xlHF4D4J3qzz0rbmsdGgEbmCjNDV"
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
 # The server on one core and the load generator (and pgbench) on the other, where there are two.
 PIN = shutil.which("taskset") is not None and (os.cpu_count() or 1) >= 2
