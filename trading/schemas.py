@@ -7,6 +7,7 @@ from marshmallow import Schema, fields, validate
 from exchange.fields import (
     Boolean,
     MoneySchema,
+    OneTimeSecret,
     PaginationArgsSchema,
     StrictInteger,
     StrictSchema,
@@ -262,7 +263,9 @@ class PaymentSchema(Schema):
     amount = fields.Integer()
     currency = fields.String()
     provider_ref = fields.String(allow_none=True)
-    client_secret = fields.String(allow_none=True, metadata={"description": "Stripe only: shown to the buyer only"})
+    client_secret = OneTimeSecret(description=(
+        "Stripe only: completes the payment in the buyer's browser; shown to the buyer only (GET "
+        "/payments/{id} shows it to the buyer again, never to the seller or operators)."))
     created_at = UTCDateTime()
     confirmed_at = UTCDateTime(allow_none=True)
 
