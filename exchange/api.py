@@ -297,7 +297,9 @@ def init_api(app: Flask) -> Api:
             "description": (
                 "datafair: the Greater Bay Area data exchange. Errors are RFC 9457 problem+json; "
                 "money is integer minor units in CNY, HKD or MOP; times are UTC with a Z suffix. "
-                "POSTs honour an `Idempotency-Key` header."
+                "POSTs honour an `Idempotency-Key` header: a replay is the first response byte for byte, "
+                "except that fields marked `x-one-time-secret` (shown once) are null in it. Money sums "
+                "(statistics' volumes) are exact integers that may exceed 2^53-1."
             ),
         },
         "components": {

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import DateTime, MetaData, String, event
+from sqlalchemy import ColumnElement, DateTime, MetaData, String, event, func, literal_column
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, registry
@@ -86,6 +86,26 @@ def check_in(column: str, values: Any) -> str:
 
 def IdColumn(prefix: str) -> Mapped[str]:
     return mapped_column(String(40), primary_key=True, default=lambda: new_id(prefix))
+
+
+# Sums of money that neither engine can overflow. Each amount is within 2^53-1 but a sum is not:
+# SQLite's SUM raises "integer overflow" past 2^63-1 and PostgreSQL's bigint arithmetic refuses it.
+# An amount is split into its high bits and its low 32 bits; each part sums far below 2^63 (2^31
+# rows of the low part, 2^32 of the high one), and Python adds them exactly.
+_SPLIT_BITS = 32
+
+
+def exact_sum(expr: Any) -> tuple[ColumnElement[Any], ColumnElement[Any]]:
+    """The two SUMs (high part, low part) of a non-negative BIGINT expression; see `exact_total`."""
+    # Inline constants: PostgreSQL has no `bigint >> bigint` (a bound int arrives as bigint).
+    shift, mask = literal_column(str(_SPLIT_BITS)), literal_column(str((1 << _SPLIT_BITS) - 1))
+    return func.sum(expr.op(">>")(shift)), func.sum(expr.op("&")(mask))
+
+
+def exact_total(high: Any, low: Any) -> int:
+    """The exact integer sum from `exact_sum`'s parts (PostgreSQL returns SUM(bigint) as numeric:
+    Decimal, converted exactly, never through a float)."""
+    return (int(high or 0) << _SPLIT_BITS) + int(low or 0)
 
 
 def normalize_database_url(url: str, root: str) -> str:

@@ -9,6 +9,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
+from flask import g, has_request_context
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from exchange.money import CURRENCIES, MAX_AMOUNT
@@ -62,6 +63,31 @@ class PublicURL(Text):
             return check_public_url(out)
         except UnsafeURL as exc:
             raise ValidationError(f"URL {exc}.") from None
+
+
+# Marks a response field as a one-time secret (OpenAPI extension `x-one-time-secret: true`).
+ONE_TIME_SECRET = "x-one-time-secret"  # noqa: S105 - a metadata key, not a secret
+ONE_TIME_SECRETS_SEEN = "one_time_secrets"  # on flask.g: the values dumped by this request
+_REPLAY_NOTE = (" An idempotent replay of this response (same `Idempotency-Key`) carries null here: the "
+                "idempotency store never holds the value.")
+
+
+class OneTimeSecret(fields.String):
+    """A secret a response shows once (a webhook signing secret, a Stripe `client_secret`, an API key).
+
+    Each value it dumps is remembered on the request, and `exchange.idempotency` stores (so replays)
+    the response with that field null. Mark every such field with this class: the idempotency
+    recorder knows nothing about routes."""
+
+    def __init__(self, *, description: str, **kw: Any) -> None:
+        metadata = {**kw.pop("metadata", {}), ONE_TIME_SECRET: True, "description": description + _REPLAY_NOTE}
+        super().__init__(allow_none=True, metadata=metadata, **kw)
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kw: Any) -> str | None:
+        out = super()._serialize(value, attr, obj, **kw)
+        if out and has_request_context():
+            g.setdefault(ONE_TIME_SECRETS_SEEN, set()).add(out)
+        return out
 
 
 class StrictInteger(fields.Integer):

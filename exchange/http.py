@@ -18,6 +18,7 @@ from exchange.api import API_PREFIX, MAX_BODY_BYTES, is_json_mimetype, nul_paths
 from exchange.auth import current_principal
 from exchange.db import db, write_intent
 from exchange.errors import Forbidden, NotFound, ValidationFailed, render_unexpected
+from exchange.fields import ONE_TIME_SECRETS_SEEN
 from exchange.states import OrgStatus
 
 log = logging.getLogger("datafair.http")
@@ -45,7 +46,7 @@ def _has_body() -> bool:
 # Per-request state kept on `g`. A request inside an already pushed app context (a test holding one,
 # a CLI calling the app) shares that context's `g`, so each request starts by clearing these.
 REQUEST_STATE = ("principal", "raw_body", "json_body", "idempotency_record_id", "idempotency_replayed",
-                 "after_transaction")
+                 "after_transaction", ONE_TIME_SECRETS_SEEN)
 
 
 def before_request() -> Response | None:

@@ -2,15 +2,20 @@
 
 The in-flight marker and the stored response live in their own short transactions so that the
 request's rollback never erases them. Scope: the authenticated user, or the key alone when anonymous.
+
+One-time secrets are never stored: a response field declared with `exchange.fields.OneTimeSecret`
+remembers the values it dumped, and the recorder stores the body with each of them replaced by
+null. A replay is the stored body byte for byte, so it is the first response but for those fields.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from datetime import timedelta
 from typing import Any
 
-from flask import Response, g, request
+from flask import Response, current_app, g, request
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from webargs import core
@@ -20,6 +25,7 @@ from exchange.auth import peek_user_id
 from exchange.canonical import canonical_bytes
 from exchange.db import db, utcnow
 from exchange.errors import Conflict, ValidationFailed
+from exchange.fields import ONE_TIME_SECRETS_SEEN
 from exchange.models import IdempotencyRecord
 
 HEADER = "Idempotency-Key"
@@ -97,8 +103,33 @@ def begin() -> Response | None:
     raise Conflict("Could not claim the Idempotency-Key; retry.")
 
 
+def _redact(node: Any, secrets: set[str]) -> Any:
+    if isinstance(node, dict):
+        return {k: _redact(v, secrets) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_redact(v, secrets) for v in node]
+    return None if isinstance(node, str) and node in secrets else node
+
+
+def redacted_body(body: bytes, secrets: set[str]) -> bytes:
+    """`body` with every JSON string equal to one of `secrets` replaced by null, serialized as the
+    app serializes responses (so every other byte is the original's). A body that still holds a
+    secret (not JSON, or the value inside another string) has it replaced by "[redacted]" as text."""
+    if not secrets:
+        return body
+    try:
+        out = current_app.json.response(_redact(json.loads(body), secrets)).get_data()
+    except ValueError:
+        out = body
+    for secret in secrets:
+        out = out.replace(secret.encode(), b"[redacted]")
+    return out
+
+
 def finish(response: Response) -> None:
-    """After the request's own commit: store the response, or release the key so it can be retried."""
+    """After the request's own commit: store the response (one-time secrets redacted), or release the
+    key so it can be retried."""
+    secrets = g.pop(ONE_TIME_SECRETS_SEEN, None) or set()
     rec_id = g.pop("idempotency_record_id", None)
     if rec_id is None:
         return
@@ -111,7 +142,8 @@ def finish(response: Response) -> None:
             update(IdempotencyRecord)
             .where(IdempotencyRecord.id == rec_id)
             .values(completed=True, response_status=response.status_code,
-                    response_body=response.get_data(), response_headers=headers)
+                    response_body=redacted_body(response.get_data(), secrets),
+                    response_headers=headers)
         )
 
 

@@ -10,11 +10,11 @@ from sqlalchemy import Select, delete, func, select
 from sqlalchemy.orm import Session
 
 from exchange.auth import Principal
-from exchange.db import utcnow
+from exchange.db import exact_sum, exact_total, utcnow
 from exchange.errors import Conflict, NotFound, ValidationFailed, field_error
 from exchange.models import Organization
 from exchange.states import OrgStatus
-from listings.models import Fair, FairVolume, Product, Stall, StallProduct
+from listings.models import Fair, FairSale, Product, Stall, StallProduct
 from listings.states import FairPhase, ProductStatus
 
 MAX_PRODUCTS_PER_STALL = 100
@@ -61,8 +61,23 @@ def list_fairs(session: Session, *, phase: str | None = None) -> Select:
     return stmt
 
 
+def _volumes(session: Session, fair_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+    """Per fair, per currency (never mixed), the exact sum of what its trades brought in (money that
+    reached escrow, less refunds), as Python integers (a sum may pass 2^53 and even 2^63)."""
+    high, low = exact_sum(FairSale.amount)
+    out: dict[str, list[dict[str, Any]]] = {}
+    for fair_id, currency, h, lo in session.execute(
+        select(FairSale.fair_id, FairSale.currency, high, low)
+        .where(FairSale.fair_id.in_(fair_ids), FairSale.amount > 0)
+        .group_by(FairSale.fair_id, FairSale.currency).order_by(FairSale.fair_id, FairSale.currency)
+    ):
+        out.setdefault(fair_id, []).append({"currency": currency, "amount": exact_total(h, lo)})
+    return out
+
+
 def fair_stats(session: Session, fair: Fair) -> dict[str, Any]:
-    """Stalls, distinct listed products on show, and the signing figures trading recorded."""
+    """Stalls, distinct listed products on show, the contracts signed on site and the money their
+    trades brought in (the figures trading recorded)."""
     stalls = session.execute(select(func.count()).select_from(Stall).where(Stall.fair_id == fair.id)).scalar_one()
     on_show = session.execute(
         select(func.count(func.distinct(StallProduct.product_id)))
@@ -72,16 +87,12 @@ def fair_stats(session: Session, fair: Fair) -> dict[str, Any]:
     ).scalar_one()
     # Read the counters as columns: trading increments them with UPDATEs the identity map never sees.
     signed = session.execute(select(Fair.contracts_signed_on_site).where(Fair.id == fair.id)).scalar_one()
-    volume = session.execute(
-        select(FairVolume.currency, FairVolume.amount)
-        .where(FairVolume.fair_id == fair.id, FairVolume.amount > 0)
-        .order_by(FairVolume.currency)
-    ).all()
+    volume = _volumes(session, [fair.id]).get(fair.id, [])
     return {
         "stalls": stalls,
         "products_on_show": on_show,
         "contracts_signed_on_site": signed,
-        "volume": [{"currency": c, "amount": a} for c, a in volume],
+        "volume": volume,
     }
 
 
@@ -99,12 +110,7 @@ def fairs_stats(session: Session, fairs: Sequence[Fair]) -> dict[str, dict[str, 
         .where(Stall.fair_id.in_(ids), Product.status == ProductStatus.LISTED)
         .group_by(Stall.fair_id)).all())
     signed = dict(session.execute(select(Fair.id, Fair.contracts_signed_on_site).where(Fair.id.in_(ids))).all())
-    volume: dict[str, list[dict[str, Any]]] = {}
-    for fair_id, currency, amount in session.execute(
-        select(FairVolume.fair_id, FairVolume.currency, FairVolume.amount)
-        .where(FairVolume.fair_id.in_(ids), FairVolume.amount > 0).order_by(FairVolume.currency)
-    ):
-        volume.setdefault(fair_id, []).append({"currency": currency, "amount": amount})
+    volume = _volumes(session, ids)
     return {i: {"stalls": stalls.get(i, 0), "products_on_show": on_show.get(i, 0),
                 "contracts_signed_on_site": signed.get(i, 0), "volume": volume.get(i, [])} for i in ids}
 

@@ -205,17 +205,22 @@ class Fair(TimestampMixin, Base):
     contracts_signed_on_site: Mapped[int] = mapped_column(Integer, default=0)
 
 
-class FairVolume(Base):
-    """Value of the contracts signed at a fair, per currency (never converted)."""
+class FairSale(Base):
+    """What one trade made at a fair brought in, per trade: the money that reached escrow less its
+    refunds (0 until paid). Kept per trade, never as a running total: a total of amounts each within
+    2^53-1 can pass any integer column, so the fair's volume is summed on read (`exchange.db.exact_sum`).
+    `ref` is trading's trade id (listings does not know trades)."""
 
-    __tablename__ = "fair_volumes"
+    __tablename__ = "fair_sales"
     __table_args__ = (
         CheckConstraint(check_in("currency", PRICE_CURRENCIES), name="currency"),
         CheckConstraint("amount >= 0", name="amount"),
+        Index("ix_fair_sales_fair_currency", "fair_id", "currency"),
     )
 
-    fair_id: Mapped[str] = mapped_column(ForeignKey("fairs.id"), primary_key=True)
-    currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+    ref: Mapped[str] = mapped_column(String(40), primary_key=True)
+    fair_id: Mapped[str] = mapped_column(ForeignKey("fairs.id"))
+    currency: Mapped[str] = mapped_column(String(3))
     amount: Mapped[int] = mapped_column(BigInteger, default=0)
 
 

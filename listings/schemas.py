@@ -321,16 +321,21 @@ class FairListArgsSchema(PaginationArgsSchema):
     phase = _one_of(tuple(p.value for p in FairPhase))
 
 
-class MoneyOutSchema(Schema):
+class FairVolumeSchema(Schema):
     currency = fields.String()
-    amount = fields.Integer()
+    amount = fields.Integer(metadata={"description": (
+        "The sum, in this currency, of the money that trades signed on site at this fair brought into "
+        "escrow, less refunds. An exact integer of minor units that may exceed 2^53-1 (and 2^63-1): parse "
+        "it as a big integer (e.g. JavaScript's JSON.parse rounds it; use a bigint-aware parser).")})
 
 
 class FairStatsSchema(Schema):
     stalls = fields.Integer()
     products_on_show = fields.Integer()
-    contracts_signed_on_site = fields.Integer()
-    volume = fields.List(fields.Nested(MoneyOutSchema))
+    contracts_signed_on_site = fields.Integer(metadata={"description": "contracts signed on site, paid or not"})
+    volume = fields.List(fields.Nested(FairVolumeSchema), metadata={
+        "description": "per currency, never mixed; only money that reached escrow counts (an unpaid "
+                       "contract adds nothing); a currency with none is left out"})
 
 
 class FairSchema(Schema):

@@ -24,7 +24,7 @@ from listings import search
 from listings.models import (
     BODY_FIELDS,
     Fair,
-    FairVolume,
+    FairSale,
     Product,
     ProductTransition,
     ProductVersion,
@@ -415,16 +415,12 @@ def version_view(version: ProductVersion) -> dict[str, Any]:
 
 # -- fair figures pushed down by trading --------------------------------------------------------------
 
-def record_fair_signing(session: Session, *, fair_id: str, currency: str, amount: int) -> None:
-    """Count a contract signed on site at a fair and add its value to the fair's volume.
+def record_fair_signing(session: Session, *, fair_id: str) -> None:
+    """Count a contract signed on site at a fair (its money counts once paid: `record_fair_sale`).
 
-    Called by trading when a contract made at a fair is signed. Concurrent calls add up (single
-    UPDATE / upsert statements). Raises NotFound (unknown fair), ValidationFailed (bad money).
+    Called by trading when a contract made at a fair is signed. Concurrent calls add up (a single
+    UPDATE). Raises NotFound (unknown fair).
     """
-    if currency not in CURRENCIES:
-        raise field_error("currency", f"must be one of {', '.join(CURRENCIES)}")
-    if type(amount) is not int or not 0 < amount <= MAX_AMOUNT:
-        raise field_error("amount", "must be a positive integer of minor units")
     counted = session.execute(
         update(Fair).where(Fair.id == fair_id)
         .values(contracts_signed_on_site=Fair.contracts_signed_on_site + 1)
@@ -432,9 +428,26 @@ def record_fair_signing(session: Session, *, fair_id: str, currency: str, amount
     )
     if counted.rowcount != 1:
         raise NotFound("No such fair.")
+
+
+def record_fair_sale(session: Session, *, fair_id: str, ref: str, currency: str, amount: int) -> None:
+    """Set what the trade `ref` made at a fair brought in: the money that reached escrow less its
+    refunds (trading calls it when the trade is escrowed and when a refund changes it; calling it
+    again with the same figure changes nothing). One row per trade, summed exactly on read, so no
+    number of trades can overflow a stored total. Raises NotFound (unknown fair), ValidationFailed
+    (bad money, or a trade moved to another fair or currency)."""
+    if currency not in CURRENCIES:
+        raise field_error("currency", f"must be one of {', '.join(CURRENCIES)}")
+    if type(amount) is not int or not 0 <= amount <= MAX_AMOUNT:
+        raise field_error("amount", "must be a non-negative integer of minor units")
+    if session.execute(select(Fair.id).where(Fair.id == fair_id)).first() is None:
+        raise NotFound("No such fair.")
     insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    session.execute(
-        insert(FairVolume).values(fair_id=fair_id, currency=currency, amount=amount)
-        .on_conflict_do_update(index_elements=["fair_id", "currency"],
-                               set_={"amount": FairVolume.amount + amount})
-    )
+    stmt = insert(FairSale).values(ref=ref, fair_id=fair_id, currency=currency, amount=amount)
+    kept = session.execute(
+        stmt.on_conflict_do_update(index_elements=["ref"], set_={"amount": stmt.excluded.amount},
+                                   where=(FairSale.fair_id == fair_id) & (FairSale.currency == currency))
+        .returning(FairSale.ref)
+    ).first()
+    if kept is None:
+        raise field_error("ref", "this trade was recorded at another fair or in another currency")

@@ -213,8 +213,7 @@ def _conclude(session: Session, contract: Contract, signed: list[Signature]) -> 
                          "on_site": contract.on_site, "fair_id": contract.fair_id})
     procurements.mark_contracted(session, contract.procurement_id)
     if contract.on_site:
-        listings.record_fair_signing(session, fair_id=contract.fair_id, currency=contract.currency,
-                                     amount=contract.amount)
+        listings.record_fair_signing(session, fair_id=contract.fair_id)
     return trade
 
 

@@ -7,6 +7,7 @@ from marshmallow import Schema, fields, validate
 from exchange.fields import (
     Boolean,
     MoneySchema,
+    OneTimeSecret,
     PaginationArgsSchema,
     StrictInteger,
     StrictSchema,
@@ -218,9 +219,14 @@ class TradeArgsSchema(PaginationArgsSchema):
     status = fields.String(validate=validate.OneOf([s.value for s in TradeStatus]))
 
 
+SUM_NOTE = ("An exact integer of minor units that may exceed 2^53-1 (and 2^63-1): parse it as a big "
+            "integer (e.g. JavaScript's JSON.parse rounds it; use a reviver or a bigint-aware parser).")
+
+
 class MarketVolumeSchema(Schema):
     currency = fields.String()
-    amount = fields.Integer()
+    amount = fields.Integer(metadata={"description": "The sum, in this currency, of the money that reached "
+                                                     "escrow (trades paid), less refunds. " + SUM_NOTE})
 
 
 class CategoryStatsSchema(Schema):
@@ -232,8 +238,10 @@ class CategoryStatsSchema(Schema):
 class StatsSchema(Schema):
     products_listed = fields.Integer()
     vendors = fields.Integer()
-    contracts_signed = fields.Integer()
-    volume = fields.List(fields.Nested(MarketVolumeSchema))
+    contracts_signed = fields.Integer(metadata={"description": "contracts with both signatures, paid or not"})
+    volume = fields.List(fields.Nested(MarketVolumeSchema), metadata={
+        "description": "per currency, never converted or mixed; only money that reached escrow counts "
+                       "(a signed contract nobody paid adds nothing); a currency with none is left out"})
     by_category = fields.List(fields.Nested(CategoryStatsSchema))
 
 
@@ -255,7 +263,9 @@ class PaymentSchema(Schema):
     amount = fields.Integer()
     currency = fields.String()
     provider_ref = fields.String(allow_none=True)
-    client_secret = fields.String(allow_none=True, metadata={"description": "Stripe only: shown to the buyer only"})
+    client_secret = OneTimeSecret(description=(
+        "Stripe only: completes the payment in the buyer's browser; shown to the buyer only (GET "
+        "/payments/{id} shows it to the buyer again, never to the seller or operators)."))
     created_at = UTCDateTime()
     confirmed_at = UTCDateTime(allow_none=True)
 

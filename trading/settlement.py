@@ -28,6 +28,7 @@ from exchange.models import Organization
 from exchange.money import fee_for
 from exchange.payments import ProviderStatus, get_gateway, idempotency_key, record_event_once
 from exchange.states import transition
+from listings import services as listings
 from trading.models import Dispute, Payment, Payout, Trade
 from trading.states import TRADE_TRANSITIONS, TradeStatus
 from trading.trades import visible
@@ -118,7 +119,15 @@ def _escrow_payment(session: Session, payment: Payment, trade: Trade, actor: Pri
     post_entry(session, kind=EntryKind.PAYMENT, trade_id=trade.id,
                postings=[Posting(_funding(trade), -payment.amount), Posting(_escrow(trade), payment.amount)],
                metadata={"payment_id": payment.id, "provider": payment.provider})
+    _record_fair_sale(session, trade)
     session.flush()
+
+
+def _record_fair_sale(session: Session, trade: Trade) -> None:
+    """A trade made at a fair adds to the fair's volume what reached escrow, less its refunds."""
+    if trade.fair_id is not None:
+        listings.record_fair_sale(session, fair_id=trade.fair_id, ref=trade.id, currency=trade.currency,
+                                  amount=trade.paid_amount - trade.refunded_amount)
 
 
 def _locked_payment(session: Session, payment_id: str) -> Payment:
@@ -305,6 +314,7 @@ def resolve(session: Session, *, trade_id: str, refund_amount: int, comment: str
                    postings=[Posting(_escrow(trade), -refund_amount), Posting(_funding(trade), refund_amount)],
                    metadata={"reason": "dispute resolution"})
         trade.refunded_amount += refund_amount
+        _record_fair_sale(session, trade)
     if trade.refunded_amount >= trade.paid_amount:
         _move(trade, T.REFUNDED)
         trade.fee = 0

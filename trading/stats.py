@@ -1,4 +1,4 @@
-"""Market statistics (public): what is listed, who sells, what was signed, and for how much."""
+"""Market statistics (public): what is listed, who sells, what was signed, and what was paid for it."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from exchange.db import exact_sum, exact_total
 from listings.models import Product
 from listings.states import ProductStatus
-from trading.models import Contract
+from trading.models import Contract, Trade
 from trading.states import ContractStatus
 
 
@@ -21,12 +22,17 @@ def market(session: Session) -> dict[str, Any]:
     ).one()
     signed = Contract.status == ContractStatus.SIGNED
     contracts_signed = session.execute(select(func.count()).where(signed)).scalar_one()
+    # Volume: money that reached escrow, less refunds: a signed contract nobody paid moves nothing.
+    # Summed exactly (amounts are within 2^53-1, a sum is not; see exchange.db.exact_sum).
+    net = Trade.paid_amount - Trade.refunded_amount
+    high, low = exact_sum(net)
     volume = [
-        {"currency": c, "amount": int(a)}
-        for c, a in session.execute(
-            select(Contract.currency, func.sum(Contract.amount)).where(signed)
-            .group_by(Contract.currency).order_by(Contract.currency)
-        ).all()
+        {"currency": c, "amount": total}
+        for c, total in ((c, exact_total(h, lo)) for c, h, lo in session.execute(
+            select(Trade.currency, high, low).where(Trade.escrowed_at.is_not(None))
+            .group_by(Trade.currency).order_by(Trade.currency)
+        ).all())
+        if total > 0
     ]
     products_by = dict(session.execute(
         select(Product.category, func.count()).where(listed).group_by(Product.category)).all())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from exchange.fields import StrictSchema, Text, UTCDateTime, page_schema
+from exchange.fields import OneTimeSecret, StrictSchema, Text, UTCDateTime, page_schema
 from exchange.netguard import MAX_URL_LENGTH
 from exchange.outbox import EVENT_TYPES
 from exchange.webhooks.models import DELIVERY_STATUSES
@@ -30,8 +30,8 @@ class WebhookEndpointSchema(Schema):
 
 
 class WebhookEndpointCreatedSchema(WebhookEndpointSchema):
-    secret = fields.String(metadata={
-        "description": "HMAC-SHA256 key of the Datafair-Signature header. Shown only in this response: store it."})
+    secret = OneTimeSecret(
+        description="HMAC-SHA256 key of the Datafair-Signature header. Shown only in this response: store it.")
 
 
 class WebhookDeliverySchema(Schema):

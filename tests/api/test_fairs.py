@@ -134,18 +134,26 @@ def test_products_leave_the_show_when_not_listed(api):
     assert api.patch(f"fairs/{fair['id']}/stalls/stl_nope", operator, json={"product_ids": []}).status_code == 404
 
 
-def test_trading_records_signings_on_the_fair(api):
+def test_trading_records_signings_and_sales_on_the_fair(api):
     fair = _fair(api, api.operator())
     with api.app.app_context():
-        for currency, amount in (("CNY", 1_250_000), ("HKD", 500), ("CNY", 750_000)):
-            services.record_fair_signing(db.session, fair_id=fair["id"], currency=currency, amount=amount)
+        for _ in range(3):
+            services.record_fair_signing(db.session, fair_id=fair["id"])
+        # One row per trade: setting a trade's figure again replaces it (a refund lowers it).
+        for ref, currency, amount in (("trd_1", "CNY", 1_250_000), ("trd_2", "HKD", 500), ("trd_3", "CNY", 900_000),
+                                      ("trd_3", "CNY", 750_000), ("trd_4", "MOP", 0)):
+            services.record_fair_sale(db.session, fair_id=fair["id"], ref=ref, currency=currency, amount=amount)
         for kwargs, error in (({"currency": "USD", "amount": 1}, ValidationFailed),
-                              ({"currency": "CNY", "amount": 0}, ValidationFailed),
-                              ({"currency": "CNY", "amount": 1.5}, ValidationFailed)):
+                              ({"currency": "CNY", "amount": -1}, ValidationFailed),
+                              ({"currency": "CNY", "amount": 2**53}, ValidationFailed),
+                              ({"currency": "CNY", "amount": 1.5}, ValidationFailed),
+                              ({"currency": "HKD", "amount": 1, "ref": "trd_1"}, ValidationFailed)):
             with pytest.raises(error):
-                services.record_fair_signing(db.session, fair_id=fair["id"], **kwargs)
+                services.record_fair_sale(db.session, fair_id=fair["id"], **{"ref": "trd_x", **kwargs})
         with pytest.raises(NotFound):
-            services.record_fair_signing(db.session, fair_id="fair_nope", currency="CNY", amount=1)
+            services.record_fair_signing(db.session, fair_id="fair_nope")
+        with pytest.raises(NotFound):
+            services.record_fair_sale(db.session, fair_id="fair_nope", ref="trd_y", currency="CNY", amount=1)
         db.session.commit()
     stats = api.get(f"fairs/{fair['id']}").get_json()["stats"]
     assert stats["contracts_signed_on_site"] == 3

@@ -296,6 +296,13 @@ def test_digest_reproduced_by_outside_party_and_document(api, vendor, buyer):
     assert "人民币壹万贰仟伍佰元整" in text and "Twelve thousand five hundred Chinese yuan" in text
 
 
+def _pay(api, buyer, trade_id):
+    r = api.post(f"trades/{trade_id}/payments", buyer, json={"provider": "manual"})
+    assert r.status_code == 201, r.get_json()
+    r = api.post(f"payments/{r.get_json()['id']}/confirm", api.operator())
+    assert r.status_code == 200, r.get_json()
+
+
 def _key_pair(api, actor):
     private = Ed25519PrivateKey.generate()
     public = base64.b64encode(private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)).decode()
@@ -337,7 +344,10 @@ def test_remote_signatures_platform_and_ed25519_create_trade(app, api, vendor, b
     Ed25519PublicKey.from_public_bytes(x).verify(base64.b64decode(platform["signature"]), rfc8785.dumps(payload))
     assert api.post(f"contracts/{contract['id']}/cancel", buyer, json={}).status_code == 409
     stats = api.get("stats").get_json()
-    assert stats["contracts_signed"] == 1 and stats["volume"] == [{"currency": "CNY", "amount": 1_250_000}]
+    # Signed but not paid: counted as signed, no money in the volume until it reaches escrow.
+    assert stats["contracts_signed"] == 1 and stats["volume"] == []
+    _pay(api, buyer, body["trade_id"])
+    assert api.get("stats").get_json()["volume"] == [{"currency": "CNY", "amount": 1_250_000}]
 
 
 def test_on_site_signing_rules_and_fair_stats(app, api, vendor, buyer):
@@ -367,6 +377,9 @@ def test_on_site_signing_rules_and_fair_stats(app, api, vendor, buyer):
     assert body["status"] == "signed" and body["on_site"] is True and body["fair_id"] == fair["id"]
     trade = api.get(f"trades/{body['trade_id']}", vendor).get_json()
     assert trade["on_site"] is True and trade["fair_id"] == fair["id"]
+    stats = api.get(f"fairs/{fair['id']}").get_json()["stats"]
+    assert stats["contracts_signed_on_site"] == 1 and stats["volume"] == []
+    _pay(api, buyer, body["trade_id"])
     stats = api.get(f"fairs/{fair['id']}").get_json()["stats"]
     assert stats["contracts_signed_on_site"] == 1
     assert stats["volume"] == [{"currency": "CNY", "amount": 1_250_000}]

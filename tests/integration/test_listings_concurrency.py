@@ -41,8 +41,11 @@ def _parallel(app, n, work):
 def test_fair_signings_from_many_workers_add_up(api):
     fair = api.post("fairs", api.operator(), json={"name": "并发", "venue": "琶洲", "starts_at": "2026-01-01T00:00:00Z",
                                                    "ends_at": "2027-01-01T00:00:00Z"}).get_json()
-    outcomes = _parallel(api.app, 8, lambda s: services.record_fair_signing(
-        s, fair_id=fair["id"], currency="CNY", amount=100))
+    outcomes = _parallel(api.app, 8, lambda s: services.record_fair_signing(s, fair_id=fair["id"]))
+    assert outcomes == [None] * 8
+    refs = iter(range(8))
+    outcomes = _parallel(api.app, 8, lambda s: services.record_fair_sale(
+        s, fair_id=fair["id"], ref=f"trd_{next(refs)}", currency="CNY", amount=100))
     assert outcomes == [None] * 8
     stats = api.get(f"fairs/{fair['id']}").get_json()["stats"]
     assert stats["contracts_signed_on_site"] == 8
