@@ -49,12 +49,14 @@ class Text(fields.String):
 
 class PublicURL(Text):
     """An absolute http(s) URL to a public host (no credentials, no private, loopback or link-local
-    address, no intranet name): see exchange.netguard.check_public_url."""
+    address, no intranet name), judged and returned in its normalized form: see
+    exchange.netguard.check_public_url."""
 
     def __init__(self, *, max_length: int = 500, **kw: Any) -> None:
         super().__init__(max_length=max_length, **kw)
         self.metadata.setdefault("format", "uri")
-        self.metadata.setdefault("description", "an http(s) URL on the public internet")
+        self.metadata.setdefault("description", "an http(s) URL on the public internet (stored normalized: "
+                                                "host lowercased, IDNA-mapped, no trailing dot)")
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kw: Any) -> str:
         out = super()._deserialize(value, attr, data, **kw)
