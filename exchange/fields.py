@@ -61,7 +61,7 @@ class PublicURL(Text):
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kw: Any) -> str:
         out = super()._deserialize(value, attr, data, **kw)
         try:
-            return check_public_url(out)
+            return check_public_url(out)  # the Length validator then runs on this normalized form
         except UnsafeURL as exc:
             raise ValidationError(f"URL {exc}.") from None
 

@@ -176,6 +176,8 @@ def normalize_url(url: str) -> NormalizedURL:
     if port is not None:
         netloc += f":{port}"
     normalized = urlunsplit((scheme, netloc, parts.path, parts.query, parts.fragment))
+    if len(normalized) > MAX_URL_LENGTH:  # NFKC can lengthen a host (㍱ -> hpa)
+        raise UnsafeURL(f"must be at most {MAX_URL_LENGTH} characters once normalized")
     return NormalizedURL(url=normalized, scheme=scheme, host=shown, ascii_host=ascii_host,
                          port=port if port is not None else (443 if scheme == "https" else 80), address=address)
 

@@ -181,3 +181,15 @@ def test_webhook_checks_resolve_the_normalized_name_only(api, outside_dns):
     assert r.status_code == 201, r.get_json()
     assert r.get_json()["url"] == "https://hooks.partner.example/x"
     assert outside_dns == ["hooks.partner.example"]
+
+
+def test_a_website_that_normalization_lengthens_past_the_column_is_a_422(api):
+    # ㍱ is "hpa" under NFKC: 479 characters as sent, 604 once normalized (the column holds 500;
+    # PostgreSQL would refuse the row with a 500). The field's length bound applies to the normalized URL.
+    host = ".".join(["㍱" * 21] * 2 + ["㍱" * 20])
+    url = f"http://{host}.example/" + "a" * 399
+    assert len(url) <= 500
+    vendor = api.vendor()
+    r = set_website(api, vendor, url)
+    assert r.status_code == 422 and "website" in r.get_json()["errors"], r.get_json()
+    assert website(api, vendor) is None
