@@ -50,17 +50,19 @@ class Text(fields.String):
 
 class PublicURL(Text):
     """An absolute http(s) URL to a public host (no credentials, no private, loopback or link-local
-    address, no intranet name): see exchange.netguard.check_public_url."""
+    address, no intranet name), judged and returned in its normalized form: see
+    exchange.netguard.check_public_url."""
 
     def __init__(self, *, max_length: int = 500, **kw: Any) -> None:
         super().__init__(max_length=max_length, **kw)
         self.metadata.setdefault("format", "uri")
-        self.metadata.setdefault("description", "an http(s) URL on the public internet")
+        self.metadata.setdefault("description", "an http(s) URL on the public internet (stored normalized: "
+                                                "host lowercased, IDNA-mapped, no trailing dot)")
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kw: Any) -> str:
         out = super()._deserialize(value, attr, data, **kw)
         try:
-            return check_public_url(out)
+            return check_public_url(out)  # the Length validator then runs on this normalized form
         except UnsafeURL as exc:
             raise ValidationError(f"URL {exc}.") from None
 

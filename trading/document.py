@@ -1,4 +1,11 @@
-"""The contract as a human-readable bilingual (Chinese and English) Markdown document."""
+"""The contract as a human-readable bilingual (Chinese and English) Markdown document.
+
+Every value that is not part of the fixed template goes through exchange.text (`md` for text,
+`code` for identifiers): a party's name, a product title or a scenario renders as the characters
+given, never as a link, image, HTML, heading or table, and bidi controls are shown as <U+202E>.
+The document is a rendering only: the contract digest is over the frozen terms (trading.contracts),
+never over this text.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +16,8 @@ from sqlalchemy.orm import Session
 from exchange.fields import iso_z
 from exchange.models import Organization
 from exchange.money import format_amount
+from exchange.text import escape_markdown as md
+from exchange.text import markdown_code as code
 from listings import services as listings
 from trading import contracts
 from trading.models import Contract
@@ -106,7 +115,8 @@ def english_amount(minor: int, currency: str) -> str:
 
 
 def _party(org: Organization) -> str:
-    return f"{org.name} (统一社会信用代码/registration no. {org.registration_number}; region {org.region})"
+    return (f"{md(org.name)} (统一社会信用代码/registration no. {md(org.registration_number)}; "
+            f"region {md(org.region)})")
 
 
 def render(session: Session, contract: Contract) -> str:
@@ -120,8 +130,8 @@ def render(session: Session, contract: Contract) -> str:
     lines = [
         "# 数据产品交易合同 / Data Product Transaction Contract",
         "",
-        f"**合同编号 Contract number:** {contract.number}  ",
-        f"**状态 Status:** {contract.status}  ",
+        f"**合同编号 Contract number:** {md(contract.number)}  ",
+        f"**状态 Status:** {md(contract.status)}  ",
         f"**订立时间 Created:** {iso_z(contract.created_at)}",
         "",
         "## 一、合同双方 Parties",
@@ -129,13 +139,14 @@ def render(session: Session, contract: Contract) -> str:
         f"- 卖方 Seller: {_party(seller)}",
         "",
         "## 二、交易标的 Data product",
-        f"- 产品 Product: {revision.title} (`{contract.product_id}`, 版本 version {contract.product_version})",
-        f"- 类别 Category: {revision.category}; 数据分级 classification: {revision.classification}; "
+        f"- 产品 Product: {md(revision.title)} ({code(contract.product_id)}, 版本 version {contract.product_version})",
+        f"- 类别 Category: {md(revision.category)}; 数据分级 classification: {md(revision.classification)}; "
         f"含个人信息 personal information: {'是 yes' if revision.contains_personal_info else '否 no'}",
-        f"- 数据来源地 Origin region: {revision.origin_region}; 更新频率 update frequency: {revision.update_frequency}",
-        f"- 登记应用场景 Registered scenarios: {'; '.join(revision.scenarios)}",
-        f"- 认证证书 Certificate: {contract.certificate_number} (可在 verifiable at "
-        f"`/api/v1/certificates/{contract.certificate_number}`)",
+        f"- 数据来源地 Origin region: {md(revision.origin_region)}; "
+        f"更新频率 update frequency: {md(revision.update_frequency)}",
+        f"- 登记应用场景 Registered scenarios: {'; '.join(md(s) for s in revision.scenarios)}",
+        f"- 认证证书 Certificate: {md(contract.certificate_number)} (可在 verifiable at "
+        f"{code('/api/v1/certificates/' + contract.certificate_number)})",
         "",
         "## 三、价款 Price",
         f"- 金额 Amount: {format_amount(contract.amount, contract.currency)}",
@@ -144,9 +155,9 @@ def render(session: Session, contract: Contract) -> str:
         "- 交易所服务费由卖方承担，从结算款中扣除 The exchange fee is borne by the seller and deducted at settlement.",
         "",
         "## 四、授权与交付 Licence and delivery",
-        f"- 使用范围 Scope: {SCOPES.get(terms.get('scope'), terms.get('scope'))}",
-        f"- 授权期限 Duration: {terms.get('duration_days')} 天 days",
-        f"- 交付方式 Delivery: {DELIVERY.get(terms.get('delivery_mode'), terms.get('delivery_mode'))}",
+        f"- 使用范围 Scope: {md(SCOPES.get(terms.get('scope'), terms.get('scope')))}",
+        f"- 授权期限 Duration: {md(terms.get('duration_days'))} 天 days",
+        f"- 交付方式 Delivery: {md(DELIVERY.get(terms.get('delivery_mode'), terms.get('delivery_mode')))}",
         "- 价款由交易所托管，买方确认交付后结算 Payment is held in escrow by the exchange and settled to the seller "
         "after the buyer accepts delivery (or automatically after the acceptance period).",
         "",
@@ -157,8 +168,8 @@ def render(session: Session, contract: Contract) -> str:
         "exchange's white list.",
         "",
         "## 六、合同摘要 Digest",
-        f"`sha256:{contract.digest}` — RFC 8785 canonical JSON of number, buyer_org_id, seller_org_id, product_id, "
-        "product_version, certificate_number, price, terms.",
+        f"{code('sha256:' + contract.digest)} — RFC 8785 canonical JSON of number, buyer_org_id, seller_org_id, "
+        "product_id, product_version, certificate_number, price, terms.",
         "",
         "## 七、签署 Signatures",
     ]
@@ -166,7 +177,7 @@ def render(session: Session, contract: Contract) -> str:
         lines.append("_尚未签署 Not yet signed._")
     for s in sigs:
         who = buyer if s.org_id == buyer.id else seller
-        place = f"现场 on site at fair {s.fair_id}, stall {s.stall_code}" if s.on_site else "远程 remote"
-        lines.append(f"- {who.name}: user `{s.user_id}`, {iso_z(s.signed_at)}, {place}, "
-                     f"method {s.method}, key `{s.key_id}`, signature `{s.signature}`")
+        place = f"现场 on site at fair {md(s.fair_id)}, stall {md(s.stall_code)}" if s.on_site else "远程 remote"
+        lines.append(f"- {md(who.name)}: user {code(s.user_id)}, {iso_z(s.signed_at)}, {place}, "
+                     f"method {md(s.method)}, key {code(s.key_id)}, signature {code(s.signature)}")
     return "\n".join(lines) + "\n"

@@ -14,7 +14,8 @@ EVENT_TYPE_LIST = sorted(EVENT_TYPES)
 
 class WebhookEndpointCreateSchema(StrictSchema):
     url = Text(required=True, max_length=MAX_URL_LENGTH, metadata={
-        "description": "http(s) URL on a public address (https only in production)",
+        "description": "http(s) URL on a public address (https only in production); stored normalized "
+                       "(host lowercased, IDNA-mapped, no trailing dot)",
         "example": "https://erp.example.com/datafair/events"})
     events = fields.List(fields.String(validate=validate.OneOf(EVENT_TYPE_LIST)), required=True,
                          validate=validate.Length(min=1, max=len(EVENT_TYPE_LIST)),

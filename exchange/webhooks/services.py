@@ -79,7 +79,7 @@ def create_endpoint(session: Session, *, url: str, events: list[str],
     unknown = sorted(set(events) - EVENT_TYPES)
     if unknown:
         raise field_error("events", "unknown event types: " + ", ".join(unknown))
-    check_target(url)
+    url = check_target(url).url  # stored normalized: what was checked is what is called
     limit = int(current_app.config.get("WEBHOOK_MAX_ENDPOINTS", 20))
     count = session.execute(select(func.count()).select_from(WebhookEndpoint).where(
         WebhookEndpoint.org_id == actor.org_id, WebhookEndpoint.deleted_at.is_(None))).scalar_one()

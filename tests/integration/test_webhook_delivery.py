@@ -262,6 +262,29 @@ def test_the_address_is_checked_again_at_delivery_time(api, app, hooks, monkeypa
     assert hooks.received == []
 
 
+def test_delivery_pins_the_normalized_host_and_its_checked_address(api, app, hooks, private_ok, monkeypatch):
+    # A fullwidth, ideographic-dotted, trailing-dot spelling: stored, resolved, sent as its normalized form.
+    port = int(hooks.base.rsplit(":", 1)[1])
+    asked: list[str] = []
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host, *args, **kw):
+        asked.append(host)
+        if host == "hooks.partner.example":
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
+        return real(host, *args, **kw)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    ep = endpoint(api, api.operator(), f"http://ＨＯＯＫＳ。partner．example。:{port}/pinned")
+    assert ep["url"] == f"http://hooks.partner.example:{port}/pinned"
+    api.vendor()
+    assert deliver(app)["delivered"] == 1
+    [got] = hooks.on("/pinned")
+    assert got.headers["host"] == f"hooks.partner.example:{port}"
+    # The name is resolved only in its normalized form; the connection goes to the checked address.
+    assert "hooks.partner.example" in asked and set(asked) <= {"hooks.partner.example", "127.0.0.1"}
+
+
 def test_a_claimed_delivery_is_not_claimed_twice_and_an_expired_lease_is_retried(api, app, hooks, private_ok):
     endpoint(api, api.operator(), hooks.url("/lease"))
     api.vendor()
