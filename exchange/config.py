@@ -68,6 +68,8 @@ def load_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "ACCEPTANCE_DAYS": _int(env, "DATAFAIR_ACCEPTANCE_DAYS", 7, minimum=1),
         "LOGIN_RATE_LIMIT": env.get("DATAFAIR_LOGIN_RATE_LIMIT", "10/minute"),
         "WRITE_RATE_LIMIT": env.get("DATAFAIR_WRITE_RATE_LIMIT", "300/minute"),
+        # Anonymous POST /api/v1/organizations per client address (each is a password hash and a queue entry).
+        "REGISTRATION_RATE_LIMIT": env.get("DATAFAIR_REGISTRATION_RATE_LIMIT", "10/hour"),
         "ACCESS_TOKEN_SECONDS": _int(env, "DATAFAIR_ACCESS_TOKEN_SECONDS", 900, minimum=30),
         "REFRESH_TOKEN_DAYS": _int(env, "DATAFAIR_REFRESH_TOKEN_DAYS", 30, minimum=1),
         # werkzeug hash spec; scrypt is memory-hard. Tests lower the cost, production keeps the default.
@@ -182,5 +184,9 @@ def validate_config(config: Mapping[str, Any]) -> None:
             raise ConfigError(f"DATAFAIR_CORS_ORIGINS: {origin!r} is not an origin like https://app.example.com")
     parse_rate(config["LOGIN_RATE_LIMIT"])
     parse_rate(config["WRITE_RATE_LIMIT"])
+    try:
+        parse_rate(config["REGISTRATION_RATE_LIMIT"])
+    except ConfigError as exc:
+        raise ConfigError(f"DATAFAIR_REGISTRATION_RATE_LIMIT: {exc}") from None
     if not 0 <= int(config["FEE_BPS"]) <= 10_000:
         raise ConfigError("DATAFAIR_FEE_BPS must be between 0 and 10000")

@@ -16,7 +16,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from exchange import audit, outbox, ratelimit
 from exchange.auth import Principal, revoke_user_tokens, token_pair
 from exchange.db import after_transaction, utcnow
-from exchange.errors import Conflict, Forbidden, NotFound, Unauthorized, field_error
+from exchange.errors import Conflict, Forbidden, NotFound, RateLimited, Unauthorized, field_error
 from exchange.fields import iso_z
 from exchange.models import Organization, OrganizationKey, User
 from exchange.states import ORG_TRANSITIONS, SELF_REGISTERED_TYPES, OrgStatus, transition
@@ -114,27 +114,41 @@ def _dummy_hash() -> str:
     return _DUMMY_HASH[method]
 
 
+# The per-address bound on failed logins, as a multiple of the per-email limit (same period).
+LOGIN_ADDRESS_FACTOR = 10
+
+
 def login(session: Session, *, email: str, password: str, client_addr: str) -> dict[str, Any]:
     """Verify credentials and issue a token pair.
 
-    Raises RateLimited after repeated failures (per email and per client address) and Unauthorized
-    with one answer for unknown email and wrong password. Failures are counted outside the rollback.
+    Per email (`LOGIN_RATE_LIMIT`): a slot is reserved atomically *before* the password is
+    verified and given back when it was right, so N concurrent wrong passwords against a limit of L
+    have at most L verified; past the limit every attempt, right or wrong, answers 429.
+    Per client address (`LOGIN_ADDRESS_FACTOR` x that limit, for everyone behind one NAT): never a
+    reason to refuse a right password; past it, wrong passwords answer 429 instead of 401.
+    Unauthorized has one answer for unknown email and wrong password. The counts are written in
+    their own transactions, so the request's rollback keeps them.
     """
     email = _normalize_email(email)
-    spec = current_app.config["LOGIN_RATE_LIMIT"]
-    buckets = (f"login:email:{email}", f"login:addr:{client_addr}")
-    for bucket in buckets:
-        ratelimit.check(bucket, spec, what="failed logins")
+    window = ratelimit.Window.parse(current_app.config["LOGIN_RATE_LIMIT"])
+    by_address = ratelimit.Window(window.limit * LOGIN_ADDRESS_FACTOR, window.period)
+    # Both before the request's transaction starts (SQLite: one write lock, taken by the session).
+    held = ratelimit.consume(f"login:email:{email}", window, what="failed logins")
+    addr = ratelimit.record(f"login:addr:{client_addr}", by_address)
     user = session.execute(select(User).where(User.email == email)).scalar_one_or_none()
     ok = check_password_hash(user.password_hash if user else _dummy_hash(), password)
-    if not ok or user is None or not user.active or user.organization.status == OrgStatus.REJECTED:
-        def count_failure() -> None:
-            for bucket in buckets:
-                ratelimit.record(bucket, spec)
+    if ok and user is not None and user.active and user.organization.status != OrgStatus.REJECTED:
+        # Successes do not count: give both slots back once the request's transaction has ended.
+        def give_back() -> None:
+            ratelimit.release(held)
+            ratelimit.release(addr)
 
-        after_transaction(count_failure)
-        raise Unauthorized("Wrong email or password.")
-    return token_pair(session, user)
+        after_transaction(give_back)
+        return token_pair(session, user)
+    if addr.count > by_address.limit:
+        raise RateLimited(f"Too many failed logins from your address; try again in {addr.retry_after} s.",
+                          retry_after=addr.retry_after)
+    raise Unauthorized("Wrong email or password.")
 
 
 def _get_org(session: Session, org_id: str) -> Organization:

@@ -180,12 +180,20 @@ def make_celery(app: Flask) -> Celery:
     return celery
 
 
+_FAIL_FAST = {"max_retries": 0, "socket_connect_timeout": 1, "socket_timeout": 1}
+
+
 def enqueue(name: str) -> None:
     """Ask for a job to run soon: a Celery task with Redis, a wake-up of this process's scheduler
     thread without. Call it after commit, never inside a transaction."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     if app.config.get("REDIS_URL"):
-        app.extensions["celery"].send_task(TASK_NAMES[name], retry=False)
+        celery = app.extensions["celery"]
+        # Fail fast when Redis is down (kombu would otherwise retry the connection, and the result
+        # backend its subscription, for seconds while the request waits); the periodic job finds
+        # the work anyway. Nobody reads these tasks' results.
+        with celery.connection_for_write(transport_options=_FAIL_FAST) as conn:
+            celery.send_task(TASK_NAMES[name], retry=False, connection=conn, ignore_result=True)
     elif _scheduler is not None and _scheduler.app is app:
         _scheduler.wake(name)
 

@@ -1,6 +1,7 @@
 """Prometheus metrics at `/metrics`.
 
-* Per process: request latency histogram by route rule, method and status. Under gunicorn set
+* Per process: request latency histogram by route rule, method and status;
+  `datafair_ratelimit_fallback_total`, rate-limit hits counted in the database while Redis was down. Under gunicorn set
   `PROMETHEUS_MULTIPROC_DIR` (an empty directory per node; deploy/gunicorn.conf.py empties it at
   start and marks dead workers): every worker writes its samples there and any worker's `/metrics`
   answers for all of them (prometheus-client's multiprocess mode).
@@ -21,7 +22,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from flask import Flask, Response, current_app, request
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from sqlalchemy import func, select
@@ -37,6 +38,10 @@ REQUEST_SECONDS = Histogram(
     "datafair_http_request_duration_seconds", "HTTP request latency by route rule, method and status",
     ["route", "method", "status"], registry=PROCESS_REGISTRY,
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+RATELIMIT_FALLBACKS = Counter(
+    "datafair_ratelimit_fallback", "Rate-limit hits counted in the database because Redis did not answer",
+    registry=PROCESS_REGISTRY,
 )
 
 _collectors: dict[str, Collector] = {}

@@ -1,23 +1,42 @@
 """Fixed-window rate limits shared by every worker and node.
 
 Backed by the database by default (one upsert per hit, in its own short transaction so a rolled-back
-request still counts), or by Redis when `REDIS_URL` is set (INCR + EXPIRE).
+request still counts), or by Redis when `REDIS_URL` is set (INCRBY + EXPIRE in one MULTI/EXEC).
+
+Counting and checking are one atomic operation (the upsert's `RETURNING count`, Redis's INCRBY):
+`consume` counts the hit and refuses it when the new count is over the limit, so N concurrent
+requests against a limit of L let at most L through, on any number of workers and nodes. A slot
+may be given back afterwards (`release`, e.g. a login that turned out to be right).
+
+Redis is not a single point of failure: when it does not answer, the limits fall back to the
+database backend (never fail open; every node falls back alike, so limits still hold across
+nodes), `datafair_ratelimit_fallback_total` counts it, and Redis is tried again after
+`REDIS_RETRY_SECONDS` (a restarted Redis is used again by itself). Counts made in Redis before an
+outage are not carried over: during the window in which Redis went away a client may get up to
+twice its limit.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from flask import Flask, current_app
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from exchange import metrics
 from exchange.config import parse_rate
 from exchange.db import db
 from exchange.errors import RateLimited
 from exchange.models import RateLimitCounter
+
+log = logging.getLogger("datafair.ratelimit")
+# After Redis failed, this process counts in the database for this long before trying Redis again.
+REDIS_RETRY_SECONDS = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,11 +49,26 @@ class Window:
         limit, period = parse_rate(spec)
         return cls(limit, period)
 
+    def start(self, now: int) -> int:
+        return now - now % self.period
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """One counted hit: the window's count after it, seconds left in the window, and where it was
+    counted (so `release` gives it back to the same window of the same backend)."""
+
+    bucket: str
+    count: int
+    retry_after: int
+    window_start: int
+    backend: Any
+
 
 class DatabaseBackend:
-    def hit(self, bucket: str, window: Window, amount: int = 1) -> tuple[int, int]:
+    def hit(self, bucket: str, window: Window, amount: int = 1) -> Hit:
         now = int(time.time())
-        start = now - now % window.period
+        start = window.start(now)
         dialect = db.engine.dialect.name
         insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
         stmt = insert(RateLimitCounter).values(
@@ -48,11 +82,20 @@ class DatabaseBackend:
             count = conn.execute(stmt).scalar_one()
             if count == amount and now % 50 == 0:
                 conn.execute(delete(RateLimitCounter).where(RateLimitCounter.expires_at < now))
-        return count, start + window.period - now
+        return Hit(bucket, int(count), start + window.period - now, start, self)
+
+    def release(self, hit: Hit) -> None:
+        with db.engine.begin() as conn:
+            conn.execute(
+                update(RateLimitCounter)
+                .where(RateLimitCounter.bucket == hit.bucket, RateLimitCounter.window_start == hit.window_start,
+                       RateLimitCounter.count > 0)
+                .values(count=RateLimitCounter.count - 1)
+            )
 
     def peek(self, bucket: str, window: Window) -> tuple[int, int]:
         now = int(time.time())
-        start = now - now % window.period
+        start = window.start(now)
         with db.engine.connect() as conn:
             count = conn.execute(
                 select(RateLimitCounter.count).where(
@@ -62,28 +105,81 @@ class DatabaseBackend:
         return int(count or 0), start + window.period - now
 
 
+# Give a slot back only to a window that still exists (an expired key must not come back as -1).
+_RELEASE_LUA = "if redis.call('exists', KEYS[1]) == 1 then return redis.call('decr', KEYS[1]) end return 0"
+
+
 class RedisBackend:
+    """Redis counters, with the database backend as the fallback while Redis does not answer."""
+
     def __init__(self, url: str) -> None:
         import redis
 
-        self.client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        self.errors: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
+        self.client = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=0.5)
+        self.fallback = DatabaseBackend()
+        self._down_until = 0.0
+        self._lock = threading.Lock()
 
-    def _key(self, bucket: str, window: Window) -> tuple[str, int]:
-        now = int(time.time())
-        start = now - now % window.period
-        return f"datafair:rl:{bucket}:{start}", start + window.period - now
+    @staticmethod
+    def _key(bucket: str, start: int) -> str:
+        return f"datafair:rl:{bucket}:{start}"
 
-    def hit(self, bucket: str, window: Window, amount: int = 1) -> tuple[int, int]:
-        key, remaining = self._key(bucket, window)
-        pipe = self.client.pipeline()
-        pipe.incrby(key, amount)
-        pipe.expire(key, window.period + 1)
-        count, _ = pipe.execute()
-        return int(count), remaining
+    def _available(self) -> bool:
+        return time.monotonic() >= self._down_until
+
+    def _failed(self, exc: BaseException, operation: str) -> None:
+        with self._lock:
+            first = self._available()
+            self._down_until = time.monotonic() + REDIS_RETRY_SECONDS
+        if first:
+            log.warning("Redis unreachable (%s); rate limits count in the database for %.0f s: %s",
+                        operation, REDIS_RETRY_SECONDS, exc)
+
+    def hit(self, bucket: str, window: Window, amount: int = 1) -> Hit:
+        if self._available():
+            now = int(time.time())
+            start = window.start(now)
+            key = self._key(bucket, start)
+            try:
+                pipe = self.client.pipeline(transaction=True)
+                pipe.incrby(key, amount)
+                pipe.expire(key, window.period + 1)
+                count, _ = pipe.execute()
+                return Hit(bucket, int(count), start + window.period - now, start, self)
+            except self.errors as exc:
+                self._failed(exc, "hit")
+        metrics.RATELIMIT_FALLBACKS.inc()
+        return self.fallback.hit(bucket, window, amount)
+
+    def release(self, hit: Hit) -> None:
+        try:
+            self.client.eval(_RELEASE_LUA, 1, self._key(hit.bucket, hit.window_start))
+        except self.errors as exc:
+            # The slot stays taken until its window ends: a limit may only err on the safe side.
+            self._failed(exc, "release")
 
     def peek(self, bucket: str, window: Window) -> tuple[int, int]:
-        key, remaining = self._key(bucket, window)
-        return int(self.client.get(key) or 0), remaining
+        if self._available():
+            now = int(time.time())
+            start = window.start(now)
+            try:
+                return int(self.client.get(self._key(bucket, start)) or 0), start + window.period - now
+            except self.errors as exc:
+                self._failed(exc, "peek")
+        metrics.RATELIMIT_FALLBACKS.inc()
+        return self.fallback.peek(bucket, window)
+
+    def status(self) -> str:
+        """`ok` or `unreachable` (without waiting on a Redis already known to be down)."""
+        if not self._available():
+            return "unreachable"
+        try:
+            self.client.ping()
+        except self.errors as exc:
+            self._failed(exc, "ping")
+            return "unreachable"
+        return "ok"
 
 
 def redis_client() -> Any:
@@ -92,6 +188,12 @@ def redis_client() -> Any:
     if not isinstance(backend, RedisBackend):
         raise RuntimeError("REDIS_URL is not configured")
     return backend.client
+
+
+def redis_status() -> str:
+    """`ok`, `unreachable` or `not configured` (a detail of readiness, never a reason to fail it)."""
+    backend = _backend()
+    return backend.status() if isinstance(backend, RedisBackend) else "not configured"
 
 
 def _backend() -> Any:
@@ -103,30 +205,51 @@ def init_app(app: Flask) -> None:
     app.extensions["datafair.ratelimit"] = RedisBackend(url) if url else DatabaseBackend()
 
 
-def consume(bucket: str, spec: str, *, what: str = "requests") -> None:
-    """Count one hit; raise RateLimited (429 + Retry-After) when the window's limit is exceeded."""
-    window = Window.parse(spec)
-    count, retry_after = _backend().hit(bucket, window)
-    if count > window.limit:
-        raise RateLimited(f"Too many {what}; try again in {retry_after} s.", retry_after=retry_after)
+def _refuse(hit: Hit, what: str) -> RateLimited:
+    return RateLimited(f"Too many {what}; try again in {hit.retry_after} s.", retry_after=hit.retry_after)
+
+
+def consume(bucket: str, spec: str | Window, *, what: str = "requests") -> Hit:
+    """Count one hit and check it in one atomic step; raise RateLimited (429 + Retry-After) when the
+    window's limit is exceeded. Returns the hit, which `release` can give back."""
+    window = spec if isinstance(spec, Window) else Window.parse(spec)
+    hit = _backend().hit(bucket, window)
+    if hit.count > window.limit:
+        raise _refuse(hit, what)
+    return hit
+
+
+def release(hit: Hit) -> None:
+    """Give back a slot taken by `consume` (to the window and backend it was counted in)."""
+    hit.backend.release(hit)
 
 
 def check(bucket: str, spec: str, *, what: str = "requests") -> None:
-    """Raise RateLimited if the bucket is already at its limit, without counting."""
+    """Raise RateLimited if the bucket is already at its limit, without counting.
+
+    Racy by nature (a peek): never use it to enforce a limit; `consume` counts and checks at once.
+    """
     window = Window.parse(spec)
     count, retry_after = _backend().peek(bucket, window)
     if count >= window.limit:
         raise RateLimited(f"Too many {what}; try again in {retry_after} s.", retry_after=retry_after)
 
 
-def record(bucket: str, spec: str) -> None:
-    """Count one hit without raising (a failed login)."""
-    _backend().hit(bucket, Window.parse(spec))
+def record(bucket: str, spec: str | Window) -> Hit:
+    """Count one hit without raising."""
+    return _backend().hit(bucket, spec if isinstance(spec, Window) else Window.parse(spec))
 
 
 def write_limit(org_id: str, flow: str) -> None:
     """Per-organization limit on writes a business flow could abuse (offers, signatures, disputes...)."""
     consume(f"write:{flow}:{org_id}", current_app.config["WRITE_RATE_LIMIT"], what=f"{flow} requests")
+
+
+def registration_limit(client_addr: str) -> None:
+    """Per-client-address limit on anonymous registrations (each is a password hash and an entry in
+    the operators' queue); counted before any of that work."""
+    consume(f"register:addr:{client_addr}", current_app.config["REGISTRATION_RATE_LIMIT"],
+            what="registrations from your address")
 
 
 def limit_writes(flow: str) -> Any:

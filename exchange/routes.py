@@ -76,10 +76,12 @@ def health() -> Any:
 
 @blp.route("/health/ready", methods=["GET"])
 @blp.response(200, ReadinessSchema)
-@blp.alt_response(503, schema=ReadinessSchema, description="The database or Redis is unreachable")
+@blp.alt_response(503, schema=ReadinessSchema, description="The database is unreachable")
 def readiness() -> Any:
-    """Readiness: the database answers a query and, when REDIS_URL is set, Redis answers PING.
-    Orchestrators route traffic to a node only while this answers 200."""
+    """Readiness: the database answers a query. Orchestrators route traffic to a node only while
+    this answers 200. With REDIS_URL, `redis` reports whether Redis answers PING, as a detail only:
+    without Redis the rate limits count in the database and jobs wait, so a Redis outage must not
+    take every node out of service."""
     body = {"status": "ok", "database": "ok", "redis": "not configured"}
     try:
         db.session.execute(text("SELECT 1")).scalar_one()
@@ -87,11 +89,7 @@ def readiness() -> Any:
         db.session.rollback()
         body.update(status="unavailable", database="unreachable")
     if current_app.config.get("REDIS_URL"):
-        try:
-            ratelimit.redis_client().ping()
-            body["redis"] = "ok"
-        except Exception:
-            body.update(status="unavailable", redis="unreachable")
+        body["redis"] = ratelimit.redis_status()
     return body, 200 if body["status"] == "ok" else 503
 
 
@@ -106,9 +104,14 @@ def liveness() -> Any:
 @blp.route("/organizations", methods=["POST"])
 @blp.arguments(OrganizationCreateSchema)
 @blp.response(201, OrganizationSchema)
-@blp.problems(400, 409, 415, 422)
+@blp.problems(400, 409, 415, 422, 429)
 def register_organization(data: dict[str, Any]) -> Any:
-    """Self-register a vendor, enterprise or assessor organization with its admin user (pending)."""
+    """Self-register a vendor, enterprise or assessor organization with its admin user (pending).
+
+    Anonymous registrations are rate limited per client address (`DATAFAIR_REGISTRATION_RATE_LIMIT`,
+    default `10/hour`): past it, 429 with `Retry-After`, and nothing is written."""
+    if current_principal(required=False) is None:
+        ratelimit.registration_limit(request.remote_addr or "unknown")
     org = identity.register_organization(db.session, **data)
     return identity.organization_view(org, None) | {"contact_email": None}
 
@@ -225,7 +228,15 @@ def revoke_key(org_id: str, key_id: str) -> Any:
 @blp.response(200, TokenPairSchema)
 @blp.problems(400, 401, 415, 422, 429)
 def login(data: dict[str, Any]) -> Any:
-    """Log in: an access token (15 min) and a single-use refresh token. Failures are rate limited."""
+    """Log in: an access token (15 min) and a single-use refresh token.
+
+    Rate limits (429 with `Retry-After`): per email, `DATAFAIR_LOGIN_RATE_LIMIT` (default
+    `10/minute`) attempts are verified per window — a slot is taken before the password is checked
+    and given back when it was right, so concurrent guesses never exceed the limit; past it, every
+    attempt for that email (even with the right password) answers 429 until the window ends. Per
+    client address the bound is ten times that, and it never refuses a right password: past it,
+    wrong passwords answer 429 instead of 401, while a user whose own email is under its limit
+    still logs in from behind the same address (an office, a NAT)."""
     return identity.login(db.session, email=data["email"], password=data["password"],
                           client_addr=request.remote_addr or "unknown")
 

@@ -51,12 +51,15 @@ def test_failed_logins_are_limited_per_email(api, app):
 
 
 def test_failed_logins_are_limited_per_client_address(api, app):
+    # The per-address bound is ten times the per-email limit, and it never refuses a right password.
     app.config["LOGIN_RATE_LIMIT"] = "3/minute"
     vendor = api.vendor()
-    for i in range(3):
+    for i in range(30):
         assert login(api, f"guess{i}@nowhere.test", WRONG, "10.9.9.9").status_code == 401
-    assert login(api, vendor.email, PASSWORD, "10.9.9.9").status_code == 429
-    assert login(api, vendor.email, PASSWORD, "10.9.9.10").status_code == 200
+    r = login(api, "guess-more@nowhere.test", WRONG, "10.9.9.9")
+    assert r.status_code == 429 and r.headers["Retry-After"]
+    assert login(api, "guess-more@nowhere.test", WRONG, "10.9.9.10").status_code == 401
+    assert login(api, vendor.email, PASSWORD, "10.9.9.9").status_code == 200
 
 
 def test_successful_logins_do_not_count(api, app):
@@ -210,9 +213,9 @@ def test_the_login_limit_holds_across_two_gunicorn_processes(api, app, database,
             assert status == 429, (attempt, body)
             assert 1 <= int(headers["Retry-After"]) <= 60
             assert body["status"] == 429 and headers["Content-Type"] == "application/problem+json"
-        # Per address: a fresh email from the same client address is refused on both processes...
+        # One email's failures do not lock its client address out (its bound is 10x the limit)...
         for server in servers:
-            assert http_login(server, f"fresh-{secrets.token_hex(4)}@x.test", WRONG, addr)[0] == 429
+            assert http_login(server, f"fresh-{secrets.token_hex(4)}@x.test", WRONG, addr)[0] == 401
         # ...while the same account from another address is still refused (per email).
         other_addr = f"192.0.2.{secrets.randbelow(250) + 1}"
         assert http_login(servers[0], vendor.email, PASSWORD, other_addr)[0] == 429
@@ -224,9 +227,10 @@ def test_the_login_limit_holds_across_two_gunicorn_processes(api, app, database,
         rows = dict(db.session.execute(select(RateLimitCounter.bucket, RateLimitCounter.count)).all())
     email_bucket = f"login:email:{vendor.email}"
     if backend == "redis":
-        assert email_bucket not in rows
+        assert not rows.get(email_bucket)  # the fixtures' own (given back) login may leave a 0
         keys = redis_client.keys(f"datafair:rl:{email_bucket}:*")
-        assert keys and int(redis_client.get(keys[0])) == 5
+        # Every attempt is counted (the 5 verified ones and the 4 refused), and checked in the same step.
+        assert keys and int(redis_client.get(keys[0])) == 9
         redis_client.delete(*keys)
     else:
-        assert rows[email_bucket] == 5
+        assert rows[email_bucket] == 9
