@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import Flask, current_app
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from exchange import metrics
@@ -93,16 +93,6 @@ class DatabaseBackend:
                 .values(count=RateLimitCounter.count - 1)
             )
 
-    def peek(self, bucket: str, window: Window) -> tuple[int, int]:
-        now = int(time.time())
-        start = window.start(now)
-        with db.engine.connect() as conn:
-            count = conn.execute(
-                select(RateLimitCounter.count).where(
-                    RateLimitCounter.bucket == bucket, RateLimitCounter.window_start == start
-                )
-            ).scalar()
-        return int(count or 0), start + window.period - now
 
 
 # Give a slot back only to a window that still exists (an expired key must not come back as -1).
@@ -159,17 +149,6 @@ class RedisBackend:
             # The slot stays taken until its window ends: a limit may only err on the safe side.
             self._failed(exc, "release")
 
-    def peek(self, bucket: str, window: Window) -> tuple[int, int]:
-        if self._available():
-            now = int(time.time())
-            start = window.start(now)
-            try:
-                return int(self.client.get(self._key(bucket, start)) or 0), start + window.period - now
-            except self.errors as exc:
-                self._failed(exc, "peek")
-        metrics.RATELIMIT_FALLBACKS.inc()
-        return self.fallback.peek(bucket, window)
-
     def status(self) -> str:
         """`ok` or `unreachable` (without waiting on a Redis already known to be down)."""
         if not self._available():
@@ -223,16 +202,6 @@ def release(hit: Hit) -> None:
     """Give back a slot taken by `consume` (to the window and backend it was counted in)."""
     hit.backend.release(hit)
 
-
-def check(bucket: str, spec: str, *, what: str = "requests") -> None:
-    """Raise RateLimited if the bucket is already at its limit, without counting.
-
-    Racy by nature (a peek): never use it to enforce a limit; `consume` counts and checks at once.
-    """
-    window = Window.parse(spec)
-    count, retry_after = _backend().peek(bucket, window)
-    if count >= window.limit:
-        raise RateLimited(f"Too many {what}; try again in {retry_after} s.", retry_after=retry_after)
 
 
 def record(bucket: str, spec: str | Window) -> Hit:
