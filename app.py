@@ -9,7 +9,6 @@ import click
 from flask import Flask
 
 from certification import demo as certification_demo
-from certification import generate as certification_generate
 from certification import routes as certification_routes
 from certification import services as certification_services
 from exchange import demo as exchange_demo
@@ -17,11 +16,9 @@ from exchange import jobs
 from exchange.db import db
 from exchange.kernel import create_kernel
 from exchange.ledger import routes as ledger_routes
-from listings import cli as listings_cli
 from listings import demo as listings_demo
 from listings import routes as listings_routes
 from trading import demo as trading_demo
-from trading import generate as trading_generate
 from trading import routes as trading_routes
 from trading import services as trading_services
 
@@ -35,7 +32,6 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     # listings: catalog, revisions, search, fairs and stalls
     api.register_blueprint(listings_routes.blp)
     api.register_blueprint(listings_routes.fairs_blp)
-    listings_cli.init_app(app, then=[certification_generate.generate_step, trading_generate.generate_step])
     # certification: reviews, certificates, objections, cross-border white list
     api.register_blueprint(certification_routes.blp)
     # trading: procurement, matching, offers, contracts, signatures, trades and their money flow

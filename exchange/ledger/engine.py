@@ -18,13 +18,16 @@ Model: TigerBeetle's account/transfer invariants with Formance-style postings.
 
   where `prev_hash` is the previous entry's `hash` (64 zeros for seq 1). The postings are exactly
   what `GET /ledger/entries` shows, so anyone holding the entries can recompute the chain.
-* Appends are serialized, so the chain never forks: on PostgreSQL `post_entry` takes a
+* Appends are serialized, so the chain never forks: on PostgreSQL every append takes a
   transaction-scoped advisory lock (`pg_advisory_xact_lock`); on SQLite the transaction holds the
   database's single write lock (requests that write begin with BEGIN IMMEDIATE; a deferred one can
   never commit a write based on a stale read under WAL). `seq` and `prev_hash` are UNIQUE as a
   last line of defence. The lock is held until the caller's transaction ends.
-* Everything happens inside the caller's transaction (a SAVEPOINT around each entry so a refused
+* Everything happens inside the caller's transaction (a SAVEPOINT around each append so a refused
   entry leaves nothing behind); the engine flushes, never commits.
+* One writer: `post_entry` (one entry), `post_entries` (many, in order: bulk loads) and
+  `reverse_entry` all append through `_append_many`, the only code that checks postings, moves
+  balances and chains entries.
 """
 
 from __future__ import annotations
@@ -33,14 +36,14 @@ import hashlib
 import json
 import re
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, bindparam, case, false, insert, literal, or_, select, text, update
+from sqlalchemy import BigInteger, bindparam, false, insert, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
 from exchange.auth import Principal
@@ -271,6 +274,17 @@ def balance(session: Session, *, owner_id: str, purpose: str, currency: str) -> 
 # --------------------------------------------------------------------------------------------
 # Posting
 
+@dataclass(frozen=True, slots=True)
+class EntrySpec:
+    """One entry to append, as a value: what `post_entry` takes (`post_entries` takes a list)."""
+
+    kind: str
+    postings: list[Posting]
+    trade_id: str | None = None
+    metadata: dict[str, Any] | None = None
+    reverses_entry_id: str | None = None  # set by reverse_entry() only
+
+
 def post_entry(session: Session, *, kind: str, postings: list[Posting], trade_id: str | None = None,
                metadata: dict[str, Any] | None = None) -> JournalEntry:
     """Append one balanced entry and apply it to the account balances, in the caller's transaction.
@@ -281,7 +295,23 @@ def post_entry(session: Session, *, kind: str, postings: list[Posting], trade_id
     """
     if kind == EntryKind.REVERSAL:
         raise field_error("kind", "reversals are posted with reverse_entry()")
-    return _append(session, kind=kind, postings=postings, trade_id=trade_id, metadata=metadata)
+    (entry,) = _append_many(session, [EntrySpec(kind, postings, trade_id, metadata)], attach=True)
+    return entry
+
+
+def post_entries(session: Session, entries: Sequence[EntrySpec]) -> int:
+    """Append entries in order, exactly as calling `post_entry` for each in turn would; returns how many.
+
+    The same code as `post_entry` (`_append_many`, there with one entry): each entry is checked
+    against the balances the entries before it left, and the whole list costs the statements of one
+    entry, so bulk loads (the benchmark data generator) use it. All or nothing: raises what
+    `post_entry` raises for the first entry that would be refused, and then leaves nothing behind.
+    """
+    for spec in entries:
+        if spec.kind == EntryKind.REVERSAL or spec.reverses_entry_id is not None:
+            raise field_error("kind", "reversals are posted with reverse_entry()")
+    _append_many(session, list(entries), attach=False)
+    return len(entries)
 
 
 def reverse_entry(session: Session, *, entry_id: str, reason: str) -> JournalEntry:
@@ -303,143 +333,89 @@ def reverse_entry(session: Session, *, entry_id: str, reason: str) -> JournalEnt
     if already is not None:
         raise Conflict(f"Entry {original.seq} was already reversed by entry {already}.")
     mirror = [Posting(p.account, -p.amount) for p in original.postings]
-    return _append(session, kind=EntryKind.REVERSAL, postings=mirror, trade_id=original.trade_id,
-                   metadata={"reverses": original.id, "reverses_seq": original.seq, "reason": reason},
-                   reverses_entry_id=original.id)
+    (entry,) = _append_many(session, [EntrySpec(
+        EntryKind.REVERSAL, mirror, original.trade_id,
+        {"reverses": original.id, "reverses_seq": original.seq, "reason": reason}, original.id)], attach=True)
+    return entry
 
 
-def _append(session: Session, *, kind: str, postings: list[Posting], trade_id: str | None,
-            metadata: dict[str, Any] | None, reverses_entry_id: str | None = None) -> JournalEntry:
-    """The single writer of ledger entries and balances."""
-    if kind not in ENTRY_KINDS:
+def _attached(session: Session, row: dict[str, Any], posting_rows: list[dict[str, Any]],
+              accounts: list[Account]) -> JournalEntry:
+    """The entry just inserted, as a loaded object of the session (postings and accounts included)."""
+    entry = JournalEntry(**row)
+    postings = [JournalPosting(**p) for p in posting_rows]
+    for obj in (entry, *postings):
+        make_transient_to_detached(obj)
+        session.add(obj)
+    for posting, account in zip(postings, accounts, strict=True):
+        set_committed_value(posting, "account", account)
+        set_committed_value(posting, "entry", entry)
+    set_committed_value(entry, "postings", postings)
+    return entry
+
+
+def _check_spec(spec: EntrySpec) -> tuple[EntrySpec, dict[str, Any], list[Posting]]:
+    if spec.kind not in ENTRY_KINDS:
         raise field_error("kind", f"must be one of {', '.join(ENTRY_KINDS)}")
-    if trade_id is not None:
-        _check_text("trade_id", trade_id, max_length=80)
-    meta = _check_metadata(metadata)
-    checked = _check_postings(postings)
+    if spec.trade_id is not None:
+        _check_text("trade_id", spec.trade_id, max_length=80)
+    return spec, _check_metadata(spec.metadata), _check_postings(spec.postings)
 
+
+def _append_many(session: Session, specs: list[EntrySpec], *, attach: bool) -> list[JournalEntry]:
+    """The single writer of ledger entries and balances (post_entry, post_entries, reverse_entry).
+
+    Under the chain lock and inside a savepoint: the accounts (missing ones created), the balances
+    moved by one conditional UPDATE (see `_apply_balances`), then the entries chained from the head
+    inserted. Statements per call do not grow with the number of entries (only with chunks of 500
+    owners). Returns the entries as loaded objects of the session when `attach`, else [] (bulk
+    loads skip building thousands of objects nobody reads).
+    """
+    checked = [_check_spec(spec) for spec in specs]
+    if not checked:
+        return []
     touched: list[Account] = []
     try:
         with session.begin_nested():
             _lock_chain(session)
-            by_key = _accounts(session, [p.account for p in checked])
-            accounts = [by_key[_key(p.account)] for p in checked]
-            touched = list({a.id: a for a in accounts}.values())
-            _apply_balances(session, accounts, checked)
+            by_key = _accounts(session, [p.account for _, _, postings in checked for p in postings])
+            touched = list(by_key.values())
+            accounts = [[by_key[_key(p.account)] for p in postings] for _, _, postings in checked]
+            now = utcnow()
+            _apply_balances(session, accounts, [postings for _, _, postings in checked], now)
             head = session.execute(
                 select(JournalEntry.seq, JournalEntry.hash).order_by(JournalEntry.seq.desc()).limit(1)
             ).first()
-            seq, prev_hash = (head.seq + 1, head.hash) if head else (1, GENESIS_HASH)
-            created_at = utcnow()
-            legs = [{"account_id": a.id, "account": a.name, "currency": a.currency, "amount": p.amount}
-                    for a, p in zip(accounts, checked, strict=True)]
-            body = entry_body(seq=seq, kind=kind, trade_id=trade_id, created_at=created_at,
-                              postings=legs, metadata=meta)
-            entry = JournalEntry(
-                id=new_id("jnl"), seq=seq, trade_id=trade_id, kind=str(kind), created_at=created_at,
-                meta=meta, prev_hash=prev_hash, hash=entry_hash(body, prev_hash),
-                reverses_entry_id=reverses_entry_id,
-            )
-            entry.postings = [
-                JournalPosting(position=i, account_id=leg["account_id"], currency=leg["currency"],
-                               amount=leg["amount"], account=a)
-                for i, (leg, a) in enumerate(zip(legs, accounts, strict=True))
-            ]
-            session.add(entry)
-            session.flush()
+            seq, prev_hash = (head.seq, head.hash) if head else (0, GENESIS_HASH)
+            entry_rows: list[dict[str, Any]] = []
+            posting_rows: list[list[dict[str, Any]]] = []
+            for (spec, meta, postings), entry_accounts in zip(checked, accounts, strict=True):
+                seq += 1
+                legs = [{"account_id": a.id, "account": a.name, "currency": a.currency, "amount": p.amount}
+                        for a, p in zip(entry_accounts, postings, strict=True)]
+                body = entry_body(seq=seq, kind=spec.kind, trade_id=spec.trade_id, created_at=now,
+                                  postings=legs, metadata=meta)
+                entry_id, digest = new_id("jnl"), entry_hash(body, prev_hash)
+                entry_rows.append({"id": entry_id, "seq": seq, "trade_id": spec.trade_id, "kind": str(spec.kind),
+                                   "created_at": now, "meta": meta, "prev_hash": prev_hash, "hash": digest,
+                                   "reverses_entry_id": spec.reverses_entry_id})
+                posting_rows.append([{"entry_id": entry_id, "position": i, "account_id": leg["account_id"],
+                                      "currency": leg["currency"], "amount": leg["amount"]}
+                                     for i, leg in enumerate(legs)])
+                prev_hash = digest
+            # One INSERT per table whatever the number of entries (the ORM's unit of work costs 3x here).
+            session.execute(insert(JournalEntry), entry_rows)
+            session.execute(insert(JournalPosting), [row for rows in posting_rows for row in rows])
+            entries = [_attached(session, row, rows, entry_accounts)
+                       for row, rows, entry_accounts in zip(entry_rows, posting_rows, accounts, strict=True)
+                       ] if attach else []
     except BaseException:
         # The savepoint is gone; balances set on the loaded accounts must be read again.
         for account in touched:
             if account in session:
                 session.expire(account)
         raise
-    return entry
-
-
-@dataclass(frozen=True, slots=True)
-class EntrySpec:
-    """One entry for `post_entries`: what `post_entry` takes, as a value."""
-
-    kind: str
-    postings: list[Posting]
-    trade_id: str | None = None
-    metadata: dict[str, Any] | None = None
-
-
-def post_entries(session: Session, entries: list[EntrySpec]) -> int:
-    """Append many entries in order, as `post_entry` would one by one, in a handful of statements.
-
-    For bulk loads (the benchmark generator): the same checks, the same chain and the same balances
-    as posting each entry in turn (each entry's net per account is checked against the balance the
-    entries before it left), with accounts created in one statement and rows inserted in batches.
-    All or nothing: raises what `post_entry` raises, and then leaves nothing behind. Returns how many.
-    """
-    checked: list[tuple[EntrySpec, dict[str, Any], list[Posting]]] = []
-    for spec in entries:
-        if spec.kind == EntryKind.REVERSAL or spec.kind not in ENTRY_KINDS:
-            raise field_error("kind", f"must be one of {', '.join(k for k in ENTRY_KINDS if k != EntryKind.REVERSAL)}")
-        if spec.trade_id is not None:
-            _check_text("trade_id", spec.trade_id, max_length=80)
-        checked.append((spec, _check_metadata(spec.metadata), _check_postings(spec.postings)))
-    if not checked:
-        return 0
-    table = Account.__table__
-    with session.begin_nested():
-        _lock_chain(session)
-        by_key = _accounts(session, [p.account for _, _, postings in checked for p in postings])
-        ids = {a.id for a in by_key.values()}
-        # Fresh balances under the chain lock (objects in the session may be stale).
-        current = {row.id: [row.balance, row.non_negative, 0] for row in session.execute(
-            select(table.c.id, table.c.balance, table.c.non_negative).where(table.c.id.in_(ids)))}
-        head = session.execute(
-            select(JournalEntry.seq, JournalEntry.hash).order_by(JournalEntry.seq.desc()).limit(1)
-        ).first()
-        seq, prev_hash = (head.seq, head.hash) if head else (0, GENESIS_HASH)
-        created_at = utcnow()
-        entry_rows: list[dict[str, Any]] = []
-        posting_rows: list[dict[str, Any]] = []
-        for spec, meta, postings in checked:
-            accounts = [by_key[_key(p.account)] for p in postings]
-            net: dict[str, int] = defaultdict(int)
-            for account, posting in zip(accounts, postings, strict=True):
-                if account.currency != posting.account.currency:
-                    raise field_error("postings", f"currency of {account.name} does not match the posting")
-                net[account.id] += posting.amount
-            for account in {a.id: a for a in accounts}.values():
-                delta = net[account.id]
-                if delta == 0:
-                    continue
-                state = current[account.id]
-                if abs(state[0] + delta) > MAX_AMOUNT:
-                    raise field_error("amount", f"the balance of {account.name} would exceed 2^53-1")
-                if state[1] and state[0] + delta < 0:
-                    raise InsufficientFunds(account.name, delta)
-                state[0] += delta
-                state[2] += 1
-            seq += 1
-            legs = [{"account_id": a.id, "account": a.name, "currency": a.currency, "amount": p.amount}
-                    for a, p in zip(accounts, postings, strict=True)]
-            body = entry_body(seq=seq, kind=spec.kind, trade_id=spec.trade_id, created_at=created_at,
-                              postings=legs, metadata=meta)
-            entry_id, digest = new_id("jnl"), entry_hash(body, prev_hash)
-            entry_rows.append({"id": entry_id, "seq": seq, "trade_id": spec.trade_id, "kind": str(spec.kind),
-                               "created_at": created_at, "meta": meta, "prev_hash": prev_hash,
-                               "hash": digest, "reverses_entry_id": None})
-            prev_hash = digest
-            posting_rows.extend({"entry_id": entry_id, "position": i, "account_id": leg["account_id"],
-                                 "currency": leg["currency"], "amount": leg["amount"]} for i, leg in enumerate(legs))
-        changed = [{"aid": aid, "b": state[0], "n": state[2]} for aid, state in current.items() if state[2]]
-        if changed:
-            session.execute(
-                update(table).where(table.c.id == bindparam("aid"))
-                .values(balance=bindparam("b"), version=table.c.version + bindparam("n"), updated_at=created_at),
-                changed, execution_options={"synchronize_session": False})
-        session.execute(insert(JournalEntry), entry_rows)
-        session.execute(insert(JournalPosting), posting_rows)
-    for account in by_key.values():
-        if account in session:
-            session.expire(account)
-    return len(checked)
+    return entries
 
 
 def _key(account: Account | AccountRef) -> tuple[str, str, str]:
@@ -479,43 +455,78 @@ def _accounts(session: Session, wanted: list[Account | AccountRef]) -> dict[tupl
     return found
 
 
-def _apply_balances(session: Session, accounts: list[Account], postings: list[Posting]) -> None:
-    """One conditional UPDATE per account (net of the entry): refused below zero or past 2^53-1."""
-    net: dict[str, int] = defaultdict(int)
+def _apply_balances(session: Session, accounts: list[list[Account]], postings: list[list[Posting]],
+                    now: datetime) -> None:
+    """Move every account by its postings, entry after entry, with one conditional UPDATE statement.
+
+    An account's deltas in entry order give its running balances `balance + prefix`; its row is
+    updated only where the lowest of them keeps a non-negative account at or above zero and none
+    leaves +-(2^53-1), which is exactly what applying the entries one at a time would allow (for
+    one entry: `balance + delta >= 0`). A refused account raises what the first entry to fail
+    would have raised (see `_refusal`); the caller's savepoint then drops the rest. `accounts` were
+    loaded under the chain lock, so their balances are the ones the UPDATE starts from.
+    """
+    moves: dict[str, list[tuple[int, int]]] = {}  # account id -> (entry index, net delta), in entry order
     by_id: dict[str, Account] = {}
-    for account, posting in zip(accounts, postings, strict=True):
-        if account.currency != posting.account.currency:
-            raise field_error("postings", f"currency of {account.name} does not match the posting")
-        net[account.id] += posting.amount
-        by_id[account.id] = account
-    table = Account.__table__
-    now = utcnow()
-    ids = sorted(aid for aid, delta in net.items() if delta != 0)
-    if not ids:
+    for index, (entry_accounts, legs) in enumerate(zip(accounts, postings, strict=True)):
+        net: dict[str, int] = defaultdict(int)
+        for account, posting in zip(entry_accounts, legs, strict=True):
+            if account.currency != posting.account.currency:
+                raise field_error("postings", f"currency of {account.name} does not match the posting")
+            net[account.id] += posting.amount
+            by_id[account.id] = account
+        for account_id, delta in net.items():
+            if delta:
+                moves.setdefault(account_id, []).append((index, delta))
+    if not moves:
         return
-    # One statement for every account of the entry (a round trip each adds up on the money path).
-    delta = case({aid: literal(net[aid], BigInteger) for aid in ids}, value=table.c.id)
-    new_balance = table.c.balance + delta
-    rows = {row.id: row for row in session.execute(
+    params = []
+    for account_id in sorted(moves):
+        running, prefixes = 0, []
+        for _, delta in moves[account_id]:
+            running += delta
+            prefixes.append(running)
+        params.append({"aid": account_id, "net": running, "n": len(prefixes), "low": min(prefixes),
+                       "high": max(prefixes)})
+    table = Account.__table__
+    lowest, highest = table.c.balance + bindparam("low", type_=BigInteger), table.c.balance + bindparam("high")
+    updated = session.execute(
         update(table)
-        .where(table.c.id.in_(ids), or_(table.c.non_negative == false(), new_balance >= 0),
-               new_balance.between(-MAX_AMOUNT, MAX_AMOUNT))
-        .values(balance=new_balance, version=table.c.version + 1, updated_at=now)
-        .returning(table.c.id, table.c.balance, table.c.version)
-    )}
-    for account_id in ids:
-        account = by_id[account_id]
-        row = rows.get(account_id)
-        if row is None:
-            current = session.execute(select(table.c.balance).where(table.c.id == account_id)).scalar_one()
-            if abs(current + net[account_id]) > MAX_AMOUNT:
-                raise field_error("amount", f"the balance of {account.name} would exceed 2^53-1")
-            raise InsufficientFunds(account.name, net[account_id])
-    for account_id, row in rows.items():
-        account = by_id[account_id]
-        set_committed_value(account, "balance", row.balance)
-        set_committed_value(account, "version", row.version)
+        .where(table.c.id == bindparam("aid"), or_(table.c.non_negative == false(), lowest >= 0),
+               lowest >= -MAX_AMOUNT, highest <= MAX_AMOUNT)
+        .values(balance=table.c.balance + bindparam("net", type_=BigInteger),
+                version=table.c.version + bindparam("n"), updated_at=now),
+        params, execution_options={"synchronize_session": False},
+    ).rowcount
+    if updated != len(params):
+        raise _refusal(moves, by_id)
+    for row in params:
+        account = by_id[row["aid"]]
+        set_committed_value(account, "balance", account.balance + row["net"])
+        set_committed_value(account, "version", account.version + row["n"])
         set_committed_value(account, "updated_at", now)
+
+
+def _refusal(moves: dict[str, list[tuple[int, int]]], by_id: dict[str, Account]) -> Exception:
+    """The error of the first entry that would be refused (ties: the lowest account id), replayed
+    from the balances the refused UPDATE started from."""
+    first: tuple[int, Exception] | None = None
+    for account_id in sorted(moves):
+        account, running = by_id[account_id], by_id[account_id].balance
+        for index, delta in moves[account_id]:
+            running += delta
+            if abs(running) > MAX_AMOUNT:
+                error: Exception = field_error("amount", f"the balance of {account.name} would exceed 2^53-1")
+            elif account.non_negative and running < 0:
+                error = InsufficientFunds(account.name, delta)
+            else:
+                continue
+            if first is None or index < first[0]:
+                first = (index, error)
+            break
+    if first is None:  # not reachable under the chain lock: nothing else writes balances
+        return Conflict("The ledger changed while posting; try again.")
+    return first[1]
 
 
 # --------------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 Entries and postings are append-only: database triggers (migration 0004_ledger) refuse UPDATE and
 DELETE on both engines; accounts may only change `balance`, `version` and `updated_at`.
-Only `exchange.ledger.engine.post_entry` writes these tables.
+Only `exchange.ledger.engine` (post_entry, post_entries, reverse_entry: one code path) writes these tables.
 """
 
 from __future__ import annotations

@@ -19,14 +19,14 @@ from sqlalchemy import event, select
 from exchange.db import db, utcnow
 from exchange.fields import iso_z
 from exchange.models import Organization
+from tests.bench.generate import run as generate
 
 PAGE = 20
 
 
 @pytest.fixture
 def world(app, api):
-    result = app.test_cli_runner().invoke(args=["generate", "--products", "260", "--seed", "77", "--batch", "100"])
-    assert result.exit_code == 0, result.output
+    generate(app, products=260, seed=77, batch=100, echo=lambda _: None)
     op = api.operator()
     vendor = api.vendor()
     with app.app_context():

@@ -22,7 +22,7 @@ def procurements(app: Any) -> list[tuple[str, str]]:
     from sqlalchemy import select
 
     from exchange.db import db
-    from trading.generate import PROCUREMENT_PREFIX, user_id_of
+    from tests.bench.generate.trading import PROCUREMENT_PREFIX, user_id_of
     from trading.models import Procurement
 
     with app.app_context():

@@ -24,7 +24,7 @@ def delivered_trades(app: Any) -> list[tuple[str, str]]:
     from sqlalchemy import select
 
     from exchange.db import db
-    from trading.generate import TRADE_PREFIX, user_id_of
+    from tests.bench.generate.trading import TRADE_PREFIX, user_id_of
     from trading.models import Trade
 
     with app.app_context():
@@ -72,7 +72,7 @@ def flow_parties(app: Any) -> tuple[dict[str, str], list[dict[str, Any]]]:
     from exchange.db import db
     from exchange.models import User
     from listings.models import Product
-    from trading.generate import buyer_id, user_id_of
+    from tests.bench.generate.trading import buyer_id, user_id_of
 
     email = "operator@bench.datafair"
     with app.app_context():

@@ -93,16 +93,16 @@ def app_env(url: str, **extra: str) -> dict[str, str]:
     return env
 
 
-def flask(url: str, *args: str, log_name: str) -> str:
-    """Run `flask --app app ARGS` on the database `url`; returns its output (also kept in out/)."""
+def generate(url: str, *args: str, log_name: str) -> str:
+    """Run `python -m tests.bench.generate ARGS` on the database `url`; returns its output (also kept in out/)."""
     started = time.perf_counter()
-    proc = subprocess.run([str(BIN / "flask"), "--app", "app", *args], cwd=ROOT, env=app_env(url),
+    proc = subprocess.run([sys.executable, "-m", "tests.bench.generate", *args], cwd=ROOT, env=app_env(url),
                           capture_output=True, text=True, check=False)
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / f"{log_name}.log").write_text(proc.stdout + proc.stderr)
     if proc.returncode != 0:
-        raise RuntimeError(f"flask {' '.join(args)} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
-    log(f"  flask {' '.join(args)}: {time.perf_counter() - started:.0f} s")
+        raise RuntimeError(f"generate {' '.join(args)} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
+    log(f"  generate {' '.join(args)}: {time.perf_counter() - started:.0f} s")
     return proc.stdout
 
 
@@ -127,8 +127,8 @@ def grow(url: str, app: Any, products: int) -> float | None:
     if have >= products:
         return None
     started = time.perf_counter()
-    flask(url, "generate", "--products", str(products - have), "--seed", str(1000 + have),
-          log_name=f"generate-{make_url(url).get_backend_name()}-{products}")
+    generate(url, "--products", str(products - have), "--seed", str(1000 + have),
+             log_name=f"generate-{make_url(url).get_backend_name()}-{products}")
     return time.perf_counter() - started
 
 

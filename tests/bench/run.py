@@ -4,7 +4,7 @@
     BENCH_1M=1 python -m tests.bench.run   # and the growth of search and matching up to 1M products
     python -m tests.bench.run --quick      # a smoke run on a few thousand products
 
-Data comes from the bulk generator (`flask --app app generate`: listed products with certificates,
+Data comes from the bulk generator (`python -m tests.bench.generate`: listed products with certificates,
 and per ten products one procurement and one trade), into one PostgreSQL database and one SQLite
 file created once per run and shared by every benchmark. PostgreSQL grows 10k -> 100k (-> 1M) so the
 growth of search and matching latency is measured on the way. Servers are gunicorn with

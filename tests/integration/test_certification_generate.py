@@ -1,4 +1,4 @@
-"""`generate` lists products with real certificates: gapless numbers, signatures that verify."""
+"""The benchmark generator lists products with real certificates: gapless numbers, signatures that verify."""
 
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ from sqlalchemy import func, select
 
 from certification.models import Certificate
 from exchange.db import db, utcnow
+from tests.bench.generate import run as generate
 
 
 def test_generate_lists_products_with_verifiable_certificates(app, api):
-    result = app.test_cli_runner().invoke(args=["generate", "--products", "40", "--seed", "5", "--batch", "100"])
-    assert result.exit_code == 0, result.output
-    assert "certified 40 products" in result.output
+    output = "\n".join(generate(app, products=40, seed=5, batch=100, echo=lambda _: None))
+    assert "certified 40 products" in output
     with app.app_context():
         numbers = sorted(db.session.execute(select(Certificate.number)).scalars())
         assert db.session.execute(select(func.count()).select_from(Certificate)

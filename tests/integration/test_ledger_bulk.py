@@ -1,4 +1,5 @@
-"""`post_entries` (bulk loads) leaves the ledger exactly as posting the same entries one by one would."""
+"""`post_entries` (bulk loads, the same code as `post_entry`) leaves the ledger exactly as posting the
+same entries one by one would, and refuses exactly what one by one would refuse."""
 
 from __future__ import annotations
 
@@ -65,3 +66,45 @@ def test_bulk_refuses_an_overdraft_as_a_whole(session):
     assert session.execute(select(func.count()).select_from(JournalEntry)).scalar_one() == before
     assert engine.balance(session, owner_id="b-seller", purpose="seller_payable", currency="CNY") == 0
     assert verify(session)["valid"]
+
+
+def test_bulk_refuses_an_overdraft_that_a_later_entry_would_cover(session):
+    """Each entry is checked against the balance the entries before it left, not the list's net."""
+    early = [EntrySpec("settlement", [Posting(escrow("c-trd_1"), -300), Posting(payable("c-seller"), 300)], "c-trd_1"),
+             EntrySpec("payment", move(funding("c-buyer"), escrow("c-trd_1"), 300), "c-trd_1")]
+    with pytest.raises(InsufficientFunds) as refused:
+        engine.post_entries(session, early)
+    assert refused.value.account == "trade_escrow:c-trd_1:CNY"
+    assert session.execute(select(func.count()).select_from(JournalEntry)).scalar_one() == 0
+    assert engine.balance(session, owner_id="c-buyer", purpose="buyer_funding", currency="CNY") == 0
+
+
+# Moves between a few accounts, some of which may not go below zero: many sequences overdraw somewhere.
+ACCOUNTS = st.sampled_from([funding("p-buyer"), escrow("p-trd_1"), escrow("p-trd_2"), payable("p-seller"), fees()])
+MOVES = st.lists(st.tuples(ACCOUNTS, ACCOUNTS, st.integers(1, 1000)).filter(lambda m: m[0] != m[1]),
+                 min_size=1, max_size=10)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(moves=MOVES)
+def test_bulk_refuses_exactly_what_one_by_one_refuses(session, moves):
+    specs = [EntrySpec("payout", move(src, dst, amount)) for src, dst, amount in moves]
+    expected = None
+    with session.begin_nested() as one_by_one:
+        for spec in specs:
+            try:
+                engine.post_entry(session, kind=spec.kind, postings=spec.postings)
+            except Exception as exc:
+                expected = (type(exc), getattr(exc, "account", None))
+                break
+        one_by_one.rollback()
+    session.expire_all()
+    if expected is None:
+        assert engine.post_entries(session, specs) == len(specs)
+    else:
+        with pytest.raises(expected[0]) as refused:
+            engine.post_entries(session, specs)
+        assert getattr(refused.value, "account", None) == expected[1]
+        assert session.execute(select(func.count()).select_from(JournalEntry)).scalar_one() == 0
+    assert verify(session)["valid"]
+    session.rollback()

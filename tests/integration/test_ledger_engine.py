@@ -296,3 +296,33 @@ def test_cli_verify_reports_valid_and_invalid(app, session):
     bad = runner.invoke(args=["ledger", "verify", "--quiet"])
     assert bad.exit_code == 1
     assert "ledger INVALID: first bad seq 5" in bad.stderr and "verified" not in bad.stderr
+
+
+def test_one_entry_costs_a_fixed_handful_of_statements(session):
+    """The money path's cost: savepoint, chain lock (PostgreSQL), accounts, one conditional UPDATE,
+    chain head, one INSERT per table, release; the same for one entry alone and inside post_entries."""
+    from sqlalchemy import event
+
+    trade_flow(session, trade="trd_warm")
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, *args):
+        if not statement.upper().startswith("BEGIN"):  # the caller's transaction, not the engine's
+            statements.append(statement.split()[0].upper())
+
+    bind = session.get_bind()
+    event.listen(bind, "before_cursor_execute", count)
+    try:
+        engine.post_entry(session, kind="payment", trade_id="trd_warm",
+                          postings=move(funding("org_buyer"), escrow("trd_warm"), 5))
+        one = list(statements)
+        statements.clear()
+        engine.post_entries(session, [engine.EntrySpec("payment", move(funding("org_buyer"), escrow(f"trd_{n}"), 5),
+                                                       f"trd_{n}") for n in range(50)])
+    finally:
+        event.remove(bind, "before_cursor_execute", count)
+    lock = ["SELECT"] if bind.dialect.name == "postgresql" else []
+    assert one == ["SAVEPOINT", *lock, "SELECT", "UPDATE", "SELECT", "INSERT", "INSERT", "RELEASE"]
+    # Fifty entries on new escrow accounts: only the accounts' INSERT and their reload come on top.
+    assert len(statements) <= len(one) + 2, statements
+    assert verify(session)["valid"]

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import random
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Text, func, select, text
@@ -12,9 +16,10 @@ from exchange import demo as exchange_demo
 from exchange.db import db
 from listings import demo as listings_demo
 from listings import fairs, search
-from listings.generate import GenerationError, _product, _vendor_rows, generate_products
 from listings.models import Fair, Product, ProductVersion, Stall
 from listings.states import FairPhase
+from tests.bench.generate import run as generate
+from tests.bench.generate.listings import GenerationError, _product, _vendor_rows, generate_products
 
 HAN = re.compile(r"[\u4e00-\u9fff]")
 LATIN = re.compile(r"[A-Za-z]{3}")
@@ -99,12 +104,39 @@ def test_generator_inserts_listed_searchable_products(app):
                 assert dict(row._mapping) == expected
 
 
-def test_generate_command(app):
-    result = app.test_cli_runner().invoke(args=["generate", "--products", "30", "--seed", "21", "--batch", "100"])
-    assert result.exit_code == 0, result.output
-    assert "generated 30 listed products" in result.output
-    again = app.test_cli_runner().invoke(args=["generate", "--products", "30", "--seed", "21"])
-    assert again.exit_code != 0 and "seed 21" in again.output
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_generate_command(app, database):
+    """`python -m tests.bench.generate` runs on the environment's DATABASE_URL; a seed runs once."""
+    env = {**os.environ, "DATABASE_URL": database.url, "PYTHONPATH": str(ROOT)}
+    env.pop("REDIS_URL", None)
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "tests.bench.generate", *args], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=300, check=False)
+
+    result = cli("--products", "30", "--seed", "21", "--batch", "100")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "generated 30 listed products" in result.stdout and "certified 30 products" in result.stdout
+    again = cli("--products", "30", "--seed", "21")
+    assert again.returncode != 0 and "seed 21" in again.stderr
+    with app.app_context():
+        assert db.session.execute(select(func.count()).select_from(Product)).scalar_one() == 30
+
+
+def test_generator_refuses_to_run_in_production(app):
+    app.config["DATAFAIR_ENV"] = "production"
+    with pytest.raises(GenerationError, match="production"):
+        generate(app, products=5, seed=1, echo=lambda _: None)
+    with app.app_context():
+        assert db.session.execute(select(func.count()).select_from(Product)).scalar_one() == 0
+
+
+def test_the_app_has_no_generate_command(app):
+    """Benchmark tooling is not part of the product: `flask --app app generate` is gone."""
+    result = app.test_cli_runner().invoke(args=["generate", "--products", "5"])
+    assert result.exit_code == 2 and "No such command" in result.output
 
 
 def test_demo_stalls_show_products_once_listed(app):

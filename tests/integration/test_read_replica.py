@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from exchange import identity
 from exchange.db import catalog_engine, db, read_session, write_intent
 from exchange.models import Organization
+from tests.bench.generate import run as generate
 
 
 def _count(session) -> int:
@@ -74,8 +75,7 @@ def test_public_catalog_and_stats_read_the_replica(make_app, tmp_path):
         upgrade()
         db.engine.dispose()
     shutil.copyfile(primary, replica)
-    result = app.test_cli_runner().invoke(args=["generate", "--products", "5", "--seed", "3"])
-    assert result.exit_code == 0, result.output
+    generate(app, products=5, seed=3, echo=lambda _: None)
     client = app.test_client()
     # The primary has five listed products; the replica (not yet caught up) has none.
     assert client.get("/api/v1/products").get_json()["total"] == 0

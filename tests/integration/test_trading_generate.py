@@ -1,21 +1,23 @@
-"""`generate` adds procurements and trades whose contracts, signatures and ledger all check out."""
+"""The benchmark generator adds procurements and trades whose contracts, signatures and ledger all check out."""
 
 from __future__ import annotations
 
 from sqlalchemy import func, select
 
+from certification.models import Certificate
 from exchange.db import db, utcnow
 from exchange.ledger.verify import verify
+from exchange.models import Organization, User
+from listings.models import Product
+from tests.bench.generate import run as generate
+from tests.bench.generate.trading import GENERATED_PASSWORD, buyer_id
+from tests.consistency import problems
 from tests.factories import ApiHelper
-from trading.generate import GENERATED_PASSWORD, buyer_id
 from trading.models import Procurement, Trade
 
 
 def _generate(app, products: int, seed: int) -> str:
-    result = app.test_cli_runner().invoke(args=["generate", "--products", str(products), "--seed", str(seed),
-                                                "--batch", "100"])
-    assert result.exit_code == 0, result.output
-    return result.output
+    return "\n".join(generate(app, products=products, seed=seed, batch=100, echo=lambda _: None))
 
 
 def test_generate_makes_procurements_and_trades_that_verify(app, api: ApiHelper):
@@ -28,6 +30,17 @@ def test_generate_makes_procurements_and_trades_that_verify(app, api: ApiHelper)
                                    .order_by(Trade.id)).scalars().first()
     assert statuses == {"settled": 2, "delivered": 4}
     assert report["valid"] and report["entries"] == 6 + 2
+    # States the services reach: each trade's status agrees with its entries, escrow, payment and fee;
+    # every listed product has its valid certificate; every generated organization has its admin.
+    with app.app_context():
+        assert problems(db.session) == []
+        listed = db.session.execute(select(Product.certificate_number, Certificate.status, Certificate.product_id,
+                                           Product.id).outerjoin(Certificate, Certificate.number ==
+                                                                 Product.certificate_number)
+                                    .where(Product.status == "listed")).all()
+        assert listed and all(status == "valid" and cert_pid == pid for _, status, cert_pid, pid in listed)
+        assert db.session.execute(select(func.count()).select_from(Organization).where(
+            ~Organization.id.in_(select(User.org_id)))).scalar_one() == 0
 
     # The generated buyer logs in with the documented password and sees its trades and contracts.
     assert buyer.startswith(buyer_id(0)[:-2])

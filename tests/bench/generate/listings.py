@@ -1,9 +1,9 @@
-"""Bulk generator of synthetic bilingual listed products for benchmarks (`flask --app app generate`).
+"""Synthetic bilingual listed products for benchmarks (the first step of `python -m tests.bench.generate`).
 
 Deterministic per seed: the same seed gives the same vendors, ids, texts, prices and times. Rows go
 in with Core executemany in batches (one transaction per batch) straight into products, revisions,
 history and the full-text index, segmented by the same code as the API's writes; products are
-`listed` at once (later layers may attach certificates to them).
+`listed` at once, and the next step (tests.bench.generate.certification) gives each its certificate.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
-"""Procurements and trades for generated benchmark products (`flask --app app generate`).
+"""Procurements and trades for generated benchmark products (the last step of `python -m tests.bench.generate`).
 
 One open procurement and one trade per ten generated, certified products (100k products: 10k of
-each), added after `listings.generate` and `certification.generate`. Buyers are twenty generated
+each), added after the listings and certification steps. Buyers are twenty generated
 enterprises across the five regions; every generated vendor and buyer gets one admin user whose
 password is GENERATED_PASSWORD (the generator refuses to run in production).
 
@@ -9,9 +9,9 @@ A trade is made the way the API makes one, only in bulk: an accepted bid, the co
 gapless number (a reserved block per batch) and canonical digest, two platform attestations signed
 by the exchange key, the trade, the confirmed manual payment and its ledger entry, then the
 delivery. Every fifth trade is also accepted and settled (its settlement entry too); the rest wait
-for the buyer's acceptance. Ledger entries go through `exchange.ledger.engine.post_entries` (the engine's
-bulk append), so the hash chain and the balances verify. Buyers and sellers are in the same jurisdiction: every deal is
-lawful.
+for the buyer's acceptance. Ledger entries go through `exchange.ledger.engine.post_entries`, the same
+code as the services' `post_entry` (one writer), so the hash chain and the balances verify. Buyers
+and sellers are in the same jurisdiction: every deal is lawful.
 """
 
 from __future__ import annotations
@@ -36,9 +36,9 @@ from exchange.models import Organization, User
 from exchange.money import fee_for
 from exchange.sequences import reserve
 from exchange.states import OrgStatus
-from listings.generate import CITIES, CURRENCY_BY_REGION, DELIVERY, TOPICS
 from listings.models import Product
 from listings.states import ProductStatus
+from tests.bench.generate.listings import CITIES, CURRENCY_BY_REGION, DELIVERY, TOPICS
 from trading import contracts, settlement
 from trading.models import Contract, Offer, Payment, Procurement, Signature, Trade
 from trading.states import ContractStatus, OfferStatus, ProcurementStatus, SignatureMethod, TradeStatus
@@ -46,17 +46,9 @@ from trading.states import ContractStatus, OfferStatus, ProcurementStatus, Signa
 PRODUCTS_PER_ROW = 10  # one procurement and one trade per ten generated products
 SETTLED_EVERY = 5
 BUYER_REGIONS = ("GD", "GD", "GD", "GD", "HK", "HK", "MO", "MO", "CN", "INTL") * 2
-GENERATED_PASSWORD = "generated-bench-password"  # noqa: S105 - synthetic users of benchmark data only
+GENERATED_PASSWORD = "generated-bench-password"  # synthetic users of benchmark data only
 GENERATED_EMAIL_DOMAIN = "generated.bench"
 PRODUCT_PREFIX, PROCUREMENT_PREFIX, TRADE_PREFIX = "prd_gen", "prc_gen_", "trd_gen_"
-
-
-def generate_step(engine: Engine, progress: Callable[[str, int, int], None]) -> str:
-    """The trading step of `flask --app app generate` (see listings.cli)."""
-    users = ensure_users(engine)
-    procs = generate_procurements(engine, progress=lambda d, t: progress("procurements", d, t))
-    trades = generate_trades(engine, progress=lambda d, t: progress("trades", d, t))
-    return f"generated {procs:,} procurements and {trades:,} trades ({users} users added)"
 
 
 def buyer_id(k: int) -> str:

@@ -1,6 +1,6 @@
-"""Certificates for generated benchmark products (`flask --app app generate`).
+"""Certificates for generated benchmark products (the second step of `python -m tests.bench.generate`).
 
-Listed products without a certificate (what `listings.generate` inserts) get an approved
+Listed products without a certificate (what tests.bench.generate.listings inserts) get an approved
 certification, its three approved stages and a real signed certificate, in batches: a block of
 consecutive numbers is reserved per batch inside the batch's transaction, so numbering stays
 gapless. Signatures and digests are the same as the workflow's, so every certificate verifies.
@@ -23,12 +23,6 @@ from exchange.db import new_id, utcnow
 from exchange.sequences import reserve
 from listings.models import Product, ProductVersion
 from listings.states import ProductStatus
-
-
-def generate_step(engine: Engine, progress: Callable[[str, int, int], None]) -> str:
-    """The certification step of `flask --app app generate` (see listings.cli)."""
-    done = certify_generated(engine, progress=lambda d, t: progress("certificates", d, t))
-    return f"certified {done:,} products"
 
 
 def certify_generated(engine: Engine, *, batch: int = 2000,
