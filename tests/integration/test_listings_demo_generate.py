@@ -8,8 +8,8 @@ import re
 import pytest
 from sqlalchemy import Text, func, select, text
 
-from exchange import demo as exchange_demo
 from exchange.db import db
+from exchange.identity import demo as exchange_demo
 from listings import demo as listings_demo
 from listings import fairs, search
 from listings.generate import GenerationError, _product, _vendor_rows, generate_products
@@ -108,8 +108,8 @@ def test_generate_command(app):
 
 
 def test_demo_stalls_show_products_once_listed(app):
-    from exchange.auth import Principal
-    from exchange.models import User
+    from exchange.identity.models import User
+    from exchange.principal import Principal
     from listings import services
 
     with app.app_context():
