@@ -11,11 +11,10 @@ from flask import Flask
 from certification import demo as certification_demo
 from certification import routes as certification_routes
 from certification import services as certification_services
-from exchange import demo as exchange_demo
-from exchange import jobs
 from exchange.db import db
+from exchange.identity import demo as exchange_demo
+from exchange.jobs import scheduler as jobs
 from exchange.kernel import create_kernel
-from exchange.ledger import routes as ledger_routes
 from listings import demo as listings_demo
 from listings import routes as listings_routes
 from trading import demo as trading_demo
@@ -27,8 +26,6 @@ ROOT = os.path.dirname(os.path.abspath(__file__))
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     app, api = create_kernel(__name__, ROOT, config)
-    # exchange.ledger: read API of the double-entry ledger
-    api.register_blueprint(ledger_routes.blp)
     # listings: catalog, revisions, search, fairs and stalls
     api.register_blueprint(listings_routes.blp)
     api.register_blueprint(listings_routes.fairs_blp)

@@ -16,13 +16,15 @@ from sqlalchemy.orm import Session
 
 from certification.models import Certificate
 from certification.states import CERTIFICATE_TRANSITIONS, CertificateStatus
-from exchange import audit, outbox, signing
-from exchange.auth import Principal
 from exchange.canonical import sha256_hex
 from exchange.db import utcnow
 from exchange.errors import Conflict, NotFound
+from exchange.events import outbox
 from exchange.fields import iso_z
+from exchange.identity import audit
+from exchange.principal import Principal
 from exchange.sequences import yearly_number
+from exchange.signing import services as signing
 from exchange.states import transition
 from listings import services as listings
 

@@ -8,8 +8,8 @@ from sqlalchemy.orm import Session
 
 from certification import services
 from certification.models import Certification
-from exchange.auth import Principal
-from exchange.models import Organization, User
+from exchange.identity.models import Organization, User
+from exchange.principal import Principal
 from listings.demo import show_listed_products
 from listings.models import Product
 
@@ -33,8 +33,8 @@ def seed(session: Session, orgs: dict[str, Organization]) -> dict[str, int]:
     """Certify the demo catalog; returns counts by outcome."""
     operators = _operators(session, orgs["operator"])
     if len(operators) < 2:
-        from exchange import identity
-        from exchange.demo import DEMO_PASSWORD
+        from exchange.identity import services as identity
+        from exchange.identity.demo import DEMO_PASSWORD
 
         identity.add_member(session, org_id=orgs["operator"].id, email="reviewer@datafair.demo",
                             password=DEMO_PASSWORD, name="第二审核员 Second reviewer", role="member",

@@ -23,9 +23,9 @@ from certification.schemas import (
     WhitelistSchema,
 )
 from exchange.api import AUTH, OPTIONAL_AUTH, Blueprint, paginate
-from exchange.auth import current_principal
 from exchange.db import db
 from exchange.fields import ReasonSchema
+from exchange.principal import current_principal
 
 blp = Blueprint("certification", __name__, url_prefix="/api/v1", description="Certification and certificates")
 WRITE_ERRORS = (400, 401, 403, 404, 409, 415, 422)

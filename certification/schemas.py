@@ -16,8 +16,8 @@ from exchange.fields import (
     UTCDateTime,
     page_schema,
 )
+from exchange.identity.states import REGIONS
 from exchange.money import MAX_AMOUNT
-from exchange.states import REGIONS
 from listings.states import CATEGORIES
 
 SHA256 = validate.Regexp(r"^[0-9a-f]{64}$", error="must be 64 lowercase hex characters (sha256)")

@@ -37,13 +37,16 @@ from certification.states import (
     Stage,
     StageStatus,
 )
-from exchange import audit, jobs, outbox
-from exchange.auth import Principal
 from exchange.canonical import sha256_hex
 from exchange.db import utcnow
 from exchange.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed, field_error
-from exchange.models import Organization
-from exchange.states import OrgStatus, transition
+from exchange.events import outbox
+from exchange.identity import audit
+from exchange.identity.models import Organization
+from exchange.identity.states import OrgStatus
+from exchange.jobs import scheduler as jobs
+from exchange.principal import Principal
+from exchange.states import transition
 from listings import services as listings
 
 C = CertificationStatus

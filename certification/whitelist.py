@@ -10,11 +10,11 @@ from sqlalchemy.orm import Session
 
 from certification.crossborder import Decision, may_transfer
 from certification.models import WhitelistEntry
-from exchange import audit
-from exchange.auth import Principal
 from exchange.db import utcnow
 from exchange.errors import NotFound, ValidationFailed, field_error
-from exchange.models import Organization
+from exchange.identity import audit
+from exchange.identity.models import Organization
+from exchange.principal import Principal
 
 
 def create(session: Session, *, data: dict[str, Any], actor: Principal) -> WhitelistEntry:

@@ -83,7 +83,7 @@ def post_fork(server, worker):
 
 def post_worker_init(worker):
     # Without Redis the periodic jobs run in a thread of each worker (a database lease per job).
-    from exchange import jobs
+    from exchange.jobs import scheduler as jobs
 
     app = _flask_app(worker)
     # Only datafair's own app has jobs (the same config serves the benchmarks' bare-Flask baselines).

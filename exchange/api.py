@@ -22,8 +22,8 @@ from webargs import core
 from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import BadRequest, HTTPException, RequestEntityTooLarge
 
-from exchange.auth import current_principal
 from exchange.errors import PROBLEM_JSON, render_http_exception
+from exchange.principal import current_principal
 
 MAX_JSON_DEPTH = 32
 MAX_BODY_BYTES = 1024 * 1024

@@ -15,11 +15,10 @@ from werkzeug.exceptions import UnsupportedMediaType
 
 from exchange import idempotency, metrics
 from exchange.api import API_PREFIX, MAX_BODY_BYTES, is_json_mimetype, nul_paths, request_body, request_json
-from exchange.auth import current_principal
 from exchange.db import db, write_intent
 from exchange.errors import Forbidden, NotFound, ValidationFailed, render_unexpected
 from exchange.fields import ONE_TIME_SECRETS_SEEN
-from exchange.states import OrgStatus
+from exchange.principal import current_principal
 
 log = logging.getLogger("datafair.http")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -76,7 +75,7 @@ def before_request() -> Response | None:
             principal = current_principal(required=False)
             # End the lookup's transaction so per-organization rate limits can write before the view's.
             db.session.rollback()
-            if (principal is not None and principal.org_status == OrgStatus.SUSPENDED
+            if (principal is not None and principal.is_suspended
                     and not request.path.startswith(f"{API_PREFIX}/auth/")):
                 raise Forbidden("Your organization is suspended: it may read its data but not write.")
     return None

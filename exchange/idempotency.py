@@ -21,12 +21,12 @@ from sqlalchemy.exc import IntegrityError
 from webargs import core
 
 from exchange.api import API_PREFIX, request_json
-from exchange.auth import peek_user_id
 from exchange.canonical import canonical_bytes
 from exchange.db import db, utcnow
 from exchange.errors import Conflict, ValidationFailed
 from exchange.fields import ONE_TIME_SECRETS_SEEN
 from exchange.models import IdempotencyRecord
+from exchange.principal import peek_user_id
 
 HEADER = "Idempotency-Key"
 TTL = timedelta(hours=24)

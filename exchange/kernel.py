@@ -11,14 +11,14 @@ from flask_migrate import Migrate
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import UnicodeConverter
 
-from exchange import http, jobs, logs, metrics, ratelimit, sequences  # noqa: F401 - sequences registers its table
+from exchange import http, logs, metrics, ratelimit, sequences  # noqa: F401 - sequences registers its table
 from exchange.api import Api, JSONProvider, init_api
 from exchange.config import load_config, validate_config
 from exchange.db import db, engine_options, normalize_database_url, replica_binds
 from exchange.db import init_app as db_teardown
 from exchange.errors import register_error_handlers
 
-MIGRATIONS_DIR = str(Path(__file__).parent / "migrations")
+MIGRATIONS_DIR = str(Path(__file__).resolve().parent.parent / "migrations")
 MAX_PATH_VALUE = 64
 
 
@@ -58,15 +58,15 @@ def create_kernel(import_name: str, root: str, config: dict[str, Any] | None = N
     api = init_api(app)
     register_error_handlers(app)
     http.init_app(app)
-    from exchange import cli, leases, outbox, routes  # noqa: F401 - leases and outbox register their tables
-    from exchange.payments import models as _payment_models  # noqa: F401 - registers the payment tables
-    from exchange.webhooks import routes as webhook_routes
+    from exchange import events, identity, jobs, ledger, payments, signing
 
-    api.register_blueprint(routes.blp)
-    api.register_blueprint(routes.wellknown)
-    api.register_blueprint(webhook_routes.blp)
-    cli.init_app(app)
-    jobs.init_app(app)
+    # The kernel's subpackages in their layer order, each wiring itself (routes, CLI, collectors, jobs).
+    identity.init_app(app, api)
+    signing.init_app(app, api)
+    events.init_app(app, api)
+    ledger.init_app(app, api)
+    payments.init_app(app, api)
+    jobs.init_app(app, api)
     metrics.init_app(app)
     db_teardown(app)
     return app, api

@@ -25,7 +25,6 @@ from flask import Flask, Response, current_app, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from exchange.db import db
@@ -107,50 +106,6 @@ def render(app: Flask) -> bytes:
 def metrics_view() -> Response:
     return Response(render(current_app._get_current_object()), mimetype=CONTENT_TYPE_LATEST,  # type: ignore[attr-defined]
                     headers={"Cache-Control": "no-store"})
-
-
-# -- the kernel's own collectors -------------------------------------------------------------------
-
-def _ledger(session: Session) -> Iterable[Metric]:
-    from exchange.ledger.models import JournalEntry
-
-    head = session.execute(select(func.max(JournalEntry.seq))).scalar()
-    yield GaugeMetricFamily("datafair_ledger_entries", "Journal entries in the ledger (the chain's head seq)",
-                            value=float(head or 0))
-
-
-def _organizations(session: Session) -> Iterable[Metric]:
-    from exchange.models import Organization
-
-    rows = session.execute(select(Organization.status, func.count()).group_by(Organization.status)).all()
-    yield labelled_gauge("datafair_organizations", "Organizations by status", "status", rows)
-
-
-def _webhooks(session: Session) -> Iterable[Metric]:
-    from exchange.outbox import OutboxEvent
-    from exchange.webhooks.models import WebhookDelivery
-
-    waiting = session.execute(select(func.count()).select_from(OutboxEvent)
-                              .where(OutboxEvent.dispatched_at.is_(None))).scalar_one()
-    yield GaugeMetricFamily("datafair_outbox_undispatched_events", "Outbox events not yet fanned out to deliveries",
-                            value=float(waiting))
-    rows = session.execute(select(WebhookDelivery.status, func.count()).group_by(WebhookDelivery.status)).all()
-    yield labelled_gauge("datafair_webhook_deliveries", "Webhook deliveries by status", "status", rows)
-
-
-def _job_queue(_session: Session) -> Iterable[Metric]:
-    from exchange import jobs
-
-    depth = jobs.queue_depth(current_app._get_current_object())  # type: ignore[attr-defined]
-    if depth is not None:
-        yield labelled_gauge("datafair_job_queue_depth", "Tasks waiting in the Redis job queue", "queue",
-                             [(jobs.QUEUE, depth)])
-
-
-register_collector("ledger", _ledger)
-register_collector("organizations", _organizations)
-register_collector("webhooks", _webhooks)
-register_collector("job_queue", _job_queue)
 
 
 def init_app(app: Flask) -> None:

@@ -228,7 +228,7 @@ def limit_writes(flow: str) -> Any:
     """
     import functools
 
-    from exchange.auth import current_principal
+    from exchange.principal import current_principal
 
     def decorator(view: Any) -> Any:
         @functools.wraps(view)

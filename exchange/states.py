@@ -1,4 +1,4 @@
-"""Kernel state machines and enumerations, with the one transition helper every domain uses."""
+"""The one transition helper every state machine uses."""
 
 from __future__ import annotations
 
@@ -7,26 +7,6 @@ from enum import StrEnum
 from typing import Any, TypeVar
 
 from exchange.errors import InvalidTransition
-
-ORG_TYPES = ("vendor", "enterprise", "operator", "assessor")
-SELF_REGISTERED_TYPES = ("vendor", "enterprise", "assessor")
-REGIONS = ("GD", "HK", "MO", "CN", "INTL")
-ROLES = ("admin", "member")
-
-
-class OrgStatus(StrEnum):
-    PENDING = "pending"
-    VERIFIED = "verified"
-    REJECTED = "rejected"
-    SUSPENDED = "suspended"
-
-
-ORG_TRANSITIONS: dict[OrgStatus, frozenset[OrgStatus]] = {
-    OrgStatus.PENDING: frozenset({OrgStatus.VERIFIED, OrgStatus.REJECTED}),
-    OrgStatus.VERIFIED: frozenset({OrgStatus.SUSPENDED}),
-    OrgStatus.SUSPENDED: frozenset({OrgStatus.VERIFIED}),
-    OrgStatus.REJECTED: frozenset(),
-}
 
 S = TypeVar("S", bound=StrEnum)
 

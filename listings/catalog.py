@@ -9,8 +9,8 @@ from sqlalchemy import ColumnElement, Select, func, literal_column, or_, select
 from sqlalchemy.orm import Session
 
 from exchange.api import paginate
-from exchange.auth import Principal
 from exchange.errors import Forbidden, field_error
+from exchange.principal import Principal
 from listings import search
 from listings.models import Product, ProductVersion, Stall, StallProduct
 from listings.states import ProductStatus

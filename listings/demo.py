@@ -9,9 +9,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from exchange.auth import Principal
 from exchange.db import utcnow
-from exchange.models import Organization, User
+from exchange.identity.models import Organization, User
+from exchange.principal import Principal
 from listings import fairs, services
 from listings.models import Fair, Product, ProductVersion, Stall
 from listings.schemas import ProductCreateSchema

@@ -9,11 +9,11 @@ from typing import Any
 from sqlalchemy import Select, delete, func, select
 from sqlalchemy.orm import Session
 
-from exchange.auth import Principal
 from exchange.db import exact_sum, exact_total, utcnow
 from exchange.errors import Conflict, NotFound, ValidationFailed, field_error
-from exchange.models import Organization
-from exchange.states import OrgStatus
+from exchange.identity.models import Organization
+from exchange.identity.states import OrgStatus
+from exchange.principal import Principal
 from listings.models import Fair, FairSale, Product, Stall, StallProduct
 from listings.states import FairPhase, ProductStatus
 

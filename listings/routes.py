@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from exchange.api import AUTH, OPTIONAL_AUTH, Blueprint, paginate
-from exchange.auth import current_principal
 from exchange.db import db, read_session
 from exchange.fields import PaginationArgsSchema
+from exchange.principal import current_principal
 from listings import catalog, fairs, services
 from listings.models import Product
 from listings.schemas import (

@@ -15,10 +15,10 @@ from sqlalchemy import Select, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from exchange.auth import Principal
 from exchange.db import utcnow
 from exchange.errors import Conflict, Forbidden, InvalidTransition, NotFound, ValidationFailed, field_error
 from exchange.money import CURRENCIES, MAX_AMOUNT
+from exchange.principal import Principal
 from exchange.states import transition
 from listings import search
 from listings.models import (

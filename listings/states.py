@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from exchange.identity.states import REGIONS
 from exchange.money import CURRENCIES
-from exchange.states import REGIONS
 
 
 class ProductStatus(StrEnum):

@@ -6,8 +6,8 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
-from exchange import identity
 from exchange.db import db
+from exchange.identity import services as identity
 
 PASSWORD = "correct horse battery staple"
 _seq = itertools.count(1)
@@ -171,8 +171,8 @@ def create_product(api: ApiHelper, vendor: Actor, **overrides: Any) -> dict[str,
 
 def principal_of(api: ApiHelper, actor: Actor) -> Any:
     """The service-level Principal of a test actor."""
-    from exchange.auth import Principal
-    from exchange.models import User
+    from exchange.identity.models import User
+    from exchange.principal import Principal
 
     with api.app.app_context():
         return Principal.of(db.session.get(User, actor.user_id))

@@ -9,12 +9,12 @@ from typing import Any
 
 from marshmallow import fields
 
-from exchange import audit
 from exchange.api import Blueprint
-from exchange.auth import current_principal
 from exchange.db import db
 from exchange.errors import Conflict
 from exchange.fields import MoneySchema, StrictInteger, StrictSchema, Text, UTCDateTime
+from exchange.identity import audit
+from exchange.principal import current_principal
 
 PREFIX = "/api/v1/_test"
 

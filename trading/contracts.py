@@ -15,15 +15,17 @@ from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session
 
 from certification import certificates
-from exchange import audit, outbox, signing
-from exchange.auth import Principal
 from exchange.canonical import sha256_hex
 from exchange.db import utcnow
 from exchange.errors import Conflict, Forbidden, ValidationFailed, field_error
+from exchange.events import outbox
 from exchange.fields import iso_z
-from exchange.models import Organization, OrganizationKey
+from exchange.identity import audit
+from exchange.identity.models import Organization, OrganizationKey
 from exchange.money import fee_for
+from exchange.principal import Principal
 from exchange.sequences import yearly_number
+from exchange.signing import services as signing
 from exchange.states import transition
 from listings import services as listings
 from listings.models import Fair, Product, Stall

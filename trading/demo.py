@@ -11,9 +11,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from certification.whitelist import check_transfer
-from exchange.auth import Principal
 from exchange.db import utcnow
-from exchange.models import Organization, User
+from exchange.identity.models import Organization, User
+from exchange.principal import Principal
 from listings.models import Fair, Product, ProductVersion, Stall
 from listings.states import ProductStatus
 from trading import contracts, offers, procurements, settlement

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from exchange.fields import iso_z
-from exchange.models import Organization
+from exchange.identity.models import Organization
 from exchange.money import format_amount
 from exchange.text import escape_markdown as md
 from exchange.text import markdown_code as code

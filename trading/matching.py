@@ -24,11 +24,11 @@ from certification.crossborder import may_transfer
 from certification.models import Certificate
 from certification.states import CertificateStatus
 from certification.whitelist import live_entries
-from exchange import outbox
-from exchange.auth import Principal
 from exchange.db import utcnow
 from exchange.errors import Conflict, Forbidden
-from exchange.models import Organization
+from exchange.events import outbox
+from exchange.identity.models import Organization
+from exchange.principal import Principal
 from listings import search
 from listings import services as listings
 from listings.models import Product, ProductVersion

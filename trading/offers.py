@@ -14,11 +14,11 @@ from typing import Any
 from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session
 
-from exchange import outbox
-from exchange.auth import Principal
 from exchange.db import new_id, utcnow
 from exchange.errors import Conflict, Forbidden, field_error
-from exchange.models import Organization
+from exchange.events import outbox
+from exchange.identity.models import Organization
+from exchange.principal import Principal
 from exchange.states import transition
 from listings.models import Product
 from trading import contracts, procurements, rules

@@ -8,9 +8,9 @@ from typing import Any
 from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session
 
-from exchange.auth import Principal
 from exchange.db import utcnow
 from exchange.errors import Forbidden, NotFound, field_error
+from exchange.principal import Principal
 from exchange.states import transition
 from trading.models import Procurement, ProcurementInvitation
 from trading.rules import organization

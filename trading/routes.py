@@ -7,8 +7,8 @@ from typing import Any
 from flask import Response, request
 
 from exchange.api import AUTH, Blueprint, paginate
-from exchange.auth import current_principal
 from exchange.db import db, read_session
+from exchange.principal import current_principal
 from exchange.ratelimit import limit_writes
 from trading import contracts, document, matching, offers, procurements, settlement, stats, trades
 from trading.schemas import (

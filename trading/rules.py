@@ -11,8 +11,8 @@ from sqlalchemy.orm import Session
 from certification import certificates, whitelist
 from certification.models import Certificate
 from exchange.errors import Conflict, NotFound, field_error
-from exchange.models import Organization
-from exchange.states import OrgStatus
+from exchange.identity.models import Organization
+from exchange.identity.states import OrgStatus
 from listings import services as listings
 from listings.models import Product, ProductVersion
 

@@ -6,7 +6,8 @@ from flask import current_app
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from exchange import jobs, metrics
+from exchange import metrics
+from exchange.jobs import scheduler as jobs
 from trading import offers, procurements, settlement
 from trading.models import Contract, Trade
 

@@ -18,15 +18,16 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import Session, object_session
 
-from exchange import audit, outbox
-from exchange.auth import Principal
 from exchange.db import utcnow
 from exchange.errors import Conflict, Forbidden, NotFound, ValidationFailed, field_error
+from exchange.events import outbox
+from exchange.identity import audit
+from exchange.identity.models import Organization
 from exchange.ledger.engine import AccountRef, Posting, balance, post_entry, register_entry_access
 from exchange.ledger.models import EXCHANGE_OWNER, EntryKind
-from exchange.models import Organization
 from exchange.money import fee_for
 from exchange.payments import ProviderStatus, get_gateway, idempotency_key, record_event_once
+from exchange.principal import Principal
 from exchange.states import transition
 from listings import services as listings
 from trading.models import Dispute, Payment, Payout, Trade

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session
 
-from exchange.auth import Principal
+from exchange.principal import Principal
 from trading.models import Trade
 from trading.rules import for_parties
 

@@ -3,3 +3,31 @@
 `exchange.ledger.engine` (post_entry, and post_entries for many at once: one code path) is the only
 writer of the ledger tables.
 """
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from flask import Flask
+from prometheus_client.core import GaugeMetricFamily, Metric
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from exchange import metrics
+
+
+def _ledger(session: Session) -> Iterable[Metric]:
+    from exchange.ledger.models import JournalEntry
+
+    head = session.execute(select(func.max(JournalEntry.seq))).scalar()
+    yield GaugeMetricFamily("datafair_ledger_entries", "Journal entries in the ledger (the chain's head seq)",
+                            value=float(head or 0))
+
+
+def init_app(app: Flask, api: Any) -> None:
+    from exchange.ledger import cli, routes
+
+    api.register_blueprint(routes.blp)
+    cli.init_app(app)
+    metrics.register_collector("ledger", _ledger)

@@ -46,7 +46,6 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
-from exchange.auth import Principal
 from exchange.canonical import canonical_bytes
 from exchange.db import new_id, utcnow
 from exchange.errors import Conflict, NotFound, ValidationFailed, field_error
@@ -62,6 +61,7 @@ from exchange.ledger.models import (
     account_name,
 )
 from exchange.money import CURRENCIES, MAX_AMOUNT
+from exchange.principal import Principal
 
 # pg_advisory_xact_lock key of the chain head: ASCII "ledger" as an integer.
 CHAIN_LOCK_KEY = int.from_bytes(b"ledger", "big")

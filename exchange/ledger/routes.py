@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from exchange.api import AUTH, Blueprint, paginate
-from exchange.auth import current_principal
 from exchange.db import db
 from exchange.ledger import services
 from exchange.ledger.schemas import (
@@ -15,6 +14,7 @@ from exchange.ledger.schemas import (
     EntryPageSchema,
     VerifySchema,
 )
+from exchange.principal import current_principal
 
 blp = Blueprint("ledger", __name__, url_prefix="/api/v1/ledger", description="Double-entry ledger")
 

@@ -7,11 +7,11 @@ from typing import Any
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
-from exchange.auth import Principal
 from exchange.errors import NotFound, field_error
 from exchange.ledger import engine
 from exchange.ledger.models import Account, JournalEntry, JournalPosting
 from exchange.ledger.verify import verify
+from exchange.principal import Principal
 
 
 def list_accounts(session: Session, *, principal: Principal, currency: str | None = None,

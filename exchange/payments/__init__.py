@@ -5,6 +5,8 @@ services here to apply each webhook event once and to record each outbound call 
 deterministic idempotency key) before making it. Nothing here changes trades or the ledger.
 """
 
+from typing import Any
+
 from exchange.payments.gateway import (
     InvalidWebhook,
     PaymentGateway,
@@ -54,3 +56,8 @@ __all__ = [
     "idempotency_key",
     "record_event_once",
 ]
+
+
+def init_app(app: Any, api: Any) -> None:
+    """Register the payment tables (gateways are chosen per call from the configuration)."""
+    from exchange.payments import models  # noqa: F401 - registers the payment tables

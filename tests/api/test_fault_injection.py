@@ -102,7 +102,7 @@ def _entries(api, actor, trade_id):
 # -- payment confirmation ----------------------------------------------------------------------------
 @pytest.mark.parametrize("target", [
     "trading.settlement._locked_trade", "trading.settlement._move", "trading.settlement.post_entry",
-    "exchange.ledger.engine._apply_balances", "exchange.ledger.engine.entry_hash", "exchange.audit.record",
+    "exchange.ledger.engine._apply_balances", "exchange.ledger.engine.entry_hash", "exchange.identity.audit.record",
     COMMIT,
 ])
 def test_payment_confirmation(api, app, parties, product, monkeypatch, target):
@@ -145,7 +145,7 @@ def test_offer_acceptance(api, app, parties, product, monkeypatch, target):
 
 # -- signing: the second signature concludes the contract and records the trade ----------------------
 @pytest.mark.parametrize("target", [
-    "exchange.signing.sign", "exchange.audit.record", "trading.contracts._conclude",
+    "exchange.signing.services.sign", "exchange.identity.audit.record", "trading.contracts._conclude",
     "trading.procurements.mark_contracted", "listings.services.record_fair_signing", COMMIT,
 ])
 def test_signing(api, app, parties, product, monkeypatch, target):
@@ -201,7 +201,7 @@ def test_delivery_acceptance(api, app, parties, product, monkeypatch, target):
 @pytest.mark.parametrize(("target", "on_call"), [
     ("trading.settlement.post_entry", 1),  # the refund entry
     ("trading.settlement.post_entry", 2),  # the settlement entry, after the refund was posted
-    ("trading.settlement._settle", 1), ("exchange.audit.record", 1), (COMMIT, 1),
+    ("trading.settlement._settle", 1), ("exchange.identity.audit.record", 1), (COMMIT, 1),
 ])
 def test_dispute_resolution(api, app, parties, product, monkeypatch, target, on_call):
     vendor, buyer, op = parties

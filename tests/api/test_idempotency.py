@@ -12,7 +12,8 @@ from sqlalchemy import func, select, update
 
 from exchange.canonical import canonical_bytes
 from exchange.db import db, utcnow
-from exchange.models import AuditEvent, IdempotencyRecord, Organization
+from exchange.identity.models import AuditEvent, Organization
+from exchange.models import IdempotencyRecord
 from tests import testapp
 from tests.factories import PASSWORD
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from exchange import signing
 from exchange.db import db
+from exchange.signing import services as signing
 from tests import outside_verifier
 from tests.integration.test_signing import CERTIFICATE
 

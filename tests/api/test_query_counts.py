@@ -18,7 +18,7 @@ from sqlalchemy import event, select
 
 from exchange.db import db, utcnow
 from exchange.fields import iso_z
-from exchange.models import Organization
+from exchange.identity.models import Organization
 from tests.bench.generate import run as generate
 
 PAGE = 20

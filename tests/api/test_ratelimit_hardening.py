@@ -14,9 +14,10 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from exchange import identity
 from exchange.db import db
-from exchange.models import Organization, RateLimitCounter, User
+from exchange.identity import services as identity
+from exchange.identity.models import Organization, User
+from exchange.models import RateLimitCounter
 from tests.api.test_ratelimit import WRONG, _wait_for_room_in_the_window, gunicorns, http_login, login
 from tests.factories import PASSWORD
 from tests.redisserver import redis_server  # noqa: F401 - fixture

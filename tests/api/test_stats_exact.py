@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import insert, select
 
 from exchange.db import db
-from exchange.models import Organization
+from exchange.identity.models import Organization
 from exchange.money import MAX_AMOUNT
 from tests.certflow import certify
 from tests.tradeflow import bid, live_fair, sign

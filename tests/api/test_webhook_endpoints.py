@@ -5,9 +5,9 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from exchange.db import db
-from exchange.jobs import run_job
-from exchange.models import AuditEvent
-from exchange.webhooks.models import WebhookEndpoint
+from exchange.events.models import WebhookEndpoint
+from exchange.identity.models import AuditEvent
+from exchange.jobs.scheduler import run_job
 
 PUBLIC = "https://93.184.215.14/datafair/events"
 EVENTS = ["trade.settled", "offer.received"]
@@ -134,7 +134,7 @@ def test_delete_stops_deliveries_and_hides_the_endpoint(api, app):
     assert api.delete(f"webhook-endpoints/{endpoint['id']}", operator).status_code == 404
     assert api.get("webhook-endpoints", operator).get_json()["total"] == 0
     with app.app_context():
-        from exchange.webhooks.models import WebhookDelivery
+        from exchange.events.models import WebhookDelivery
 
         assert db.session.execute(select(WebhookDelivery.status)).scalars().all() == ["cancelled"]
 

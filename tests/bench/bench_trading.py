@@ -68,9 +68,9 @@ def flow_parties(app: Any) -> tuple[dict[str, str], list[dict[str, Any]]]:
     vendor's listed products to trade."""
     from sqlalchemy import select
 
-    from exchange import identity
     from exchange.db import db
-    from exchange.models import User
+    from exchange.identity import services as identity
+    from exchange.identity.models import User
     from listings.models import Product
     from tests.bench.generate.trading import buyer_id, user_id_of
 

@@ -143,9 +143,9 @@ def make_app(url: str) -> Any:
 
 def tokens(app: Any, user_ids: Sequence[str]) -> dict[str, str]:
     """Access tokens (15 minutes) for existing users, signed with the servers' secret."""
-    from exchange.auth import issue_access_token
     from exchange.db import db
-    from exchange.models import User
+    from exchange.identity.auth import issue_access_token
+    from exchange.identity.models import User
 
     with app.app_context():
         try:

@@ -7,9 +7,10 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
-from exchange import demo
 from exchange.db import db, utcnow
-from exchange.models import IdempotencyRecord, Organization, User
+from exchange.identity import demo
+from exchange.identity.models import Organization, User
+from exchange.models import IdempotencyRecord
 from tests.factories import PASSWORD
 
 

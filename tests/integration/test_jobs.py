@@ -16,10 +16,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select, update
 
-from exchange import audit, jobs, leases, outbox
 from exchange.db import db, utcnow
-from exchange.leases import JobLease
-from exchange.models import AuditEvent
+from exchange.events import outbox
+from exchange.identity import audit
+from exchange.identity.models import AuditEvent
+from exchange.jobs import leases
+from exchange.jobs import scheduler as jobs
+from exchange.jobs.leases import JobLease
 from tests.hookserver import HookServer
 
 ROOT = Path(__file__).resolve().parents[2]

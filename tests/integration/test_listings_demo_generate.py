@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Text, func, select, text
 
-from exchange import demo as exchange_demo
 from exchange.db import db
+from exchange.identity import demo as exchange_demo
 from listings import demo as listings_demo
 from listings import fairs, search
 from listings.models import Fair, Product, ProductVersion, Stall
@@ -140,8 +140,8 @@ def test_the_app_has_no_generate_command(app):
 
 
 def test_demo_stalls_show_products_once_listed(app):
-    from exchange.auth import Principal
-    from exchange.models import User
+    from exchange.identity.models import User
+    from exchange.principal import Principal
     from listings import services
 
     with app.app_context():

@@ -8,9 +8,9 @@ import sqlite3
 from flask_migrate import upgrade
 from sqlalchemy import func, select
 
-from exchange import identity
 from exchange.db import catalog_engine, db, read_session, write_intent
-from exchange.models import Organization
+from exchange.identity import services as identity
+from exchange.identity.models import Organization
 from tests.bench.generate import run as generate
 
 

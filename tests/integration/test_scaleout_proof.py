@@ -38,10 +38,10 @@ import pytest
 from sqlalchemy import select
 
 from exchange.db import db
+from exchange.events import signature
+from exchange.events.models import WebhookDelivery
+from exchange.identity.models import Organization
 from exchange.ledger.engine import balance
-from exchange.models import Organization
-from exchange.webhooks import signature
-from exchange.webhooks.models import WebhookDelivery
 from tests.api.test_ratelimit import _free_port
 from tests.factories import PASSWORD
 from tests.hookserver import Answer, HookServer

@@ -15,9 +15,10 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 
-from exchange import signing
 from exchange.db import db
-from exchange.models import AuditEvent, ExchangeKey
+from exchange.identity.models import AuditEvent
+from exchange.signing import services as signing
+from exchange.signing.models import ExchangeKey
 from tests import outside_verifier
 
 CERTIFICATE = {

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from exchange.jobs import run_job
-from exchange.webhooks import signature
+from exchange.events import signature
+from exchange.jobs.scheduler import run_job
 from tests.api.test_settlement import pay, signed_trade
 from tests.hookserver import HookServer
 

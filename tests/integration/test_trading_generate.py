@@ -6,8 +6,8 @@ from sqlalchemy import func, select
 
 from certification.models import Certificate
 from exchange.db import db, utcnow
+from exchange.identity.models import Organization, User
 from exchange.ledger.verify import verify
-from exchange.models import Organization, User
 from listings.models import Product
 from tests.bench.generate import run as generate
 from tests.bench.generate.trading import GENERATED_PASSWORD, buyer_id

@@ -13,11 +13,10 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select, update
 
-from exchange import outbox
 from exchange.db import db, utcnow
-from exchange.jobs import run_job
-from exchange.webhooks import delivery, signature
-from exchange.webhooks.models import WebhookDelivery
+from exchange.events import delivery, outbox, signature
+from exchange.events.models import WebhookDelivery
+from exchange.jobs.scheduler import run_job
 from tests.hookserver import Answer, HookServer
 
 

@@ -23,7 +23,7 @@ import pytest
 from sqlalchemy import select
 
 from exchange.db import db
-from exchange.models import AuditEvent
+from exchange.identity.models import AuditEvent
 from tests.tradeflow import contract_for, sign
 from trading.models import Payment
 

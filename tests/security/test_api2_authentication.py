@@ -84,7 +84,7 @@ def test_a_forged_token_on_a_public_operation_is_refused_not_taken_as_anonymous(
 def test_a_deactivated_user_is_locked_out_at_once(api):
     app = api.app
     from exchange.db import db
-    from exchange.models import User
+    from exchange.identity.models import User
 
     vendor = api.vendor()
     member = api.member(vendor)

@@ -30,8 +30,8 @@ import pytest
 import yaml
 
 from app import create_app
-from exchange.auth import ACCESS_TYP, AUDIENCE, ISSUER
 from exchange.config import DEFAULT_SECRET_KEY, ConfigError, load_config, validate_config
+from exchange.identity.auth import ACCESS_TYP, AUDIENCE, ISSUER
 from tests.api.test_ratelimit import _free_port, _get
 
 ROOT = Path(__file__).resolve().parents[2]

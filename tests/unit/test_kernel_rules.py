@@ -7,9 +7,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from exchange.auth import Principal
 from exchange.errors import Forbidden, InvalidTransition
-from exchange.states import ORG_TRANSITIONS, OrgStatus, check_transition, transition
+from exchange.identity.states import ORG_TRANSITIONS, OrgStatus
+from exchange.principal import Principal
+from exchange.states import check_transition, transition
 
 ALLOWED = {
     ("pending", "verified"), ("pending", "rejected"),

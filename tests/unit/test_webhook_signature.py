@@ -9,7 +9,7 @@ import time
 from hypothesis import given
 from hypothesis import strategies as st
 
-from exchange.webhooks import signature
+from exchange.events import signature
 
 SECRET = "whsec_test_secret_value"
 BODY = '{"id":"evt_1","type":"trade.settled","created_at":"2026-11-28T04:00:00Z","data":{"名":"值"}}'.encode()

@@ -18,9 +18,9 @@ from sqlalchemy.orm import Session
 from certification.certificates import VALIDITY, product_digest, signed_payload
 from certification.models import Certificate, Certification, CertificationStage
 from certification.states import STAGES, CertificateStatus, CertificationStatus, StageStatus
-from exchange import signing
 from exchange.db import new_id, utcnow
 from exchange.sequences import reserve
+from exchange.signing import services as signing
 from listings.models import Product, ProductVersion
 from listings.states import ProductStatus
 

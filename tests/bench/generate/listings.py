@@ -18,8 +18,8 @@ from typing import Any
 from sqlalchemy import bindparam, insert, select, text
 from sqlalchemy.engine import Connection, Engine
 
-from exchange.models import Organization
-from exchange.states import OrgStatus
+from exchange.identity.models import Organization
+from exchange.identity.states import OrgStatus
 from listings import search
 from listings.models import Product, ProductTransition, ProductVersion
 from listings.states import ProductStatus, VersionStatus

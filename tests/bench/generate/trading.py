@@ -26,16 +26,16 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from exchange import signing
 from exchange.canonical import sha256_hex
 from exchange.db import utcnow
-from exchange.identity import hash_password
+from exchange.identity.models import Organization, User
+from exchange.identity.services import hash_password
+from exchange.identity.states import OrgStatus
 from exchange.ledger.engine import EntrySpec, Posting, post_entries
 from exchange.ledger.models import EntryKind
-from exchange.models import Organization, User
 from exchange.money import fee_for
 from exchange.sequences import reserve
-from exchange.states import OrgStatus
+from exchange.signing import services as signing
 from listings.models import Product
 from listings.states import ProductStatus
 from tests.bench.generate.listings import CITIES, CURRENCY_BY_REGION, DELIVERY, TOPICS

@@ -1,0 +1,28 @@
+"""HTTP routes of the exchange's signing keys: the JWKS at /.well-known/jwks.json."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from exchange.api import Blueprint
+from exchange.db import db
+from exchange.identity.schemas import JWKSetSchema
+from exchange.signing import services as signing
+
+# Outside the versioned API: /.well-known paths are fixed by RFC 8615, and verifiers expect them there.
+wellknown = Blueprint("well-known", __name__, url_prefix="/.well-known",
+                      description="The exchange's public signing keys")
+JWKS_HEADERS = {
+    # Public and cacheable: anyone, from any origin, verifies certificates with it.
+    "Cache-Control": "public, max-age=300",
+    "Access-Control-Allow-Origin": "*",
+    "Cross-Origin-Resource-Policy": "cross-origin",
+}
+
+
+@wellknown.route("/jwks.json", methods=["GET"])
+@wellknown.response(200, JWKSetSchema)
+def jwks() -> Any:
+    """The exchange's Ed25519 public keys (active and retired) as a JWK Set: verify any certificate
+    signature with the key whose `kid` the certificate names, over the RFC 8785 canonical JSON."""
+    return signing.jwks(db.session), 200, JWKS_HEADERS

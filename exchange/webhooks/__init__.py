@@ -1,1 +1,0 @@
-"""Outbound webhooks: organizations' endpoints, signed deliveries of outbox events, retries."""
