@@ -25,7 +25,7 @@ from exchange.identity import audit
 from exchange.principal import Principal
 from exchange.sequences import yearly_number
 from exchange.signing import services as signing
-from exchange.states import transition
+from exchange.states import load_for_update, transition
 from listings import services as listings
 
 VALIDITY = timedelta(days=365)
@@ -77,9 +77,9 @@ def issue(session: Session, *, certification_id: str, product_id: str, version: 
         select(Certificate).where(
             Certificate.product_id == product_id,
             Certificate.status.in_([CertificateStatus.VALID, CertificateStatus.SUSPENDED]),
-        )
+        ).with_for_update()
     ).scalars():
-        transition(older, CERTIFICATE_TRANSITIONS, CertificateStatus.SUPERSEDED, what="Certificate")
+        transition(older, CERTIFICATE_TRANSITIONS, CertificateStatus.SUPERSEDED, actor=None, what="Certificate")
         older.status_reason = f"superseded by {number}"
     session.add(cert)
     session.flush()
@@ -99,8 +99,11 @@ def is_valid(cert: Certificate | None, now: datetime | None = None) -> bool:
     return cert is not None and effective_status(cert, now) == CertificateStatus.VALID
 
 
-def get(session: Session, number: str) -> Certificate:
-    cert = session.get(Certificate, number) if len(number) <= 32 else None
+def get(session: Session, number: str, *, for_update: bool = False) -> Certificate:
+    if len(number) > 32:
+        cert = None
+    else:
+        cert = load_for_update(session, Certificate, number) if for_update else session.get(Certificate, number)
     if cert is None:
         raise NotFound("No such certificate.")
     return cert
@@ -142,7 +145,7 @@ def _expire_if_due(session: Session, cert: Certificate) -> None:
 def _expire(session: Session, cert: Certificate) -> None:
     """Persist an expiry; a valid certificate's product leaves the catalog (a suspended one's already has)."""
     was_valid = cert.status == CertificateStatus.VALID
-    transition(cert, CERTIFICATE_TRANSITIONS, CertificateStatus.EXPIRED, what="Certificate")
+    transition(cert, CERTIFICATE_TRANSITIONS, CertificateStatus.EXPIRED, actor=None, what="Certificate")
     cert.status_reason = "expired"
     if was_valid:
         listings.suspend(session, product_id=cert.product_id, reason=f"certificate {cert.number} expired")
@@ -156,9 +159,9 @@ def _notify(session: Session, cert: Certificate, event_type: str, reason: str) -
 def suspend(session: Session, *, number: str, reason: str, actor: Principal) -> Certificate:
     """Operator: suspend a valid certificate; the product leaves the catalog and trade. 409 otherwise."""
     actor.require_operator()
-    cert = get(session, number)
+    cert = get(session, number, for_update=True)
     _expire_if_due(session, cert)
-    transition(cert, CERTIFICATE_TRANSITIONS, CertificateStatus.SUSPENDED, what="Certificate")
+    transition(cert, CERTIFICATE_TRANSITIONS, CertificateStatus.SUSPENDED, actor=actor, what="Certificate")
     cert.status_reason = reason
     listings.suspend(session, product_id=cert.product_id, reason=f"certificate {number} suspended: {reason}",
                      actor=actor)
@@ -171,11 +174,11 @@ def suspend(session: Session, *, number: str, reason: str, actor: Principal) -> 
 def reinstate(session: Session, *, number: str, reason: str, actor: Principal) -> Certificate:
     """Operator: reinstate a suspended certificate (a revoked or expired one -> 409)."""
     actor.require_operator()
-    cert = get(session, number)
+    cert = get(session, number, for_update=True)
     _expire_if_due(session, cert)
     if cert.status == CertificateStatus.REVOKED:
         raise Conflict("A revoked certificate can never be reinstated.")
-    transition(cert, CERTIFICATE_TRANSITIONS, CertificateStatus.VALID, what="Certificate")
+    transition(cert, CERTIFICATE_TRANSITIONS, CertificateStatus.VALID, actor=actor, what="Certificate")
     cert.status_reason = reason
     listings.reinstate(session, product_id=cert.product_id, reason=f"certificate {number} reinstated: {reason}",
                        actor=actor)
@@ -187,10 +190,10 @@ def reinstate(session: Session, *, number: str, reason: str, actor: Principal) -
 def revoke(session: Session, *, number: str, reason: str, actor: Principal) -> Certificate:
     """Operator: revoke for good; the product leaves the catalog and trade until a new revision is certified."""
     actor.require_operator()
-    cert = get(session, number)
+    cert = get(session, number, for_update=True)
     _expire_if_due(session, cert)
     was = cert.status
-    transition(cert, CERTIFICATE_TRANSITIONS, CertificateStatus.REVOKED, what="Certificate")
+    transition(cert, CERTIFICATE_TRANSITIONS, CertificateStatus.REVOKED, actor=actor, what="Certificate")
     cert.status_reason = reason
     if was == CertificateStatus.VALID:
         listings.suspend(session, product_id=cert.product_id, reason=f"certificate {number} revoked: {reason}",

@@ -64,8 +64,8 @@ def _event(session: Session, cert: Certification, actor: Principal | None, actio
     ))
 
 
-def _move(cert: Certification, target: CertificationStatus) -> str:
-    return transition(cert, CERTIFICATION_TRANSITIONS, target, what="Certification")
+def _move(cert: Certification, target: CertificationStatus, *, actor: Principal | None = None) -> str:
+    return transition(cert, CERTIFICATION_TRANSITIONS, target, actor=actor, what="Certification")
 
 
 def _stage(cert: Certification, name: str) -> CertificationStage:
@@ -197,7 +197,7 @@ def list_query(*, principal: Principal | None, status: str | None) -> Select:
 # -- review -----------------------------------------------------------------------------------------
 def _start_review(session: Session, cert: Certification, actor: Principal) -> None:
     if cert.status == C.SUBMITTED:
-        _move(cert, C.IN_REVIEW)
+        _move(cert, C.IN_REVIEW, actor=actor)
         _event(session, cert, actor, "review_started")
 
 
@@ -265,7 +265,7 @@ def review(session: Session, *, certification_id: str, stage: str, decision: str
         target.approvals = [*(target.approvals or []), actor.user_id]
         needed = 2 if stage == Stage.COMPLIANCE and _needs_four_eyes(session, cert) else 1
         if len(target.approvals) >= needed:
-            transition(target, STAGE_TRANSITIONS, StageStatus.APPROVED, what=f"Stage {stage}")
+            transition(target, STAGE_TRANSITIONS, StageStatus.APPROVED, actor=actor, what=f"Stage {stage}", root=cert)
             target.subject_digest = _subject(session, cert, stage)
             if all(s.status == StageStatus.APPROVED for s in cert.stages):
                 _all_stages_approved(session, cert, actor)
@@ -273,9 +273,10 @@ def review(session: Session, *, certification_id: str, stage: str, decision: str
             _event(session, cert, actor, "awaiting_second_approval", stage=stage,
                    comment=f"{len(target.approvals)} of {needed} approvals")
     else:
-        transition(target, STAGE_TRANSITIONS, DECISION_TO_STAGE[decision], what=f"Stage {stage}")
+        transition(target, STAGE_TRANSITIONS, DECISION_TO_STAGE[decision],
+                   actor=actor, what=f"Stage {stage}", root=cert)
         outcome = C.REJECTED if decision == Decision.REJECT else C.CHANGES_REQUESTED
-        _move(cert, outcome)
+        _move(cert, outcome, actor=actor)
         listings.return_to_draft(session, product_id=cert.product_id, version=cert.product_version,
                                  outcome=str(outcome))
         _event(session, cert, actor, str(outcome), stage=stage, decision=decision, comment=comment)
@@ -287,7 +288,7 @@ def review(session: Session, *, certification_id: str, stage: str, decision: str
 def _all_stages_approved(session: Session, cert: Certification, actor: Principal | None) -> None:
     days = int(current_app.config.get("NOTICE_DAYS", 0))
     if days > 0:
-        _move(cert, C.PUBLIC_NOTICE)
+        _move(cert, C.PUBLIC_NOTICE, actor=actor)
         cert.notice_ends_at = utcnow() + timedelta(days=days)
         _event(session, cert, actor, "public_notice", comment=f"notice until {cert.notice_ends_at.isoformat()}")
     else:
@@ -300,7 +301,7 @@ def _approve(session: Session, cert: Certification, actor: Principal | None) -> 
     cert_row = certificates.issue(session, certification_id=cert.id, product_id=cert.product_id,
                                   version=cert.product_version, vendor_org_id=cert.owner_org_id)
     cert.certificate_number = cert_row.number
-    _move(cert, C.APPROVED)
+    _move(cert, C.APPROVED, actor=actor)
     _event(session, cert, actor, "approved", comment=f"certificate {cert_row.number}")
     _decided(session, cert)
     audit.record(session, actor, "certificate.issued", "certificate", cert_row.number,
@@ -323,7 +324,7 @@ def resubmit(session: Session, *, certification_id: str, documents: list[dict[st
     if documents is not None:
         cert.documents = documents
     cert.round += 1
-    _move(cert, C.IN_REVIEW)
+    _move(cert, C.IN_REVIEW, actor=actor)
     kept = []
     for stage in cert.stages:
         unchanged = stage.status == StageStatus.APPROVED and stage.subject_digest == _subject(session, cert, stage.name)
@@ -331,7 +332,8 @@ def resubmit(session: Session, *, certification_id: str, documents: list[dict[st
             kept.append(stage.name)
             continue
         if stage.status != StageStatus.PENDING:
-            transition(stage, STAGE_TRANSITIONS, StageStatus.PENDING, what=f"Stage {stage.name}")
+            transition(stage, STAGE_TRANSITIONS, StageStatus.PENDING, actor=actor, what=f"Stage {stage.name}",
+                       root=cert)
         stage.approvals = []
         stage.subject_digest = None
     _event(session, cert, actor, "resubmitted",
@@ -345,7 +347,7 @@ def withdraw(session: Session, *, certification_id: str, actor: Principal) -> Ce
     cert = _visible(session, certification_id, actor, lock=True)
     if actor.org_id != cert.owner_org_id:
         raise Forbidden("Only the product's vendor may withdraw its certification.")
-    previous = _move(cert, C.WITHDRAWN)
+    previous = _move(cert, C.WITHDRAWN, actor=actor)
     if previous != C.CHANGES_REQUESTED:
         listings.return_to_draft(session, product_id=cert.product_id, version=cert.product_version,
                                  outcome="withdrawn")
@@ -401,7 +403,7 @@ def resolve_objection(session: Session, *, objection_id: str, upheld: bool, comm
     audit.record(session, actor, "objection.resolved", "objection", objection.id, upheld=upheld,
                  certification_id=cert.id)
     if upheld and cert.status == C.PUBLIC_NOTICE:
-        _move(cert, C.CHANGES_REQUESTED)
+        _move(cert, C.CHANGES_REQUESTED, actor=actor)
         _decided(session, cert)
         listings.return_to_draft(session, product_id=cert.product_id, version=cert.product_version,
                                  outcome="changes_requested")

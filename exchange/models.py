@@ -1,4 +1,4 @@
-"""Tables of the request cycle: idempotency records and rate-limit counters."""
+"""Tables of the request cycle: idempotency records, rate-limit counters and the status-change log."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import (
     JSON,
     Boolean,
+    Index,
     Integer,
     LargeBinary,
     String,
@@ -44,3 +45,20 @@ class RateLimitCounter(Base):
     window_start: Mapped[int] = mapped_column(Integer, primary_key=True)
     count: Mapped[int] = mapped_column(Integer, default=0)
     expires_at: Mapped[int] = mapped_column(Integer, index=True)
+
+
+class StatusChange(Base):
+    """Every status change of every state machine: who moved which object from where to where, and when."""
+
+    __tablename__ = "status_changes"
+    __table_args__ = (Index("ix_status_changes_object", "object_type", "object_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    object_type: Mapped[str] = mapped_column(String(40))
+    object_id: Mapped[str] = mapped_column(String(120))
+    field: Mapped[str] = mapped_column(String(40))
+    from_status: Mapped[str] = mapped_column(String(40))
+    to_status: Mapped[str] = mapped_column(String(40))
+    actor_user_id: Mapped[str | None] = mapped_column(String(40))
+    actor_org_id: Mapped[str | None] = mapped_column(String(40))
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

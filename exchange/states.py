@@ -1,4 +1,14 @@
-"""The one transition helper every state machine uses."""
+"""The one transition helper every state machine uses, and the row locks it insists on.
+
+Every status change goes through `transition(obj, table, target, actor=..., what=...)`: it checks the
+transition table (409 otherwise), refuses an object that was not loaded for update in the current
+transaction (a programming error: that is how lost updates happen), and records who moved what from
+where to where in `status_changes`. An object is "loaded for update" when a `SELECT ... FOR UPDATE`
+of this transaction returned it (`load_for_update`, or any `with_for_update()` query: the session
+hook below notices) or when this transaction created it. On SQLite `FOR UPDATE` is not sent, but a
+writing request holds the database's write lock from its first statement (BEGIN IMMEDIATE), so an
+object read in that transaction cannot change under it.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +16,19 @@ from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any, TypeVar
 
+from sqlalchemy import event, inspect, select
+from sqlalchemy.orm import ORMExecuteState, Session, object_session
+
+from exchange.db import utcnow
 from exchange.errors import InvalidTransition
+from exchange.models import StatusChange
 
 S = TypeVar("S", bound=StrEnum)
+LOCKED = "datafair.locked"
+
+
+class NotLockedError(RuntimeError):
+    """A status change on an object this transaction did not lock: a bug in the caller, never a 4xx."""
 
 
 def check_transition(table: Mapping[S, frozenset[S]], current: str, target: str, *, what: str) -> None:
@@ -25,10 +45,69 @@ def check_transition(table: Mapping[S, frozenset[S]], current: str, target: str,
         )
 
 
-def transition(obj: Any, table: Mapping[S, frozenset[S]], target: str, *, what: str,
-               field: str = "status") -> str:
-    """Move `obj.<field>` to `target` if the table allows it; returns the previous status."""
+def load_for_update(session: Session, model: type[Any], ident: Any) -> Any | None:
+    """The row `ident` of `model`, locked for the rest of the transaction and re-read from the database."""
+    pk = inspect(model).primary_key[0]
+    return session.execute(select(model).where(pk == ident).with_for_update()).scalar_one_or_none()
+
+
+def is_locked(obj: Any) -> bool:
+    """Whether this transaction locked `obj` (or created it)."""
+    session = object_session(obj)
+    if session is None:
+        return False
+    state = inspect(obj)
+    return state.pending or state.identity_key in session.info.get(LOCKED, ())
+
+
+def transition(obj: Any, table: Mapping[S, frozenset[S]], target: str, *, actor: Any, what: str,
+               field: str = "status", root: Any = None) -> str:
+    """Move `obj.<field>` to `target` if the table allows it, recording who (`actor`: a Principal, or
+    None for the exchange's own jobs) and when; returns the previous status.
+
+    `root` names the aggregate whose row lock covers `obj` (a product's revisions, a certification's
+    stages change only under the product's or the certification's lock).
+
+    Raises InvalidTransition (409) for a move the table refuses, NotLockedError when `obj` (or its
+    `root`) was not loaded for update in this transaction.
+    """
+    if not is_locked(obj if root is None else root):
+        raise NotLockedError(f"{what} must be loaded for update (a row lock) before its {field} changes")
     previous = getattr(obj, field)
     check_transition(table, previous, target, what=what)
     setattr(obj, field, str(target))
+    state = inspect(obj)
+    object_id = ":".join(str(v) for v in state.identity) if state.identity else str(getattr(obj, "id", ""))
+    object_session(obj).add(StatusChange(
+        object_type=obj.__tablename__, object_id=object_id, field=field, from_status=str(previous),
+        to_status=str(target), actor_user_id=getattr(actor, "user_id", None),
+        actor_org_id=getattr(actor, "org_id", None), at=utcnow(),
+    ))
     return previous
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _remember_locked_rows(state: ORMExecuteState) -> Any:
+    """Note every object a `SELECT ... FOR UPDATE` returns, re-read (not the identity map's copy)."""
+    if not state.is_select or getattr(state.statement, "_for_update_arg", None) is None:
+        return None
+    frozen = state.invoke_statement(execution_options={"populate_existing": True}).freeze()
+    locked = state.session.info.setdefault(LOCKED, set())
+    for row in frozen().all():
+        for value in row:
+            mapper_state = inspect(value, raiseerr=False)
+            if mapper_state is not None and getattr(mapper_state, "identity_key", None) is not None:
+                locked.add(mapper_state.identity_key)
+    return frozen()
+
+
+@event.listens_for(Session, "pending_to_persistent")
+def _remember_created_rows(session: Session, instance: Any) -> None:
+    """A row this transaction inserted is invisible to every other until commit: as good as locked."""
+    session.info.setdefault(LOCKED, set()).add(inspect(instance).identity_key)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_locks(session: Session, transaction: Any) -> None:
+    if transaction.parent is None:
+        session.info.pop(LOCKED, None)

@@ -139,7 +139,7 @@ def _record(session: Session, product: Product, *, subject: str, to_status: str,
 
 def _move_product(session: Session, product: Product, target: ProductStatus, *, reason: str | None,
                   actor: Principal | None) -> None:
-    previous = transition(product, PRODUCT_TRANSITIONS, target, what="Product")
+    previous = transition(product, PRODUCT_TRANSITIONS, target, actor=actor, what="Product")
     product.updated_at = utcnow()
     _record(session, product, subject="product", from_status=previous, to_status=target, reason=reason,
             actor=actor)
@@ -147,7 +147,8 @@ def _move_product(session: Session, product: Product, target: ProductStatus, *, 
 
 def _move_version(session: Session, product: Product, version: ProductVersion, target: VersionStatus, *,
                   reason: str | None, actor: Principal | None) -> None:
-    previous = transition(version, VERSION_TRANSITIONS, target, what=f"Version {version.version}")
+    previous = transition(version, VERSION_TRANSITIONS, target, actor=actor, what=f"Version {version.version}",
+                          root=product)
     version.updated_at = utcnow()
     _record(session, product, subject="version", version=version.version, from_status=previous,
             to_status=target, reason=reason, actor=actor)

@@ -196,7 +196,7 @@ def sign(session: Session, *, contract_id: str, data: dict[str, Any], actor: Pri
 
 
 def _conclude(session: Session, contract: Contract, signed: list[Signature]) -> Trade:
-    transition(contract, CONTRACT_TRANSITIONS, K.SIGNED, what="Contract")
+    transition(contract, CONTRACT_TRANSITIONS, K.SIGNED, actor=None, what="Contract")
     contract.signed_at = utcnow()
     on_site = next((s for s in signed if s.on_site), None)
     contract.on_site = on_site is not None
@@ -224,7 +224,7 @@ def cancel(session: Session, *, contract_id: str, reason: str | None, actor: Pri
     contract = _visible(session, contract_id, actor, lock=True)
     if actor.org_id not in (contract.buyer_org_id, contract.seller_org_id):
         raise Forbidden("Only the buyer and the seller may cancel a contract.")
-    transition(contract, CONTRACT_TRANSITIONS, K.CANCELLED, what="Contract")
+    transition(contract, CONTRACT_TRANSITIONS, K.CANCELLED, actor=actor, what="Contract")
     contract.cancelled_at = utcnow()
     audit.record(session, actor, "contract.cancelled", "contract", contract.id, reason=reason)
     session.flush()

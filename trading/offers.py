@@ -150,11 +150,11 @@ def _pending_for_recipient(session: Session, offer_id: str, actor: Principal) ->
 
 def _expire_if_due(offer: Offer) -> None:
     if effective_status(offer) == OS.EXPIRED and offer.status == OS.PENDING:
-        transition(offer, OFFER_TRANSITIONS, OS.EXPIRED, what="Offer")
+        transition(offer, OFFER_TRANSITIONS, OS.EXPIRED, actor=None, what="Offer")
 
 
 def _decide(offer: Offer, status: OfferStatus, actor: Principal) -> None:
-    transition(offer, OFFER_TRANSITIONS, status, what="Offer")
+    transition(offer, OFFER_TRANSITIONS, status, actor=actor, what="Offer")
     offer.decided_at = utcnow()
     offer.decided_by = actor.user_id
 
@@ -227,10 +227,10 @@ def sweep(session: Session, now: datetime | None = None) -> int:
     """Persist the expiry of pending offers past `expires_at`."""
     now = now or utcnow()
     due = session.execute(
-        select(Offer).where(Offer.status == OS.PENDING, Offer.expires_at <= now)
+        select(Offer).where(Offer.status == OS.PENDING, Offer.expires_at <= now).with_for_update()
     ).scalars().all()
     for offer in due:
-        transition(offer, OFFER_TRANSITIONS, OS.EXPIRED, what="Offer")
+        transition(offer, OFFER_TRANSITIONS, OS.EXPIRED, actor=None, what="Offer")
     session.flush()
     return len(due)
 

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from exchange.db import utcnow
 from exchange.errors import Forbidden, NotFound, field_error
 from exchange.principal import Principal
-from exchange.states import transition
+from exchange.states import load_for_update, transition
 from trading.models import Procurement, ProcurementInvitation
 from trading.rules import organization
 from trading.states import PROCUREMENT_TRANSITIONS, ProcurementStatus
@@ -65,8 +65,10 @@ def can_see(proc: Procurement, principal: Principal | None) -> bool:
     return principal.org_id in (proc.invited_org_ids or [])
 
 
-def get(session: Session, *, procurement_id: str, principal: Principal | None) -> Procurement:
-    proc = session.get(Procurement, procurement_id)
+def get(session: Session, *, procurement_id: str, principal: Principal | None,
+        for_update: bool = False) -> Procurement:
+    proc = (load_for_update(session, Procurement, procurement_id) if for_update
+            else session.get(Procurement, procurement_id))
     if proc is None or not can_see(proc, principal):
         raise NotFound("No such procurement.")
     return proc
@@ -100,11 +102,11 @@ def list_query(*, principal: Principal, board: bool, invited: bool, status: str 
 
 def cancel(session: Session, *, procurement_id: str, reason: str | None, actor: Principal) -> Procurement:
     """The buyer cancels its open procurement (409 once contracted, cancelled or expired)."""
-    proc = get(session, procurement_id=procurement_id, principal=actor)
+    proc = get(session, procurement_id=procurement_id, principal=actor, for_update=True)
     if proc.buyer_org_id != actor.org_id:
         raise Forbidden("Only the buyer may cancel its procurement.")
     _persist_expiry(proc)
-    transition(proc, PROCUREMENT_TRANSITIONS, P.CANCELLED, what="Procurement")
+    transition(proc, PROCUREMENT_TRANSITIONS, P.CANCELLED, actor=actor, what="Procurement")
     proc.status_reason = reason
     session.flush()
     return proc
@@ -112,26 +114,26 @@ def cancel(session: Session, *, procurement_id: str, reason: str | None, actor: 
 
 def _persist_expiry(proc: Procurement) -> None:
     if effective_status(proc) == P.EXPIRED and proc.status == P.OPEN:
-        transition(proc, PROCUREMENT_TRANSITIONS, P.EXPIRED, what="Procurement")
+        transition(proc, PROCUREMENT_TRANSITIONS, P.EXPIRED, actor=None, what="Procurement")
 
 
 def mark_contracted(session: Session, procurement_id: str | None) -> None:
     """A contract from this procurement was signed."""
     if not procurement_id:
         return
-    proc = session.get(Procurement, procurement_id)
+    proc = load_for_update(session, Procurement, procurement_id)
     if proc is not None and proc.status == P.OPEN:
-        transition(proc, PROCUREMENT_TRANSITIONS, P.CONTRACTED, what="Procurement")
+        transition(proc, PROCUREMENT_TRANSITIONS, P.CONTRACTED, actor=None, what="Procurement")
 
 
 def sweep(session: Session, now: datetime | None = None) -> int:
     """Persist the expiry of open procurements past their deadline."""
     now = now or utcnow()
     due = session.execute(
-        select(Procurement).where(Procurement.status == P.OPEN, Procurement.deadline <= now)
+        select(Procurement).where(Procurement.status == P.OPEN, Procurement.deadline <= now).with_for_update()
     ).scalars().all()
     for proc in due:
-        transition(proc, PROCUREMENT_TRANSITIONS, P.EXPIRED, what="Procurement")
+        transition(proc, PROCUREMENT_TRANSITIONS, P.EXPIRED, actor=None, what="Procurement")
     session.flush()
     return len(due)
 

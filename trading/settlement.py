@@ -53,9 +53,9 @@ def _fees(currency: str) -> AccountRef:
     return AccountRef(EXCHANGE_OWNER, "exchange_fees", currency)
 
 
-def _move(trade: Trade, target: TradeStatus) -> None:
+def _move(trade: Trade, target: TradeStatus, *, actor: Principal | None = None) -> None:
     """Every trade status change, with its webhook event to both parties (same transaction)."""
-    transition(trade, TRADE_TRANSITIONS, target, what="Trade")
+    transition(trade, TRADE_TRANSITIONS, target, actor=actor, what="Trade")
     trade.updated_at = utcnow()
     session = object_session(trade)
     outbox.emit(session, event_type=f"trade.{target}", org_ids=[trade.buyer_org_id, trade.seller_org_id],
@@ -114,7 +114,7 @@ def _escrow_payment(session: Session, payment: Payment, trade: Trade, actor: Pri
     payment.status = "succeeded"
     payment.confirmed_at = utcnow()
     payment.confirmed_by = actor.user_id if actor else None
-    _move(trade, T.ESCROWED)
+    _move(trade, T.ESCROWED, actor=actor)
     trade.paid_amount = payment.amount
     trade.escrowed_at = utcnow()
     post_entry(session, kind=EntryKind.PAYMENT, trade_id=trade.id,
@@ -225,7 +225,7 @@ def deliver(session: Session, *, trade_id: str, reference: str, sha256: str, act
     trade = visible(session, trade_id, actor, lock=True)
     if actor.org_id != trade.seller_org_id:
         raise Forbidden("Only the seller delivers.")
-    _move(trade, T.DELIVERED)
+    _move(trade, T.DELIVERED, actor=actor)
     trade.delivery_reference, trade.delivery_sha256, trade.delivered_at = reference, sha256, utcnow()
     session.flush()
     return trade
@@ -254,7 +254,7 @@ def accept(session: Session, *, trade_id: str, actor: Principal) -> Trade:
     # The table also lets a dispute end settled, but only through an operator's resolution.
     if trade.status != T.DELIVERED:
         raise Conflict(f"This trade is {trade.status}; only a delivered trade can be accepted.")
-    _move(trade, T.SETTLED)
+    _move(trade, T.SETTLED, actor=actor)
     _settle(session, trade, how="accepted")
     session.flush()
     return trade
@@ -282,7 +282,7 @@ def open_dispute(session: Session, *, trade_id: str, reason: str, actor: Princip
     trade = visible(session, trade_id, actor, lock=True)
     if actor.org_id != trade.buyer_org_id:
         raise Forbidden("Only the buyer disputes a trade.")
-    _move(trade, T.DISPUTED)
+    _move(trade, T.DISPUTED, actor=actor)
     dispute = Dispute(trade_id=trade.id, opened_by=actor.user_id, reason=reason, status="open")
     session.add(dispute)
     session.flush()
@@ -317,11 +317,11 @@ def resolve(session: Session, *, trade_id: str, refund_amount: int, comment: str
         trade.refunded_amount += refund_amount
         _record_fair_sale(session, trade)
     if trade.refunded_amount >= trade.paid_amount:
-        _move(trade, T.REFUNDED)
+        _move(trade, T.REFUNDED, actor=actor)
         trade.fee = 0
         trade.settled_at, trade.settlement = utcnow(), "refunded"
     else:
-        _move(trade, T.SETTLED)
+        _move(trade, T.SETTLED, actor=actor)
         _settle(session, trade, how="dispute_resolved")
     dispute = session.execute(
         select(Dispute).where(Dispute.trade_id == trade.id, Dispute.status == "open")

@@ -21,7 +21,7 @@ from exchange.identity.auth import revoke_user_tokens, token_pair
 from exchange.identity.models import Organization, OrganizationKey, User
 from exchange.identity.states import ORG_TRANSITIONS, SELF_REGISTERED_TYPES, OrgStatus
 from exchange.principal import Principal
-from exchange.states import transition
+from exchange.states import load_for_update, transition
 
 MIN_PASSWORD = 12
 PUBLIC_ORG_FIELDS = ("id", "name", "display_name", "type", "region", "registration_number", "status",
@@ -153,8 +153,8 @@ def login(session: Session, *, email: str, password: str, client_addr: str) -> d
     raise Unauthorized("Wrong email or password.")
 
 
-def _get_org(session: Session, org_id: str) -> Organization:
-    org = session.get(Organization, org_id)
+def _get_org(session: Session, org_id: str, *, for_update: bool = False) -> Organization:
+    org = load_for_update(session, Organization, org_id) if for_update else session.get(Organization, org_id)
     if org is None:
         raise NotFound("No such organization.")
     return org
@@ -196,10 +196,10 @@ def change_status(session: Session, *, org_id: str, target: str, reason: str,
     Raises Forbidden (not an operator), NotFound, InvalidTransition (409).
     """
     actor.require_operator()
-    org = _get_org(session, org_id)
+    org = _get_org(session, org_id, for_update=True)
     if org.type == "operator":
         raise Forbidden("The exchange's own operator organization cannot be changed this way.")
-    previous = transition(org, ORG_TRANSITIONS, target, what="Organization")
+    previous = transition(org, ORG_TRANSITIONS, target, actor=actor, what="Organization")
     org.status_reason = reason
     org.status_changed_at = utcnow()
     if target in (OrgStatus.SUSPENDED, OrgStatus.REJECTED):

@@ -17,6 +17,7 @@ from sqlalchemy import insert, select
 from exchange.db import db
 from exchange.identity.models import Organization
 from exchange.money import MAX_AMOUNT
+from exchange.states import load_for_update
 from tests.certflow import certify
 from tests.tradeflow import bid, live_fair, sign
 from trading import contracts, settlement
@@ -75,7 +76,7 @@ def _paid_on_site_clones(app: Any, template_id: str, fair_id: str, n: int) -> No
         session.execute(insert(Offer), offers)
         session.execute(insert(Contract), made)
         for i, row in enumerate(made):
-            c = session.get(Contract, row["id"])
+            c = load_for_update(session, Contract, row["id"])
             here = Signature(contract_id=c.id, org_id=c.buyer_org_id, on_site=True, fair_id=fair_id, stall_code="A-01")
             trade = contracts._conclude(session, c, [here])
             p = Payment(**_clone(payment, id=f"pay_x{i:05d}", trade_id=trade.id, status="pending",

@@ -8,7 +8,7 @@ from itertools import product
 import pytest
 
 from exchange.errors import InvalidTransition
-from exchange.states import check_transition, transition
+from exchange.states import check_transition
 from listings.states import PRODUCT_TRANSITIONS, VERSION_TRANSITIONS, ProductStatus, VersionStatus
 
 P, V = ProductStatus, VersionStatus
@@ -38,15 +38,12 @@ def _cases(enum, allowed):
 
 @pytest.mark.parametrize(("current", "target", "allowed"), _cases(ProductStatus, PRODUCT_ALLOWED))
 def test_product_transition_table(current, target, allowed):
-    thing = Thing(current.value)
     if allowed:
-        assert transition(thing, PRODUCT_TRANSITIONS, target, what="Product") == current
-        assert thing.status == target
+        check_transition(PRODUCT_TRANSITIONS, current, target, what="Product")
     else:
         with pytest.raises(InvalidTransition) as err:
-            transition(thing, PRODUCT_TRANSITIONS, target, what="Product")
+            check_transition(PRODUCT_TRANSITIONS, current, target, what="Product")
         assert err.value.status == 409
-        assert thing.status == current, "a refused transition leaves the status alone"
 
 
 @pytest.mark.parametrize(("current", "target", "allowed"), _cases(VersionStatus, VERSION_ALLOWED))

@@ -1,0 +1,83 @@
+"""The one transition helper: a status changes only on a row this transaction locked (or created),
+every change is recorded with who and when, and a refused change records and changes nothing."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from exchange.db import db
+from exchange.errors import InvalidTransition
+from exchange.identity.models import Organization
+from exchange.identity.states import ORG_TRANSITIONS, OrgStatus
+from exchange.models import StatusChange
+from exchange.states import NotLockedError, load_for_update, transition
+from tests.factories import principal_of
+
+
+def _changes(session, org_id):
+    return session.execute(select(StatusChange.from_status, StatusChange.to_status, StatusChange.actor_user_id)
+                           .where(StatusChange.object_type == "organizations", StatusChange.object_id == org_id)
+                           .order_by(StatusChange.id)).all()
+
+
+def test_a_row_read_without_a_lock_cannot_change_status(api):
+    vendor = api.vendor()
+    with api.app.app_context():
+        org = db.session.get(Organization, vendor.org_id)
+        with pytest.raises(NotLockedError):
+            transition(org, ORG_TRANSITIONS, OrgStatus.SUSPENDED, actor=None, what="Organization")
+        assert org.status == OrgStatus.VERIFIED
+        db.session.rollback()
+
+
+def test_a_locked_row_changes_and_the_change_is_recorded_with_its_actor(api):
+    vendor, operator = api.vendor(), api.operator()
+    with api.app.app_context():
+        actor = principal_of(api, operator)
+        org = load_for_update(db.session, Organization, vendor.org_id)
+        assert transition(org, ORG_TRANSITIONS, OrgStatus.SUSPENDED, actor=actor, what="Organization") == "verified"
+        db.session.commit()
+        assert _changes(db.session, vendor.org_id)[-1] == ("verified", "suspended", actor.user_id)
+
+
+def test_a_refused_change_changes_and_records_nothing(api):
+    vendor = api.vendor()
+    with api.app.app_context():
+        before = _changes(db.session, vendor.org_id)
+        org = load_for_update(db.session, Organization, vendor.org_id)
+        with pytest.raises(InvalidTransition):
+            transition(org, ORG_TRANSITIONS, OrgStatus.PENDING, actor=None, what="Organization")
+        assert org.status == OrgStatus.VERIFIED
+        db.session.commit()
+        assert _changes(db.session, vendor.org_id) == before
+
+
+def test_the_lock_ends_with_the_transaction(api):
+    vendor = api.vendor()
+    with api.app.app_context():
+        org = load_for_update(db.session, Organization, vendor.org_id)
+        db.session.commit()
+        with pytest.raises(NotLockedError):
+            transition(org, ORG_TRANSITIONS, OrgStatus.SUSPENDED, actor=None, what="Organization")
+        db.session.rollback()
+
+
+def test_a_root_lock_covers_its_parts(api):
+    vendor = api.vendor()
+    with api.app.app_context():
+        unlocked = db.session.get(Organization, vendor.org_id)
+        root = load_for_update(db.session, Organization, vendor.org_id)
+        # The same identity: the locked read refreshed the object the session already held.
+        assert root is unlocked
+        transition(unlocked, ORG_TRANSITIONS, OrgStatus.SUSPENDED, actor=None, what="Organization", root=root)
+        db.session.rollback()
+
+
+def test_verification_through_the_api_is_recorded_once(api):
+    operator = api.operator()
+    vendor = api.vendor()
+    with api.app.app_context():
+        changes = _changes(db.session, vendor.org_id)
+    assert [c[:2] for c in changes] == [("pending", "verified")]
+    assert changes[0][2] == principal_of(api, operator).user_id, "the verifying operator is the recorded actor"
