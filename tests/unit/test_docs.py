@@ -1,0 +1,38 @@
+"""The project's documentation stands on its own: no link leaves the repository's files unresolved,
+nothing points at the contract files outside the repository, and the README stays a front page."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCS = [ROOT / "README.md", ROOT / "deploy" / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
+
+
+@pytest.mark.parametrize("page", DOCS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_relative_link_resolves(page):
+    missing = [target for target in LINK.findall(page.read_text(encoding="utf-8"))
+               if "://" not in target and not (page.parent / target).exists()]
+    assert not missing, f"{page.name} links to files that do not exist: {missing}"
+
+
+@pytest.mark.parametrize("page", DOCS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_page_relies_on_files_outside_the_repository(page):
+    assert "../shared" not in page.read_text(encoding="utf-8")
+
+
+def test_the_readme_is_a_front_page():
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert len(text.splitlines()) <= 160
+    first_block = text.split("```")[1]
+    assert "make run" in first_block and "make test" in first_block
+
+
+def test_every_domain_has_its_page():
+    for page in ("identity", "listings", "certification", "trading", "ledger-and-payments", "api-guide",
+                 "operations", "performance", "decisions"):
+        assert (ROOT / "docs" / f"{page}.md").exists(), page
