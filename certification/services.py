@@ -26,6 +26,7 @@ from certification.states import (
     ASSIGNABLE_STAGES,
     CERTIFICATION_TRANSITIONS,
     DECISION_TO_STAGE,
+    OBJECTION_TRANSITIONS,
     OPEN_STATUSES,
     REVIEWABLE_STATUSES,
     STAGE_SUBJECTS,
@@ -46,7 +47,7 @@ from exchange.identity.models import Organization
 from exchange.identity.states import OrgStatus
 from exchange.jobs import scheduler as jobs
 from exchange.principal import Principal
-from exchange.states import transition
+from exchange.states import load_for_update, transition
 from listings import services as listings
 
 C = CertificationStatus
@@ -393,9 +394,12 @@ def resolve_objection(session: Session, *, objection_id: str, upheld: bool, comm
     if objection is None:
         raise NotFound("No such objection.")
     cert = _locked(session, objection.certification_id)
+    # Re-read under the certification's lock: a concurrent resolution is seen, not overwritten.
+    objection = load_for_update(session, Objection, objection_id)
     if objection.status != ObjectionStatus.OPEN:
         raise Conflict("This objection was already resolved.")
-    objection.status = ObjectionStatus.UPHELD if upheld else ObjectionStatus.DISMISSED
+    transition(objection, OBJECTION_TRANSITIONS, ObjectionStatus.UPHELD if upheld else ObjectionStatus.DISMISSED,
+               actor=actor, what="Objection")
     objection.resolution_comment = comment
     objection.resolved_by = actor.user_id
     objection.resolved_at = utcnow()

@@ -94,6 +94,15 @@ class ObjectionStatus(StrEnum):
     DISMISSED = "dismissed"
 
 
+J = ObjectionStatus
+OBJECTION_TRANSITIONS: dict[ObjectionStatus, frozenset[ObjectionStatus]] = {
+    # An operator resolves an open objection once, either way.
+    J.OPEN: frozenset({J.UPHELD, J.DISMISSED}),
+    J.UPHELD: frozenset(),
+    J.DISMISSED: frozenset(),
+}
+
+
 # What each stage looked at: an approved stage survives a resubmission only if none of these
 # fields of the product revision (nor, for ownership, the documents) changed.
 STAGE_SUBJECTS: dict[Stage, tuple[str, ...]] = {

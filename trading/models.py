@@ -20,7 +20,16 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from exchange.db import Base, IdColumn, TimestampMixin, UTCDateTime, check_in, utcnow
-from trading.states import ContractStatus, OfferStatus, ProcurementStatus, SignatureMethod, TradeStatus
+from trading.states import (
+    ContractStatus,
+    DisputeStatus,
+    OfferStatus,
+    PaymentStatus,
+    PayoutStatus,
+    ProcurementStatus,
+    SignatureMethod,
+    TradeStatus,
+)
 
 
 class Procurement(TimestampMixin, Base):
@@ -200,7 +209,7 @@ class Payment(TimestampMixin, Base):
 
     __tablename__ = "payments"
     __table_args__ = (
-        CheckConstraint("status IN ('pending', 'succeeded', 'failed', 'canceled')", name="status"),
+        CheckConstraint(check_in("status", PaymentStatus), name="status"),
         CheckConstraint("provider IN ('manual', 'stripe')", name="provider"),
         CheckConstraint("amount > 0", name="amount"),
         UniqueConstraint("provider", "provider_ref", name="uq_payments_provider_ref"),
@@ -210,7 +219,7 @@ class Payment(TimestampMixin, Base):
     id: Mapped[str] = IdColumn("pay")
     trade_id: Mapped[str] = mapped_column(ForeignKey("trades.id"))
     provider: Mapped[str] = mapped_column(String(20))
-    status: Mapped[str] = mapped_column(String(20), default="pending")
+    status: Mapped[str] = mapped_column(String(20), default=PaymentStatus.PENDING)
     amount: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
     provider_ref: Mapped[str | None] = mapped_column(String(100))
@@ -225,7 +234,7 @@ class Dispute(TimestampMixin, Base):
 
     __tablename__ = "disputes"
     __table_args__ = (
-        CheckConstraint("status IN ('open', 'resolved')", name="status"),
+        CheckConstraint(check_in("status", DisputeStatus), name="status"),
         CheckConstraint("refund_amount IS NULL OR refund_amount >= 0", name="refund"),
     )
 
@@ -233,7 +242,7 @@ class Dispute(TimestampMixin, Base):
     trade_id: Mapped[str] = mapped_column(ForeignKey("trades.id"), index=True)
     opened_by: Mapped[str] = mapped_column(String(40))
     reason: Mapped[str] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(20), default="open")
+    status: Mapped[str] = mapped_column(String(20), default=DisputeStatus.OPEN)
     refund_amount: Mapped[int | None] = mapped_column(BigInteger)
     resolved_by: Mapped[str | None] = mapped_column(String(40))
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -246,7 +255,7 @@ class Payout(TimestampMixin, Base):
     __tablename__ = "payouts"
     __table_args__ = (
         CheckConstraint("amount > 0", name="amount"),
-        CheckConstraint("status IN ('paid', 'pending', 'failed')", name="status"),
+        CheckConstraint(check_in("status", PayoutStatus), name="status"),
     )
 
     id: Mapped[str] = IdColumn("pyo")

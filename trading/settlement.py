@@ -28,13 +28,23 @@ from exchange.ledger.models import EXCHANGE_OWNER, EntryKind
 from exchange.money import fee_for
 from exchange.payments import ProviderStatus, get_gateway, idempotency_key, record_event_once
 from exchange.principal import Principal
-from exchange.states import transition
+from exchange.states import load_for_update, transition
 from listings import services as listings
 from trading.models import Dispute, Payment, Payout, Trade
-from trading.states import TRADE_TRANSITIONS, TradeStatus
+from trading.states import (
+    DISPUTE_TRANSITIONS,
+    PAYMENT_TRANSITIONS,
+    PAYOUT_TRANSITIONS,
+    TRADE_TRANSITIONS,
+    DisputeStatus,
+    PaymentStatus,
+    PayoutStatus,
+    TradeStatus,
+)
 from trading.trades import visible
 
 T = TradeStatus
+PS = PaymentStatus
 
 
 def _escrow(trade: Trade) -> AccountRef:
@@ -84,7 +94,7 @@ def create_payment(session: Session, *, trade_id: str, provider: str, actor: Pri
     trade = visible(session, trade_id, actor, lock=True)
     if trade.status != T.AWAITING_PAYMENT:
         raise Conflict(f"This trade is {trade.status}; it is not awaiting payment.")
-    payment = Payment(trade_id=trade.id, provider=provider, status="pending", amount=trade.amount,
+    payment = Payment(trade_id=trade.id, provider=provider, status=PS.PENDING, amount=trade.amount,
                       currency=trade.currency, provider_ref=result.provider_ref,
                       client_secret=result.client_secret, created_by=actor.user_id)
     session.add(payment)
@@ -107,11 +117,11 @@ def payment_view(session: Session, payment: Payment, principal: Principal) -> di
 
 def _escrow_payment(session: Session, payment: Payment, trade: Trade, actor: Principal | None) -> None:
     """The money arrived: payment succeeded, trade escrowed, ledger entry — one transaction."""
-    if payment.status != "pending":
+    if payment.status != PS.PENDING:
         raise Conflict(f"This payment is already {payment.status}.")
     if trade.status != T.AWAITING_PAYMENT:
         raise Conflict(f"This trade is already {trade.status}.")
-    payment.status = "succeeded"
+    transition(payment, PAYMENT_TRANSITIONS, PS.SUCCEEDED, actor=actor, what="Payment")
     payment.confirmed_at = utcnow()
     payment.confirmed_by = actor.user_id if actor else None
     _move(trade, T.ESCROWED, actor=actor)
@@ -183,7 +193,7 @@ def apply_stripe_event(session: Session, *, payload: bytes, signature: str | Non
     if payment is None:
         return {"received": True, "applied": False, "reason": "unknown payment intent"}
     trade = _locked_trade(session, payment.trade_id)
-    if payment.status != "pending" or trade.status != T.AWAITING_PAYMENT:
+    if payment.status != PS.PENDING or trade.status != T.AWAITING_PAYMENT:
         return {"received": True, "applied": False, "reason": f"payment already {payment.status}"}
     intent = event.raw["data"]["object"]
     # The event type alone is not the money: the object must be our PaymentIntent, succeeded, with the
@@ -203,7 +213,7 @@ def apply_stripe_event(session: Session, *, payload: bytes, signature: str | Non
 def reconcile_stripe(session: Session, *, older_than: timedelta = timedelta(minutes=10)) -> int:
     """Re-fetch pending Stripe payments whose webhook never came; escrow the ones that succeeded."""
     due = session.execute(
-        select(Payment).where(Payment.provider == "stripe", Payment.status == "pending",
+        select(Payment).where(Payment.provider == "stripe", Payment.status == PS.PENDING,
                               Payment.created_at <= utcnow() - older_than)
     ).scalars().all()
     applied = 0
@@ -213,7 +223,7 @@ def reconcile_stripe(session: Session, *, older_than: timedelta = timedelta(minu
             continue
         payment = _locked_payment(session, payment.id)
         trade = _locked_trade(session, payment.trade_id)
-        if payment.status == "pending" and trade.status == T.AWAITING_PAYMENT and result.amount == trade.amount:
+        if payment.status == PS.PENDING and trade.status == T.AWAITING_PAYMENT and result.amount == trade.amount:
             _escrow_payment(session, payment, trade, None)
             applied += 1
     return applied
@@ -283,7 +293,7 @@ def open_dispute(session: Session, *, trade_id: str, reason: str, actor: Princip
     if actor.org_id != trade.buyer_org_id:
         raise Forbidden("Only the buyer disputes a trade.")
     _move(trade, T.DISPUTED, actor=actor)
-    dispute = Dispute(trade_id=trade.id, opened_by=actor.user_id, reason=reason, status="open")
+    dispute = Dispute(trade_id=trade.id, opened_by=actor.user_id, reason=reason, status=DisputeStatus.OPEN)
     session.add(dispute)
     session.flush()
     return dispute
@@ -302,7 +312,7 @@ def resolve(session: Session, *, trade_id: str, refund_amount: int, comment: str
     if refund_amount > trade.paid_amount - trade.refunded_amount:
         raise field_error("refund_amount", f"cannot exceed what was paid ({trade.paid_amount - trade.refunded_amount})")
     payment = session.execute(
-        select(Payment).where(Payment.trade_id == trade.id, Payment.status == "succeeded")
+        select(Payment).where(Payment.trade_id == trade.id, Payment.status == PS.SUCCEEDED)
     ).scalar_one_or_none()
     if refund_amount and payment is not None and payment.provider != "manual":
         get_gateway(payment.provider).refund(provider_ref=payment.provider_ref, amount=refund_amount,
@@ -324,10 +334,11 @@ def resolve(session: Session, *, trade_id: str, refund_amount: int, comment: str
         _move(trade, T.SETTLED, actor=actor)
         _settle(session, trade, how="dispute_resolved")
     dispute = session.execute(
-        select(Dispute).where(Dispute.trade_id == trade.id, Dispute.status == "open")
+        select(Dispute).where(Dispute.trade_id == trade.id, Dispute.status == DisputeStatus.OPEN).with_for_update()
     ).scalar_one_or_none()
     if dispute is not None:
-        dispute.status, dispute.refund_amount = "resolved", refund_amount
+        transition(dispute, DISPUTE_TRANSITIONS, DisputeStatus.RESOLVED, actor=actor, what="Dispute")
+        dispute.refund_amount = refund_amount
         dispute.resolved_by, dispute.resolved_at, dispute.comment = actor.user_id, utcnow(), comment
     audit.record(session, actor, "trade.resolved", "trade", trade.id, refund_amount=refund_amount,
                  status=trade.status)
@@ -349,8 +360,8 @@ def payout(session: Session, *, org_id: str, currency: str, amount: int, provide
     if amount > available:
         raise ValidationFailed(f"The payable balance is {available}; cannot pay out {amount}.",
                                errors={"amount": [f"exceeds the payable balance ({available})"]})
-    record = Payout(org_id=org.id, currency=currency, amount=amount, provider=provider, status="pending",
-                    created_by=actor.user_id)
+    record = Payout(org_id=org.id, currency=currency, amount=amount, provider=provider,
+                    status=PayoutStatus.PENDING, created_by=actor.user_id)
     session.add(record)
     session.flush()
     # The ledger's conditional balance update refuses an overdraft even when two payouts race.
@@ -359,11 +370,10 @@ def payout(session: Session, *, org_id: str, currency: str, amount: int, provide
         Posting(AccountRef(provider, "payouts_clearing", currency), amount),
     ], metadata={"payout_id": record.id, "org_id": org.id})
     record.entry_id = entry.id
-    if provider == "stripe":
-        # The Transfer is made after this transaction commits (send_transfers), never under its locks.
-        record.status = "pending"
-    else:
-        record.status = "paid"
+    # A Stripe Transfer is made after this transaction commits (send_transfers), never under its
+    # locks: the payout stays pending until then. A manual one is paid now.
+    if provider != "stripe":
+        transition(record, PAYOUT_TRANSITIONS, PayoutStatus.PAID, actor=actor, what="Payout")
         outbox.emit(session, event_type="payout.sent", org_ids=[org.id],
                     payload={"payout_id": record.id, "amount": amount, "currency": currency, "provider": provider})
     audit.record(session, actor, "payout.created", "payout", record.id, org_id=org.id, amount=amount,
@@ -375,7 +385,8 @@ def payout(session: Session, *, org_id: str, currency: str, amount: int, provide
 def send_transfers(session: Session) -> int:
     """Make the Stripe Transfers of committed pending payouts (idempotent per payout); returns how many."""
     pending = session.execute(
-        select(Payout).where(Payout.provider == "stripe", Payout.status == "pending").order_by(Payout.created_at)
+        select(Payout).where(Payout.provider == "stripe", Payout.status == PayoutStatus.PENDING)
+        .order_by(Payout.created_at)
     ).scalars().all()
     sent = 0
     for record in pending:
@@ -383,7 +394,13 @@ def send_transfers(session: Session) -> int:
         result = get_gateway("stripe").transfer(
             destination_account=org.stripe_account_id, amount=record.amount, currency=record.currency,
             idempotency_key=idempotency_key(record.id, "transfer"), metadata={"payout_id": record.id})
-        record.provider_ref, record.status = result.provider_ref, "paid"
+        # Locked after the provider call; a payout another run already marked paid is left alone
+        # (the idempotency key made this Transfer a replay of that one).
+        record = load_for_update(session, Payout, record.id)
+        if record.status != PayoutStatus.PENDING:
+            continue
+        record.provider_ref = result.provider_ref
+        transition(record, PAYOUT_TRANSITIONS, PayoutStatus.PAID, actor=None, what="Payout")
         outbox.emit(session, event_type="payout.sent", org_ids=[record.org_id],
                     payload={"payout_id": record.id, "amount": record.amount, "currency": record.currency,
                              "provider": "stripe", "provider_ref": result.provider_ref})

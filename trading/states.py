@@ -1,4 +1,4 @@
-"""Procurement, offer, contract and trade state machines."""
+"""Procurement, offer, contract, trade, payment, dispute and payout state machines."""
 
 from __future__ import annotations
 
@@ -72,6 +72,54 @@ TRADE_TRANSITIONS: dict[TradeStatus, frozenset[TradeStatus]] = {
     T.DISPUTED: frozenset({T.SETTLED, T.REFUNDED}),
     T.SETTLED: frozenset(),
     T.REFUNDED: frozenset(),
+}
+
+
+class PaymentStatus(StrEnum):
+    # The order is the CHECK constraint's (built from this enum).
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+
+PS = PaymentStatus
+PAYMENT_TRANSITIONS: dict[PaymentStatus, frozenset[PaymentStatus]] = {
+    # The money arrives (an operator confirms a transfer, Stripe's webhook or the reconciliation job),
+    # or the attempt ends without it.
+    PS.PENDING: frozenset({PS.SUCCEEDED, PS.FAILED, PS.CANCELED}),
+    PS.SUCCEEDED: frozenset(),
+    PS.FAILED: frozenset(),
+    PS.CANCELED: frozenset(),
+}
+
+
+class DisputeStatus(StrEnum):
+    OPEN = "open"
+    RESOLVED = "resolved"
+
+
+D = DisputeStatus
+DISPUTE_TRANSITIONS: dict[DisputeStatus, frozenset[DisputeStatus]] = {
+    # An operator's resolution (refund part or all, settle the rest) closes the dispute.
+    D.OPEN: frozenset({D.RESOLVED}),
+    D.RESOLVED: frozenset(),
+}
+
+
+class PayoutStatus(StrEnum):
+    # The order is the CHECK constraint's (built from this enum).
+    PAID = "paid"
+    PENDING = "pending"
+    FAILED = "failed"
+
+
+PO = PayoutStatus
+PAYOUT_TRANSITIONS: dict[PayoutStatus, frozenset[PayoutStatus]] = {
+    # A manual payout is paid in the transaction that creates it; a Stripe one once its Transfer is made.
+    PO.PENDING: frozenset({PO.PAID, PO.FAILED}),
+    PO.PAID: frozenset(),
+    PO.FAILED: frozenset(),
 }
 
 

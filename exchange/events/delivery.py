@@ -36,11 +36,13 @@ from sqlalchemy.orm import Session
 from exchange.db import db, new_id, utcnow
 from exchange.errors import ValidationFailed
 from exchange.events import signature
-from exchange.events.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
+from exchange.events.models import WebhookDelivery, WebhookEndpoint
 from exchange.events.outbox import OutboxEvent, undispatched
 from exchange.events.services import WebhookSecretError, check_target, endpoint_secret
+from exchange.events.states import DELIVERY_TRANSITIONS, DeliveryStatus
 from exchange.fields import iso_z
 from exchange.netguard import PublicURL
+from exchange.states import transition
 
 log = logging.getLogger("datafair.webhooks")
 USER_AGENT = "datafair-webhooks/1"
@@ -131,11 +133,13 @@ def claim(session: Session, *, limit: int) -> list[Job]:
         .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
         .join(OutboxEvent, OutboxEvent.id == WebhookDelivery.event_id)
         .where(WebhookDelivery.id.in_(ids), WebhookDelivery.lease_token == token)
+        # Already locked by the lease UPDATE above; FOR UPDATE lets `transition` see it.
+        .with_for_update(of=WebhookDelivery)
     ).all()
     jobs: list[Job] = []
     for delivery, endpoint, event in rows:
         if endpoint.deleted_at is not None:
-            delivery.status = DeliveryStatus.CANCELLED
+            transition(delivery, DELIVERY_TRANSITIONS, DeliveryStatus.CANCELLED, actor=None, what="Webhook delivery")
             delivery.lease_token = delivery.lease_expires_at = delivery.next_attempt_at = None
             continue
         try:

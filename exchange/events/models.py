@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 
 from sqlalchemy import (
     JSON,
@@ -17,18 +16,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from exchange.db import Base, IdColumn, TimestampMixin, UTCDateTime
+from exchange.db import Base, IdColumn, TimestampMixin, UTCDateTime, check_in
 from exchange.events.outbox import OutboxEvent  # noqa: F401 - the table deliveries refer to
-
-
-class DeliveryStatus(StrEnum):
-    PENDING = "pending"        # waiting for its next attempt
-    DELIVERED = "delivered"    # a 2xx answer was received
-    FAILED = "failed"          # gave up after the last attempt
-    CANCELLED = "cancelled"    # its endpoint was deleted before it was delivered
-
-
-DELIVERY_STATUSES = tuple(s.value for s in DeliveryStatus)
+from exchange.events.states import DELIVERY_STATUSES, DeliveryStatus  # noqa: F401 - DELIVERY_STATUSES re-exported
 
 
 class WebhookEndpoint(TimestampMixin, Base):
@@ -57,7 +47,7 @@ class WebhookDelivery(TimestampMixin, Base):
     __tablename__ = "webhook_deliveries"
     __table_args__ = (
         UniqueConstraint("endpoint_id", "event_id", name="uq_webhook_deliveries_endpoint_event"),
-        CheckConstraint("status IN (" + ", ".join(repr(s) for s in DELIVERY_STATUSES) + ")", name="status"),
+        CheckConstraint(check_in("status", DeliveryStatus), name="status"),
         CheckConstraint("attempts >= 0", name="attempts_non_negative"),
         Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
     )

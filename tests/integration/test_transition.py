@@ -81,3 +81,29 @@ def test_verification_through_the_api_is_recorded_once(api):
         changes = _changes(db.session, vendor.org_id)
     assert [c[:2] for c in changes] == [("pending", "verified")]
     assert changes[0][2] == principal_of(api, operator).user_id, "the verifying operator is the recorded actor"
+
+
+def test_payments_disputes_and_payouts_change_status_through_the_helper(api):
+    """Confirming a payment, resolving a dispute and paying out are recorded with their operator."""
+    from tests.tradeflow import contract_for, sign
+
+    vendor, buyer, operator = api.vendor(), api.enterprise(), api.operator()
+    contract = contract_for(api, vendor, buyer)
+    sign(api, buyer, contract["id"])
+    trade_id = sign(api, vendor, contract["id"])["trade_id"]
+    payment = api.post(f"trades/{trade_id}/payments", buyer, json={"provider": "manual"}).get_json()
+    assert api.post(f"payments/{payment['id']}/confirm", operator).status_code == 200
+    dispute = api.post(f"trades/{trade_id}/disputes", buyer, json={"reason": "x"}).get_json()
+    assert api.post(f"trades/{trade_id}/resolution", operator, json={"refund_amount": 0}).status_code == 200
+    r = api.post("payouts", operator, json={"org_id": vendor.org_id, "currency": "CNY", "amount": 1000,
+                                            "provider": "manual"})
+    assert r.status_code == 201 and r.get_json()["status"] == "paid"
+    with api.app.app_context():
+        rows = db.session.execute(select(StatusChange.object_type, StatusChange.object_id, StatusChange.from_status,
+                                         StatusChange.to_status, StatusChange.actor_user_id)
+                                  .where(StatusChange.object_type.in_(("payments", "disputes", "payouts")))
+                                  .order_by(StatusChange.id)).all()
+    op = principal_of(api, operator).user_id
+    assert rows == [("payments", payment["id"], "pending", "succeeded", op),
+                    ("disputes", dispute["id"], "open", "resolved", op),
+                    ("payouts", r.get_json()["id"], "pending", "paid", op)]
