@@ -8,34 +8,27 @@ from typing import Any
 import click
 from flask import Flask
 
+import certification
+import listings
+import trading
 from certification import demo as certification_demo
-from certification import routes as certification_routes
-from certification import services as certification_services
 from exchange.db import db
 from exchange.identity import demo as exchange_demo
 from exchange.jobs import scheduler as jobs
-from exchange.kernel import create_kernel
+from exchange.kernel import create_kernel, finish_kernel
 from listings import demo as listings_demo
-from listings import routes as listings_routes
 from trading import demo as trading_demo
-from trading import routes as trading_routes
-from trading import services as trading_services
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     app, api = create_kernel(__name__, ROOT, config)
-    # listings: catalog, revisions, search, fairs and stalls
-    api.register_blueprint(listings_routes.blp)
-    api.register_blueprint(listings_routes.fairs_blp)
-    # certification: reviews, certificates, objections, cross-border white list
-    api.register_blueprint(certification_routes.blp)
-    # trading: procurement, matching, offers, contracts, signatures, trades and their money flow
-    api.register_blueprint(trading_routes.blp)
-    certification_services.register_jobs()
-    trading_services.register_jobs()
-    trading_services.register_metrics()
+    # Each domain wires itself on this app (routes, CLI, jobs, event types, ledger access, metrics).
+    listings.init_app(app, api)        # catalog, revisions, search, fairs and stalls
+    certification.init_app(app, api)   # reviews, certificates, objections, cross-border white list
+    trading.init_app(app, api)         # procurement, matching, offers, contracts, trades, settlement
+    finish_kernel(app, api)
     _register_commands(app)
     return app
 

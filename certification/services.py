@@ -45,7 +45,6 @@ from exchange.events import outbox
 from exchange.identity import audit
 from exchange.identity.models import Organization
 from exchange.identity.states import OrgStatus
-from exchange.jobs import scheduler as jobs
 from exchange.principal import Principal
 from exchange.states import load_for_update, transition
 from listings import services as listings
@@ -444,17 +443,6 @@ def sweep(session: Session, now: datetime | None = None) -> dict[str, int]:
     approved = sum(1 for cid in ids if _conclude_notice(session, _locked(session, cid)))
     expired = certificates.sweep_expired(session, now)
     return {"notices_approved": approved, "certificates_expired": expired}
-
-
-def register_jobs() -> None:
-    """Ended notice periods and certificate expiry, run by the kernel's job runner."""
-
-    def run(session: Session) -> str:
-        done = sweep(session)
-        return (f"{done['notices_approved']} notice periods concluded, "
-                f"{done['certificates_expired']} certificates expired")
-
-    jobs.register_periodic("certification.sweep", run)
 
 
 # -- views ------------------------------------------------------------------------------------------

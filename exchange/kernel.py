@@ -70,3 +70,11 @@ def create_kernel(import_name: str, root: str, config: dict[str, Any] | None = N
     metrics.init_app(app)
     db_teardown(app)
     return app, api
+
+
+def finish_kernel(app: Flask, api: Api) -> None:
+    """After every domain's init_app: what the kernel documents from the domains' registrations
+    (the webhook endpoints' event types in the OpenAPI document)."""
+    from exchange import events
+
+    events.document_event_types(app, api)

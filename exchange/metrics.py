@@ -6,7 +6,7 @@
   start and marks dead workers): every worker writes its samples there and any worker's `/metrics`
   answers for all of them (prometheus-client's multiprocess mode).
 * Computed at scrape from the database (and Redis), by a registry of collectors that any layer
-  extends from app.py with `register_collector(name, func)`: `func(session)` returns metric families
+  extends in its `init_app` with `register_collector(app, name, func)`: `func(session)` returns metric families
   (`labelled_gauge` builds the common "count by status" one). The kernel registers ledger entries,
   organizations by status, outbox and webhook delivery backlog and, with Redis, the job queue depth.
   Trading adds trades by status the same way. A failing collector is reported as
@@ -43,16 +43,20 @@ RATELIMIT_FALLBACKS = Counter(
     registry=PROCESS_REGISTRY,
 )
 
-_collectors: dict[str, Collector] = {}
+COLLECTORS_EXTENSION = "datafair.metrics.collectors"
 
 
-def register_collector(name: str, func: Collector) -> None:
-    """Add (or replace) a scrape-time collector: `func(session)` -> iterable of metric families."""
-    _collectors[name] = func
+def register_collector(app: Flask, name: str, func: Collector) -> None:
+    """Add (or replace) a scrape-time collector of `app`: `func(session)` -> iterable of metric families."""
+    app.extensions.setdefault(COLLECTORS_EXTENSION, {})[name] = func
 
 
-def unregister_collector(name: str) -> None:
-    _collectors.pop(name, None)
+def unregister_collector(app: Flask, name: str) -> None:
+    app.extensions.get(COLLECTORS_EXTENSION, {}).pop(name, None)
+
+
+def collectors(app: Flask) -> dict[str, Collector]:
+    return dict(app.extensions.get(COLLECTORS_EXTENSION, {}))
 
 
 def labelled_gauge(name: str, documentation: str, label: str, rows: Iterable[tuple[Any, Any]]) -> GaugeMetricFamily:
@@ -75,7 +79,7 @@ class _ScrapeCollector:
     def collect(self) -> Iterable[Metric]:
         up = GaugeMetricFamily("datafair_collector_up", "Whether a scrape-time collector succeeded",
                                labels=["collector"])
-        for name, collector in list(_collectors.items()):
+        for name, collector in collectors(self.app).items():
             try:
                 families = list(collector(db.session))
                 db.session.rollback()

@@ -1,1 +1,45 @@
 """Procurement, matching, offers, contracts, trades and settlement."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+
+EVENT_TYPES = frozenset({
+    "procurement.matched",      # a procurement has new matching products
+    "offer.received",
+    "offer.countered",
+    "offer.accepted",
+    "contract.signed",          # both parties signed; the trade exists
+    "payout.sent",
+})
+
+
+def trade_event_types() -> frozenset[str]:
+    """`trade.<status>` for every status a trade moves to (settlement emits one at each move);
+    derived from the transition table, so a new status cannot be forgotten."""
+    from trading.states import TRADE_TRANSITIONS
+
+    return frozenset(f"trade.{target}" for targets in TRADE_TRANSITIONS.values() for target in targets)
+
+
+def init_app(app: Flask, api: Any) -> None:
+    """Routes; expiry, auto-acceptance and Stripe jobs; event types; who may read a trade's ledger
+    entries; trades and contracts by status at each scrape of /metrics."""
+    from exchange import metrics
+    from exchange.events import outbox
+    from exchange.jobs import scheduler as jobs
+    from exchange.ledger import engine as ledger
+    from trading import offers, procurements, routes, services, settlement
+
+    api.register_blueprint(routes.blp)
+    jobs.register_periodic(app, "trading.procurement_expiry", lambda s: f"{procurements.sweep(s)} procurements expired")
+    jobs.register_periodic(app, "trading.offer_expiry", lambda s: f"{offers.sweep(s)} offers expired")
+    jobs.register_periodic(app, "trading.auto_acceptance", lambda s: f"{settlement.sweep(s)} trades auto-settled")
+    jobs.register_periodic(app, "trading.stripe_transfers", lambda s: services.stripe_job(s, "transfers"))
+    jobs.register_periodic(app, "trading.stripe_reconciliation", lambda s: services.stripe_job(s, "reconcile"),
+                           group="reconcile")
+    outbox.register_event_types(app, EVENT_TYPES | trade_event_types())
+    ledger.register_entry_access(app, settlement.can_read_entries)
+    metrics.register_collector(app, "trading", services.trade_metrics)

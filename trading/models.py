@@ -20,6 +20,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from exchange.db import Base, IdColumn, TimestampMixin, UTCDateTime, check_in, utcnow
+from exchange.payments import PROVIDER_NAMES
 from trading.states import (
     ContractStatus,
     DisputeStatus,
@@ -210,7 +211,7 @@ class Payment(TimestampMixin, Base):
     __tablename__ = "payments"
     __table_args__ = (
         CheckConstraint(check_in("status", PaymentStatus), name="status"),
-        CheckConstraint("provider IN ('manual', 'stripe')", name="provider"),
+        CheckConstraint(check_in("provider", PROVIDER_NAMES), name="provider"),
         CheckConstraint("amount > 0", name="amount"),
         UniqueConstraint("provider", "provider_ref", name="uq_payments_provider_ref"),
         Index("ix_payments_trade", "trade_id", "status"),

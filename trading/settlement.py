@@ -23,7 +23,7 @@ from exchange.errors import Conflict, Forbidden, NotFound, ValidationFailed, fie
 from exchange.events import outbox
 from exchange.identity import audit
 from exchange.identity.models import Organization
-from exchange.ledger.engine import AccountRef, Posting, balance, post_entry, register_entry_access
+from exchange.ledger.engine import AccountRef, Posting, balance, post_entry
 from exchange.ledger.models import EXCHANGE_OWNER, EntryKind
 from exchange.money import fee_for
 from exchange.payments import ProviderStatus, get_gateway, idempotency_key, record_event_once
@@ -416,4 +416,3 @@ def can_read_entries(session: Session, principal: Principal, trade_id: str) -> b
     return trade is not None and principal.org_id in (trade.buyer_org_id, trade.seller_org_id)
 
 
-register_entry_access(can_read_entries)

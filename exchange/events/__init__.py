@@ -27,11 +27,28 @@ def _webhooks(session: Session) -> Iterable[Metric]:
 
 
 def init_app(app: Flask, api: Any) -> None:
-    from exchange.events import outbox, routes  # noqa: F401 - outbox registers its table
+    from exchange.events import outbox, routes  # outbox registers its table
 
     api.register_blueprint(routes.blp)
-    metrics.register_collector("webhooks", _webhooks)
+    outbox.register_event_types(app, outbox.EXCHANGE_EVENT_TYPES)
+    metrics.register_collector(app, "webhooks", _webhooks)
     hooks.register(app, "organization_verified", _organization_verified)
+
+
+def document_event_types(app: Flask, api: Any) -> None:
+    """Write the event types the layers registered on `app` into its OpenAPI document (the enum of
+    the webhook endpoints' `events`, and their maximum count). Called once every layer's `init_app`
+    ran: the schemas are documented when the kernel registers its blueprint, before the domains."""
+    from exchange.events import outbox
+    from exchange.events.schemas import EVENT_TYPE_PROPERTIES
+
+    names = sorted(outbox.event_types(app))
+    schemas = api.spec.components.to_dict().get("schemas", {})
+    for component, prop, bounded in EVENT_TYPE_PROPERTIES:
+        events = schemas[component]["properties"][prop]
+        events["items"]["enum"] = list(names)
+        if bounded:
+            events["minItems"], events["maxItems"] = 1, len(names)
 
 
 def _organization_verified(session: Session, *, org: Any, actor: Any, previous: str, reason: str) -> None:

@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+from flask import Flask, current_app
 from sqlalchemy import JSON, Index, String, event, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -29,22 +30,11 @@ from exchange.db import Base, IdColumn, UTCDateTime, utcnow
 
 log = logging.getLogger("datafair.outbox")
 
-EVENT_TYPES: frozenset[str] = frozenset({
+# Event types are registered per app by the layer that emits them (its `init_app`); the kernel
+# owns only its own. `emit` refuses a type nobody registered.
+EVENT_TYPES_EXTENSION = "datafair.event_types"
+EXCHANGE_EVENT_TYPES: frozenset[str] = frozenset({
     "organization.verified",    # an organization became verified (registration or reinstatement)
-    "certification.decided",    # a certification ended approved, rejected or changes_requested
-    "certificate.suspended",
-    "certificate.revoked",
-    "procurement.matched",      # a procurement has new matching products
-    "offer.received",
-    "offer.countered",
-    "offer.accepted",
-    "contract.signed",          # both parties signed; the trade exists
-    "trade.escrowed",
-    "trade.delivered",
-    "trade.settled",
-    "trade.disputed",
-    "trade.refunded",
-    "payout.sent",
 })
 MAX_PAYLOAD_BYTES = 64 * 1024
 _PENDING_KEY = "datafair.outbox.pending"
@@ -64,14 +54,35 @@ class OutboxEvent(Base):
     dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
+class UnknownEventType(ValueError):
+    """An event type no layer registered on this app (a programming error, not a client error)."""
+
+
+def register_event_types(app: Flask, event_types: Iterable[str]) -> None:
+    """Let `emit` accept these event types on `app` (and webhook endpoints subscribe to them)."""
+    names = {event_types} if isinstance(event_types, str) else set(event_types)
+    if not all(isinstance(n, str) and n for n in names):
+        raise ValueError("event types must be non-empty strings")
+    app.extensions.setdefault(EVENT_TYPES_EXTENSION, set()).update(names)
+
+
+def event_types(app: Flask | None = None) -> frozenset[str]:
+    """Every event type registered on `app` (default: the current app)."""
+    app = current_app if app is None else app
+    return frozenset(app.extensions.get(EVENT_TYPES_EXTENSION, ()))
+
+
 def emit(session: Session, *, event_type: str, org_ids: list[str], payload: dict[str, Any]) -> OutboxEvent:
     """Record a domain event for `org_ids` in the caller's transaction (flushed, never committed).
 
-    Raises ValueError for an unknown event type, org ids that are not strings, or a payload that is
-    not a JSON object (or is larger than 64 KiB): these are programming errors, not client errors.
+    Raises UnknownEventType (a ValueError) for a type no layer registered on the app, ValueError for
+    org ids that are not strings or a payload that is not a JSON object (or is larger than 64 KiB):
+    these are programming errors, not client errors.
     """
-    if event_type not in EVENT_TYPES:
-        raise ValueError(f"unknown event type {event_type!r}; known: {', '.join(sorted(EVENT_TYPES))}")
+    known = event_types()
+    if event_type not in known:
+        raise UnknownEventType(f"unknown event type {event_type!r}: no layer registered it on this app "
+                               f"(outbox.register_event_types in its init_app); known: {', '.join(sorted(known))}")
     if isinstance(org_ids, str) or not all(isinstance(o, str) and o for o in org_ids):
         raise ValueError("org_ids must be a list of organization ids")
     if not isinstance(payload, dict):

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from exchange.db import new_id, utcnow
 from exchange.errors import Conflict, NotFound, field_error
 from exchange.events.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
-from exchange.events.outbox import EVENT_TYPES, OutboxEvent
+from exchange.events.outbox import OutboxEvent, event_types
 from exchange.identity import audit
 from exchange.netguard import PublicURL, check_outbound_url
 from exchange.principal import Principal
@@ -76,7 +76,7 @@ def create_endpoint(session: Session, *, url: str, events: list[str],
     Conflict (too many endpoints).
     """
     actor.require_verified("webhook registration")
-    unknown = sorted(set(events) - EVENT_TYPES)
+    unknown = sorted(set(events) - event_types())
     if unknown:
         raise field_error("events", "unknown event types: " + ", ".join(unknown))
     url = check_target(url).url  # stored normalized: what was checked is what is called

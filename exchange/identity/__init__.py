@@ -30,4 +30,4 @@ def init_app(app: Flask, api: Any) -> None:
     principal.register_loader(app, load=auth.load_principal, peek_user_id=auth.peek_user_id)
     api.register_blueprint(routes.blp)
     cli.init_app(app)
-    metrics.register_collector("organizations", _organizations)
+    metrics.register_collector(app, "organizations", _organizations)

@@ -25,4 +25,4 @@ def init_app(app: Flask, api: Any) -> None:
     from exchange.jobs import leases, scheduler  # noqa: F401 - leases registers its table
 
     scheduler.init_app(app)
-    metrics.register_collector("job_queue", _job_queue)
+    metrics.register_collector(app, "job_queue", _job_queue)

@@ -2,9 +2,9 @@
 
 Three jobs, each idempotent and safe to run concurrently on several workers:
 
-* `datafair.sweep` (every 60 s): every callable registered with `register_periodic(name, func)`,
+* `datafair.sweep` (every 60 s): every callable registered with `register_periodic(app, name, func)`,
   each in its own transaction (the runner commits after it returns, rolls back if it raises; one
-  failing sweep does not stop the others). Domains plug theirs in from app.py, so the kernel never
+  failing sweep does not stop the others). Domains plug theirs in from their init_app, so the kernel never
   imports them: notice periods, certificate/procurement/offer expiry, auto-acceptance...
 * `datafair.deliver_webhooks` (every 10 s, and nudged after every commit that wrote outbox events):
   fan-out and signed delivery (`exchange.webhooks.delivery`).
@@ -47,11 +47,15 @@ INTERVAL_KEYS = {"sweep": "JOB_SWEEP_SECONDS", "deliver_webhooks": "JOB_WEBHOOK_
 QUEUE = "datafair"
 PeriodicFunc = Callable[[Any], Any]
 
-# Code registered at start-up (what to run), never data: every process registers the same.
-_registry: dict[str, dict[str, PeriodicFunc]] = {group: {} for group in GROUPS}
+# Code registered on each app by the layers' init_app (what to run), never data.
+REGISTRY_EXTENSION = "datafair.jobs.periodic"
 
 
-def register_periodic(name: str, func: PeriodicFunc, *, group: str = "sweep") -> None:
+def _registry(app: Flask) -> dict[str, dict[str, PeriodicFunc]]:
+    return app.extensions.setdefault(REGISTRY_EXTENSION, {group: {} for group in GROUPS})
+
+
+def register_periodic(app: Flask, name: str, func: PeriodicFunc, *, group: str = "sweep") -> None:
     """Run `func(session)` in every sweep (or every reconciliation with `group="reconcile"`).
 
     `func` must be idempotent and safe to run concurrently; it may flush, never commit (the runner
@@ -60,22 +64,21 @@ def register_periodic(name: str, func: PeriodicFunc, *, group: str = "sweep") ->
     """
     if group not in GROUPS:
         raise ValueError(f"group must be one of {GROUPS}")
-    _registry[group][name] = func
+    _registry(app)[group][name] = func
 
 
-def unregister_periodic(name: str, *, group: str = "sweep") -> None:
-    _registry[group].pop(name, None)
+def unregister_periodic(app: Flask, name: str, *, group: str = "sweep") -> None:
+    _registry(app)[group].pop(name, None)
 
 
-def registered(group: str = "sweep") -> dict[str, PeriodicFunc]:
-    return dict(_registry[group])
+def registered(group: str = "sweep", app: Flask | None = None) -> dict[str, PeriodicFunc]:
+    """The callables of `group` registered on `app` (default: the current app)."""
+    app = current_app._get_current_object() if app is None else app  # type: ignore[attr-defined]
+    return dict(_registry(app)[group])
 
 
 def _purge_idempotency(_session: Any) -> str:
     return f"{idempotency.purge_expired()} expired idempotency records purged"
-
-
-register_periodic("idempotency.purge", _purge_idempotency)
 
 
 # -- running the jobs (inside an app context) ------------------------------------------------------
@@ -296,6 +299,7 @@ def start_in_process(app: Flask) -> Scheduler | None:
 
 def init_app(app: Flask) -> None:
     app.extensions["celery"] = make_celery(app)
+    register_periodic(app, "idempotency.purge", _purge_idempotency)
 
     @app.cli.group("jobs")
     def jobs_group() -> None:
@@ -315,7 +319,7 @@ def init_app(app: Flask) -> None:
         for name in RUNNERS:
             click.echo(f"{TASK_NAMES[name]:<28} every {interval(name):g} s")
         for group in GROUPS:
-            for name in registered(group):
+            for name in registered(group, app):
                 click.echo(f"  {group}: {name}")
 
     @app.cli.command("worker")

@@ -30,4 +30,4 @@ def init_app(app: Flask, api: Any) -> None:
 
     api.register_blueprint(routes.blp)
     cli.init_app(app)
-    metrics.register_collector("ledger", _ledger)
+    metrics.register_collector(app, "ledger", _ledger)

@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from flask import Flask, current_app
 from sqlalchemy import BigInteger, bindparam, false, insert, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, make_transient_to_detached
@@ -533,22 +534,29 @@ def _refusal(moves: dict[str, list[tuple[int, int]]], by_id: dict[str, Account])
 # Access to a trade's entries (decided by the layer that owns trades)
 
 EntryAccessChecker = Callable[[Session, Principal, str], bool]
-_entry_access: list[EntryAccessChecker] = []
+ENTRY_ACCESS_EXTENSION = "datafair.ledger.entry_access"
 
 
-def register_entry_access(checker: EntryAccessChecker) -> None:
+def register_entry_access(app: Flask, checker: EntryAccessChecker) -> None:
     """Let a higher layer (trading) decide who may read a trade's entries besides operators.
 
     `checker(session, principal, trade_id)` returns True when the principal may see that trade.
     Registering the same checker twice has no effect. Until one is registered, only operators may.
     """
-    if checker not in _entry_access:
-        _entry_access.append(checker)
+    checkers = app.extensions.setdefault(ENTRY_ACCESS_EXTENSION, [])
+    if checker not in checkers:
+        checkers.append(checker)
+
+
+def entry_access_checkers(app: Flask | None = None) -> list[EntryAccessChecker]:
+    app = current_app if app is None else app
+    return list(app.extensions.get(ENTRY_ACCESS_EXTENSION, ()))
 
 
 def may_read_trade_entries(session: Session, principal: Principal, trade_id: str) -> bool:
     """Operators always; anyone else when a registered checker says so."""
-    return principal.is_operator or any(check(session, principal, trade_id) for check in _entry_access)
+    return principal.is_operator or any(
+        check(session, principal, trade_id) for check in entry_access_checkers())
 
 
 def entries_for_trade(session: Session, *, trade_id: str) -> list[JournalEntry]:

@@ -92,19 +92,19 @@ def test_operators_read_entries_as_the_contract_shows_and_can_recompute_hashes(a
     assert [e["seq"] for e in api.get("ledger/entries?kind=payment", op).get_json()["items"]] == [1, 3]
 
 
-def test_parties_get_404_until_trading_registers_an_access_check(api, parties, monkeypatch):
+def test_parties_get_404_until_trading_registers_an_access_check(app, api, parties, monkeypatch):
     buyer, _seller = parties
-    monkeypatch.setattr(engine, "_entry_access", [])
+    monkeypatch.setitem(app.extensions, engine.ENTRY_ACCESS_EXTENSION, [])
     r = api.get("ledger/entries?trade_id=trd_api", buyer)
     assert r.status_code == 404 and r.content_type == "application/problem+json"
     r = api.get("ledger/entries", buyer)
     assert r.status_code == 422 and "trade_id" in r.get_json()["errors"]
 
 
-def test_a_registered_access_check_lets_the_parties_read_their_trade(api, parties, monkeypatch):
+def test_a_registered_access_check_lets_the_parties_read_their_trade(app, api, parties, monkeypatch):
     buyer, seller = parties
     stranger = api.enterprise()
-    monkeypatch.setattr(engine, "_entry_access", [])
+    monkeypatch.setitem(app.extensions, engine.ENTRY_ACCESS_EXTENSION, [])
     parties_of = {"trd_api": {buyer.org_id, seller.org_id}}
     seen = []
 
@@ -112,9 +112,9 @@ def test_a_registered_access_check_lets_the_parties_read_their_trade(api, partie
         seen.append(trade_id)
         return principal.org_id in parties_of.get(trade_id, set())
 
-    engine.register_entry_access(checker)
-    engine.register_entry_access(checker)  # idempotent
-    assert engine._entry_access == [checker]
+    engine.register_entry_access(app, checker)
+    engine.register_entry_access(app, checker)  # idempotent
+    assert engine.entry_access_checkers(app) == [checker]
     for party in (buyer, seller):
         r = api.get("ledger/entries?trade_id=trd_api", party)
         assert r.status_code == 200 and r.get_json()["total"] == 2

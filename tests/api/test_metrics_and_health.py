@@ -83,13 +83,13 @@ def test_database_gauges_are_computed_at_scrape(api, app, client):
 
 
 def test_layers_add_collectors_and_a_broken_one_does_not_break_the_scrape(client):
-    metrics.register_collector("test.trades", lambda s: [metrics.labelled_gauge(
+    metrics.register_collector(client.application, "test.trades", lambda s: [metrics.labelled_gauge(
         "datafair_trades", "Trades by status", "status", [("settled", 4), ("escrowed", 1)])])
 
     def broken(_session):
         raise RuntimeError("no such table")
 
-    metrics.register_collector("test.broken", broken)
+    metrics.register_collector(client.application, "test.broken", broken)
     try:
         samples = scrape(client)
         assert value(samples["datafair_trades"], "datafair_trades", status="settled") == 4
@@ -97,8 +97,8 @@ def test_layers_add_collectors_and_a_broken_one_does_not_break_the_scrape(client
         assert value(up, "datafair_collector_up", collector="test.broken") == 0
         assert value(up, "datafair_collector_up", collector="test.trades") == 1
     finally:
-        metrics.unregister_collector("test.trades")
-        metrics.unregister_collector("test.broken")
+        metrics.unregister_collector(client.application, "test.trades")
+        metrics.unregister_collector(client.application, "test.broken")
 
 
 def test_job_queue_depth_comes_from_redis_when_configured(make_app):

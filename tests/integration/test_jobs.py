@@ -36,12 +36,12 @@ def hooks() -> Iterator[HookServer]:
 
 
 @pytest.fixture
-def periodic() -> Iterator[list[tuple[str, str]]]:
+def periodic(app) -> Iterator[list[tuple[str, str]]]:
     """Register sweeps/reconciliations for one test; unregistered afterwards."""
     added: list[tuple[str, str]] = []
     yield added
     for name, group in added:
-        jobs.unregister_periodic(name, group=group)
+        jobs.unregister_periodic(app, name, group=group)
 
 
 def _note(session, note: str) -> None:
@@ -64,7 +64,7 @@ def test_registered_sweeps_run_each_in_its_own_transaction(app, periodic):
         raise RuntimeError("boom")
 
     for name, fn in (("test.good", good), ("test.broken", broken)):
-        jobs.register_periodic(name, fn)
+        jobs.register_periodic(app, name, fn)
         periodic.append((name, "sweep"))
     r = app.test_cli_runner().invoke(args=["sweep"])
     assert r.exit_code != 0, r.output  # one job failed: the command says so, the others kept their work
@@ -74,7 +74,7 @@ def test_registered_sweeps_run_each_in_its_own_transaction(app, periodic):
 
 
 def test_reconcile_is_a_separate_registry(app, periodic):
-    jobs.register_periodic("test.reconcile", lambda s: _note(s, "reconciled"), group="reconcile")
+    jobs.register_periodic(app, "test.reconcile", lambda s: _note(s, "reconciled"), group="reconcile")
     periodic.append(("test.reconcile", "reconcile"))
     with app.app_context():
         jobs.run_group("sweep")
@@ -82,11 +82,11 @@ def test_reconcile_is_a_separate_registry(app, periodic):
         assert "test.reconcile" in jobs.run_job("reconcile")
     assert _notes(app) == ["reconciled"]
     with pytest.raises(ValueError):
-        jobs.register_periodic("x", lambda s: None, group="hourly")
+        jobs.register_periodic(app, "x", lambda s: None, group="hourly")
 
 
 def test_run_once_cli_runs_every_job_and_reports(app, periodic):
-    jobs.register_periodic("test.count", lambda s: "42 things", group="reconcile")
+    jobs.register_periodic(app, "test.count", lambda s: "42 things", group="reconcile")
     periodic.append(("test.count", "reconcile"))
     r = app.test_cli_runner().invoke(args=["jobs", "run-once"])
     assert r.exit_code == 0, r.output
@@ -130,7 +130,7 @@ def test_racing_processes_get_a_lease_once(app):
 
 def test_a_periodic_run_happens_once_per_interval_across_holders(app, periodic):
     calls: list[int] = []
-    jobs.register_periodic("test.calls", lambda s: calls.append(1))
+    jobs.register_periodic(app, "test.calls", lambda s: calls.append(1))
     periodic.append(("test.calls", "sweep"))
     with app.app_context():
         assert jobs.run_job("sweep", lease_holder="worker-1") is not None
@@ -219,5 +219,6 @@ def test_the_module_level_celery_app_is_the_apps(app):
     import app as composition_root
 
     assert composition_root.celery is composition_root.app.extensions["celery"]
-    assert outbox.EVENT_TYPES  # the outbox registers its nudge on import of jobs
+    assert "organization.verified" in outbox.event_types(composition_root.app)
+    # the outbox registers its nudge on import of jobs
     assert jobs._nudge_webhooks in outbox._after_commit_hooks

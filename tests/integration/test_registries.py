@@ -1,0 +1,93 @@
+"""Names a higher layer owns are registered on each app by its init_app, never in module globals."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy import CheckConstraint
+
+import trading
+from exchange import metrics
+from exchange.events import outbox
+from exchange.jobs import scheduler as jobs
+from exchange.ledger import engine as ledger
+from exchange.payments import PROVIDER_NAMES
+from trading.models import Payment
+from trading.states import TRADE_TRANSITIONS, TradeStatus
+
+
+def test_emit_refuses_an_event_type_no_layer_registered(session):
+    with pytest.raises(outbox.UnknownEventType, match=r"'trade\.vanished'.*register_event_types"):
+        outbox.emit(session, event_type="trade.vanished", org_ids=["org_a"], payload={})
+
+
+def test_every_status_a_trade_moves_to_has_a_registered_event_type(app):
+    registered = outbox.event_types(app)
+    targets = {target for targets in TRADE_TRANSITIONS.values() for target in targets}
+    # Every status but the initial one is a target of a move (settlement emits trade.<target> there).
+    assert targets == set(TradeStatus) - {TradeStatus.AWAITING_PAYMENT}
+    for status in targets:
+        assert f"trade.{status}" in registered
+    assert trading.trade_event_types() == {f"trade.{s}" for s in targets}
+
+
+def test_the_exchange_owns_only_its_own_event_types(app):
+    assert {"organization.verified"} == outbox.EXCHANGE_EVENT_TYPES
+    assert outbox.event_types(app) > outbox.EXCHANGE_EVENT_TYPES
+
+
+def test_the_payment_provider_check_comes_from_the_payments_registry():
+    checks = {str(c.sqltext) for c in Payment.__table__.constraints if isinstance(c, CheckConstraint)}
+    assert "provider IN (" + ", ".join(repr(p) for p in PROVIDER_NAMES) + ")" in checks
+    assert "provider IN ('manual', 'stripe')" in checks  # no migration: the values did not change
+
+
+def test_registries_are_per_app(app, make_app):
+    other = make_app()
+
+    def job(_session: Any) -> str:
+        return "only on one app"
+
+    def collector(_session: Any) -> list:
+        return []
+
+    def checker(_session: Any, _principal: Any, _trade_id: str) -> bool:
+        return True
+
+    jobs.register_periodic(app, "test.only_here", job)
+    metrics.register_collector(app, "test.only_here", collector)
+    ledger.register_entry_access(app, checker)
+    outbox.register_event_types(app, {"test.only_here"})
+    try:
+        assert "test.only_here" in jobs.registered("sweep", app)
+        assert "test.only_here" not in jobs.registered("sweep", other)
+        assert "test.only_here" in metrics.collectors(app)
+        assert "test.only_here" not in metrics.collectors(other)
+        assert checker in ledger.entry_access_checkers(app)
+        assert checker not in ledger.entry_access_checkers(other)
+        assert "test.only_here" in outbox.event_types(app)
+        assert "test.only_here" not in outbox.event_types(other)
+        # Both apps got the domains' registrations from their own init_app.
+        for each in (app, other):
+            assert {"certification.sweep", "trading.auto_acceptance", "idempotency.purge"} <= set(
+                jobs.registered("sweep", each))
+            assert {"trading", "ledger", "organizations", "webhooks", "job_queue"} <= set(metrics.collectors(each))
+            assert "trade.settled" in outbox.event_types(each)
+            assert trading.settlement.can_read_entries in ledger.entry_access_checkers(each)
+    finally:
+        jobs.unregister_periodic(app, "test.only_here")
+        metrics.unregister_collector(app, "test.only_here")
+        app.extensions[ledger.ENTRY_ACCESS_EXTENSION].remove(checker)
+        app.extensions[outbox.EVENT_TYPES_EXTENSION].discard("test.only_here")
+
+
+def test_the_openapi_enum_lists_the_registered_event_types(app):
+    with app.test_client() as c:
+        spec = c.get("/api/v1/openapi.json").get_json()
+    names = sorted(outbox.event_types(app))
+    create = spec["components"]["schemas"]["WebhookEndpointCreate"]["properties"]["events"]
+    assert create["items"]["enum"] == names and create["maxItems"] == len(names) == 15
+    assert create["minItems"] == 1
+    for component in ("WebhookEndpoint", "WebhookEndpointCreated"):
+        assert spec["components"]["schemas"][component]["properties"]["events"]["items"]["enum"] == names
