@@ -31,8 +31,8 @@ blp = Blueprint("certification", __name__, url_prefix="/api/v1", description="Ce
 WRITE_ERRORS = (400, 401, 403, 404, 409, 415, 422)
 
 
-def _view(cert: Any) -> dict[str, Any]:
-    return services.view(db.session, cert, current_principal(required=False))
+def _view(cert: Any) -> Any:
+    return services.shown(db.session, cert)
 
 
 @blp.route("/certifications", methods=["POST"])
@@ -150,7 +150,7 @@ def resolve_objection(data: dict[str, Any], objection_id: str) -> Any:
 @blp.problems(404)
 def get_certificate(number: str) -> Any:
     """Public: the certificate with its signature and digest verified afresh on every call."""
-    return certificates.view(db.session, certificates.get(db.session, number))
+    return certificates.shown(db.session, certificates.get(db.session, number))
 
 
 def _certificate_action(action: str) -> None:
@@ -163,7 +163,7 @@ def _certificate_action(action: str) -> None:
     @blp.problems(*WRITE_ERRORS)
     def change(data: dict[str, Any], number: str) -> Any:
         cert = func(db.session, number=number, reason=data["reason"], actor=current_principal())
-        return certificates.view(db.session, cert)
+        return certificates.shown(db.session, cert)
 
 
 for _action in ("suspend", "reinstate", "revoke"):
