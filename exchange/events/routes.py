@@ -76,5 +76,5 @@ def list_deliveries(args: dict[str, Any], endpoint_id: str) -> Any:
     """Deliveries to one of your endpoints, newest first: event, attempts, last answer, next attempt."""
     stmt = services.list_deliveries(db.session, endpoint_id=endpoint_id, actor=current_principal())
     page = paginate(db.session, stmt, page=args["page"], per_page=args["per_page"], scalars=False)
-    page["items"] = [services.delivery_view(row) for row in page["items"]]
+    page["items"] = [services.delivery_shown(row) for row in page["items"]]
     return page
