@@ -20,7 +20,7 @@ from exchange.canonical import sha256_hex
 from exchange.db import utcnow
 from exchange.errors import Conflict, NotFound
 from exchange.events import outbox
-from exchange.fields import iso_z
+from exchange.fields import Facts, iso_z
 from exchange.identity import audit
 from exchange.principal import Principal
 from exchange.sequences import yearly_number
@@ -132,9 +132,9 @@ def verification(session: Session, cert: Certificate) -> dict[str, bool]:
     return {"signature_valid": signature_valid, "digest_matches": digest_matches}
 
 
-def view(session: Session, cert: Certificate) -> dict[str, Any]:
-    return {**signed_payload(cert), "status": effective_status(cert), "signature": cert.signature,
-            "status_reason": cert.status_reason, "verification": verification(session, cert)}
+def shown(session: Session, cert: Certificate) -> Facts:
+    """A certificate with its status as reads see it and its verification, recomputed."""
+    return Facts(cert, status=effective_status(cert), verification=verification(session, cert))
 
 
 def _expire_if_due(session: Session, cert: Certificate) -> None:

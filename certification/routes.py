@@ -31,8 +31,8 @@ blp = Blueprint("certification", __name__, url_prefix="/api/v1", description="Ce
 WRITE_ERRORS = (400, 401, 403, 404, 409, 415, 422)
 
 
-def _view(cert: Any) -> dict[str, Any]:
-    return services.view(db.session, cert, current_principal(required=False))
+def _shown(cert: Any) -> Any:
+    return services.shown(db.session, cert)
 
 
 @blp.route("/certifications", methods=["POST"])
@@ -44,7 +44,7 @@ def create_certification(data: dict[str, Any]) -> Any:
     """The product's vendor asks for certification of its newest draft revision (frozen while in review)."""
     cert = services.submit(db.session, product_id=data["product_id"], documents=data["documents"],
                            actor=current_principal())
-    return _view(cert)
+    return _shown(cert)
 
 
 @blp.route("/certifications", methods=["GET"])
@@ -65,7 +65,7 @@ def list_certifications(args: dict[str, Any]) -> Any:
 def get_certification(certification_id: str) -> Any:
     """A certification with the revision under review, its stages and its full history."""
     cert = services.get(db.session, certification_id=certification_id, principal=current_principal(required=False))
-    return _view(cert)
+    return _shown(cert)
 
 
 @blp.route("/certifications/<certification_id>/assignments", methods=["POST"])
@@ -76,7 +76,7 @@ def get_certification(certification_id: str) -> Any:
 def assign(data: dict[str, Any], certification_id: str) -> Any:
     """Operators: let an assessor organization review the quality or ownership stage."""
     cert = services.assign(db.session, certification_id=certification_id, actor=current_principal(), **data)
-    return _view(cert)
+    return _shown(cert)
 
 
 @blp.route("/certifications/<certification_id>/reviews", methods=["POST"])
@@ -89,7 +89,7 @@ def review(data: dict[str, Any], certification_id: str) -> Any:
     cert = services.review(db.session, certification_id=certification_id, stage=data["stage"],
                            decision=data["decision"], comment=data.get("comment"),
                            checklist=data.get("checklist"), actor=current_principal())
-    return _view(cert)
+    return _shown(cert)
 
 
 @blp.route("/certifications/<certification_id>/resubmit", methods=["POST"])
@@ -101,7 +101,7 @@ def resubmit(data: dict[str, Any], certification_id: str) -> Any:
     """The vendor sends the revised product back after changes were requested."""
     cert = services.resubmit(db.session, certification_id=certification_id, documents=data.get("documents"),
                              actor=current_principal())
-    return _view(cert)
+    return _shown(cert)
 
 
 @blp.route("/certifications/<certification_id>/withdraw", methods=["POST"])
@@ -111,7 +111,7 @@ def resubmit(data: dict[str, Any], certification_id: str) -> Any:
 def withdraw(certification_id: str) -> Any:
     """The vendor withdraws its request (submitted, in review or waiting for changes)."""
     cert = services.withdraw(db.session, certification_id=certification_id, actor=current_principal())
-    return _view(cert)
+    return _shown(cert)
 
 
 @blp.route("/certifications/<certification_id>/objections", methods=["POST"])
@@ -150,7 +150,7 @@ def resolve_objection(data: dict[str, Any], objection_id: str) -> Any:
 @blp.problems(404)
 def get_certificate(number: str) -> Any:
     """Public: the certificate with its signature and digest verified afresh on every call."""
-    return certificates.view(db.session, certificates.get(db.session, number))
+    return certificates.shown(db.session, certificates.get(db.session, number))
 
 
 def _certificate_action(action: str) -> None:
@@ -163,7 +163,7 @@ def _certificate_action(action: str) -> None:
     @blp.problems(*WRITE_ERRORS)
     def change(data: dict[str, Any], number: str) -> Any:
         cert = func(db.session, number=number, reason=data["reason"], actor=current_principal())
-        return certificates.view(db.session, cert)
+        return certificates.shown(db.session, cert)
 
 
 for _action in ("suspend", "reinstate", "revoke"):

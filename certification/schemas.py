@@ -5,8 +5,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from marshmallow import Schema, ValidationError, fields, validate
+from marshmallow import Schema, ValidationError, fields, post_dump, validate
 
+from certification.services import involved
 from certification.states import STAGES, CertificationStatus, Decision
 from exchange.fields import (
     Boolean,
@@ -14,10 +15,12 @@ from exchange.fields import (
     StrictSchema,
     Text,
     UTCDateTime,
+    iso_z,
     page_schema,
 )
 from exchange.identity.states import REGIONS
 from exchange.money import MAX_AMOUNT
+from exchange.principal import viewer
 from listings.states import CATEGORIES
 
 SHA256 = validate.Regexp(r"^[0-9a-f]{64}$", error="must be 64 lowercase hex characters (sha256)")
@@ -88,11 +91,25 @@ class CertificationListArgsSchema(PaginationArgsSchema):
     status = fields.String(validate=validate.OneOf([s.value for s in CertificationStatus]))
 
 
+class Count(fields.Integer):
+    """How many items a list attribute holds (None counts none)."""
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kw: Any) -> int:
+        return len(value or [])
+
+
+class SignedTime(fields.String):
+    """A time exactly as signed (`iso_z`)."""
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kw: Any) -> str | None:
+        return None if value is None else iso_z(value)
+
+
 class StageSchema(Schema):
     name = fields.String()
     status = fields.String()
     assessor_org_id = fields.String(allow_none=True)
-    approvals = fields.Integer()
+    approvals = Count()
 
 
 class HistorySchema(Schema):
@@ -133,6 +150,17 @@ class CertificationSchema(Schema):
     created_at = UTCDateTime()
     updated_at = UTCDateTime()
 
+    @post_dump(pass_original=True)
+    def _for_viewer(self, data: dict[str, Any], cert: Any, **kw: Any) -> dict[str, Any]:
+        # The public sees what is under notice, not the review file: other organizations' objections,
+        # the vendor's documents and the reviewers' comments stay with those involved.
+        who = viewer()
+        if not involved(cert, who):
+            data["documents"] = []
+            data["history"] = []
+            data["objections"] = [o for o in data["objections"] if who is not None and o["org_id"] == who.org_id]
+        return data
+
 
 class CertificationBriefSchema(Schema):
     id = fields.String()
@@ -170,8 +198,8 @@ class CertificateSchema(Schema):
     product_id = fields.String()
     product_version = fields.Integer()
     vendor_org_id = fields.String()
-    issued_at = fields.String(metadata={"description": "exactly as signed"})
-    expires_at = fields.String(metadata={"description": "exactly as signed"})
+    issued_at = SignedTime(metadata={"description": "exactly as signed"})
+    expires_at = SignedTime(metadata={"description": "exactly as signed"})
     status = fields.String()
     status_reason = fields.String(allow_none=True)
     digest = fields.String()

@@ -42,6 +42,7 @@ from exchange.canonical import sha256_hex
 from exchange.db import utcnow
 from exchange.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed, field_error
 from exchange.events import outbox
+from exchange.fields import Facts
 from exchange.identity import audit
 from exchange.identity.models import Organization
 from exchange.identity.states import OrgStatus
@@ -446,41 +447,20 @@ def sweep(session: Session, now: datetime | None = None) -> dict[str, int]:
 
 
 # -- views ------------------------------------------------------------------------------------------
-def view(session: Session, cert: Certification, principal: Principal | None) -> dict[str, Any]:
+def shown(session: Session, cert: Certification) -> Facts:
+    """A certification with its revision's body, history and objections (`CertificationSchema` shows the
+    review file only to those involved)."""
     product = _body(session, cert)
-    involved = _involved(cert, principal)
     objections = session.execute(
         select(Objection).where(Objection.certification_id == cert.id).order_by(Objection.created_at)
     ).scalars().all()
-    if not involved:
-        # The public sees what is under notice, not the review file: other organizations' objections,
-        # the vendor's documents and the reviewers' comments stay with those involved.
-        objections = [o for o in objections if principal is not None and o.org_id == principal.org_id]
-    return {
-        "id": cert.id,
-        "product_id": cert.product_id,
-        "product_version": cert.product_version,
-        "owner_org_id": cert.owner_org_id,
-        "product": {**product, "product_id": cert.product_id, "version": cert.product_version},
-        "status": cert.status,
-        "round": cert.round,
-        "documents": cert.documents if involved else [],
-        "stages": [{"name": s.name, "status": s.status, "assessor_org_id": s.assessor_org_id,
-                    "approvals": len(s.approvals or [])} for s in cert.stages],
-        "history": [
-            {"actor_user_id": e.actor_user_id, "actor_org_id": e.actor_org_id, "action": e.action,
-             "stage": e.stage, "decision": e.decision, "comment": e.comment, "checklist": e.checklist,
-             "at": e.at, "round": e.round, "product_version": e.product_version}
-            for e in session.execute(
-                select(CertificationEvent).where(CertificationEvent.certification_id == cert.id)
-                .order_by(CertificationEvent.id)).scalars()
-        ] if involved else [],
-        "objections": [
-            {"id": o.id, "org_id": o.org_id, "reason": o.reason, "status": o.status, "created_at": o.created_at}
-            for o in objections
-        ],
-        "notice_ends_at": cert.notice_ends_at,
-        "certificate_number": cert.certificate_number,
-        "created_at": cert.created_at,
-        "updated_at": cert.updated_at,
-    }
+    history = session.execute(
+        select(CertificationEvent).where(CertificationEvent.certification_id == cert.id)
+        .order_by(CertificationEvent.id)).scalars().all()
+    return Facts(cert, product={**product, "product_id": cert.product_id, "version": cert.product_version},
+                 history=history, objections=objections)
+
+
+def involved(cert: Certification, principal: Principal | None) -> bool:
+    """Operators, the owner and the assessors assigned to one of its stages (who see the review file)."""
+    return _involved(cert, principal)

@@ -176,3 +176,28 @@ def page_schema(item_schema: type[Schema], name: str) -> type[Schema]:
         (PageMetaSchema,),
         {"items": fields.List(fields.Nested(item_schema), required=True)},
     )
+
+
+class Facts:
+    """A domain object with the computed facts its schema dumps beside the object's own attributes
+    (`Facts(contract, signatures=[...], trade_id=...)`): what a service returns when a response needs
+    more than one row; the schema reads both alike."""
+
+    def __init__(self, obj: Any, **facts: Any) -> None:
+        self.__dict__.update(facts)
+        self._obj = obj
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.__dict__["_obj"], name)
+
+
+class Composite(fields.Dict):
+    """An object made of attributes of the dumped object: `Composite(amount="amount", currency="currency")`
+    dumps `{"amount": obj.amount, "currency": obj.currency}` (documented as the plain object it is)."""
+
+    def __init__(self, **parts: str) -> None:
+        self.parts = parts
+        super().__init__()
+
+    def serialize(self, attr: str, obj: Any, accessor: Any = None, **kw: Any) -> dict[str, Any]:
+        return {key: getattr(obj, name) for key, name in self.parts.items()}

@@ -96,3 +96,18 @@ def current_principal(*, required: bool = True) -> Principal | None:
 def peek_user_id() -> str | None:
     """The user id of a valid access token, without touching the database (idempotency scope)."""
     return current_app.extensions[USER_ID_PEEK]()
+
+
+VIEWER = "datafair.viewer"  # on flask.g: whom the response being dumped is shown to, when a route says so
+
+
+def show_to(principal: Principal | None) -> None:
+    """Dump this request's response for `principal` instead of the caller (a route that just created one)."""
+    setattr(g, VIEWER, principal)
+
+
+def viewer() -> Principal | None:
+    """Whom the response being dumped is shown to: what schemas read to decide principal-dependent fields."""
+    if VIEWER in g:
+        return g.get(VIEWER)
+    return current_principal(required=False)

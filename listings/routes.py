@@ -33,8 +33,8 @@ blp = Blueprint("products", __name__, url_prefix="/api/v1", description="Data pr
 fairs_blp = Blueprint("fairs", __name__, url_prefix="/api/v1", description="Fairs and stalls (the exhibition)")
 
 
-def _product(product: Product, principal: Any) -> dict[str, Any]:
-    return services.product_view(product, services.shown_version(db.session, product), principal)
+def _product(product: Product) -> Any:
+    return services.product_shown(product, services.shown_version(db.session, product))
 
 
 @blp.route("/products", methods=["POST"])
@@ -46,7 +46,7 @@ def create_product(data: dict[str, Any]) -> Any:
     """Verified vendors register a data product (version 1, `draft`)."""
     principal = current_principal()
     product = services.create_product(db.session, data=data, actor=principal)
-    return _product(product, principal)
+    return _product(product)
 
 
 @blp.route("/products", methods=["GET"])
@@ -63,7 +63,7 @@ def search_products(args: dict[str, Any]) -> Any:
     # The public catalog tolerates a replica's lag; a vendor's own list (`mine`) reads its writes.
     session = db.session if args.get("mine") else read_session()
     page = catalog.search_catalog(session, principal=principal, **args)
-    page["items"] = [services.product_view(p, v, principal, relevance=r) for p, v, r in page["items"]]
+    page["items"] = [services.product_shown(p, v, relevance=r) for p, v, r in page["items"]]
     return page
 
 
@@ -74,7 +74,7 @@ def search_products(args: dict[str, Any]) -> Any:
 def get_product(product_id: str) -> Any:
     """A product: listed ones for anyone (the certified version); others for the owner and operators."""
     principal = current_principal(required=False)
-    return _product(services.get_product(db.session, product_id=product_id, principal=principal), principal)
+    return _product(services.get_product(db.session, product_id=product_id, principal=principal))
 
 
 @blp.route("/products/<product_id>", methods=["PATCH"])
@@ -89,8 +89,8 @@ def update_product(data: dict[str, Any], product_id: str) -> Any:
     principal = current_principal()
     result = services.update_product(db.session, product_id=product_id, changes=data, actor=principal)
     if isinstance(result, Product):
-        return _product(result, principal)
-    return services.version_view(result)
+        return _product(result)
+    return services.version_shown(result)
 
 
 @blp.route("/products/<product_id>", methods=["DELETE"])
@@ -101,7 +101,7 @@ def delist_product(product_id: str) -> Any:
     """The owner withdraws a product from sale: `delisted` (never a hard delete)."""
     principal = current_principal()
     product = services.delist(db.session, product_id=product_id, reason="delisted by its owner", actor=principal)
-    return _product(product, principal)
+    return _product(product)
 
 
 @blp.route("/products/<product_id>/versions", methods=["GET"])
@@ -113,7 +113,7 @@ def list_versions(args: dict[str, Any], product_id: str) -> Any:
     """Every revision of a product, newest first (owner and operators)."""
     stmt = services.list_versions(db.session, product_id=product_id, principal=current_principal())
     page = paginate(db.session, stmt, page=args["page"], per_page=args["per_page"])
-    page["items"] = [services.version_view(v) for v in page["items"]]
+    page["items"] = [services.version_shown(v) for v in page["items"]]
     return page
 
 
@@ -138,7 +138,7 @@ def list_fairs(args: dict[str, Any]) -> Any:
     """Fairs, soonest first (public); `?phase=upcoming|live|ended`."""
     stmt = fairs.list_fairs(db.session, phase=args.get("phase"))
     page = paginate(db.session, stmt, page=args["page"], per_page=args["per_page"])
-    page["items"] = fairs.fair_views(db.session, page["items"])
+    page["items"] = fairs.shown_page(db.session, page["items"])
     return page
 
 
@@ -150,7 +150,7 @@ def list_fairs(args: dict[str, Any]) -> Any:
 def create_fair(data: dict[str, Any]) -> Any:
     """Operators schedule a fair (`ends_at` after `starts_at`)."""
     fair = fairs.create_fair(db.session, actor=current_principal(), **data)
-    return fairs.fair_view(db.session, fair)
+    return fairs.shown(db.session, fair)
 
 
 @fairs_blp.route("/fairs/<fair_id>", methods=["GET"])
@@ -158,7 +158,7 @@ def create_fair(data: dict[str, Any]) -> Any:
 @fairs_blp.problems(404)
 def get_fair(fair_id: str) -> Any:
     """A fair with its stats: stalls, products on show, contracts signed on site and their volume."""
-    return fairs.fair_view(db.session, fairs.get_fair(db.session, fair_id=fair_id))
+    return fairs.shown(db.session, fairs.get_fair(db.session, fair_id=fair_id))
 
 
 @fairs_blp.route("/fairs/<fair_id>/stalls", methods=["GET"])

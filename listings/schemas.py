@@ -7,7 +7,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import Schema, ValidationError, fields, post_dump, validate, validates_schema
 
 from exchange.fields import (
     Boolean,
@@ -19,6 +19,8 @@ from exchange.fields import (
     page_schema,
 )
 from exchange.money import MAX_AMOUNT
+from exchange.principal import viewer
+from listings.services import can_manage
 from listings.states import (
     CATEGORIES,
     CLASSIFICATIONS,
@@ -277,6 +279,12 @@ class ProductSchema(BodyOutSchema):
     listed_at = UTCDateTime(allow_none=True)
     relevance = fields.Float(metadata={"description": "with q: full-text relevance, higher is better"})
 
+    @post_dump(pass_original=True)
+    def _for_viewer(self, data: dict[str, Any], product: Any, **kw: Any) -> dict[str, Any]:
+        if not hasattr(product, "product_id") and not can_manage(product, viewer()):
+            data.pop("latest_version", None)
+        return data
+
 
 class ProductVersionSchema(BodyOutSchema):
     product_id = fields.String()
@@ -290,6 +298,15 @@ class ProductPatchResultSchema(ProductSchema):
     """A never-listed draft answers the product; a listed product answers its draft revision."""
 
     product_id = fields.String(metadata={"description": "present when the answer is a revision"})
+
+    @post_dump(pass_original=True)
+    def _as_revision(self, data: dict[str, Any], result: Any, **kw: Any) -> dict[str, Any]:
+        if hasattr(result, "product_id"):  # a revision answers with a revision's fields only
+            return {k: v for k, v in data.items() if k in REVISION_FIELDS}
+        return data
+
+
+REVISION_FIELDS = frozenset(ProductVersionSchema().fields)
 
 
 class ProductTransitionSchema(Schema):

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from exchange.db import utcnow
 from exchange.errors import Conflict, Forbidden, InvalidTransition, NotFound, ValidationFailed, field_error
+from exchange.fields import Facts
 from exchange.money import CURRENCIES, MAX_AMOUNT
 from exchange.principal import Principal
 from exchange.states import transition
@@ -380,38 +381,18 @@ def delist(session: Session, *, product_id: str, reason: str, actor: Principal) 
 
 # -- views -----------------------------------------------------------------------------------------
 
-def product_view(product: Product, version: ProductVersion, principal: Principal | None,
-                 relevance: float | None = None) -> dict[str, Any]:
-    """The API's product: the shown revision's fields with the product's status and certificate."""
-    out: dict[str, Any] = {
-        "id": product.id,
-        "owner_org_id": product.owner_org_id,
-        "status": product.status,
-        "version": version.version,
-        "version_status": version.status,
-        "certificate_number": product.certificate_number,
-        "created_at": product.created_at,
-        "updated_at": product.updated_at,
-        "listed_at": product.listed_at,
-        **version.body(),
-    }
-    if can_manage(product, principal):
-        out["latest_version"] = product.latest_version
+def product_shown(product: Product, version: ProductVersion, relevance: float | None = None) -> Facts:
+    """The API's product: the shown revision's fields with the product's status and certificate
+    (`ProductSchema` shows `latest_version` to those who manage it)."""
+    facts: dict[str, Any] = {**version.body(), "version": version.version, "version_status": version.status}
     if relevance is not None:
-        out["relevance"] = round(relevance, 6)
-    return out
+        facts["relevance"] = round(relevance, 6)
+    return Facts(product, **facts)
 
 
-def version_view(version: ProductVersion) -> dict[str, Any]:
-    """A revision: `{"product_id", "version", "status", "created_at", "updated_at", ...fields}`."""
-    return {
-        "product_id": version.product_id,
-        "version": version.version,
-        "status": version.status,
-        "created_at": version.created_at,
-        "updated_at": version.updated_at,
-        **version.body(),
-    }
+def version_shown(version: ProductVersion) -> Facts:
+    """A revision: its product, number, status and times with the fields of its body as stored."""
+    return Facts(version, **version.body())
 
 
 # -- fair figures pushed down by trading --------------------------------------------------------------

@@ -19,7 +19,7 @@ from exchange.canonical import sha256_hex
 from exchange.db import utcnow
 from exchange.errors import Conflict, Forbidden, ValidationFailed, field_error
 from exchange.events import outbox
-from exchange.fields import iso_z
+from exchange.fields import Facts, iso_z
 from exchange.identity import audit
 from exchange.identity.models import Organization, OrganizationKey
 from exchange.money import fee_for
@@ -231,12 +231,12 @@ def cancel(session: Session, *, contract_id: str, reason: str | None, actor: Pri
     return contract
 
 
-def view(session: Session, contract: Contract) -> dict[str, Any]:
-    return _view(contract, signatures(session, contract), trade_of(session, contract))
+def shown(session: Session, contract: Contract) -> Facts:
+    return _shown(contract, signatures(session, contract), trade_of(session, contract))
 
 
-def views(session: Session, page: list[Contract]) -> list[dict[str, Any]]:
-    """`view` of a page of contracts in two more queries, whatever the page size."""
+def shown_page(session: Session, page: list[Contract]) -> list[Facts]:
+    """`shown` of a page of contracts in two more queries, whatever the page size."""
     ids = [c.id for c in page]
     sigs: dict[str, list[Signature]] = {i: [] for i in ids}
     trades: dict[str, Trade] = {}
@@ -245,23 +245,8 @@ def views(session: Session, page: list[Contract]) -> list[dict[str, Any]]:
                                    .order_by(Signature.signed_at, Signature.id)).scalars():
             sigs[sig.contract_id].append(sig)
         trades = {t.contract_id: t for t in session.execute(select(Trade).where(Trade.contract_id.in_(ids))).scalars()}
-    return [_view(c, sigs[c.id], trades.get(c.id)) for c in page]
+    return [_shown(c, sigs[c.id], trades.get(c.id)) for c in page]
 
 
-def _view(contract: Contract, signed: list[Signature], trade: Trade | None) -> dict[str, Any]:
-    return {
-        "id": contract.id, "number": contract.number, "offer_id": contract.offer_id,
-        "procurement_id": contract.procurement_id, "buyer_org_id": contract.buyer_org_id,
-        "seller_org_id": contract.seller_org_id, "product_id": contract.product_id,
-        "product_version": contract.product_version, "certificate_number": contract.certificate_number,
-        "price": {"amount": contract.amount, "currency": contract.currency}, "terms": contract.terms,
-        "digest": contract.digest, "status": contract.status, "on_site": contract.on_site,
-        "fair_id": contract.fair_id, "created_at": contract.created_at, "signed_at": contract.signed_at,
-        "signatures": [
-            {"org_id": s.org_id, "user_id": s.user_id, "signed_at": s.signed_at, "on_site": s.on_site,
-             "fair_id": s.fair_id, "stall_code": s.stall_code, "method": s.method, "key_id": s.key_id,
-             "signature": s.signature}
-            for s in signed
-        ],
-        "trade_id": trade.id if trade else None,
-    }
+def _shown(contract: Contract, signed: list[Signature], trade: Trade | None) -> Facts:
+    return Facts(contract, signatures=signed, trade_id=trade.id if trade else None)

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from exchange.db import new_id, utcnow
 from exchange.errors import Conflict, Forbidden, field_error
 from exchange.events import outbox
+from exchange.fields import Facts
 from exchange.identity.models import Organization
 from exchange.principal import Principal
 from exchange.states import transition
@@ -235,17 +236,10 @@ def sweep(session: Session, now: datetime | None = None) -> int:
     return len(due)
 
 
-def view(session: Session, offer: Offer, *, with_thread: bool = False) -> dict[str, Any]:
-    out = {
-        "id": offer.id, "thread_id": offer.thread_id, "parent_id": offer.parent_id, "product_id": offer.product_id,
-        "product_version": offer.product_version, "procurement_id": offer.procurement_id,
-        "from_org_id": offer.from_org_id, "to_org_id": offer.to_org_id, "buyer_org_id": offer.buyer_org_id,
-        "seller_org_id": offer.seller_org_id, "price": {"amount": offer.amount, "currency": offer.currency},
-        "terms": offer.terms, "message": offer.message, "expires_at": offer.expires_at,
-        "status": effective_status(offer), "created_at": offer.created_at, "decided_at": offer.decided_at,
-    }
-    if with_thread:
-        out["thread"] = [view(session, o) for o in thread(session, offer)]
-        contract = session.execute(select(Contract.id).where(Contract.offer_id == offer.id)).scalar()
-        out["contract_id"] = contract
-    return out
+def shown(session: Session, offer: Offer, *, with_thread: bool = False) -> Facts:
+    """An offer with its status as reads see it and, for its detail, its thread and contract."""
+    if not with_thread:
+        return Facts(offer, status=effective_status(offer))
+    contract = session.execute(select(Contract.id).where(Contract.offer_id == offer.id)).scalar()
+    return Facts(offer, status=effective_status(offer), thread=[shown(session, o) for o in thread(session, offer)],
+                 contract_id=contract)

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from exchange.db import utcnow
 from exchange.errors import Forbidden, NotFound, field_error
+from exchange.fields import Facts
 from exchange.principal import Principal
 from exchange.states import load_for_update, transition
 from trading.models import Procurement, ProcurementInvitation
@@ -138,13 +139,6 @@ def sweep(session: Session, now: datetime | None = None) -> int:
     return len(due)
 
 
-def view(proc: Procurement, principal: Principal | None) -> dict[str, Any]:
-    private = principal is not None and (principal.is_operator or principal.org_id == proc.buyer_org_id)
-    return {
-        "id": proc.id, "buyer_org_id": proc.buyer_org_id, "title": proc.title, "description": proc.description,
-        "category": proc.category, "keywords": proc.keywords or [],
-        "budget": {"max_amount": proc.budget_max_amount, "currency": proc.budget_currency},
-        "delivery_mode": proc.delivery_mode, "deadline": proc.deadline, "visibility": proc.visibility,
-        "invited_org_ids": (proc.invited_org_ids or []) if private else [],
-        "status": effective_status(proc), "created_at": proc.created_at,
-    }
+def shown(proc: Procurement) -> Facts:
+    """A procurement with its status as reads see it (`ProcurementSchema` dumps it for the caller)."""
+    return Facts(proc, status=effective_status(proc))

@@ -8,6 +8,7 @@ from flask import Response, request
 
 from exchange.api import AUTH, Blueprint, paginate
 from exchange.db import db, read_session
+from exchange.fields import Facts
 from exchange.principal import current_principal
 from exchange.ratelimit import limit_writes
 from trading import contracts, document, matching, offers, procurements, settlement, stats, trades
@@ -58,8 +59,7 @@ WRITE_ERRORS = (400, 401, 403, 404, 409, 415, 422, 429)
 @blp.problems(*WRITE_ERRORS)
 def create_procurement(data: dict[str, Any]) -> Any:
     """A verified enterprise or vendor posts demand (public on the board, or to invited vendors)."""
-    principal = current_principal()
-    return procurements.view(matching.post_procurement(db.session, data=data, actor=principal), principal)
+    return procurements.shown(matching.post_procurement(db.session, data=data, actor=current_principal()))
 
 
 @blp.route("/procurements", methods=["GET"])
@@ -73,7 +73,7 @@ def list_procurements(args: dict[str, Any]) -> Any:
     stmt = procurements.list_query(principal=principal, board=args["board"], invited=args["invited"],
                                    status=args.get("status"), category=args.get("category"))
     page = paginate(db.session, stmt, page=args["page"], per_page=args["per_page"])
-    page["items"] = [procurements.view(p, principal) for p in page["items"]]
+    page["items"] = [procurements.shown(p) for p in page["items"]]
     return page
 
 
@@ -84,8 +84,7 @@ def list_procurements(args: dict[str, Any]) -> Any:
 def get_procurement(procurement_id: str) -> Any:
     """A procurement (its buyer, operators, invited organizations; public ones for vendors and enterprises)."""
     principal = current_principal()
-    return procurements.view(procurements.get(db.session, procurement_id=procurement_id, principal=principal),
-                             principal)
+    return procurements.shown(procurements.get(db.session, procurement_id=procurement_id, principal=principal))
 
 
 @blp.route("/procurements/<procurement_id>/cancel", methods=["POST"])
@@ -97,7 +96,7 @@ def cancel_procurement(data: dict[str, Any], procurement_id: str) -> Any:
     """The buyer cancels its open procurement."""
     principal = current_principal()
     proc = procurements.cancel(db.session, procurement_id=procurement_id, reason=data.get("reason"), actor=principal)
-    return procurements.view(proc, principal)
+    return procurements.shown(proc)
 
 
 @blp.route("/procurements/<procurement_id>/matches", methods=["GET"])
@@ -109,7 +108,7 @@ def procurement_matches(args: dict[str, Any], procurement_id: str) -> Any:
     """Certified supply the buyer may lawfully buy, ranked, with the reasons for each score."""
     found = matching.matches_for_procurement(db.session, procurement_id=procurement_id,
                                              principal=current_principal(), limit=args["limit"])
-    return {"items": [{"product_id": m.product_id, "score": m.score, "reasons": m.reasons} for m in found]}
+    return {"items": found}
 
 
 @blp.route("/products/<product_id>/matches", methods=["GET"])
@@ -122,8 +121,7 @@ def product_matches(args: dict[str, Any], product_id: str) -> Any:
     product, version = matching.product_for_matching(db.session, product_id=product_id,
                                                      principal=current_principal())
     found = matching.procurements_for_product(db.session, product=product, version=version, limit=args["limit"])
-    return {"items": [{"procurement_id": p.id, "title": p.title, "buyer_org_id": p.buyer_org_id,
-                       "deadline": p.deadline, "score": s, "reasons": r} for p, s, r in found]}
+    return {"items": [Facts(p, procurement_id=p.id, score=s, reasons=r) for p, s, r in found]}
 
 
 # -- offers -----------------------------------------------------------------------------------------
@@ -135,7 +133,7 @@ def product_matches(args: dict[str, Any], product_id: str) -> Any:
 @blp.problems(*WRITE_ERRORS)
 def make_offer(data: dict[str, Any]) -> Any:
     """A buyer bids on a listed product, or a vendor quotes its product to a buyer (`to_org_id`)."""
-    return offers.view(db.session, offers.make(db.session, data=data, actor=current_principal()))
+    return offers.shown(db.session, offers.make(db.session, data=data, actor=current_principal()))
 
 
 @blp.route("/offers", methods=["GET"])
@@ -147,7 +145,7 @@ def list_offers(args: dict[str, Any]) -> Any:
     """Offers sent or received by the caller's organization (operators: all)."""
     stmt = offers.list_query(principal=current_principal(), role=args.get("role"), status=args.get("status"))
     page = paginate(db.session, stmt, page=args["page"], per_page=args["per_page"])
-    page["items"] = [offers.view(db.session, o) for o in page["items"]]
+    page["items"] = [offers.shown(db.session, o) for o in page["items"]]
     return page
 
 
@@ -158,7 +156,7 @@ def list_offers(args: dict[str, Any]) -> Any:
 def get_offer(offer_id: str) -> Any:
     """An offer with the whole negotiation thread (its two parties and operators)."""
     offer = offers.get(db.session, offer_id=offer_id, principal=current_principal())
-    return offers.view(db.session, offer, with_thread=True)
+    return offers.shown(db.session, offer, with_thread=True)
 
 
 @blp.route("/offers/<offer_id>/counter", methods=["POST"])
@@ -171,7 +169,7 @@ def counter_offer(data: dict[str, Any], offer_id: str) -> Any:
     """The recipient counters: a new offer to the other side; this one becomes `countered`."""
     new = offers.counter(db.session, offer_id=offer_id, price=data["price"], terms=data["terms"],
                          message=data.get("message"), expires_at=data.get("expires_at"), actor=current_principal())
-    return offers.view(db.session, new)
+    return offers.shown(db.session, new)
 
 
 @blp.route("/offers/<offer_id>/accept", methods=["POST"])
@@ -181,7 +179,7 @@ def counter_offer(data: dict[str, Any], offer_id: str) -> Any:
 def accept_offer(offer_id: str) -> Any:
     """The recipient accepts: the contract is created with the terms frozen."""
     contract = offers.accept(db.session, offer_id=offer_id, actor=current_principal())
-    return contracts.view(db.session, contract)
+    return contracts.shown(db.session, contract)
 
 
 @blp.route("/offers/<offer_id>/reject", methods=["POST"])
@@ -191,7 +189,7 @@ def accept_offer(offer_id: str) -> Any:
 @blp.problems(*WRITE_ERRORS)
 def reject_offer(data: dict[str, Any], offer_id: str) -> Any:
     """The recipient declines the offer."""
-    return offers.view(db.session, offers.reject(db.session, offer_id=offer_id, reason=data.get("reason"),
+    return offers.shown(db.session, offers.reject(db.session, offer_id=offer_id, reason=data.get("reason"),
                                                  actor=current_principal()))
 
 
@@ -201,7 +199,7 @@ def reject_offer(data: dict[str, Any], offer_id: str) -> Any:
 @blp.problems(*WRITE_ERRORS)
 def withdraw_offer(offer_id: str) -> Any:
     """The maker takes back its pending offer."""
-    return offers.view(db.session, offers.withdraw(db.session, offer_id=offer_id, actor=current_principal()))
+    return offers.shown(db.session, offers.withdraw(db.session, offer_id=offer_id, actor=current_principal()))
 
 
 # -- contracts --------------------------------------------------------------------------------------
@@ -214,7 +212,7 @@ def list_contracts(args: dict[str, Any]) -> Any:
     """The caller's organization's contracts (operators: all)."""
     stmt = contracts.list_query(principal=current_principal(), status=args.get("status"))
     page = paginate(db.session, stmt, page=args["page"], per_page=args["per_page"])
-    page["items"] = contracts.views(db.session, page["items"])
+    page["items"] = contracts.shown_page(db.session, page["items"])
     return page
 
 
@@ -224,7 +222,7 @@ def list_contracts(args: dict[str, Any]) -> Any:
 @blp.problems(401, 404)
 def get_contract(contract_id: str) -> Any:
     """A contract with its signatures and trade (the two parties and operators)."""
-    return contracts.view(db.session, contracts.get(db.session, contract_id=contract_id,
+    return contracts.shown(db.session, contracts.get(db.session, contract_id=contract_id,
                                                     principal=current_principal()))
 
 
@@ -248,7 +246,7 @@ def sign_contract(data: dict[str, Any], contract_id: str) -> Any:
     """A member of the buyer or the seller signs, on site at a live fair's stall or remotely."""
     contract = contracts.sign(db.session, contract_id=contract_id, data=data, actor=current_principal(),
                               client_addr=request.remote_addr, user_agent=request.headers.get("User-Agent"))
-    return contracts.view(db.session, contract)
+    return contracts.shown(db.session, contract)
 
 
 @blp.route("/contracts/<contract_id>/cancel", methods=["POST"])
@@ -260,7 +258,7 @@ def cancel_contract(data: dict[str, Any], contract_id: str) -> Any:
     """Either party cancels while signatures are pending."""
     contract = contracts.cancel(db.session, contract_id=contract_id, reason=data.get("reason"),
                                 actor=current_principal())
-    return contracts.view(db.session, contract)
+    return contracts.shown(db.session, contract)
 
 
 # -- trades and statistics --------------------------------------------------------------------------
@@ -272,9 +270,7 @@ def cancel_contract(data: dict[str, Any], contract_id: str) -> Any:
 def list_trades(args: dict[str, Any]) -> Any:
     """The caller's organization's trades (operators: all)."""
     stmt = trades.list_query(principal=current_principal(), status=args.get("status"))
-    page = paginate(db.session, stmt, page=args["page"], per_page=args["per_page"])
-    page["items"] = [trades.view(t) for t in page["items"]]
-    return page
+    return paginate(db.session, stmt, page=args["page"], per_page=args["per_page"])
 
 
 @blp.route("/trades/<trade_id>", methods=["GET"])
@@ -283,7 +279,7 @@ def list_trades(args: dict[str, Any]) -> Any:
 @blp.problems(401, 404)
 def get_trade(trade_id: str) -> Any:
     """A trade (its two parties and operators)."""
-    return trades.view(trades.visible(db.session, trade_id, current_principal()))
+    return trades.visible(db.session, trade_id, current_principal())
 
 
 @blp.route("/stats", methods=["GET"])
@@ -303,7 +299,7 @@ def create_payment(data: dict[str, Any], trade_id: str) -> Any:
     """The buyer pays: `manual` (bank transfer, confirmed by an operator) or `stripe` (PaymentIntent)."""
     principal = current_principal()
     payment = settlement.create_payment(db.session, trade_id=trade_id, provider=data["provider"], actor=principal)
-    return settlement.payment_view(db.session, payment, principal)
+    return settlement.shown_payment(db.session, payment)
 
 
 @blp.route("/payments/<payment_id>", methods=["GET"])
@@ -314,7 +310,7 @@ def get_payment(payment_id: str) -> Any:
     """A payment (the trade's parties and operators)."""
     principal = current_principal()
     payment = settlement.get_payment(db.session, payment_id=payment_id, principal=principal)
-    return settlement.payment_view(db.session, payment, principal)
+    return settlement.shown_payment(db.session, payment)
 
 
 @blp.route("/payments/<payment_id>/confirm", methods=["POST"])
@@ -325,7 +321,7 @@ def confirm_payment(payment_id: str) -> Any:
     """Operators: the manual bank transfer arrived; the trade's money is now in escrow."""
     principal = current_principal()
     payment = settlement.confirm_payment(db.session, payment_id=payment_id, actor=principal)
-    return settlement.payment_view(db.session, payment, principal)
+    return settlement.shown_payment(db.session, payment)
 
 
 @blp.route("/webhooks/stripe", methods=["POST"])
@@ -344,7 +340,7 @@ def stripe_webhook() -> Any:
 @blp.problems(*WRITE_ERRORS)
 def deliver(data: dict[str, Any], trade_id: str) -> Any:
     """The seller records its delivery (a reference and the sha256 of what was delivered)."""
-    return trades.view(settlement.deliver(db.session, trade_id=trade_id, actor=current_principal(), **data))
+    return settlement.deliver(db.session, trade_id=trade_id, actor=current_principal(), **data)
 
 
 @blp.route("/trades/<trade_id>/acceptance", methods=["POST"])
@@ -353,7 +349,7 @@ def deliver(data: dict[str, Any], trade_id: str) -> Any:
 @blp.problems(*WRITE_ERRORS)
 def accept_delivery(trade_id: str) -> Any:
     """The buyer accepts the delivery: escrow released to the seller, the fee to the exchange."""
-    return trades.view(settlement.accept(db.session, trade_id=trade_id, actor=current_principal()))
+    return settlement.accept(db.session, trade_id=trade_id, actor=current_principal())
 
 
 @blp.route("/trades/<trade_id>/disputes", methods=["POST"])
@@ -374,8 +370,8 @@ def open_dispute(data: dict[str, Any], trade_id: str) -> Any:
 @blp.problems(*WRITE_ERRORS, 502, 503)
 def resolve_dispute(data: dict[str, Any], trade_id: str) -> Any:
     """Operators: refund part or all of a disputed trade and settle the rest."""
-    return trades.view(settlement.resolve(db.session, trade_id=trade_id, refund_amount=data["refund_amount"],
-                                          comment=data.get("comment"), actor=current_principal()))
+    return settlement.resolve(db.session, trade_id=trade_id, refund_amount=data["refund_amount"],
+                              comment=data.get("comment"), actor=current_principal())
 
 
 @blp.route("/payouts", methods=["POST"])

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, fields, post_dump, validate
 
 from exchange.fields import (
     Boolean,
+    Composite,
     MoneySchema,
     OneTimeSecret,
     PaginationArgsSchema,
@@ -16,6 +17,7 @@ from exchange.fields import (
     page_schema,
 )
 from exchange.money import CURRENCIES
+from exchange.principal import viewer
 from listings.states import CATEGORIES, DELIVERY_MODES, LICENSE_SCOPES
 from trading.states import ContractStatus, OfferStatus, ProcurementStatus, TradeStatus
 
@@ -46,13 +48,21 @@ class ProcurementSchema(Schema):
     description = fields.String()
     category = fields.String()
     keywords = fields.List(fields.String())
-    budget = fields.Dict()
+    budget = Composite(max_amount="budget_max_amount", currency="budget_currency")
     delivery_mode = fields.String(allow_none=True)
     deadline = UTCDateTime()
     visibility = fields.String()
     invited_org_ids = fields.List(fields.String(), metadata={"description": "shown to the buyer and operators"})
     status = fields.String()
     created_at = UTCDateTime()
+
+    @post_dump(pass_original=True)
+    def _for_viewer(self, data: dict, proc: object, **kw: object) -> dict:
+        who = viewer()
+        private = who is not None and (who.is_operator or who.org_id == proc.buyer_org_id)
+        data["keywords"] = data["keywords"] or []
+        data["invited_org_ids"] = (data["invited_org_ids"] or []) if private else []
+        return data
 
 
 class ProcurementArgsSchema(PaginationArgsSchema):
@@ -127,7 +137,7 @@ class OfferSchema(Schema):
     to_org_id = fields.String()
     buyer_org_id = fields.String()
     seller_org_id = fields.String()
-    price = fields.Dict()
+    price = Composite(amount="amount", currency="currency")
     terms = fields.Dict()
     message = fields.String(allow_none=True)
     expires_at = UTCDateTime(allow_none=True)
@@ -168,7 +178,7 @@ class ContractSchema(Schema):
     product_id = fields.String()
     product_version = fields.Integer()
     certificate_number = fields.String()
-    price = fields.Dict()
+    price = Composite(amount="amount", currency="currency")
     terms = fields.Dict()
     digest = fields.String()
     status = fields.String()
@@ -268,6 +278,13 @@ class PaymentSchema(Schema):
         "/payments/{id} shows it to the buyer again, never to the seller or operators)."))
     created_at = UTCDateTime()
     confirmed_at = UTCDateTime(allow_none=True)
+
+    @post_dump(pass_original=True)
+    def _for_viewer(self, data: dict, payment: object, **kw: object) -> dict:
+        who = viewer()
+        if who is None or payment.buyer_org_id is None or who.org_id != payment.buyer_org_id:
+            data["client_secret"] = None
+        return data
 
 
 class DeliverySchema(StrictSchema):

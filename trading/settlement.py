@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, object_session
 from exchange.db import utcnow
 from exchange.errors import Conflict, Forbidden, NotFound, ValidationFailed, field_error
 from exchange.events import outbox
+from exchange.fields import Facts
 from exchange.identity import audit
 from exchange.identity.models import Organization
 from exchange.ledger.engine import AccountRef, Posting, balance, post_entry
@@ -102,17 +103,11 @@ def create_payment(session: Session, *, trade_id: str, provider: str, actor: Pri
     return payment
 
 
-def payment_view(session: Session, payment: Payment, principal: Principal) -> dict[str, Any]:
-    """A payment as the API shows it: the Stripe `client_secret` (which completes the payment) only to
-    the buyer who pays, never to the seller or operators."""
+def shown_payment(session: Session, payment: Payment) -> Facts:
+    """A payment with its trade's buyer: `PaymentSchema` shows the Stripe `client_secret` (which
+    completes the payment) only to the buyer who pays, never to the seller or operators."""
     trade = session.get(Trade, payment.trade_id)
-    buyer = trade is not None and principal.org_id == trade.buyer_org_id
-    return {
-        "id": payment.id, "trade_id": payment.trade_id, "provider": payment.provider, "status": payment.status,
-        "amount": payment.amount, "currency": payment.currency, "provider_ref": payment.provider_ref,
-        "client_secret": payment.client_secret if buyer else None, "created_at": payment.created_at,
-        "confirmed_at": payment.confirmed_at,
-    }
+    return Facts(payment, buyer_org_id=trade.buyer_org_id if trade is not None else None)
 
 
 def _escrow_payment(session: Session, payment: Payment, trade: Trade, actor: Principal | None) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session
 
@@ -26,14 +24,3 @@ def list_query(*, principal: Principal, status: str | None) -> Select:
         stmt = stmt.where(Trade.status == status)
     return stmt.order_by(Trade.created_at.desc(), Trade.id)
 
-
-def view(trade: Trade) -> dict[str, Any]:
-    return {
-        "id": trade.id, "contract_id": trade.contract_id, "buyer_org_id": trade.buyer_org_id,
-        "seller_org_id": trade.seller_org_id, "product_id": trade.product_id, "amount": trade.amount,
-        "fee": trade.fee, "refunded_amount": trade.refunded_amount, "currency": trade.currency,
-        "status": trade.status, "on_site": trade.on_site, "fair_id": trade.fair_id,
-        "created_at": trade.created_at, "updated_at": trade.updated_at, "paid_amount": trade.paid_amount,
-        "delivery_reference": trade.delivery_reference, "delivery_sha256": trade.delivery_sha256,
-        "delivered_at": trade.delivered_at, "settled_at": trade.settled_at, "settlement": trade.settlement,
-    }

@@ -14,7 +14,7 @@ from exchange.events.schemas import (
     WebhookEndpointPageSchema,
     WebhookEndpointSchema,
 )
-from exchange.fields import PaginationArgsSchema
+from exchange.fields import Facts, PaginationArgsSchema
 from exchange.principal import current_principal
 from exchange.ratelimit import limit_writes
 
@@ -34,8 +34,7 @@ def create_endpoint(data: dict[str, Any]) -> Any:
     signed in `Datafair-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`."""
     endpoint, secret = services.create_endpoint(db.session, url=data["url"], events=data["events"],
                                                 actor=current_principal())
-    return {"id": endpoint.id, "org_id": endpoint.org_id, "url": endpoint.url, "events": endpoint.events,
-            "created_at": endpoint.created_at, "secret": secret}
+    return Facts(endpoint, secret=secret)
 
 
 @blp.route("", methods=["GET"])
@@ -76,5 +75,5 @@ def list_deliveries(args: dict[str, Any], endpoint_id: str) -> Any:
     """Deliveries to one of your endpoints, newest first: event, attempts, last answer, next attempt."""
     stmt = services.list_deliveries(db.session, endpoint_id=endpoint_id, actor=current_principal())
     page = paginate(db.session, stmt, page=args["page"], per_page=args["per_page"], scalars=False)
-    page["items"] = [services.delivery_view(row) for row in page["items"]]
+    page["items"] = [services.delivery_shown(row) for row in page["items"]]
     return page

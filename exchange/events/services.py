@@ -23,6 +23,7 @@ from exchange.db import new_id, utcnow
 from exchange.errors import Conflict, NotFound, field_error
 from exchange.events.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
 from exchange.events.outbox import OutboxEvent, event_types
+from exchange.fields import Facts
 from exchange.identity import audit
 from exchange.netguard import PublicURL, check_outbound_url
 from exchange.principal import Principal
@@ -139,12 +140,7 @@ def list_deliveries(session: Session, *, endpoint_id: str, actor: Principal) -> 
             .order_by(WebhookDelivery.created_at.desc(), WebhookDelivery.id.desc()))
 
 
-def delivery_view(row: Any) -> dict[str, Any]:
+def delivery_shown(row: Any) -> Facts:
+    """A delivery with the type of its event (a row of `list_deliveries`)."""
     delivery, event_type = row
-    return {
-        "id": delivery.id, "event_id": delivery.event_id, "event_type": event_type,
-        "status": delivery.status, "attempts": delivery.attempts,
-        "last_status_code": delivery.last_status_code, "last_error": delivery.last_error,
-        "last_attempt_at": delivery.last_attempt_at, "next_attempt_at": delivery.next_attempt_at,
-        "delivered_at": delivery.delivered_at, "created_at": delivery.created_at,
-    }
+    return Facts(delivery, event_type=event_type)

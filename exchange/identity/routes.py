@@ -10,7 +10,7 @@ from sqlalchemy import text
 from exchange import ratelimit
 from exchange.api import AUTH, NO_DATABASE, OPTIONAL_AUTH, Blueprint, paginate
 from exchange.db import db, is_sqlite
-from exchange.fields import PaginationArgsSchema
+from exchange.fields import Facts, PaginationArgsSchema
 from exchange.identity import audit
 from exchange.identity import services as identity
 from exchange.identity.auth import revoke_family, revoke_refresh_token_family, revoke_user_tokens, rotate_refresh_token
@@ -38,7 +38,7 @@ from exchange.identity.schemas import (
     UserSchema,
 )
 from exchange.identity.states import OrgStatus
-from exchange.principal import current_principal
+from exchange.principal import current_principal, show_to
 
 blp = Blueprint("identity", __name__, url_prefix="/api/v1", description="Identity, access and health")
 
@@ -100,7 +100,8 @@ def register_organization(data: dict[str, Any]) -> Any:
     if current_principal(required=False) is None:
         ratelimit.registration_limit(request.remote_addr or "unknown")
     org = identity.register_organization(db.session, **data)
-    return identity.organization_view(org, None) | {"contact_email": None}
+    show_to(None)
+    return Facts(org, blanked=("contact_email",))
 
 
 @blp.route("/organizations", methods=["GET"])
@@ -114,7 +115,6 @@ def list_organizations(args: dict[str, Any]) -> Any:
     stmt = identity.list_organizations(db.session, principal=principal, status=args.get("status"),
                                        type=args.get("type"))
     page = paginate(db.session, stmt, page=args["page"], per_page=args["per_page"])
-    page["items"] = [identity.organization_view(o, principal) for o in page["items"]]
     return page
 
 
@@ -126,7 +126,7 @@ def get_organization(org_id: str) -> Any:
     """An organization: verified ones are public; private fields only for members and operators."""
     principal = current_principal(required=False)
     org = identity.get_organization(db.session, org_id=org_id, principal=principal)
-    return identity.organization_view(org, principal)
+    return org
 
 
 @blp.route("/organizations/<org_id>", methods=["PATCH"])
@@ -138,7 +138,7 @@ def update_organization(data: dict[str, Any], org_id: str) -> Any:
     """Profile fields by the org's admins; type, status, region and payout account by operators."""
     principal = current_principal()
     org = identity.update_organization(db.session, org_id=org_id, changes=data, actor=principal)
-    return identity.organization_view(org, principal)
+    return org
 
 
 def _status_route(action: str, target: OrgStatus) -> None:
@@ -151,7 +151,7 @@ def _status_route(action: str, target: OrgStatus) -> None:
         principal = current_principal()
         org = identity.change_status(db.session, org_id=org_id, target=target, reason=data["reason"],
                                      actor=principal)
-        return identity.organization_view(org, principal)
+        return org
 
 
 for _action, _target in (("verify", OrgStatus.VERIFIED), ("reject", OrgStatus.REJECTED),
@@ -263,8 +263,7 @@ def me() -> Any:
     """The caller: user, organization (with its private fields) and role."""
     principal = current_principal()
     user = identity.get_user(db.session, principal.user_id)
-    return {"user": user, "organization": identity.organization_view(user.organization, principal),
-            "role": user.role}
+    return Facts(user, user=user, organization=user.organization)
 
 
 @blp.route("/audit", methods=["GET"])

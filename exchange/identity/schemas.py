@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, fields, post_dump, validate
 
 from exchange.fields import Boolean, PaginationArgsSchema, PublicURL, StrictSchema, Text, UTCDateTime, page_schema
+from exchange.identity.services import PRIVATE_ORG_FIELDS, can_see_private
 from exchange.identity.states import ORG_TYPES, REGIONS, ROLES, SELF_REGISTERED_TYPES, OrgStatus
+from exchange.principal import viewer
 
 ORG_STATUSES = tuple(s.value for s in OrgStatus)
 Email = lambda **kw: fields.Email(validate=validate.Length(max=254), **kw)  # noqa: E731
@@ -51,6 +53,19 @@ class OrganizationSchema(Schema):
     stripe_account_id = fields.String(allow_none=True, metadata={"description": "own organization and operators"})
     status_reason = fields.String(allow_none=True, metadata={"description": "own organization and operators"})
     status_changed_at = UTCDateTime(allow_none=True)
+
+    @post_dump(pass_original=True)
+    def _for_viewer(self, data: dict, org: object, **kw: object) -> dict:
+        """Private fields only for the organization's members and operators; a field the object
+        blanks (`Facts(org, blanked=(...))`) is shown as null to anyone."""
+        blanked = getattr(org, "blanked", ())
+        private = can_see_private(org, viewer())
+        for name in PRIVATE_ORG_FIELDS:
+            if name in blanked:
+                data[name] = None
+            elif not private:
+                data.pop(name, None)
+        return data
 
 
 class OrganizationListArgsSchema(PaginationArgsSchema):

@@ -172,11 +172,6 @@ def get_organization(session: Session, *, org_id: str, principal: Principal | No
     raise NotFound("No such organization.")
 
 
-def organization_view(org: Organization, principal: Principal | None) -> dict[str, Any]:
-    fields = PUBLIC_ORG_FIELDS + (PRIVATE_ORG_FIELDS if can_see_private(org, principal) else ())
-    return {f: getattr(org, f) for f in fields}
-
-
 def list_organizations(session: Session, *, principal: Principal, status: str | None,
                        type: str | None = None) -> Any:
     """The operators' view of every organization, filterable by status and type (a select)."""

@@ -42,9 +42,7 @@ def list_entries(args: dict[str, Any]) -> Any:
     """
     stmt = services.list_entries(db.session, principal=current_principal(), trade_id=args.get("trade_id"),
                                kind=args.get("kind"))
-    page = paginate(db.session, stmt, page=args["page"], per_page=args["per_page"])
-    page["items"] = [services.entry_view(e) for e in page["items"]]
-    return page
+    return paginate(db.session, stmt, page=args["page"], per_page=args["per_page"])
 
 
 @blp.route("/verify", methods=["GET"])

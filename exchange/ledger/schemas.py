@@ -34,7 +34,8 @@ class EntryListArgsSchema(PaginationArgsSchema):
 
 
 class PostingSchema(Schema):
-    account = fields.String(metadata={"description": "readable account name purpose:owner_id:currency"})
+    account = fields.String(attribute="account.name",
+                            metadata={"description": "readable account name purpose:owner_id:currency"})
     account_id = fields.String()
     currency = fields.String()
     amount = fields.Integer(metadata={"description": "signed minor units: debit positive, credit negative"})
@@ -50,7 +51,7 @@ class EntrySchema(Schema):
     hash = fields.String(metadata={"description": (
         "sha256 hex of RFC 8785 {seq, kind, trade_id, created_at, postings, metadata} followed by "
         "prev_hash; postings exactly as listed here")})
-    metadata = fields.Dict()
+    metadata = fields.Dict(attribute="meta")
     reverses_entry_id = fields.String(allow_none=True)
     postings = fields.List(fields.Nested(PostingSchema))
 

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from exchange.errors import NotFound, field_error
 from exchange.ledger import engine
-from exchange.ledger.models import Account, JournalEntry, JournalPosting
+from exchange.ledger.models import Account, JournalEntry
 from exchange.ledger.verify import verify
 from exchange.principal import Principal
 
@@ -47,21 +47,6 @@ def list_entries(session: Session, *, principal: Principal, trade_id: str | None
     if kind:
         stmt = stmt.where(JournalEntry.kind == kind)
     return stmt
-
-
-def posting_view(posting: JournalPosting) -> dict[str, Any]:
-    return {"account": posting.account.name, "account_id": posting.account_id,
-            "currency": posting.currency, "amount": posting.amount}
-
-
-def entry_view(entry: JournalEntry) -> dict[str, Any]:
-    """An entry as the API shows it; `postings` and `metadata` are exactly what was hashed."""
-    return {
-        "id": entry.id, "seq": entry.seq, "trade_id": entry.trade_id, "kind": entry.kind,
-        "created_at": entry.created_at, "prev_hash": entry.prev_hash, "hash": entry.hash,
-        "metadata": entry.meta, "reverses_entry_id": entry.reverses_entry_id,
-        "postings": [posting_view(p) for p in entry.postings],
-    }
 
 
 def verify_as(session: Session, *, principal: Principal) -> dict[str, Any]:
