@@ -17,6 +17,7 @@ from typing import Any
 
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import ColumnElement, DateTime, MetaData, String, event, func, literal_column
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, registry
@@ -203,12 +204,6 @@ def replica_binds(url: str | None, root: str) -> dict[str, Any]:
     return {REPLICA_BIND: {"url": url, **options}}
 
 
-def catalog_engine() -> Engine:
-    """The engine for reads that tolerate replication lag: the replica when DATABASE_REPLICA_URL is
-    set, else the primary."""
-    return db.engines.get(REPLICA_BIND) or db.engine
-
-
 def read_session() -> Session:
     """A session for catalog reads (public product lists, search, stats) that tolerate a replica's lag.
 
@@ -236,6 +231,27 @@ def init_app(app: Any) -> None:
         session = g.pop(_REPLICA_SESSION, None)
         if session is not None:
             session.close()
+
+
+def dialect_name(bind: Any) -> str:
+    """"postgresql" or "sqlite": the dialect of a session (scoped or not), a connection or an engine."""
+    return (bind.get_bind() if hasattr(bind, "get_bind") else bind).dialect.name
+
+
+def upsert(bind: Any, table: Any, values: Any = None, *, index_elements: list[str] | None = None,
+           set_: dict[str, Any] | None = None, where: Any = None) -> Any:
+    """`INSERT ... ON CONFLICT` in the dialect of `bind`: DO UPDATE SET `set_` (only `where` holds)
+    when `set_` is given, else DO NOTHING. Returns the statement; add `.returning(...)` and execute.
+
+    `values` is a dict, a list of dicts (one multi-row INSERT) or None (parameters given at execute).
+    """
+    insert = postgresql.insert if dialect_name(bind) == "postgresql" else sqlite.insert
+    stmt = insert(table)
+    if values is not None:
+        stmt = stmt.values(values)
+    if set_ is None:
+        return stmt.on_conflict_do_nothing(index_elements=index_elements)
+    return stmt.on_conflict_do_update(index_elements=index_elements, set_=set_, where=where)
 
 
 def is_sqlite() -> bool:
