@@ -8,7 +8,6 @@ PostgreSQL (psycopg 3).
 from __future__ import annotations
 
 import contextvars
-import os
 import secrets
 import time
 from datetime import UTC, datetime
@@ -125,7 +124,7 @@ def normalize_database_url(url: str, root: str) -> str:
     return url
 
 
-def engine_options(url: str) -> dict[str, Any]:
+def engine_options(url: str, *, pool_size: int = 5, max_overflow: int = 5) -> dict[str, Any]:
     backend = make_url(url).get_backend_name()
     if backend == "sqlite":
         return {"connect_args": {"timeout": 30, "check_same_thread": False}}
@@ -133,8 +132,8 @@ def engine_options(url: str) -> dict[str, Any]:
     # No pool_pre_ping: it costs a round trip on every checkout (a third of a health check's time);
     # connections idle for a while are pinged instead (below).
     return {
-        "pool_size": int(os.environ.get("DATAFAIR_DB_POOL_SIZE", "5")),
-        "max_overflow": int(os.environ.get("DATAFAIR_DB_MAX_OVERFLOW", "5")),
+        "pool_size": pool_size,
+        "max_overflow": max_overflow,
         "pool_recycle": 1800,
     }
 
@@ -194,12 +193,12 @@ READ_ONLY_OPTION = "datafair_read_only"
 _REPLICA_SESSION = "_datafair_replica_session"
 
 
-def replica_binds(url: str | None, root: str) -> dict[str, Any]:
-    """SQLALCHEMY_BINDS for a read replica, or none."""
+def replica_binds(url: str | None, root: str, **pool: int) -> dict[str, Any]:
+    """SQLALCHEMY_BINDS for a read replica, or none; `pool` as for `engine_options`."""
     if not url:
         return {}
     url = normalize_database_url(url, root)
-    options = engine_options(url)
+    options = engine_options(url, **pool)
     options["execution_options"] = {READ_ONLY_OPTION: True}
     return {REPLICA_BIND: {"url": url, **options}}
 
