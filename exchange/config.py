@@ -62,6 +62,9 @@ def load_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "DATAFAIR_ENV": env.get("DATAFAIR_ENV", "development"),
         "DATABASE_URL": env.get("DATABASE_URL", "sqlite:///instance/datafair.db"),
         "DATABASE_REPLICA_URL": env.get("DATABASE_REPLICA_URL") or None,
+        # SQLAlchemy pool per process (PostgreSQL): workers x (size + overflow) x nodes < max_connections.
+        "DB_POOL_SIZE": _int(env, "DATAFAIR_DB_POOL_SIZE", 5),
+        "DB_MAX_OVERFLOW": _int(env, "DATAFAIR_DB_MAX_OVERFLOW", 5),
         "SECRET_KEY": env.get("DATAFAIR_SECRET_KEY", DEFAULT_SECRET_KEY),
         "FEE_BPS": _int(env, "DATAFAIR_FEE_BPS", 200),
         "NOTICE_DAYS": _int(env, "DATAFAIR_NOTICE_DAYS", 0),

@@ -8,7 +8,6 @@ PostgreSQL (psycopg 3).
 from __future__ import annotations
 
 import contextvars
-import os
 import secrets
 import time
 from datetime import UTC, datetime
@@ -17,6 +16,7 @@ from typing import Any
 
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import ColumnElement, DateTime, MetaData, String, event, func, literal_column
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, registry
@@ -124,7 +124,7 @@ def normalize_database_url(url: str, root: str) -> str:
     return url
 
 
-def engine_options(url: str) -> dict[str, Any]:
+def engine_options(url: str, *, pool_size: int = 5, max_overflow: int = 5) -> dict[str, Any]:
     backend = make_url(url).get_backend_name()
     if backend == "sqlite":
         return {"connect_args": {"timeout": 30, "check_same_thread": False}}
@@ -132,8 +132,8 @@ def engine_options(url: str) -> dict[str, Any]:
     # No pool_pre_ping: it costs a round trip on every checkout (a third of a health check's time);
     # connections idle for a while are pinged instead (below).
     return {
-        "pool_size": int(os.environ.get("DATAFAIR_DB_POOL_SIZE", "5")),
-        "max_overflow": int(os.environ.get("DATAFAIR_DB_MAX_OVERFLOW", "5")),
+        "pool_size": pool_size,
+        "max_overflow": max_overflow,
         "pool_recycle": 1800,
     }
 
@@ -193,20 +193,14 @@ READ_ONLY_OPTION = "datafair_read_only"
 _REPLICA_SESSION = "_datafair_replica_session"
 
 
-def replica_binds(url: str | None, root: str) -> dict[str, Any]:
-    """SQLALCHEMY_BINDS for a read replica, or none."""
+def replica_binds(url: str | None, root: str, **pool: int) -> dict[str, Any]:
+    """SQLALCHEMY_BINDS for a read replica, or none; `pool` as for `engine_options`."""
     if not url:
         return {}
     url = normalize_database_url(url, root)
-    options = engine_options(url)
+    options = engine_options(url, **pool)
     options["execution_options"] = {READ_ONLY_OPTION: True}
     return {REPLICA_BIND: {"url": url, **options}}
-
-
-def catalog_engine() -> Engine:
-    """The engine for reads that tolerate replication lag: the replica when DATABASE_REPLICA_URL is
-    set, else the primary."""
-    return db.engines.get(REPLICA_BIND) or db.engine
 
 
 def read_session() -> Session:
@@ -236,6 +230,27 @@ def init_app(app: Any) -> None:
         session = g.pop(_REPLICA_SESSION, None)
         if session is not None:
             session.close()
+
+
+def dialect_name(bind: Any) -> str:
+    """"postgresql" or "sqlite": the dialect of a session (scoped or not), a connection or an engine."""
+    return (bind.get_bind() if hasattr(bind, "get_bind") else bind).dialect.name
+
+
+def upsert(bind: Any, table: Any, values: Any = None, *, index_elements: list[str] | None = None,
+           set_: dict[str, Any] | None = None, where: Any = None) -> Any:
+    """`INSERT ... ON CONFLICT` in the dialect of `bind`: DO UPDATE SET `set_` (only `where` holds)
+    when `set_` is given, else DO NOTHING. Returns the statement; add `.returning(...)` and execute.
+
+    `values` is a dict, a list of dicts (one multi-row INSERT) or None (parameters given at execute).
+    """
+    insert = postgresql.insert if dialect_name(bind) == "postgresql" else sqlite.insert
+    stmt = insert(table)
+    if values is not None:
+        stmt = stmt.values(values)
+    if set_ is None:
+        return stmt.on_conflict_do_nothing(index_elements=index_elements)
+    return stmt.on_conflict_do_update(index_elements=index_elements, set_=set_, where=where)
 
 
 def is_sqlite() -> bool:

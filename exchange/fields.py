@@ -154,6 +154,19 @@ class MoneySchema(StrictSchema):
     currency = fields.String(required=True, validate=validate.OneOf(CURRENCIES))
 
 
+_SUM_NOTE = ("An exact integer of minor units that may exceed 2^53-1 (and 2^63-1): parse it as a big "
+             "integer (e.g. JavaScript's JSON.parse rounds it; use a reviver or a bigint-aware parser).")
+
+
+def money_sum_schema(name: str, what: str) -> type[Schema]:
+    """A dump schema `{currency, amount}` for an exact sum of money (which may pass 2^53-1);
+    `what` says what is summed. One shape for every such sum, one OpenAPI component per `name`."""
+    return type(name, (Schema,), {
+        "currency": fields.String(),
+        "amount": fields.Integer(metadata={"description": f"{what} {_SUM_NOTE}"}),
+    })
+
+
 class PaginationArgsSchema(StrictSchema):
     page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=1_000_000))
     per_page = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))

@@ -46,8 +46,9 @@ def create_kernel(import_name: str, root: str, config: dict[str, Any] | None = N
     app.config["DEBUG"] = False
     app.config["PROPAGATE_EXCEPTIONS"] = False
     app.config["SQLALCHEMY_DATABASE_URI"] = normalize_database_url(settings["DATABASE_URL"], root)
-    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(app.config["SQLALCHEMY_DATABASE_URI"])
-    app.config["SQLALCHEMY_BINDS"] = replica_binds(settings.get("DATABASE_REPLICA_URL"), root)
+    pool = {"pool_size": settings["DB_POOL_SIZE"], "max_overflow": settings["DB_MAX_OVERFLOW"]}
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(app.config["SQLALCHEMY_DATABASE_URI"], **pool)
+    app.config["SQLALCHEMY_BINDS"] = replica_binds(settings.get("DATABASE_REPLICA_URL"), root, **pool)
     if settings.get("TRUSTED_PROXIES"):
         n = int(settings["TRUSTED_PROXIES"])
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]

@@ -26,11 +26,10 @@ from typing import Any
 
 from flask import Flask, current_app
 from sqlalchemy import delete, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from exchange import metrics
 from exchange.config import parse_rate
-from exchange.db import db
+from exchange.db import db, upsert
 from exchange.errors import RateLimited
 from exchange.models import RateLimitCounter
 
@@ -69,12 +68,9 @@ class DatabaseBackend:
     def hit(self, bucket: str, window: Window, amount: int = 1) -> Hit:
         now = int(time.time())
         start = window.start(now)
-        dialect = db.engine.dialect.name
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        stmt = insert(RateLimitCounter).values(
-            bucket=bucket, window_start=start, count=amount, expires_at=start + window.period
-        )
-        stmt = stmt.on_conflict_do_update(
+        stmt = upsert(
+            db.engine, RateLimitCounter,
+            dict(bucket=bucket, window_start=start, count=amount, expires_at=start + window.period),
             index_elements=["bucket", "window_start"],
             set_={"count": RateLimitCounter.count + amount},
         ).returning(RateLimitCounter.count)

@@ -8,10 +8,9 @@ no gaps and no duplicates.
 from __future__ import annotations
 
 from sqlalchemy import Integer, String, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from exchange.db import Base
+from exchange.db import Base, upsert
 
 
 class Sequence(Base):
@@ -24,8 +23,7 @@ class Sequence(Base):
 
 def reserve(session: Session, name: str, year: int, count: int = 1) -> int:
     """Take `count` consecutive numbers of `name` in `year`; returns the first. Under the row lock."""
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    session.execute(insert(Sequence).values(name=name, year=year, last=0).on_conflict_do_nothing())
+    session.execute(upsert(session, Sequence, dict(name=name, year=year, last=0)))
     last = session.execute(
         update(Sequence)
         .where(Sequence.name == name, Sequence.year == year)

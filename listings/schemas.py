@@ -16,6 +16,7 @@ from exchange.fields import (
     StrictSchema,
     Text,
     UTCDateTime,
+    money_sum_schema,
     page_schema,
 )
 from exchange.money import MAX_AMOUNT
@@ -338,12 +339,9 @@ class FairListArgsSchema(PaginationArgsSchema):
     phase = _one_of(tuple(p.value for p in FairPhase))
 
 
-class FairVolumeSchema(Schema):
-    currency = fields.String()
-    amount = fields.Integer(metadata={"description": (
-        "The sum, in this currency, of the money that trades signed on site at this fair brought into "
-        "escrow, less refunds. An exact integer of minor units that may exceed 2^53-1 (and 2^63-1): parse "
-        "it as a big integer (e.g. JavaScript's JSON.parse rounds it; use a bigint-aware parser).")})
+FairVolumeSchema = money_sum_schema("FairVolumeSchema", (
+    "The sum, in this currency, of the money that trades signed on site at this fair brought into "
+    "escrow, less refunds."))
 
 
 class FairStatsSchema(Schema):

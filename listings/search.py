@@ -26,7 +26,6 @@ from sqlalchemy import ColumnElement, Integer, Select, column, func, literal_col
 from sqlalchemy.orm import Session
 
 from listings.models import Product, ProductVersion
-from listings.states import ProductStatus
 
 MAX_QUERY_TERMS = 32
 MAX_TERM_LENGTH = 64
@@ -245,25 +244,6 @@ def match(session: Session, stmt: Select, terms: list[str]) -> tuple[Select, Col
     score = -func.bm25(fts_table, *FTS5_WEIGHTS)
     stmt = stmt.join(fts5, fts5.c.rowid == Product.search_rowid).where(fts_table.op("MATCH")(fts5_query(terms)))
     return stmt, score
-
-
-def search_product_ids(session: Session, *, q: str, category: str | None = None,
-                       limit: int = 200) -> list[tuple[str, float]]:
-    """Listed products matching every term of `q` (optionally in one category), best first.
-
-    Returns `(product_id, relevance)` pairs, relevance > 0 and higher is better; an empty list
-    when `q` holds no searchable word. For the trading matcher, which reuses the catalog's index.
-    """
-    terms = query_terms(q)
-    if not terms:
-        return []
-    stmt, score = match(session, select(Product.id), terms)
-    stmt = stmt.add_columns(score.label("score")).where(Product.status == ProductStatus.LISTED)
-    if category is not None:
-        stmt = stmt.where(Product.category == category)
-    stmt = stmt.order_by(literal_column("score").desc(), Product.id).limit(max(1, min(int(limit), 1000)))
-    return [(pid, float(s)) for pid, s in session.execute(stmt).all()]
-
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import Select, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from exchange.db import utcnow
+from exchange.db import upsert, utcnow
 from exchange.errors import Conflict, Forbidden, InvalidTransition, NotFound, ValidationFailed, field_error
 from exchange.fields import Facts
 from exchange.money import CURRENCIES, MAX_AMOUNT
@@ -424,11 +423,10 @@ def record_fair_sale(session: Session, *, fair_id: str, ref: str, currency: str,
         raise field_error("amount", "must be a non-negative integer of minor units")
     if session.execute(select(Fair.id).where(Fair.id == fair_id)).first() is None:
         raise NotFound("No such fair.")
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    stmt = insert(FairSale).values(ref=ref, fair_id=fair_id, currency=currency, amount=amount)
     kept = session.execute(
-        stmt.on_conflict_do_update(index_elements=["ref"], set_={"amount": stmt.excluded.amount},
-                                   where=(FairSale.fair_id == fair_id) & (FairSale.currency == currency))
+        upsert(session, FairSale, dict(ref=ref, fair_id=fair_id, currency=currency, amount=amount),
+               index_elements=["ref"], set_={"amount": amount},
+               where=(FairSale.fair_id == fair_id) & (FairSale.currency == currency))
         .returning(FairSale.ref)
     ).first()
     if kept is None:

@@ -178,26 +178,21 @@ def principal_of(api: ApiHelper, actor: Actor) -> Any:
         return Principal.of(db.session.get(User, actor.user_id))
 
 
-_certificates = itertools.count(1)
 
 
 def list_product(api: ApiHelper, vendor: Actor, product_id: str) -> str:
-    """Certify the newest draft revision of a product the way certification will: submit_for_review,
-    then mark_listed with a fresh certificate number. Returns the certificate number."""
-    from listings import services
+    """Certify the newest draft revision of a product through the API, as production does: the
+    vendor submits it for certification and operators approve every stage, which lists it with a
+    real certificate. Returns the certificate number."""
+    from tests.certflow import approve_all, submit
 
-    principal = principal_of(api, vendor)
-    number = f"DFX-2026-{next(_certificates):06d}"
-    with api.app.app_context():
-        revision = services.submit_for_review(db.session, product_id=product_id, actor=principal)
-        services.mark_listed(db.session, product_id=product_id, version=revision.version,
-                             certificate_number=number)
-        db.session.commit()
-    return number
+    done = approve_all(api, submit(api, vendor, product_id)["id"])
+    assert done["status"] == "approved" and done["certificate_number"], done
+    return done["certificate_number"]
 
 
 def listed_product(api: ApiHelper, vendor: Actor, **overrides: Any) -> dict[str, Any]:
-    """A listed product (created through the API, certified through the listings services)."""
+    """A listed product (created and certified through the API)."""
     created = create_product(api, vendor, **overrides)
     list_product(api, vendor, created["id"])
     r = api.get(f"products/{created['id']}", vendor)

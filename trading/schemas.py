@@ -14,6 +14,7 @@ from exchange.fields import (
     StrictSchema,
     Text,
     UTCDateTime,
+    money_sum_schema,
     page_schema,
 )
 from exchange.money import CURRENCIES
@@ -229,14 +230,8 @@ class TradeArgsSchema(PaginationArgsSchema):
     status = fields.String(validate=validate.OneOf([s.value for s in TradeStatus]))
 
 
-SUM_NOTE = ("An exact integer of minor units that may exceed 2^53-1 (and 2^63-1): parse it as a big "
-            "integer (e.g. JavaScript's JSON.parse rounds it; use a reviver or a bigint-aware parser).")
-
-
-class MarketVolumeSchema(Schema):
-    currency = fields.String()
-    amount = fields.Integer(metadata={"description": "The sum, in this currency, of the money that reached "
-                                                     "escrow (trades paid), less refunds. " + SUM_NOTE})
+MarketVolumeSchema = money_sum_schema(
+    "MarketVolumeSchema", "The sum, in this currency, of the money that reached escrow (trades paid), less refunds.")
 
 
 class CategoryStatsSchema(Schema):

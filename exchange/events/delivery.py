@@ -30,10 +30,9 @@ from urllib.parse import urlsplit
 import urllib3
 from flask import current_app
 from sqlalchemy import or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from exchange.db import db, new_id, utcnow
+from exchange.db import db, new_id, upsert, utcnow
 from exchange.errors import ValidationFailed
 from exchange.events import signature
 from exchange.events.models import WebhookDelivery, WebhookEndpoint
@@ -91,7 +90,6 @@ def fan_out(session: Session, *, batch: int = 200) -> int:
         org_ids = {o for e in events for o in e.org_ids}
         endpoints = list(session.execute(select(WebhookEndpoint).where(
             WebhookEndpoint.org_id.in_(org_ids), WebhookEndpoint.deleted_at.is_(None))).scalars())
-        insert = postgresql.insert if _is_pg(session) else sqlite.insert
         now = utcnow()
         rows = [
             {"id": new_id("whd"), "endpoint_id": ep.id, "event_id": ev.id, "status": DeliveryStatus.PENDING.value,
@@ -102,8 +100,7 @@ def fan_out(session: Session, *, batch: int = 200) -> int:
         ]
         if rows:
             made += session.execute(
-                insert(WebhookDelivery).values(rows).on_conflict_do_nothing(
-                    index_elements=["endpoint_id", "event_id"])
+                upsert(session, WebhookDelivery, rows, index_elements=["endpoint_id", "event_id"])
             ).rowcount
         session.execute(update(OutboxEvent).where(OutboxEvent.id.in_([e.id for e in events]))
                         .values(dispatched_at=now))

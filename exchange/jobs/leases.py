@@ -14,10 +14,9 @@ import threading
 from datetime import datetime, timedelta
 
 from sqlalchemy import String, delete, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, mapped_column
 
-from exchange.db import Base, UTCDateTime, db, utcnow
+from exchange.db import Base, UTCDateTime, db, upsert, utcnow
 
 
 class JobLease(Base):
@@ -38,13 +37,11 @@ def acquire(name: str, *, holder: str, ttl: float) -> bool:
     """Take (or extend) the lease `name` for `ttl` seconds; False if someone else holds it."""
     now = utcnow()
     expires = now + timedelta(seconds=max(1.0, ttl))
-    dialect = db.engine.dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     table = JobLease.__table__
     with db.engine.begin() as conn:
         inserted = conn.execute(
-            insert(table).values(name=name, holder=holder, acquired_at=now, expires_at=expires)
-            .on_conflict_do_nothing(index_elements=["name"])
+            upsert(conn, table, dict(name=name, holder=holder, acquired_at=now, expires_at=expires),
+                   index_elements=["name"])
         ).rowcount
         if inserted == 1:
             return True

@@ -43,12 +43,11 @@ from typing import Any
 
 from flask import Flask, current_app
 from sqlalchemy import BigInteger, bindparam, false, insert, or_, select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
 from exchange.canonical import canonical_bytes
-from exchange.db import new_id, utcnow
+from exchange.db import new_id, upsert, utcnow
 from exchange.errors import Conflict, NotFound, ValidationFailed, field_error
 from exchange.fields import iso_z
 from exchange.ledger.models import (
@@ -250,14 +249,13 @@ def get_or_create_account(session: Session, *, owner_id: str, purpose: str, curr
     _lock_chain(session)
     now = utcnow()
     table = Account.__table__
-    insert = postgresql.insert if _dialect(session) == "postgresql" else sqlite.insert
-    session.execute(
-        insert(table)
-        .values(id=new_id("acc"), owner_id=owner_id, purpose=purpose, currency=currency,
-                non_negative=PURPOSES[purpose].non_negative, balance=0, version=0,
-                created_at=now, updated_at=now)
-        .on_conflict_do_nothing(index_elements=["owner_id", "purpose", "currency"])
-    )
+    session.execute(upsert(
+        session, table,
+        dict(id=new_id("acc"), owner_id=owner_id, purpose=purpose, currency=currency,
+             non_negative=PURPOSES[purpose].non_negative, balance=0, version=0,
+             created_at=now, updated_at=now),
+        index_elements=["owner_id", "purpose", "currency"],
+    ))
     account = get_account(session, owner_id=owner_id, purpose=purpose, currency=currency)
     assert account is not None
     return account
@@ -447,9 +445,7 @@ def _accounts(session: Session, wanted: list[Account | AccountRef]) -> dict[tupl
     missing = [k for k in keys if k not in found]
     if missing:
         now = utcnow()
-        insert_ = postgresql.insert if _dialect(session) == "postgresql" else sqlite.insert
-        session.execute(insert_(Account.__table__).on_conflict_do_nothing(
-            index_elements=["owner_id", "purpose", "currency"]), [
+        session.execute(upsert(session, Account.__table__, index_elements=["owner_id", "purpose", "currency"]), [
             {"id": new_id("acc"), "owner_id": o, "purpose": p, "currency": c, "non_negative": PURPOSES[p].non_negative,
              "balance": 0, "version": 0, "created_at": now, "updated_at": now} for o, p, c in missing])
         found = load()
@@ -558,9 +554,3 @@ def may_read_trade_entries(session: Session, principal: Principal, trade_id: str
     return principal.is_operator or any(
         check(session, principal, trade_id) for check in entry_access_checkers())
 
-
-def entries_for_trade(session: Session, *, trade_id: str) -> list[JournalEntry]:
-    """Every entry of a trade, in `seq` order (for services; no authorization)."""
-    return list(session.execute(
-        select(JournalEntry).where(JournalEntry.trade_id == trade_id).order_by(JournalEntry.seq)
-    ).scalars())

@@ -17,10 +17,9 @@ and for a webhook, in the same transaction as the state change it causes:
 from __future__ import annotations
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from exchange.db import utcnow
+from exchange.db import upsert, utcnow
 from exchange.errors import Conflict
 from exchange.payments.gateway import ProviderError, ProviderStatus, check_amount, check_currency
 from exchange.payments.models import OPERATIONS, PROVIDERS, ProcessedProviderEvent, ProviderCall
@@ -37,15 +36,6 @@ def idempotency_key(subject_id: str, step: str) -> str:
     return key
 
 
-def _insert(session: Session, model: type) -> object:
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        return postgresql.insert(model)
-    if dialect == "sqlite":
-        return sqlite.insert(model)
-    raise NotImplementedError(f"unsupported database dialect {dialect!r}")
-
-
 def record_event_once(session: Session, provider: str, event_id: str, *, event_type: str | None = None) -> bool:
     """Mark a provider event applied; False when it already was (then apply nothing).
 
@@ -57,9 +47,11 @@ def record_event_once(session: Session, provider: str, event_id: str, *, event_t
         raise ValueError(f"unknown provider {provider!r}")
     if not event_id:
         raise ValueError("event_id must not be empty")
-    stmt = _insert(session, ProcessedProviderEvent).values(  # type: ignore[attr-defined]
-        provider=provider, event_id=event_id, event_type=event_type, applied_at=utcnow()
-    ).on_conflict_do_nothing(index_elements=["provider", "event_id"]).returning(ProcessedProviderEvent.id)
+    stmt = upsert(
+        session, ProcessedProviderEvent,
+        dict(provider=provider, event_id=event_id, event_type=event_type, applied_at=utcnow()),
+        index_elements=["provider", "event_id"],
+    ).returning(ProcessedProviderEvent.id)
     # RETURNING rather than rowcount: drivers disagree on rowcount for INSERT ... ON CONFLICT.
     return session.execute(stmt).scalar_one_or_none() is not None
 
@@ -96,9 +88,8 @@ def begin_call(
         "currency": check_currency(currency),
         "target": target,
     }
-    stmt = _insert(session, ProviderCall).values(  # type: ignore[attr-defined]
-        **values, status="started", created_at=utcnow()
-    ).on_conflict_do_nothing(index_elements=["provider", "idempotency_key"])
+    stmt = upsert(session, ProviderCall, {**values, "status": "started", "created_at": utcnow()},
+                  index_elements=["provider", "idempotency_key"])
     session.execute(stmt)
     call = session.scalars(
         select(ProviderCall).where(ProviderCall.provider == provider, ProviderCall.idempotency_key == key)

@@ -166,7 +166,8 @@ def test_reversal_mirrors_the_entry_once(session):
         engine.reverse_entry(session, entry_id="jnl_missing", reason="x")
     session.commit()
     assert verify(session)["valid"]
-    assert [e.seq for e in engine.entries_for_trade(session, trade_id="trd_r")] == [1, 2]
+    assert [e.seq for e in session.execute(select(JournalEntry).where(JournalEntry.trade_id == "trd_r")
+                                           .order_by(JournalEntry.seq)).scalars()] == [1, 2]
 
 
 def test_reversal_cannot_overdraw_money_that_moved_on(session):

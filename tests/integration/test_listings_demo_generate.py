@@ -14,8 +14,8 @@ from sqlalchemy import Text, func, select, text
 
 from exchange.db import db
 from exchange.identity import demo as exchange_demo
+from listings import catalog, fairs, search
 from listings import demo as listings_demo
-from listings import fairs, search
 from listings.models import Fair, Product, ProductVersion, Stall
 from listings.states import FairPhase
 from tests.bench.generate import run as generate
@@ -84,8 +84,7 @@ def test_generator_inserts_listed_searchable_products(app):
         listed = db.session.execute(
             select(func.count()).select_from(Product).where(Product.status == "listed")).scalar_one()
         assert listed == 125
-        hits = search.search_product_ids(db.session, q="数据", limit=1000)
-        assert len(hits) >= 1
+        assert catalog.search_catalog(db.session, principal=None, q="数据")["total"] >= 1
         # The bulk path indexes exactly what the API's write path would.
         for product in db.session.execute(select(Product).limit(15)).scalars():
             version = db.session.get(ProductVersion, (product.id, 1))
@@ -156,4 +155,5 @@ def test_demo_stalls_show_products_once_listed(app):
         db.session.commit()
         stats = fairs.fair_stats(db.session, seeded["fair"])
         assert stats["stalls"] == 5 and stats["products_on_show"] == 1
-        assert [h[0] for h in search.search_product_ids(db.session, q="交通")] == [product.id]
+        hits = catalog.search_catalog(db.session, principal=None, q="交通")["items"]
+        assert [p.id for p, _, _ in hits] == [product.id]

@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from exchange.db import db
 from exchange.errors import Conflict, DomainError, InvalidTransition
-from listings import search, services
+from listings import catalog, services
 from listings.models import ProductTransition, ProductVersion
 from listings.schemas import ProductCreateSchema
 from tests.factories import principal_of, product_body
@@ -130,7 +130,8 @@ def test_product_life_cycle_state_machine(api):
 
         @invariant()
         def index_holds_exactly_the_listed(self):
-            found = self.pid in {p for p, _ in search.search_product_ids(self.session, q=MARKER, limit=1000)}
+            hits = catalog.search_catalog(self.session, principal=None, q=MARKER, per_page=1000)["items"]
+            found = self.pid in {p.id for p, _, _ in hits}
             assert found == (self.status == "listed")
 
         @invariant()

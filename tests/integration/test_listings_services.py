@@ -14,7 +14,7 @@ import pytest
 from exchange.canonical import canonical_bytes
 from exchange.db import db
 from exchange.errors import Conflict, Forbidden, InvalidTransition, NotFound, ValidationFailed
-from listings import search, services
+from listings import catalog, services
 from listings.models import BODY_FIELDS
 from tests.factories import create_product, list_product, listed_product, principal_of, product_body
 
@@ -36,7 +36,7 @@ def ctx(api):
 
 
 def _in_catalog(session, pid, q="交通"):
-    return pid in [p for p, _ in search.search_product_ids(session, q=q)]
+    return pid in [p.id for p, _, _ in catalog.search_catalog(session, principal=None, q=q, per_page=100)["items"]]
 
 
 def test_submit_freezes_the_newest_draft(api, ctx, vendor):
@@ -215,18 +215,22 @@ def test_version_body_has_nulls_for_missing_optional_parts(api, ctx, vendor):
         assert stored["price"] == {"model": "one_time", "amount": 5, "currency": "MOP", "period": None}
 
 
-def test_search_product_ids_for_the_matcher(api, ctx, vendor):
+def _hits(session, q, **filters):
+    return [(p.id, score) for p, _, score in catalog.search_catalog(session, principal=None, q=q, **filters)["items"]]
+
+
+def test_catalog_search_ranks_and_filters(api, ctx, vendor):
     traffic = listed_product(api, vendor, title="广州市实时交通流量数据", category="transport")["id"]
     power = listed_product(api, vendor, title="珠三角电力负荷曲线", keywords=["电力"], category="energy",
                            summary="负荷 load", description="电力负荷 electricity load")["id"]
     with ctx() as session:
-        hits = search.search_product_ids(session, q="交通")
+        hits = _hits(session, "交通")
         assert [p for p, _ in hits] == [traffic]
         assert all(score > 0 for _, score in hits)
-        assert [p for p, _ in search.search_product_ids(session, q="电力负荷")] == [power]
-        assert search.search_product_ids(session, q="交通", category="energy") == []
-        assert search.search_product_ids(session, q="***") == []
-        assert len(search.search_product_ids(session, q="guangzhou", limit=1)) == 1
+        assert [p for p, _ in _hits(session, "电力负荷")] == [power]
+        assert _hits(session, "交通", category="energy") == []
+        assert _hits(session, "***") == []
+        assert len(_hits(session, "guangzhou", per_page=1)) == 1
 
 
 def test_history_of_service_calls_names_the_actor(api, ctx, vendor):

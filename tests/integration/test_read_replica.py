@@ -1,4 +1,4 @@
-"""exchange.db.read_session / catalog_engine: catalog reads go to DATABASE_REPLICA_URL when it is set."""
+"""exchange.db.read_session: catalog reads go to DATABASE_REPLICA_URL when it is set."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sqlite3
 from flask_migrate import upgrade
 from sqlalchemy import func, select
 
-from exchange.db import catalog_engine, db, read_session, write_intent
+from exchange.db import REPLICA_BIND, db, read_session, write_intent
 from exchange.identity import services as identity
 from exchange.identity.models import Organization
 from tests.bench.generate import run as generate
@@ -21,7 +21,7 @@ def _count(session) -> int:
 def test_without_a_replica_reads_use_the_primary_session(app):
     with app.app_context():
         assert read_session() is db.session
-        assert catalog_engine() is db.engine
+        assert REPLICA_BIND not in db.engines
 
 
 def test_with_a_replica_catalog_reads_go_to_it(make_app, tmp_path):
@@ -38,7 +38,7 @@ def test_with_a_replica_catalog_reads_go_to_it(make_app, tmp_path):
         db.session.commit()
         reader = read_session()
         assert reader is not db.session and reader is read_session()  # one per app context
-        assert str(catalog_engine().url).endswith("replica.db")
+        assert str(reader.get_bind().url).endswith("replica.db")
         assert _count(db.session) == 1
         assert _count(reader) == 0  # not replicated yet: the replica answers, with its lag
     with app.app_context():
