@@ -90,7 +90,6 @@ class DatabaseBackend:
             )
 
 
-
 # Give a slot back only to a window that still exists (an expired key must not come back as -1).
 _RELEASE_LUA = "if redis.call('exists', KEYS[1]) == 1 then return redis.call('decr', KEYS[1]) end return 0"
 
@@ -180,7 +179,8 @@ def init_app(app: Flask) -> None:
     app.extensions["datafair.ratelimit"] = RedisBackend(url) if url else DatabaseBackend()
 
 
-def _refuse(hit: Hit, what: str) -> RateLimited:
+def refusal(hit: Hit, what: str) -> RateLimited:
+    """The 429 for a hit over its limit (with the seconds left in its window as Retry-After)."""
     return RateLimited(f"Too many {what}; try again in {hit.retry_after} s.", retry_after=hit.retry_after)
 
 
@@ -190,14 +190,13 @@ def consume(bucket: str, spec: str | Window, *, what: str = "requests") -> Hit:
     window = spec if isinstance(spec, Window) else Window.parse(spec)
     hit = _backend().hit(bucket, window)
     if hit.count > window.limit:
-        raise _refuse(hit, what)
+        raise refusal(hit, what)
     return hit
 
 
 def release(hit: Hit) -> None:
     """Give back a slot taken by `consume` (to the window and backend it was counted in)."""
     hit.backend.release(hit)
-
 
 
 def record(bucket: str, spec: str | Window) -> Hit:

@@ -15,7 +15,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from exchange import hooks, ratelimit
 from exchange.db import after_transaction, utcnow
-from exchange.errors import Conflict, Forbidden, NotFound, RateLimited, Unauthorized, field_error
+from exchange.errors import Conflict, Forbidden, NotFound, Unauthorized, field_error
 from exchange.identity import audit
 from exchange.identity.auth import revoke_user_tokens, token_pair
 from exchange.identity.models import Organization, OrganizationKey, User
@@ -148,8 +148,7 @@ def login(session: Session, *, email: str, password: str, client_addr: str) -> d
         after_transaction(give_back)
         return token_pair(session, user)
     if addr.count > by_address.limit:
-        raise RateLimited(f"Too many failed logins from your address; try again in {addr.retry_after} s.",
-                          retry_after=addr.retry_after)
+        raise ratelimit.refusal(addr, "failed logins from your address")
     raise Unauthorized("Wrong email or password.")
 
 

@@ -64,13 +64,16 @@ def test_the_lock_ends_with_the_transaction(api):
 
 
 def test_a_root_lock_covers_its_parts(api):
-    vendor = api.vendor()
+    """A part changes under its aggregate's lock (a product's revisions, a certification's stages):
+    here one organization stands in as the root of another, which is itself not locked."""
+    root_actor, part_actor = api.vendor(), api.vendor()
     with api.app.app_context():
-        unlocked = db.session.get(Organization, vendor.org_id)
-        root = load_for_update(db.session, Organization, vendor.org_id)
-        # The same identity: the locked read refreshed the object the session already held.
-        assert root is unlocked
-        transition(unlocked, ORG_TRANSITIONS, OrgStatus.SUSPENDED, actor=None, what="Organization", root=root)
+        part = db.session.get(Organization, part_actor.org_id)
+        with pytest.raises(NotLockedError):
+            transition(part, ORG_TRANSITIONS, OrgStatus.SUSPENDED, actor=None, what="Organization")
+        root = load_for_update(db.session, Organization, root_actor.org_id)
+        transition(part, ORG_TRANSITIONS, OrgStatus.SUSPENDED, actor=None, what="Organization", root=root)
+        assert part.status == OrgStatus.SUSPENDED
         db.session.rollback()
 
 
