@@ -9,6 +9,7 @@ from sqlalchemy import ColumnElement, Select, func, literal_column, or_, select
 from sqlalchemy.orm import Session
 
 from exchange.api import paginate
+from exchange.db import dialect_name
 from exchange.errors import Forbidden, field_error
 from exchange.principal import Principal
 from listings import search
@@ -63,7 +64,7 @@ def search_catalog(session: Session, *, principal: Principal | None, q: str | No
             Stall.fair_id == fair_id)
         stmt = stmt.where(Product.id.in_(on_show))
     sort = sort or ("relevance" if score is not None else "newest")
-    if score is not None and session.get_bind().dialect.name == "postgresql":
+    if score is not None and dialect_name(session) == "postgresql":
         result = _ranked_page(session, stmt, score, sort=sort, page=page, per_page=per_page)
     else:
         relevance = (score if score is not None else literal_column("NULL")).label("relevance")

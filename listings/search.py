@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Integer, Select, column, func, literal_column, select, table, text, update
 from sqlalchemy.orm import Session
 
+from exchange.db import dialect_name
 from listings.models import Product, ProductVersion
 
 MAX_QUERY_TERMS = 32
@@ -173,9 +174,6 @@ def fts5_query(terms: Iterable[str]) -> str:
     return " ".join('"' + t.replace('"', '""') + '"' for t in terms)
 
 
-def _dialect(session: Session) -> str:
-    return session.get_bind().dialect.name
-
 
 # -- the index ------------------------------------------------------------------------------------
 
@@ -208,7 +206,7 @@ SQLITE_INSERT = text(
 def index_product(session: Session, product: Product, version: ProductVersion) -> None:
     """Put (or replace) a product's shown revision in the full-text index."""
     doc = document(version)
-    if _dialect(session) == "postgresql":
+    if dialect_name(session) == "postgresql":
         session.execute(update(Product).where(Product.id == product.id).values(search_document=pg_document(
             doc["title"], doc["keywords"], doc["summary"], doc["description"])))
         return
@@ -224,7 +222,7 @@ def index_product(session: Session, product: Product, version: ProductVersion) -
 
 def unindex_product(session: Session, product: Product) -> None:
     """Take a product out of the full-text index (suspended or delisted)."""
-    if _dialect(session) == "postgresql":
+    if dialect_name(session) == "postgresql":
         session.execute(update(Product).where(Product.id == product.id).values(search_document=None))
     elif product.search_rowid is not None:
         session.execute(text("DELETE FROM product_fts WHERE rowid = :r"), {"r": product.search_rowid})
@@ -236,7 +234,7 @@ def match(session: Session, stmt: Select, terms: list[str]) -> tuple[Select, Col
 
     Returns the narrowed select and the relevance expression (higher is better).
     """
-    if _dialect(session) == "postgresql":
+    if dialect_name(session) == "postgresql":
         tsquery = func.plainto_tsquery(PG_CONFIG, " ".join(terms))
         score = func.ts_rank(Product.search_document, tsquery)
         return stmt.where(Product.search_document.op("@@")(tsquery)), score
@@ -264,7 +262,7 @@ def text_match(session: Session, *, queries: list[str], required: list[str]) -> 
     """
     term_lists = [t for t in (query_terms(q) for q in queries) if t]
     required_lists = [t for t in (query_terms(q) for q in required) if t]
-    if _dialect(session) == "postgresql":
+    if dialect_name(session) == "postgresql":
         def matches(lists: list[list[str]], op: str) -> ColumnElement[bool]:
             tsq = func.plainto_tsquery(PG_CONFIG, " ".join(lists[0]))
             for terms in lists[1:]:

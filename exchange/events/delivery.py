@@ -32,7 +32,7 @@ from flask import current_app
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from exchange.db import db, new_id, upsert, utcnow
+from exchange.db import db, dialect_name, new_id, upsert, utcnow
 from exchange.errors import ValidationFailed
 from exchange.events import signature
 from exchange.events.models import WebhookDelivery, WebhookEndpoint
@@ -76,7 +76,7 @@ def backoff_seconds(attempts: int) -> int:
 
 
 def _is_pg(session: Session) -> bool:
-    return session.get_bind().dialect.name == "postgresql"
+    return dialect_name(session) == "postgresql"
 
 
 def fan_out(session: Session, *, batch: int = 200) -> int:

@@ -26,7 +26,7 @@ from flask import Flask, current_app
 from sqlalchemy import JSON, Index, String, event, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from exchange.db import Base, IdColumn, UTCDateTime, utcnow
+from exchange.db import Base, IdColumn, UTCDateTime, dialect_name, utcnow
 
 log = logging.getLogger("datafair.outbox")
 
@@ -135,6 +135,6 @@ def undispatched(session: Session, *, limit: int) -> list[OutboxEvent]:
     """The oldest events without deliveries yet, locked so concurrent fan-outs skip them (PostgreSQL)."""
     stmt = (select(OutboxEvent).where(OutboxEvent.dispatched_at.is_(None))
             .order_by(OutboxEvent.created_at, OutboxEvent.id).limit(limit))
-    if session.get_bind().dialect.name == "postgresql":
+    if dialect_name(session) == "postgresql":
         stmt = stmt.with_for_update(skip_locked=True)
     return list(session.execute(stmt).scalars())

@@ -47,7 +47,7 @@ from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
 from exchange.canonical import canonical_bytes
-from exchange.db import new_id, upsert, utcnow
+from exchange.db import dialect_name, new_id, upsert, utcnow
 from exchange.errors import Conflict, NotFound, ValidationFailed, field_error
 from exchange.fields import iso_z
 from exchange.ledger.models import (
@@ -217,13 +217,10 @@ def _check_postings(postings: Any) -> list[Posting]:
 # --------------------------------------------------------------------------------------------
 # Accounts
 
-def _dialect(session: Session) -> str:
-    return session.get_bind().dialect.name
-
 
 def _lock_chain(session: Session) -> None:
     """Serialize ledger writers until the end of the caller's transaction (see module docstring)."""
-    if _dialect(session) == "postgresql":
+    if dialect_name(session) == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CHAIN_LOCK_KEY})
 
 
