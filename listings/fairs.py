@@ -49,7 +49,7 @@ def get_fair(session: Session, *, fair_id: str) -> Fair:
     return fair
 
 
-def list_fairs(session: Session, *, phase: str | None = None) -> Select:
+def list_fairs(*, phase: str | None = None) -> Select:
     """Fairs, soonest first; `phase` keeps upcoming, live or ended ones."""
     now = utcnow()
     stmt = select(Fair).order_by(Fair.starts_at, Fair.id)

@@ -136,7 +136,7 @@ def product_history(args: dict[str, Any], product_id: str) -> Any:
 @fairs_blp.problems(422)
 def list_fairs(args: dict[str, Any]) -> Any:
     """Fairs, soonest first (public); `?phase=upcoming|live|ended`."""
-    stmt = fairs.list_fairs(db.session, phase=args.get("phase"))
+    stmt = fairs.list_fairs(phase=args.get("phase"))
     page = paginate(db.session, stmt, page=args["page"], per_page=args["per_page"])
     page["items"] = fairs.shown_page(db.session, page["items"])
     return page

@@ -44,7 +44,7 @@ def create_endpoint(data: dict[str, Any]) -> Any:
 @blp.problems(401, 422)
 def list_endpoints(args: dict[str, Any]) -> Any:
     """Your organization's endpoints (never their secrets)."""
-    stmt = services.list_endpoints(db.session, actor=current_principal())
+    stmt = services.list_endpoints(actor=current_principal())
     return paginate(db.session, stmt, page=args["page"], per_page=args["per_page"])
 
 

@@ -99,7 +99,7 @@ def create_endpoint(session: Session, *, url: str, events: list[str],
     return endpoint, secret
 
 
-def list_endpoints(session: Session, *, actor: Principal) -> Select:
+def list_endpoints(*, actor: Principal) -> Select:
     """The caller's organization's endpoints (not deleted), oldest first."""
     return (select(WebhookEndpoint)
             .where(WebhookEndpoint.org_id == actor.org_id, WebhookEndpoint.deleted_at.is_(None))

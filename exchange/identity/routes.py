@@ -112,8 +112,7 @@ def register_organization(data: dict[str, Any]) -> Any:
 def list_organizations(args: dict[str, Any]) -> Any:
     """Operators: every organization, e.g. `?status=pending` for the verification queue."""
     principal = current_principal()
-    stmt = identity.list_organizations(db.session, principal=principal, status=args.get("status"),
-                                       type=args.get("type"))
+    stmt = identity.list_organizations(principal=principal, status=args.get("status"), type=args.get("type"))
     page = paginate(db.session, stmt, page=args["page"], per_page=args["per_page"])
     return page
 

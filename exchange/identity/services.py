@@ -171,8 +171,7 @@ def get_organization(session: Session, *, org_id: str, principal: Principal | No
     raise NotFound("No such organization.")
 
 
-def list_organizations(session: Session, *, principal: Principal, status: str | None,
-                       type: str | None = None) -> Any:
+def list_organizations(*, principal: Principal, status: str | None, type: str | None = None) -> Any:
     """The operators' view of every organization, filterable by status and type (a select)."""
     principal.require_operator()
     stmt = select(Organization).order_by(Organization.created_at, Organization.id)

@@ -26,8 +26,8 @@ blp = Blueprint("ledger", __name__, url_prefix="/api/v1/ledger", description="Do
 @blp.problems(401, 422)
 def list_accounts(args: dict[str, Any]) -> Any:
     """Balances per account and currency: the caller organization's accounts; operators all."""
-    stmt = services.list_accounts(db.session, principal=current_principal(), currency=args.get("currency"),
-                                purpose=args.get("purpose"), owner_id=args.get("owner_id"))
+    stmt = services.list_accounts(principal=current_principal(), currency=args.get("currency"),
+                                  purpose=args.get("purpose"), owner_id=args.get("owner_id"))
     return paginate(db.session, stmt, page=args["page"], per_page=args["per_page"])
 
 

@@ -14,7 +14,7 @@ from exchange.ledger.verify import verify
 from exchange.principal import Principal
 
 
-def list_accounts(session: Session, *, principal: Principal, currency: str | None = None,
+def list_accounts(*, principal: Principal, currency: str | None = None,
                   purpose: str | None = None, owner_id: str | None = None) -> Select:
     """Accounts the caller may see (its organization's; operators all), filtered (a select)."""
     stmt = select(Account).order_by(Account.owner_id, Account.purpose, Account.currency)
