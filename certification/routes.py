@@ -177,7 +177,7 @@ for _action in ("suspend", "reinstate", "revoke"):
 @blp.problems(*WRITE_ERRORS)
 def create_whitelist_entry(data: dict[str, Any]) -> Any:
     """Operators: allow a category of data to cross from one region to another (never core)."""
-    return whitelist.create(db.session, data=data, actor=current_principal())
+    return whitelist.create(db.session, **data, actor=current_principal())
 
 
 @blp.route("/whitelist", methods=["GET"])

@@ -17,24 +17,29 @@ from exchange.identity.models import Organization
 from exchange.principal import Principal
 
 
-def create(session: Session, *, data: dict[str, Any], actor: Principal) -> WhitelistEntry:
+def create(session: Session, *, category: str, from_region: str, to_region: str, max_classification: str,
+           expires_at: datetime, personal_info_allowed: bool = False, recipient_org_id: str | None = None,
+           note: str | None = None, actor: Principal) -> WhitelistEntry:
     """Operator: add an entry. `core` can never be white-listed (422); past expiry -> 422."""
     actor.require_operator()
-    if data["max_classification"] == "core":
+    if max_classification == "core":
         raise ValidationFailed("core data can never be white-listed", rule="core_never_crosses",
                                errors={"max_classification": ["core data can never be white-listed"]})
-    if data["expires_at"] <= utcnow():
+    if expires_at <= utcnow():
         raise field_error("expires_at", "must be in the future")
-    if data["from_region"] == data["to_region"]:
+    if from_region == to_region:
         raise field_error("to_region", "must differ from from_region (a white list is for crossing borders)")
-    recipient = data.get("recipient_org_id")
-    if recipient is not None and session.get(Organization, recipient) is None:
+    if recipient_org_id is not None and session.get(Organization, recipient_org_id) is None:
         raise field_error("recipient_org_id", "no such organization")
-    entry = WhitelistEntry(**data, created_by=actor.user_id)
+    fields = dict(category=category, from_region=from_region, to_region=to_region,
+                  max_classification=max_classification, personal_info_allowed=personal_info_allowed,
+                  recipient_org_id=recipient_org_id, expires_at=expires_at, note=note)
+    entry = WhitelistEntry(**fields, created_by=actor.user_id)
     session.add(entry)
     session.flush()
+    # What the operator set (audit.record leaves out the fields left empty).
     audit.record(session, actor, "whitelist.created", "whitelist_entry", entry.id,
-                 **{k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in data.items()})
+                 **{k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in fields.items()})
     return entry
 
 

@@ -88,8 +88,7 @@ def seed(session: Session, orgs: dict[str, Organization]) -> dict[str, int]:
               "keywords": ["零售", "消费", "retail"], "budget": {"max_amount": 800_000, "currency": "CNY"},
               "delivery_mode": "file"}),
     ):
-        procurements.create(session, data={**body, "deadline": now + timedelta(days=45), "visibility": "public"},
-                            actor=buyer)
+        procurements.create(session, **body, deadline=now + timedelta(days=45), visibility="public", actor=buyer)
         made["procurements"] += 1
     fair = session.execute(select(Fair).where(Fair.starts_at <= now, Fair.ends_at > now)
                            .order_by(Fair.starts_at.desc())).scalars().first()

@@ -255,9 +255,10 @@ def procurements_for_product(session: Session, *, product: Product, version: Pro
     return out[:limit]
 
 
-def post_procurement(session: Session, *, data: dict[str, Any], actor: Principal) -> Procurement:
-    """Post demand and tell the vendors of its best lawful matches (`procurement.matched`) — public only."""
-    proc = procurements.create(session, data=data, actor=actor)
+def post_procurement(session: Session, *, actor: Principal, **procurement: Any) -> Procurement:
+    """Post demand (`procurement`: the keyword arguments of `procurements.create`) and tell the vendors
+    of its best lawful matches (`procurement.matched`) — public only."""
+    proc = procurements.create(session, **procurement, actor=actor)
     if proc.visibility != "public":
         return proc
     buyer = session.get(Organization, proc.buyer_org_id)

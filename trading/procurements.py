@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -27,13 +28,16 @@ def effective_status(proc: Procurement, now: datetime | None = None) -> str:
     return proc.status
 
 
-def create(session: Session, *, data: dict[str, Any], actor: Principal) -> Procurement:
-    """A verified enterprise or vendor posts demand. Raises Forbidden or ValidationFailed."""
+def create(session: Session, *, title: str, description: str, category: str, budget: Mapping[str, Any],
+           deadline: datetime, keywords: list[str] | None = None, delivery_mode: str | None = None,
+           visibility: str = "public", invited_org_ids: list[str] | None = None, actor: Principal) -> Procurement:
+    """A verified enterprise or vendor posts demand (`budget`: `{max_amount, currency}`). Raises
+    Forbidden or ValidationFailed."""
     actor.require_type("enterprise", "vendor", action="procurements")
-    if data["deadline"] <= utcnow():
+    if deadline <= utcnow():
         raise field_error("deadline", "must be in the future")
-    invited = list(dict.fromkeys(data.get("invited_org_ids") or []))
-    if data["visibility"] == "invited":
+    invited = list(dict.fromkeys(invited_org_ids or []))
+    if visibility == "invited":
         if not invited:
             raise field_error("invited_org_ids", "an invited procurement needs at least one invited organization")
         for org_id in invited:
@@ -42,12 +46,11 @@ def create(session: Session, *, data: dict[str, Any], actor: Principal) -> Procu
             organization(session, org_id, field="invited_org_ids")
     elif invited:
         raise field_error("invited_org_ids", "only for visibility 'invited'")
-    budget = data["budget"]
     proc = Procurement(
-        buyer_org_id=actor.org_id, created_by=actor.user_id, title=data["title"], description=data["description"],
-        category=data["category"], keywords=data.get("keywords") or [], budget_max_amount=budget["max_amount"],
-        budget_currency=budget["currency"], delivery_mode=data.get("delivery_mode"), deadline=data["deadline"],
-        visibility=data["visibility"], invited_org_ids=invited, status=P.OPEN,
+        buyer_org_id=actor.org_id, created_by=actor.user_id, title=title, description=description,
+        category=category, keywords=keywords or [], budget_max_amount=budget["max_amount"],
+        budget_currency=budget["currency"], delivery_mode=delivery_mode, deadline=deadline,
+        visibility=visibility, invited_org_ids=invited, status=P.OPEN,
     )
     session.add(proc)
     session.flush()

@@ -59,7 +59,7 @@ WRITE_ERRORS = (400, 401, 403, 404, 409, 415, 422, 429)
 @blp.problems(*WRITE_ERRORS)
 def create_procurement(data: dict[str, Any]) -> Any:
     """A verified enterprise or vendor posts demand (public on the board, or to invited vendors)."""
-    return procurements.shown(matching.post_procurement(db.session, data=data, actor=current_principal()))
+    return procurements.shown(matching.post_procurement(db.session, **data, actor=current_principal()))
 
 
 @blp.route("/procurements", methods=["GET"])

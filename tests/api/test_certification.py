@@ -365,6 +365,10 @@ def test_whitelist_crud(api, operator, vendor):
     r = api.post("whitelist", operator, json=entry)
     assert r.status_code == 201, r.get_json()
     entry_id = r.get_json()["id"]
+    # The audit trail records what the operator set, the expiry as ISO 8601; fields left empty are absent.
+    trail = api.get(f"audit?object_id={entry_id}", operator).get_json()["items"]
+    assert [(e["action"], e["detail"]) for e in trail] == [("whitelist.created", {
+        **entry, "expires_at": future.replace("Z", "+00:00")})]
     assert entry_id in {e["id"] for e in api.get("whitelist", vendor).get_json()["items"]}
     assert api.delete(f"whitelist/{entry_id}", vendor).status_code == 403
     assert api.delete(f"whitelist/{entry_id}", operator).status_code == 200
