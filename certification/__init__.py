@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask
-from sqlalchemy.orm import Session
 
 EVENT_TYPES = frozenset({
     "certification.decided",    # a certification ended approved, rejected or changes_requested
@@ -16,16 +15,14 @@ EVENT_TYPES = frozenset({
 
 def init_app(app: Flask, api: Any) -> None:
     """Routes, the sweep of ended notice periods and certificate expiry, and the event types."""
-    from certification import routes, services
+    from certification import certificates, routes, services
     from exchange.events import outbox
     from exchange.jobs import scheduler as jobs
 
     api.register_blueprint(routes.blp)
 
-    def run(session: Session) -> str:
-        done = services.sweep(session)
-        return (f"{done['notices_approved']} notice periods concluded, "
-                f"{done['certificates_expired']} certificates expired")
-
-    jobs.register_periodic(app, "certification.sweep", run)
+    jobs.register_sweep(app, "certification.notice_periods", due=services.notices_due,
+                        apply=services.conclude_notice, report="{} notice periods concluded")
+    jobs.register_sweep(app, "certification.certificate_expiry", due=certificates.EXPIRY.due_ids,
+                        apply=certificates.EXPIRY.apply, report="{} certificates expired")
     outbox.register_event_types(app, EVENT_TYPES)

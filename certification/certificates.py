@@ -20,6 +20,7 @@ from exchange.canonical import sha256_hex
 from exchange.db import utcnow
 from exchange.errors import Conflict, NotFound
 from exchange.events import outbox
+from exchange.expiry import Expiry
 from exchange.fields import Facts, iso_z
 from exchange.identity import audit
 from exchange.principal import Principal
@@ -89,10 +90,7 @@ def issue(session: Session, *, certification_id: str, product_id: str, version: 
 
 def effective_status(cert: Certificate, now: datetime | None = None) -> str:
     """Expiry is computed on read from the clock; the sweep persists it."""
-    now = now or utcnow()
-    if cert.status in (CertificateStatus.VALID, CertificateStatus.SUSPENDED) and cert.expires_at <= now:
-        return CertificateStatus.EXPIRED
-    return cert.status
+    return EXPIRY.effective_status(cert, now)
 
 
 def is_valid(cert: Certificate | None, now: datetime | None = None) -> bool:
@@ -137,18 +135,16 @@ def shown(session: Session, cert: Certificate) -> Facts:
     return Facts(cert, status=effective_status(cert), verification=verification(session, cert))
 
 
-def _expire_if_due(session: Session, cert: Certificate) -> None:
-    if cert.status != effective_status(cert):
-        _expire(session, cert)
-
-
-def _expire(session: Session, cert: Certificate) -> None:
-    """Persist an expiry; a valid certificate's product leaves the catalog (a suspended one's already has)."""
-    was_valid = cert.status == CertificateStatus.VALID
-    transition(cert, CERTIFICATE_TRANSITIONS, CertificateStatus.EXPIRED, actor=None, what="Certificate")
+def _on_expire(session: Session, cert: Certificate, previous: str) -> None:
+    """A valid certificate's product leaves the catalog when it expires (a suspended one's already has)."""
     cert.status_reason = "expired"
-    if was_valid:
+    if previous == CertificateStatus.VALID:
         listings.suspend(session, product_id=cert.product_id, reason=f"certificate {cert.number} expired")
+
+
+EXPIRY = Expiry(Certificate, CERTIFICATE_TRANSITIONS, CertificateStatus.EXPIRED,
+                live=(CertificateStatus.VALID, CertificateStatus.SUSPENDED), deadline="expires_at",
+                what="Certificate", on_expire=_on_expire)
 
 
 def _notify(session: Session, cert: Certificate, event_type: str, reason: str) -> None:
@@ -160,7 +156,7 @@ def suspend(session: Session, *, number: str, reason: str, actor: Principal) -> 
     """Operator: suspend a valid certificate; the product leaves the catalog and trade. 409 otherwise."""
     actor.require_operator()
     cert = get(session, number, for_update=True)
-    _expire_if_due(session, cert)
+    EXPIRY.expire_if_due(session, cert)
     transition(cert, CERTIFICATE_TRANSITIONS, CertificateStatus.SUSPENDED, actor=actor, what="Certificate")
     cert.status_reason = reason
     listings.suspend(session, product_id=cert.product_id, reason=f"certificate {number} suspended: {reason}",
@@ -175,7 +171,7 @@ def reinstate(session: Session, *, number: str, reason: str, actor: Principal) -
     """Operator: reinstate a suspended certificate (a revoked or expired one -> 409)."""
     actor.require_operator()
     cert = get(session, number, for_update=True)
-    _expire_if_due(session, cert)
+    EXPIRY.expire_if_due(session, cert)
     if cert.status == CertificateStatus.REVOKED:
         raise Conflict("A revoked certificate can never be reinstated.")
     transition(cert, CERTIFICATE_TRANSITIONS, CertificateStatus.VALID, actor=actor, what="Certificate")
@@ -191,7 +187,7 @@ def revoke(session: Session, *, number: str, reason: str, actor: Principal) -> C
     """Operator: revoke for good; the product leaves the catalog and trade until a new revision is certified."""
     actor.require_operator()
     cert = get(session, number, for_update=True)
-    _expire_if_due(session, cert)
+    EXPIRY.expire_if_due(session, cert)
     was = cert.status
     transition(cert, CERTIFICATE_TRANSITIONS, CertificateStatus.REVOKED, actor=actor, what="Certificate")
     cert.status_reason = reason
@@ -202,18 +198,3 @@ def revoke(session: Session, *, number: str, reason: str, actor: Principal) -> C
     _notify(session, cert, "certificate.revoked", reason)
     session.flush()
     return cert
-
-
-def sweep_expired(session: Session, now: datetime | None = None) -> int:
-    """Persist the expiry of every certificate past its `expires_at`; returns how many."""
-    now = now or utcnow()
-    due = session.execute(
-        select(Certificate).where(
-            Certificate.status.in_([CertificateStatus.VALID, CertificateStatus.SUSPENDED]),
-            Certificate.expires_at <= now,
-        ).with_for_update()
-    ).scalars().all()
-    for cert in due:
-        _expire(session, cert)
-    session.flush()
-    return len(due)

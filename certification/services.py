@@ -434,16 +434,18 @@ def _conclude_notice(session: Session, cert: Certification) -> bool:
     return True
 
 
-def sweep(session: Session, now: datetime | None = None) -> dict[str, int]:
-    """Persist time-based states: ended notice periods and expired certificates."""
-    now = now or utcnow()
-    ids = list(session.execute(
-        select(Certification.id).where(Certification.status == C.PUBLIC_NOTICE,
-                                       Certification.notice_ends_at <= now)
+def notices_due(session: Session, now: datetime, limit: int) -> list[str]:
+    """Ids of at most `limit` certifications whose public notice has ended, the oldest first (the
+    sweep's batch)."""
+    return list(session.execute(
+        select(Certification.id).where(Certification.status == C.PUBLIC_NOTICE, Certification.notice_ends_at <= now)
+        .order_by(Certification.notice_ends_at, Certification.id).limit(limit)
     ).scalars())
-    approved = sum(1 for cid in ids if _conclude_notice(session, _locked(session, cid)))
-    expired = certificates.sweep_expired(session, now)
-    return {"notices_approved": approved, "certificates_expired": expired}
+
+
+def conclude_notice(session: Session, certification_id: str, _now: datetime | None = None) -> bool:
+    """Lock one certification and approve it if its notice ended with no open objection (one sweep item)."""
+    return _conclude_notice(session, _locked(session, certification_id))
 
 
 # -- views ------------------------------------------------------------------------------------------

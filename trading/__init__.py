@@ -34,9 +34,12 @@ def init_app(app: Flask, api: Any) -> None:
     from trading import offers, procurements, routes, services, settlement
 
     api.register_blueprint(routes.blp)
-    jobs.register_periodic(app, "trading.procurement_expiry", lambda s: f"{procurements.sweep(s)} procurements expired")
-    jobs.register_periodic(app, "trading.offer_expiry", lambda s: f"{offers.sweep(s)} offers expired")
-    jobs.register_periodic(app, "trading.auto_acceptance", lambda s: f"{settlement.sweep(s)} trades auto-settled")
+    jobs.register_sweep(app, "trading.procurement_expiry", due=procurements.EXPIRY.due_ids,
+                        apply=procurements.EXPIRY.apply, report="{} procurements expired")
+    jobs.register_sweep(app, "trading.offer_expiry", due=offers.EXPIRY.due_ids, apply=offers.EXPIRY.apply,
+                        report="{} offers expired")
+    jobs.register_sweep(app, "trading.auto_acceptance", due=settlement.auto_acceptance_due,
+                        apply=settlement.auto_accept, report="{} trades auto-settled")
     jobs.register_periodic(app, "trading.stripe_transfers", lambda s: services.stripe_job(s, "transfers"))
     jobs.register_periodic(app, "trading.stripe_reconciliation", lambda s: services.stripe_job(s, "reconcile"),
                            group="reconcile")

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from exchange.db import new_id, utcnow
 from exchange.errors import Conflict, Forbidden, field_error
 from exchange.events import outbox
+from exchange.expiry import Expiry
 from exchange.fields import Facts
 from exchange.identity.models import Organization
 from exchange.principal import Principal
@@ -35,10 +36,12 @@ def _notify(session: Session, event_type: str, offer: Offer, org_ids: list[str],
         "price": {"amount": offer.amount, "currency": offer.currency}, **extra})
 
 
+# A pending offer with an `expires_at` expires then (one without waits for an answer).
+EXPIRY = Expiry(Offer, OFFER_TRANSITIONS, OS.EXPIRED, live=(OS.PENDING,), deadline="expires_at", what="Offer")
+
+
 def effective_status(offer: Offer, now: datetime | None = None) -> str:
-    if offer.status == OS.PENDING and offer.expires_at is not None and offer.expires_at <= (now or utcnow()):
-        return OS.EXPIRED
-    return offer.status
+    return EXPIRY.effective_status(offer, now)
 
 
 def _check_terms(revision: Any, price: dict[str, Any], terms: dict[str, Any]) -> None:
@@ -143,15 +146,10 @@ def _pending_for_recipient(session: Session, offer_id: str, actor: Principal) ->
     if offer.to_org_id != actor.org_id:
         raise Forbidden("Only the offer's recipient may do this.")
     actor.require_verified("negotiation")
-    _expire_if_due(offer)
+    EXPIRY.expire_if_due(session, offer)
     if offer.status != OS.PENDING:
         raise Conflict(f"This offer is {offer.status}, no longer pending.")
     return offer
-
-
-def _expire_if_due(offer: Offer) -> None:
-    if effective_status(offer) == OS.EXPIRED and offer.status == OS.PENDING:
-        transition(offer, OFFER_TRANSITIONS, OS.EXPIRED, actor=None, what="Offer")
 
 
 def _decide(offer: Offer, status: OfferStatus, actor: Principal) -> None:
@@ -216,24 +214,12 @@ def withdraw(session: Session, *, offer_id: str, actor: Principal) -> Offer:
     offer = _visible(session, offer_id, actor, lock=True)
     if offer.from_org_id != actor.org_id:
         raise Forbidden("Only the offer's maker may withdraw it.")
-    _expire_if_due(offer)
+    EXPIRY.expire_if_due(session, offer)
     if offer.status != OS.PENDING:
         raise Conflict(f"This offer is {offer.status}, no longer pending.")
     _decide(offer, OS.WITHDRAWN, actor)
     session.flush()
     return offer
-
-
-def sweep(session: Session, now: datetime | None = None) -> int:
-    """Persist the expiry of pending offers past `expires_at`."""
-    now = now or utcnow()
-    due = session.execute(
-        select(Offer).where(Offer.status == OS.PENDING, Offer.expires_at <= now).with_for_update()
-    ).scalars().all()
-    for offer in due:
-        transition(offer, OFFER_TRANSITIONS, OS.EXPIRED, actor=None, what="Offer")
-    session.flush()
-    return len(due)
 
 
 def shown(session: Session, offer: Offer, *, with_thread: bool = False) -> Facts:

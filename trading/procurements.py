@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from exchange.db import utcnow
 from exchange.errors import Forbidden, NotFound, field_error
+from exchange.expiry import Expiry
 from exchange.fields import Facts
 from exchange.principal import Principal
 from exchange.states import load_for_update, transition
@@ -21,11 +22,14 @@ from trading.states import PROCUREMENT_TRANSITIONS, ProcurementStatus
 P = ProcurementStatus
 
 
+# An open procurement expires at its deadline.
+EXPIRY = Expiry(Procurement, PROCUREMENT_TRANSITIONS, P.EXPIRED, live=(P.OPEN,), deadline="deadline",
+                what="Procurement")
+
+
 def effective_status(proc: Procurement, now: datetime | None = None) -> str:
     """`expired` once the deadline passed while still open (reads never write)."""
-    if proc.status == P.OPEN and proc.deadline <= (now or utcnow()):
-        return P.EXPIRED
-    return proc.status
+    return EXPIRY.effective_status(proc, now)
 
 
 def create(session: Session, *, title: str, description: str, category: str, budget: Mapping[str, Any],
@@ -109,16 +113,11 @@ def cancel(session: Session, *, procurement_id: str, reason: str | None, actor: 
     proc = get(session, procurement_id=procurement_id, principal=actor, for_update=True)
     if proc.buyer_org_id != actor.org_id:
         raise Forbidden("Only the buyer may cancel its procurement.")
-    _persist_expiry(proc)
+    EXPIRY.expire_if_due(session, proc)
     transition(proc, PROCUREMENT_TRANSITIONS, P.CANCELLED, actor=actor, what="Procurement")
     proc.status_reason = reason
     session.flush()
     return proc
-
-
-def _persist_expiry(proc: Procurement) -> None:
-    if effective_status(proc) == P.EXPIRED and proc.status == P.OPEN:
-        transition(proc, PROCUREMENT_TRANSITIONS, P.EXPIRED, actor=None, what="Procurement")
 
 
 def mark_contracted(session: Session, procurement_id: str | None) -> None:
@@ -128,18 +127,6 @@ def mark_contracted(session: Session, procurement_id: str | None) -> None:
     proc = load_for_update(session, Procurement, procurement_id)
     if proc is not None and proc.status == P.OPEN:
         transition(proc, PROCUREMENT_TRANSITIONS, P.CONTRACTED, actor=None, what="Procurement")
-
-
-def sweep(session: Session, now: datetime | None = None) -> int:
-    """Persist the expiry of open procurements past their deadline."""
-    now = now or utcnow()
-    due = session.execute(
-        select(Procurement).where(Procurement.status == P.OPEN, Procurement.deadline <= now).with_for_update()
-    ).scalars().all()
-    for proc in due:
-        transition(proc, PROCUREMENT_TRANSITIONS, P.EXPIRED, actor=None, what="Procurement")
-    session.flush()
-    return len(due)
 
 
 def shown(proc: Procurement) -> Facts:

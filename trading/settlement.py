@@ -265,20 +265,26 @@ def accept(session: Session, *, trade_id: str, actor: Principal) -> Trade:
     return trade
 
 
-def sweep(session: Session, now: datetime | None = None) -> int:
-    """Settle delivered trades the buyer neither accepted nor disputed within the acceptance period."""
-    now = now or utcnow()
-    days = int(current_app.config["ACCEPTANCE_DAYS"])
-    ids = list(session.execute(
-        select(Trade.id).where(Trade.status == T.DELIVERED, Trade.delivered_at <= now - timedelta(days=days))
+def auto_acceptance_due(session: Session, now: datetime, limit: int) -> list[str]:
+    """Ids of at most `limit` delivered trades whose acceptance period has ended, the oldest first."""
+    ends = now - timedelta(days=int(current_app.config["ACCEPTANCE_DAYS"]))
+    return list(session.execute(
+        select(Trade.id).where(Trade.status == T.DELIVERED, Trade.delivered_at <= ends)
+        .order_by(Trade.delivered_at, Trade.id).limit(limit)
     ).scalars())
-    for trade_id in ids:
-        trade = _locked_trade(session, trade_id)
-        if trade.status == T.DELIVERED:
-            _move(trade, T.SETTLED)
-            _settle(session, trade, how="auto_accepted")
+
+
+def auto_accept(session: Session, trade_id: str, now: datetime) -> bool:
+    """Settle one delivered trade the buyer neither accepted nor disputed within the acceptance
+    period (one sweep item, its own transaction); False if a request moved it meanwhile."""
+    trade = _locked_trade(session, trade_id)
+    ends = now - timedelta(days=int(current_app.config["ACCEPTANCE_DAYS"]))
+    if trade.status != T.DELIVERED or trade.delivered_at is None or trade.delivered_at > ends:
+        return False
+    _move(trade, T.SETTLED)
+    _settle(session, trade, how="auto_accepted")
     session.flush()
-    return len(ids)
+    return True
 
 
 # -- disputes ---------------------------------------------------------------------------------------

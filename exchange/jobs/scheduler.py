@@ -2,10 +2,13 @@
 
 Three jobs, each idempotent and safe to run concurrently on several workers:
 
-* `datafair.sweep` (every 60 s): every callable registered with `register_periodic(app, name, func)`,
-  each in its own transaction (the runner commits after it returns, rolls back if it raises; one
-  failing sweep does not stop the others). Domains plug theirs in from their init_app, so the kernel never
-  imports them: notice periods, certificate/procurement/offer expiry, auto-acceptance...
+* `datafair.sweep` (every 60 s): every sweep registered with `register_sweep(app, name, due=...,
+  apply=...)` (notice periods, certificate/procurement/offer expiry, auto-acceptance...): a bounded
+  batch of due ids read in a short transaction, then each item applied in its own transaction, so
+  one failing item is rolled back alone and no transaction outlives one item; and every callable
+  registered with `register_periodic(app, name, func)`, each in its own transaction (the runner
+  commits after it returns, rolls back if it raises; one failing job does not stop the others).
+  Domains plug theirs in from their init_app, so the kernel never imports them.
 * `datafair.deliver_webhooks` (every 10 s, and nudged after every commit that wrote outbox events):
   fan-out and signed delivery (`exchange.webhooks.delivery`).
 * `datafair.reconcile` (every 5 min): callables registered with `group="reconcile"` (e.g. re-fetching
@@ -25,15 +28,18 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import click
 from celery import Celery, Task
 from flask import Flask, current_app, has_app_context
+from sqlalchemy.orm import Session
 
 from exchange import idempotency
-from exchange.db import db
+from exchange.db import db, utcnow
 from exchange.events import outbox
 from exchange.jobs import leases
 
@@ -67,6 +73,59 @@ def register_periodic(app: Flask, name: str, func: PeriodicFunc, *, group: str =
     _registry(app)[group][name] = func
 
 
+@dataclass(frozen=True)
+class Sweep:
+    """A per-item sweep (see `register_sweep`), called by `run_group` like any periodic callable."""
+
+    name: str
+    due: Callable[[Session, datetime, int], Iterable[Any]]
+    apply: Callable[[Session, Any, datetime], bool]
+    batch: int
+    report: str
+
+    def __call__(self, session: Session) -> str:
+        """One bounded batch: the due ids in a short read transaction, then one transaction per item.
+
+        An item that raises is rolled back and logged and the others go on; the result counts the
+        items applied (`report`), preceded by `error: ...` when any failed.
+        """
+        now = utcnow()
+        try:
+            ids = list(self.due(session, now, self.batch))[:self.batch]
+        finally:
+            session.rollback()  # the read transaction ends here: it wrote nothing
+        done, failed, first_error = 0, 0, ""
+        for ident in ids:
+            try:
+                if self.apply(session, ident, now):
+                    done += 1
+                session.commit()
+            except Exception as exc:
+                session.rollback()
+                log.exception("sweep %s failed on item %r", self.name, ident)
+                failed += 1
+                first_error = first_error or type(exc).__name__
+        result = self.report.format(done)
+        return f"error: {first_error} on {failed} of {len(ids)}; {result}" if failed else result
+
+
+def register_sweep(app: Flask, name: str, *, due: Callable[[Session, datetime, int], Iterable[Any]],
+                   apply: Callable[[Session, Any, datetime], bool], batch: int = 100,
+                   report: str = "{} done") -> None:
+    """Sweep items one transaction each on every sweep run.
+
+    `due(session, now, limit)` returns at most `limit` ids of items due at `now` (read only);
+    `apply(session, id, now)` locks that item (`load_for_update`), re-checks that it is still due (a
+    request may have moved it since), changes it, and returns whether it did; it may flush, never
+    commit: the runner commits after each item and rolls back the one that raises. At most `batch`
+    items per run; the rest wait for the next run. `report` formats the count of items applied.
+    Registering a name again replaces the earlier sweep.
+    """
+    if batch < 1:
+        raise ValueError("batch must be at least 1")
+    _registry(app)["sweep"][name] = Sweep(name, due=due, apply=apply, batch=batch, report=report)
+
+
 def unregister_periodic(app: Flask, name: str, *, group: str = "sweep") -> None:
     _registry(app)[group].pop(name, None)
 
@@ -88,7 +147,7 @@ def run_group(group: str) -> dict[str, Any]:
     results: dict[str, Any] = {}
     for name, func in registered(group).items():
         try:
-            results[name] = func(db.session)
+            results[name] = func(db.session)  # a Sweep has committed each of its items itself
             db.session.commit()
         except Exception as exc:
             db.session.rollback()

@@ -84,6 +84,32 @@ def test_procurement_validation(api, buyer, change, field):
     assert field in r.get_json()["errors"]
 
 
+def test_the_expiry_sweep_expires_a_bounded_batch_per_run(app, make_app, api, buyer):
+    from exchange.jobs import scheduler as jobs
+    from trading import procurements
+    from trading.models import Procurement
+
+    ids = [api.post("procurements", buyer, json=procurement_body()).get_json()["id"] for _ in range(3)]
+    with app.app_context():
+        db.session.execute(update(Procurement).where(Procurement.id.in_(ids))
+                           .values(deadline=utcnow() - timedelta(seconds=1)))
+        db.session.commit()
+    small = make_app()
+    jobs.register_sweep(small, "trading.procurement_expiry", due=procurements.EXPIRY.due_ids,
+                        apply=procurements.EXPIRY.apply, batch=2, report="{} procurements expired")
+
+    def persisted() -> list[str]:
+        with small.app_context():
+            return sorted(db.session.execute(select(Procurement.status).where(Procurement.id.in_(ids))).scalars())
+
+    for expired, statuses in ((2, ["expired", "expired", "open"]), (1, ["expired"] * 3), (0, ["expired"] * 3)):
+        r = small.test_cli_runner().invoke(args=["sweep"])
+        assert r.exit_code == 0 and f"trading.procurement_expiry: {expired} procurements expired" in r.output
+        assert persisted() == statuses
+    # Reads showed all three expired all along.
+    assert {api.get(f"procurements/{i}", buyer).get_json()["status"] for i in ids} == {"expired"}
+
+
 def test_procurement_expires_on_read(app, api, buyer):
     from trading.models import Procurement
 

@@ -73,6 +73,54 @@ def test_registered_sweeps_run_each_in_its_own_transaction(app, periodic):
     assert _notes(app) == ["good"]
 
 
+def test_a_sweep_applies_each_item_in_its_own_transaction_and_a_failing_one_alone_rolls_back(app, periodic):
+    reads: list[int] = []
+
+    def due(session, now, limit):
+        reads.append(limit)
+        assert not session.new and not session.dirty  # the read writes nothing
+        return ["a", "b", "c"]
+
+    def apply(session, ident, now):
+        assert not session.new  # nothing of the previous item is left in this transaction
+        _note(session, ident)
+        if ident == "b":
+            raise RuntimeError("boom")
+        return ident != "c"  # c: found no longer due when locked, not counted
+
+    jobs.register_sweep(app, "test.items", due=due, apply=apply, report="{} items done")
+    periodic.append(("test.items", "sweep"))
+    r = app.test_cli_runner().invoke(args=["sweep"])
+    assert r.exit_code != 0, r.output  # the failure is reported, to cron and CI too
+    assert "sweep: test.items: error: RuntimeError on 1 of 3; 1 items done" in r.output
+    assert _notes(app) == ["a", "c"]  # b's note was rolled back; a's, written before it, was kept
+    assert reads == [100]
+
+
+def test_a_sweep_takes_a_bounded_batch_per_run(app, periodic):
+    waiting = [f"item{i}" for i in range(5)]
+
+    def due(session, now, limit):
+        return waiting[:limit]
+
+    def apply(session, ident, now):
+        _note(session, ident)
+        waiting.remove(ident)
+        return True
+
+    jobs.register_sweep(app, "test.batched", due=due, apply=apply, batch=2, report="{} moved")
+    periodic.append(("test.batched", "sweep"))
+    with app.app_context():
+        assert jobs.run_group("sweep")["test.batched"] == "2 moved"
+        assert _notes(app) == ["item0", "item1"]
+        assert jobs.run_group("sweep")["test.batched"] == "2 moved"
+        assert jobs.run_group("sweep")["test.batched"] == "1 moved"
+        assert jobs.run_group("sweep")["test.batched"] == "0 moved"
+    assert _notes(app) == [f"item{i}" for i in range(5)]
+    with pytest.raises(ValueError):
+        jobs.register_sweep(app, "x", due=due, apply=apply, batch=0)
+
+
 def test_reconcile_is_a_separate_registry(app, periodic):
     jobs.register_periodic(app, "test.reconcile", lambda s: _note(s, "reconciled"), group="reconcile")
     periodic.append(("test.reconcile", "reconcile"))

@@ -70,7 +70,8 @@ def test_registries_are_per_app(app, make_app):
         assert "test.only_here" not in outbox.event_types(other)
         # Both apps got the domains' registrations from their own init_app.
         for each in (app, other):
-            assert {"certification.sweep", "trading.auto_acceptance", "idempotency.purge"} <= set(
+            assert {"certification.notice_periods", "certification.certificate_expiry", "trading.procurement_expiry",
+                    "trading.offer_expiry", "trading.auto_acceptance", "idempotency.purge"} <= set(
                 jobs.registered("sweep", each))
             assert {"trading", "ledger", "organizations", "webhooks", "job_queue"} <= set(metrics.collectors(each))
             assert "trade.settled" in outbox.event_types(each)
