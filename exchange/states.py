@@ -8,15 +8,22 @@ of this transaction returned it (`load_for_update`, or any `with_for_update()` q
 hook below notices) or when this transaction created it. On SQLite `FOR UPDATE` is not sent, but a
 writing request holds the database's write lock from its first statement (BEGIN IMMEDIATE), so an
 object read in that transaction cannot change under it.
+
+`transition_many(session, Model, table, target, where=..., ...)` is the one other way a status
+changes: a compare-and-set UPDATE of many rows at once, for writers that must not load rows first
+(a webhook worker recording an answer under its lease; an endpoint's deletion cancelling its
+pending deliveries). The same table decides (the UPDATE's WHERE requires a source status the table
+allows), a row another transaction moved first is left alone, and each row moved is recorded in
+`status_changes` like any transition.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from sqlalchemy import event, inspect, select
+from sqlalchemy import ColumnElement, event, inspect, select, update
 from sqlalchemy.orm import ORMExecuteState, Session, object_session
 
 from exchange.db import utcnow
@@ -84,6 +91,41 @@ def transition(obj: Any, table: Mapping[S, frozenset[S]], target: str, *, actor:
         actor_org_id=getattr(actor, "org_id", None), at=utcnow(),
     ))
     return previous
+
+
+def transition_many(session: Session, model: type[Any], table: Mapping[S, frozenset[S]], target: str, *,
+                    where: Iterable[ColumnElement[bool]], actor: Any, what: str,
+                    values: Mapping[str, Any] | None = None, field: str = "status") -> list[Any]:
+    """Move every row of `model` that matches `where` and is in a status from which the table allows
+    `target` to `target`, setting `values` in the same UPDATE; returns the ids of the rows moved.
+
+    One UPDATE per source status, its WHERE requiring that status: the database checks and changes
+    each row at once (a compare-and-set, no row lock needed beforehand), so a row another
+    transaction moved meanwhile is skipped, never overwritten. Each row moved gets its
+    `status_changes` row (who: `actor`, a Principal or None for the exchange's own jobs).
+
+    Raises InvalidTransition when no status of the table may reach `target` (a programming error).
+    """
+    enum_type = type(next(iter(table)))
+    tgt = enum_type(target)
+    sources = sorted(s for s, targets in table.items() if tgt in targets)
+    if not sources:
+        raise InvalidTransition(f"{what}: no status may go to '{tgt.value}'")
+    conditions = tuple(where)
+    column, pk = getattr(model, field), inspect(model).primary_key[0]
+    moved: list[Any] = []
+    now = utcnow()
+    for source in sources:
+        ids = list(session.execute(
+            update(model).where(*conditions, column == source.value)
+            .values({field: tgt.value, **(values or {})}).returning(pk)
+        ).scalars())
+        session.add_all(StatusChange(
+            object_type=model.__tablename__, object_id=str(ident), field=field, from_status=source.value,
+            to_status=tgt.value, actor_user_id=getattr(actor, "user_id", None),
+            actor_org_id=getattr(actor, "org_id", None), at=now) for ident in ids)
+        moved.extend(ids)
+    return moved
 
 
 @event.listens_for(Session, "do_orm_execute")

@@ -41,7 +41,7 @@ from exchange.events.services import WebhookSecretError, check_target, endpoint_
 from exchange.events.states import DELIVERY_TRANSITIONS, DeliveryStatus
 from exchange.fields import iso_z
 from exchange.netguard import PublicURL
-from exchange.states import transition
+from exchange.states import transition, transition_many
 
 log = logging.getLogger("datafair.webhooks")
 USER_AGENT = "datafair-webhooks/1"
@@ -219,15 +219,23 @@ def _record(session: Session, job: Job, status: int | None, error: str | None) -
     attempts = job.attempts + 1
     values: dict[str, Any] = {"attempts": attempts, "last_status_code": status, "last_error": error,
                               "last_attempt_at": now, "lease_token": None, "lease_expires_at": None}
+    # Compare-and-set on the lease: only the worker still holding it records its answer.
+    held = (WebhookDelivery.id == job.delivery_id, WebhookDelivery.lease_token == job.token)
+    target: DeliveryStatus | None = None
     if status is not None and 200 <= status < 300:
-        values.update(status=DeliveryStatus.DELIVERED, delivered_at=now, next_attempt_at=None, last_error=None)
+        target = DeliveryStatus.DELIVERED
+        values.update(delivered_at=now, next_attempt_at=None, last_error=None)
     elif attempts >= int(current_app.config.get("WEBHOOK_MAX_ATTEMPTS", 10)):
-        values.update(status=DeliveryStatus.FAILED, next_attempt_at=None)
+        target = DeliveryStatus.FAILED
+        values.update(next_attempt_at=None)
     else:
         values.update(next_attempt_at=now + timedelta(seconds=backoff_seconds(attempts)))
-    done = session.execute(update(WebhookDelivery).where(
-        WebhookDelivery.id == job.delivery_id, WebhookDelivery.lease_token == job.token,
-        WebhookDelivery.status == DeliveryStatus.PENDING).values(**values)).rowcount == 1
+    if target is None:  # another attempt later: the delivery stays pending
+        done = session.execute(update(WebhookDelivery).where(
+            *held, WebhookDelivery.status == DeliveryStatus.PENDING).values(**values)).rowcount == 1
+    else:
+        done = len(transition_many(session, WebhookDelivery, DELIVERY_TRANSITIONS, target, where=held,
+                                   actor=None, what="Webhook delivery", values=values)) == 1
     session.commit()
     if not done:
         log.warning("webhook delivery %s: lease lost before the result was recorded", job.delivery_id)

@@ -16,17 +16,19 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from flask import current_app
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from exchange.db import new_id, utcnow
 from exchange.errors import Conflict, NotFound, field_error
 from exchange.events.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
 from exchange.events.outbox import OutboxEvent, event_types
+from exchange.events.states import DELIVERY_TRANSITIONS
 from exchange.fields import Facts
 from exchange.identity import audit
 from exchange.netguard import PublicURL, check_outbound_url
 from exchange.principal import Principal
+from exchange.states import transition_many
 
 _BLOB_VERSION = b"\x01"
 _NONCE_BYTES = 12
@@ -121,11 +123,10 @@ def delete_endpoint(session: Session, *, endpoint_id: str, actor: Principal) -> 
     """
     endpoint = get_endpoint(session, endpoint_id=endpoint_id, actor=actor)
     endpoint.deleted_at = utcnow()
-    session.execute(
-        update(WebhookDelivery)
-        .where(WebhookDelivery.endpoint_id == endpoint.id, WebhookDelivery.status == DeliveryStatus.PENDING)
-        .values(status=DeliveryStatus.CANCELLED, next_attempt_at=None)
-    )
+    # Its pending deliveries, in one compare-and-set: a worker may be recording one of them right now.
+    transition_many(session, WebhookDelivery, DELIVERY_TRANSITIONS, DeliveryStatus.CANCELLED,
+                    where=[WebhookDelivery.endpoint_id == endpoint.id], actor=actor, what="Webhook delivery",
+                    values={"next_attempt_at": None})
     audit.record(session, actor, "webhook_endpoint.deleted", "webhook_endpoint", endpoint.id, org_id=actor.org_id)
     session.flush()
     return endpoint

@@ -11,7 +11,7 @@ from exchange.errors import InvalidTransition
 from exchange.identity.models import Organization
 from exchange.identity.states import ORG_TRANSITIONS, OrgStatus
 from exchange.models import StatusChange
-from exchange.states import NotLockedError, load_for_update, transition
+from exchange.states import NotLockedError, load_for_update, transition, transition_many
 from tests.factories import principal_of
 
 
@@ -74,6 +74,36 @@ def test_a_root_lock_covers_its_parts(api):
         root = load_for_update(db.session, Organization, root_actor.org_id)
         transition(part, ORG_TRANSITIONS, OrgStatus.SUSPENDED, actor=None, what="Organization", root=root)
         assert part.status == OrgStatus.SUSPENDED
+        db.session.rollback()
+
+
+def test_a_bulk_change_moves_only_rows_the_table_allows_and_records_each(api):
+    """transition_many: one compare-and-set UPDATE per allowed source status; a row in any other
+    status (here: already suspended) is left alone; every row moved is recorded with its source."""
+    first, second, third, operator = api.vendor(), api.vendor(), api.vendor(), api.operator()
+    ids = [first.org_id, second.org_id, third.org_id]
+    with api.app.app_context():
+        actor = principal_of(api, operator)
+        org = load_for_update(db.session, Organization, first.org_id)
+        transition(org, ORG_TRANSITIONS, OrgStatus.SUSPENDED, actor=actor, what="Organization")
+        db.session.commit()
+        moved = transition_many(db.session, Organization, ORG_TRANSITIONS, OrgStatus.SUSPENDED,
+                                where=[Organization.id.in_(ids)], actor=None, what="Organization")
+        assert sorted(moved) == sorted(ids[1:])
+        db.session.commit()
+        assert _changes(db.session, first.org_id)[1:] == [("verified", "suspended", actor.user_id)]
+        assert _changes(db.session, second.org_id)[1:] == [("verified", "suspended", None)]
+        # Back to verified: from suspended (the table also allows pending -> verified: none here).
+        back = transition_many(db.session, Organization, ORG_TRANSITIONS, OrgStatus.VERIFIED,
+                               where=[Organization.id.in_(ids)], actor=actor, what="Organization")
+        assert sorted(back) == sorted(ids)
+        db.session.commit()
+        assert {db.session.get(Organization, i).status for i in ids} == {"verified"}
+        assert _changes(db.session, third.org_id)[-1] == ("suspended", "verified", actor.user_id)
+        # A status no row may reach is a programming error, refused before any UPDATE.
+        with pytest.raises(InvalidTransition):
+            transition_many(db.session, Organization, ORG_TRANSITIONS, OrgStatus.PENDING,
+                            where=[Organization.id.in_(ids)], actor=None, what="Organization")
         db.session.rollback()
 
 

@@ -17,6 +17,8 @@ from exchange.db import db, utcnow
 from exchange.events import delivery, outbox, signature
 from exchange.events.models import WebhookDelivery
 from exchange.jobs.scheduler import run_job
+from exchange.models import StatusChange
+from tests.factories import principal_of
 from tests.hookserver import Answer, HookServer
 
 
@@ -344,3 +346,35 @@ def test_a_deleted_endpoints_claimed_delivery_is_cancelled(api, app, hooks, priv
     assert api.delete(f"webhook-endpoints/{ep['id']}", operator).status_code == 200
     deliver(app)
     assert hooks.received == [] and [d.status for d in deliveries(app)] == ["cancelled"]
+
+
+def _delivery_changes(app):
+    with app.app_context():
+        return db.session.execute(select(StatusChange.object_id, StatusChange.from_status, StatusChange.to_status,
+                                         StatusChange.actor_user_id)
+                                  .where(StatusChange.object_type == "webhook_deliveries")
+                                  .order_by(StatusChange.id)).all()
+
+
+def test_bulk_delivery_status_changes_are_recorded_and_spare_finished_deliveries(api, app, hooks, private_ok):
+    app.config.update(WEBHOOK_MAX_ATTEMPTS=1)
+    hooks.script("/down", Answer(500))
+    operator = api.operator()
+    ok, down = endpoint(api, operator, hooks.url("/ok")), endpoint(api, operator, hooks.url("/down"))
+    api.vendor()
+    deliver(app)  # the worker records each answer under its lease: delivered, and failed (one attempt)
+    [delivered] = deliveries(app, endpoint_id=ok["id"])
+    [failed] = deliveries(app, endpoint_id=down["id"])
+    assert (delivered.status, failed.status) == ("delivered", "failed")
+    api.vendor()
+    with app.app_context():
+        delivery.fan_out(db.session)
+    assert api.delete(f"webhook-endpoints/{ok['id']}", operator).status_code == 200
+    assert [d.status for d in deliveries(app, endpoint_id=ok["id"])] == ["delivered", "cancelled"]
+    cancelled = deliveries(app, endpoint_id=ok["id"])[1]
+    with app.app_context():
+        op = principal_of(api, operator).user_id
+    *answered, deletion = _delivery_changes(app)
+    assert sorted(answered) == sorted([(delivered.id, "pending", "delivered", None),
+                                       (failed.id, "pending", "failed", None)])
+    assert deletion == (cancelled.id, "pending", "cancelled", op)
