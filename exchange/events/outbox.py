@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Flask, current_app
+from flask import Flask, current_app, has_app_context
 from sqlalchemy import JSON, Index, String, event, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -105,20 +105,29 @@ def emit(session: Session, *, event_type: str, org_ids: list[str], payload: dict
 
 # -- the nudge after commit ----------------------------------------------------------------------
 
-_after_commit_hooks: list[Callable[[], None]] = []
+# Code registered on each app (the jobs module's webhook nudge), never a module-level list.
+AFTER_COMMIT_EXTENSION = "datafair.outbox.after_commit"
 
 
-def on_committed_events(fn: Callable[[], None]) -> None:
-    """Call `fn` after any commit that wrote events (the jobs module enqueues the webhook job)."""
-    if fn not in _after_commit_hooks:
-        _after_commit_hooks.append(fn)
+def on_committed_events(app: Flask, fn: Callable[[], None]) -> None:
+    """Call `fn` after any commit on `app` that wrote events (the jobs module enqueues the webhook job)."""
+    hooks = app.extensions.setdefault(AFTER_COMMIT_EXTENSION, [])
+    if fn not in hooks:
+        hooks.append(fn)
+
+
+def committed_event_hooks(app: Flask | None = None) -> list[Callable[[], None]]:
+    """What runs after a commit that wrote events on `app` (default: the current app)."""
+    app = current_app if app is None else app
+    return list(app.extensions.get(AFTER_COMMIT_EXTENSION, ()))
 
 
 @event.listens_for(Session, "after_commit")
 def _after_commit(session: Session) -> None:
-    if not session.info.pop(_PENDING_KEY, False):
+    # Events are emitted inside an app context (emit checks the app's event types), and so committed.
+    if not session.info.pop(_PENDING_KEY, False) or not has_app_context():
         return
-    for fn in list(_after_commit_hooks):
+    for fn in committed_event_hooks():
         try:
             fn()
         except Exception:

@@ -267,8 +267,6 @@ def _nudge_webhooks() -> None:
         enqueue("deliver_webhooks")
 
 
-outbox.on_committed_events(_nudge_webhooks)
-
 
 def queue_depth(app: Flask) -> int | None:
     """Tasks waiting in the Redis queue (None without Redis)."""
@@ -359,6 +357,7 @@ def start_in_process(app: Flask) -> Scheduler | None:
 def init_app(app: Flask) -> None:
     app.extensions["celery"] = make_celery(app)
     register_periodic(app, "idempotency.purge", _purge_idempotency)
+    outbox.on_committed_events(app, _nudge_webhooks)
 
     @app.cli.group("jobs")
     def jobs_group() -> None:

@@ -268,5 +268,5 @@ def test_the_module_level_celery_app_is_the_apps(app):
 
     assert composition_root.celery is composition_root.app.extensions["celery"]
     assert "organization.verified" in outbox.event_types(composition_root.app)
-    # the outbox registers its nudge on import of jobs
-    assert jobs._nudge_webhooks in outbox._after_commit_hooks
+    # the jobs package registers its nudge on each app from its init_app
+    assert jobs._nudge_webhooks in outbox.committed_event_hooks(composition_root.app)

@@ -52,6 +52,9 @@ def test_registries_are_per_app(app, make_app):
     def collector(_session: Any) -> list:
         return []
 
+    def nudge() -> None:
+        pass
+
     def checker(_session: Any, _principal: Any, _trade_id: str) -> bool:
         return True
 
@@ -59,6 +62,7 @@ def test_registries_are_per_app(app, make_app):
     metrics.register_collector(app, "test.only_here", collector)
     ledger.register_entry_access(app, checker)
     outbox.register_event_types(app, {"test.only_here"})
+    outbox.on_committed_events(app, nudge)
     try:
         assert "test.only_here" in jobs.registered("sweep", app)
         assert "test.only_here" not in jobs.registered("sweep", other)
@@ -68,6 +72,8 @@ def test_registries_are_per_app(app, make_app):
         assert checker not in ledger.entry_access_checkers(other)
         assert "test.only_here" in outbox.event_types(app)
         assert "test.only_here" not in outbox.event_types(other)
+        assert nudge in outbox.committed_event_hooks(app)
+        assert nudge not in outbox.committed_event_hooks(other)
         # Both apps got the domains' registrations from their own init_app.
         for each in (app, other):
             assert {"certification.notice_periods", "certification.certificate_expiry", "trading.procurement_expiry",
@@ -76,7 +82,9 @@ def test_registries_are_per_app(app, make_app):
             assert {"trading", "ledger", "organizations", "webhooks", "job_queue"} <= set(metrics.collectors(each))
             assert "trade.settled" in outbox.event_types(each)
             assert trading.settlement.can_read_entries in ledger.entry_access_checkers(each)
+            assert jobs._nudge_webhooks in outbox.committed_event_hooks(each)
     finally:
+        app.extensions[outbox.AFTER_COMMIT_EXTENSION].remove(nudge)
         jobs.unregister_periodic(app, "test.only_here")
         metrics.unregister_collector(app, "test.only_here")
         app.extensions[ledger.ENTRY_ACCESS_EXTENSION].remove(checker)

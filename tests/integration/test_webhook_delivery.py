@@ -118,7 +118,7 @@ def test_every_documented_event_type_is_accepted(app, session):
         outbox.emit(session, event_type=event_type, org_ids=["org_a"], payload={})
 
 
-def test_the_nudge_runs_after_commit_never_before_or_after_a_rollback(session):
+def test_the_nudge_runs_after_commit_never_before_or_after_a_rollback(app, session):
     calls: list[int] = []
 
     def hook():
@@ -126,7 +126,7 @@ def test_the_nudge_runs_after_commit_never_before_or_after_a_rollback(session):
         with db.engine.connect() as conn:
             calls.append(conn.execute(select(func.count()).select_from(outbox.OutboxEvent)).scalar_one())
 
-    outbox.on_committed_events(hook)
+    outbox.on_committed_events(app, hook)
     try:
         outbox.emit(session, event_type="payout.sent", org_ids=["org_a"], payload={})
         session.rollback()
@@ -138,7 +138,7 @@ def test_the_nudge_runs_after_commit_never_before_or_after_a_rollback(session):
         session.commit()  # nothing new: no nudge
         assert calls == [1]
     finally:
-        outbox._after_commit_hooks.remove(hook)
+        app.extensions[outbox.AFTER_COMMIT_EXTENSION].remove(hook)
 
 
 # -- fan-out and delivery -------------------------------------------------------------------------
