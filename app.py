@@ -11,20 +11,15 @@ from flask import Flask
 import certification
 import listings
 import trading
-from certification import demo as certification_demo
-from exchange.db import db
-from exchange.identity import demo as exchange_demo
 from exchange.jobs import scheduler as jobs
 from exchange.kernel import create_kernel, finish_kernel
-from listings import demo as listings_demo
-from trading import demo as trading_demo
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     app, api = create_kernel(__name__, ROOT, config)
-    # Each domain wires itself on this app (routes, CLI, jobs, event types, ledger access, metrics).
+    # Each domain wires itself on this app (routes, CLI, jobs, event types, ledger access, metrics, demo).
     listings.init_app(app, api)        # catalog, revisions, search, fairs and stalls
     certification.init_app(app, api)   # reviews, certificates, objections, cross-border white list
     trading.init_app(app, api)         # procurement, matching, offers, contracts, trades, settlement
@@ -34,28 +29,11 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
 
 def _register_commands(app: Flask) -> None:
-    @app.cli.command("seed-demo")
-    @click.option("--if-empty", is_flag=True, help="Only seed a database that has no organizations yet")
-    def seed_demo(if_empty: bool) -> None:
-        """Load the demo data in layer order (each domain seeds its own); safe to run again."""
-        if app.config["DATAFAIR_ENV"] == "production":
-            raise click.ClickException("seed-demo refuses to run in production")
-        if if_empty and exchange_demo.has_data(db.session):
-            click.echo("database already has data; demo not re-seeded")
-        else:
-            orgs = exchange_demo.seed(db.session)
-            listings_demo.seed(db.session, orgs)
-            certification_demo.seed(db.session, orgs)
-            trading_demo.seed(db.session, orgs)
-            db.session.commit()
-        click.echo(f"demo logins (password: {exchange_demo.DEMO_PASSWORD}):")
-        for email, org_type, name in exchange_demo.demo_logins(db.session):
-            click.echo(f"  {org_type:<10} {email:<32} {name}")
-
     @app.cli.command("sweep")
     def sweep() -> None:
         """Persist time-based states (expiries, ended notice periods) and purge old records."""
-        # Every sweep registered with exchange.jobs.register_periodic (the same the worker runs).
+        # Every sweep registered with exchange.jobs.register_sweep or register_periodic (the same the
+        # worker runs).
         failed = []
         for name, result in jobs.run_group("sweep").items():
             click.echo(f"sweep: {name}: {result}")

@@ -15,8 +15,9 @@ EVENT_TYPES = frozenset({
 
 def init_app(app: Flask, api: Any) -> None:
     """Routes, the sweep of ended notice periods and certificate expiry, and the event types."""
-    from certification import certificates, routes, services
+    from certification import certificates, demo, routes, services
     from exchange.events import outbox
+    from exchange.identity import demo as exchange_demo
     from exchange.jobs import scheduler as jobs
 
     api.register_blueprint(routes.blp)
@@ -26,3 +27,4 @@ def init_app(app: Flask, api: Any) -> None:
     jobs.register_sweep(app, "certification.certificate_expiry", due=certificates.EXPIRY.due_ids,
                         apply=certificates.EXPIRY.apply, report="{} certificates expired")
     outbox.register_event_types(app, EVENT_TYPES)
+    exchange_demo.register_seeder(app, "certification", demo.seed)

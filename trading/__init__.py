@@ -29,9 +29,10 @@ def init_app(app: Flask, api: Any) -> None:
     entries; trades and contracts by status at each scrape of /metrics."""
     from exchange import metrics
     from exchange.events import outbox
+    from exchange.identity import demo as exchange_demo
     from exchange.jobs import scheduler as jobs
     from exchange.ledger import engine as ledger
-    from trading import offers, procurements, routes, services, settlement
+    from trading import demo, offers, procurements, routes, services, settlement
 
     api.register_blueprint(routes.blp)
     jobs.register_sweep(app, "trading.procurement_expiry", due=procurements.EXPIRY.due_ids,
@@ -46,3 +47,4 @@ def init_app(app: Flask, api: Any) -> None:
     outbox.register_event_types(app, EVENT_TYPES | trade_event_types())
     ledger.register_entry_access(app, settlement.can_read_entries)
     metrics.register_collector(app, "trading", services.trade_metrics)
+    exchange_demo.register_seeder(app, "trading", demo.seed)

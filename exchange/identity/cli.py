@@ -1,4 +1,4 @@
-"""CLI of identity: `create-operator`."""
+"""CLI of identity: `create-operator`, and `seed-demo` (the demo organizations, then each layer's seeder)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from flask import Flask
 
 from exchange.db import db
 from exchange.errors import DomainError
+from exchange.identity import demo
 from exchange.identity import services as identity
 
 
@@ -30,3 +31,18 @@ def init_app(app: Flask) -> None:
             sys.exit(1)
         verb = "created" if created else "already exists"
         click.echo(f"operator {user.email} {verb} in organization {org.name} ({org.id})")
+
+    @app.cli.command("seed-demo")
+    @click.option("--if-empty", is_flag=True, help="Only seed a database that has no organizations yet")
+    def seed_demo(if_empty: bool) -> None:
+        """Load the demo data in layer order (each domain seeds its own); safe to run again."""
+        if app.config["DATAFAIR_ENV"] == "production":
+            raise click.ClickException("seed-demo refuses to run in production")
+        if if_empty and demo.has_data(db.session):
+            click.echo("database already has data; demo not re-seeded")
+        else:
+            demo.seed_all(db.session, app)
+            db.session.commit()
+        click.echo(f"demo logins (password: {demo.DEMO_PASSWORD}):")
+        for email, org_type, name in demo.demo_logins(db.session):
+            click.echo(f"  {org_type:<10} {email:<32} {name}")

@@ -1,9 +1,13 @@
-"""Demo organizations of every type, with Bay Area names in Chinese and English (idempotent)."""
+"""Demo organizations of every type, with Bay Area names in Chinese and English (idempotent), and
+the registry of the layers' demo seeders that `flask --app app seed-demo` runs after them."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
+from flask import Flask, current_app
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -88,3 +92,30 @@ def demo_logins(session: Session) -> list[tuple[str, str, str]]:
         .order_by(Organization.type, User.email)
     ).all()
     return [tuple(r) for r in rows]
+
+
+# -- the layers' seeders ---------------------------------------------------------------------------
+
+SEEDERS_EXTENSION = "datafair.demo.seeders"
+Seeder = Callable[[Session, dict[str, Organization]], Any]
+
+
+def register_seeder(app: Flask, name: str, seeder: Seeder) -> None:
+    """Run `seeder(session, orgs)` (orgs: the demo organizations by key) in `seed_all`, after the
+    seeders registered before it: each layer registers from its init_app, so they run in layer order.
+    A seeder must be idempotent and go through its layer's services; it flushes, never commits."""
+    app.extensions.setdefault(SEEDERS_EXTENSION, {})[name] = seeder
+
+
+def seeders(app: Flask | None = None) -> dict[str, Seeder]:
+    """The seeders registered on `app` (default: the current app), in the order they run."""
+    app = current_app if app is None else app
+    return dict(app.extensions.get(SEEDERS_EXTENSION, {}))
+
+
+def seed_all(session: Session, app: Flask | None = None) -> dict[str, Organization]:
+    """The demo organizations, then every registered seeder in layer order (the caller commits)."""
+    orgs = seed(session)
+    for seeder in seeders(app).values():
+        seeder(session, orgs)
+    return orgs

@@ -10,6 +10,7 @@ from sqlalchemy import CheckConstraint
 import trading
 from exchange import metrics
 from exchange.events import outbox
+from exchange.identity import demo
 from exchange.jobs import scheduler as jobs
 from exchange.ledger import engine as ledger
 from exchange.payments import PROVIDER_NAMES
@@ -100,3 +101,10 @@ def test_the_openapi_enum_lists_the_registered_event_types(app):
     assert create["minItems"] == 1
     for component in ("WebhookEndpoint", "WebhookEndpointCreated"):
         assert spec["components"]["schemas"][component]["properties"]["events"]["items"]["enum"] == names
+
+
+def test_each_layer_registers_its_demo_seeder_and_they_run_in_layer_order(app, make_app):
+    assert list(demo.seeders(app)) == ["listings", "certification", "trading"]
+    other = make_app()
+    demo.register_seeder(other, "test.only_here", lambda session, orgs: None)
+    assert "test.only_here" not in demo.seeders(app)
