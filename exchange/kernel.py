@@ -75,7 +75,8 @@ def create_kernel(import_name: str, root: str, config: dict[str, Any] | None = N
 
 def finish_kernel(app: Flask, api: Api) -> None:
     """After every domain's init_app: what the kernel documents from the domains' registrations
-    (the webhook endpoints' event types in the OpenAPI document)."""
-    from exchange import events
+    (the webhook endpoints' event types and the ledger's account purposes in the OpenAPI document)."""
+    from exchange import events, ledger
 
     events.document_event_types(app, api)
+    ledger.document_purposes(app, api)

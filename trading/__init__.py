@@ -25,8 +25,9 @@ def trade_event_types() -> frozenset[str]:
 
 
 def init_app(app: Flask, api: Any) -> None:
-    """Routes; expiry, auto-acceptance and Stripe jobs; event types; who may read a trade's ledger
-    entries; trades and contracts by status at each scrape of /metrics."""
+    """Routes; expiry, auto-acceptance and Stripe jobs; event types; trading's ledger account
+    purposes and who may read a trade's ledger entries; trades and contracts by status at each
+    scrape of /metrics; the demo seeder."""
     from exchange import metrics
     from exchange.events import outbox
     from exchange.identity import demo as exchange_demo
@@ -45,6 +46,7 @@ def init_app(app: Flask, api: Any) -> None:
     jobs.register_periodic(app, "trading.stripe_reconciliation", lambda s: services.stripe_job(s, "reconcile"),
                            group="reconcile")
     outbox.register_event_types(app, EVENT_TYPES | trade_event_types())
+    ledger.register_purposes(app, settlement.PURPOSES)
     ledger.register_entry_access(app, settlement.can_read_entries)
     metrics.register_collector(app, "trading", services.trade_metrics)
     exchange_demo.register_seeder(app, "trading", demo.seed)

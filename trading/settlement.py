@@ -25,7 +25,7 @@ from exchange.fields import Facts
 from exchange.identity import audit
 from exchange.identity.models import Organization
 from exchange.ledger.engine import AccountRef, Posting, balance, post_entry
-from exchange.ledger.models import EXCHANGE_OWNER, EntryKind
+from exchange.ledger.models import EXCHANGE_OWNER, EntryKind, Purpose
 from exchange.money import fee_for
 from exchange.payments import ProviderStatus, get_gateway, idempotency_key, record_event_once
 from exchange.principal import Principal
@@ -46,6 +46,17 @@ from trading.trades import visible
 
 T = TradeStatus
 PS = PaymentStatus
+
+# The ledger accounts trading owns (registered on the app by trading's init_app); the exchange's
+# fees and the providers' clearing accounts are the ledger's own.
+PURPOSES = (
+    Purpose("buyer_funding", "organization", False,
+            "money a buyer organization brought in; goes negative as it pays (owner: buyer org id)"),
+    Purpose("trade_escrow", "trade", True,
+            "money held for one trade until settlement or refund (owner: trade id)"),
+    Purpose("seller_payable", "organization", True,
+            "what the exchange owes a seller, until paid out (owner: seller org id)"),
+)
 
 
 def _escrow(trade: Trade) -> AccountRef:

@@ -26,8 +26,21 @@ def _ledger(session: Session) -> Iterable[Metric]:
 
 
 def init_app(app: Flask, api: Any) -> None:
-    from exchange.ledger import cli, routes
+    from exchange.ledger import cli, engine, routes
+    from exchange.ledger.models import LEDGER_PURPOSES
 
     api.register_blueprint(routes.blp)
     cli.init_app(app)
+    engine.register_purposes(app, LEDGER_PURPOSES)
     metrics.register_collector(app, "ledger", _ledger)
+
+
+def document_purposes(app: Flask, api: Any) -> None:
+    """Write the account purposes the layers registered on `app` into its OpenAPI document (the
+    enum of `GET /ledger/accounts?purpose=`). Called once every layer's init_app ran."""
+    from exchange.ledger import engine
+
+    names = list(engine.purposes(app))
+    for parameter in api.spec.to_dict()["paths"]["/api/v1/ledger/accounts"]["get"]["parameters"]:
+        if parameter["name"] == "purpose":
+            parameter["schema"]["enum"] = names

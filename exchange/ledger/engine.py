@@ -36,9 +36,10 @@ import hashlib
 import json
 import re
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from types import MappingProxyType
 from typing import Any
 
 from flask import Flask, current_app
@@ -53,11 +54,12 @@ from exchange.fields import iso_z
 from exchange.ledger.models import (
     ENTRY_KINDS,
     GENESIS_HASH,
-    PURPOSES,
+    LEDGER_PURPOSES,
     Account,
     EntryKind,
     JournalEntry,
     JournalPosting,
+    Purpose,
     account_name,
 )
 from exchange.money import CURRENCIES, MAX_AMOUNT
@@ -139,7 +141,7 @@ def _check_text(field: str, value: Any, *, max_length: int, colon: bool = True) 
 
 
 def _check_ref(owner_id: Any, purpose: Any, currency: Any) -> None:
-    if purpose not in PURPOSES:
+    if purpose not in purposes():
         raise field_error("purpose", f"unknown account purpose {purpose!r}")
     if currency not in CURRENCIES:
         raise field_error("currency", f"must be one of {', '.join(CURRENCIES)}")
@@ -249,7 +251,7 @@ def get_or_create_account(session: Session, *, owner_id: str, purpose: str, curr
     session.execute(upsert(
         session, table,
         dict(id=new_id("acc"), owner_id=owner_id, purpose=purpose, currency=currency,
-             non_negative=PURPOSES[purpose].non_negative, balance=0, version=0,
+             non_negative=purposes()[purpose].non_negative, balance=0, version=0,
              created_at=now, updated_at=now),
         index_elements=["owner_id", "purpose", "currency"],
     ))
@@ -284,6 +286,9 @@ class EntrySpec:
 def post_entry(session: Session, *, kind: str, postings: list[Posting], trade_id: str | None = None,
                metadata: dict[str, Any] | None = None) -> JournalEntry:
     """Append one balanced entry and apply it to the account balances, in the caller's transaction.
+
+    `trade_id` is the entry's subject: the id of what the entry is about (trading passes the
+    trade's id); the ledger only stores, hashes and filters by it.
 
     Raises ValidationFailed (422) for a bad kind, trade id, metadata or posting, or postings that do
     not sum to zero per currency; InsufficientFunds (422) when a non-negative account would go below
@@ -441,9 +446,9 @@ def _accounts(session: Session, wanted: list[Account | AccountRef]) -> dict[tupl
     found = load()
     missing = [k for k in keys if k not in found]
     if missing:
-        now = utcnow()
+        now, known = utcnow(), purposes()
         session.execute(upsert(session, Account.__table__, index_elements=["owner_id", "purpose", "currency"]), [
-            {"id": new_id("acc"), "owner_id": o, "purpose": p, "currency": c, "non_negative": PURPOSES[p].non_negative,
+            {"id": new_id("acc"), "owner_id": o, "purpose": p, "currency": c, "non_negative": known[p].non_negative,
              "balance": 0, "version": 0, "created_at": now, "updated_at": now} for o, p, c in missing])
         found = load()
     return found
@@ -527,6 +532,33 @@ def _refusal(moves: dict[str, list[tuple[int, int]]], by_id: dict[str, Account])
 # Access to a trade's entries (decided by the layer that owns trades)
 
 EntryAccessChecker = Callable[[Session, Principal, str], bool]
+# -- account purposes, registered per app by the layers that own them ---------------------------
+
+PURPOSES_EXTENSION = "datafair.ledger.purposes"
+
+
+def register_purposes(app: Flask, new: Iterable[Purpose]) -> None:
+    """Let accounts of these purposes exist on `app` (the ledger registers its own from its init_app;
+    trading its escrow, funding and payable accounts). Registering the same purpose again has no
+    effect; a different definition under a registered name raises ValueError (a programming error).
+    """
+    registered = dict(app.extensions.get(PURPOSES_EXTENSION, {}))
+    for purpose in new:
+        if registered.get(purpose.name, purpose) != purpose:
+            raise ValueError(f"account purpose {purpose.name!r} is already registered differently")
+        registered[purpose.name] = purpose
+    # The order the API documents: the layers' purposes in registration order, then the ledger's own.
+    own = {p.name for p in LEDGER_PURPOSES}
+    app.extensions[PURPOSES_EXTENSION] = {**{n: p for n, p in registered.items() if n not in own},
+                                          **{n: p for n, p in registered.items() if n in own}}
+
+
+def purposes(app: Flask | None = None) -> Mapping[str, Purpose]:
+    """Every account purpose registered on `app` (default: the current app), by name."""
+    app = current_app if app is None else app
+    return MappingProxyType(app.extensions.get(PURPOSES_EXTENSION, {}))
+
+
 ENTRY_ACCESS_EXTENSION = "datafair.ledger.entry_access"
 
 

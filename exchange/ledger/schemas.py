@@ -5,13 +5,20 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from exchange.fields import PaginationArgsSchema, Text, UTCDateTime, page_schema
-from exchange.ledger.models import ENTRY_KINDS, PURPOSE_NAMES
+from exchange.ledger import engine
+from exchange.ledger.models import ENTRY_KINDS
 from exchange.money import CURRENCIES
+
+
+def _registered_purpose(value: str) -> None:
+    """One of the purposes the layers registered on this app (documented as the enum by
+    `exchange.ledger.document_purposes`)."""
+    validate.OneOf(list(engine.purposes()))(value)
 
 
 class AccountListArgsSchema(PaginationArgsSchema):
     currency = fields.String(validate=validate.OneOf(CURRENCIES))
-    purpose = fields.String(validate=validate.OneOf(PURPOSE_NAMES))
+    purpose = fields.String(validate=_registered_purpose)
     owner_id = Text(max_length=80, metadata={"description": "operators: one owner's accounts"})
 
 

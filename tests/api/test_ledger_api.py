@@ -65,6 +65,15 @@ def test_account_list_validates_its_query(api, parties, query):
     assert r.status_code == 422 and r.content_type == "application/problem+json"
 
 
+def test_an_unregistered_purpose_is_refused_naming_the_registered_ones_as_documented(api, parties):
+    enum = next(p for p in api.get("openapi.json").get_json()["paths"]["/api/v1/ledger/accounts"]["get"]["parameters"]
+                if p["name"] == "purpose")["schema"]["enum"]
+    assert enum == ["buyer_funding", "trade_escrow", "seller_payable", "exchange_fees", "provider_clearing",
+                    "payouts_clearing"]
+    r = api.get("ledger/accounts?purpose=savings", parties[0])
+    assert r.status_code == 422 and r.get_json()["errors"]["purpose"] == [f"Must be one of: {', '.join(enum)}."]
+
+
 def test_ledger_reads_need_a_token(api):
     for path in ("ledger/accounts", "ledger/entries", "ledger/verify"):
         r = api.get(path)

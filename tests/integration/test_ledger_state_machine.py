@@ -17,9 +17,10 @@ from exchange.db import db
 from exchange.errors import ValidationFailed
 from exchange.ledger import engine
 from exchange.ledger.engine import AccountRef, InsufficientFunds, Posting
-from exchange.ledger.models import PURPOSES, JournalEntry, JournalPosting
+from exchange.ledger.models import LEDGER_PURPOSES, JournalEntry, JournalPosting
 from exchange.ledger.verify import verify
 from exchange.money import MAX_AMOUNT
+from trading.settlement import PURPOSES as TRADING_PURPOSES
 
 ACCOUNTS = [AccountRef(owner, purpose, currency)
             for currency in ("CNY", "HKD")
@@ -28,6 +29,9 @@ ACCOUNTS = [AccountRef(owner, purpose, currency)
                                    ("org_s", "seller_payable"), ("exchange", "exchange_fees"),
                                    ("manual", "payouts_clearing"))]
 amounts = st.one_of(st.integers(1, 5_000), st.integers(MAX_AMOUNT // 3, MAX_AMOUNT))
+
+# The model's oracle: the purposes the ledger and trading register on the app.
+PURPOSES = {p.name: p for p in (*LEDGER_PURPOSES, *TRADING_PURPOSES)}
 
 
 class LedgerMachine(RuleBasedStateMachine):

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
-from sqlalchemy import CheckConstraint
+from sqlalchemy import CheckConstraint, inspect
 
 import trading
 from exchange import metrics
+from exchange.db import db
 from exchange.events import outbox
 from exchange.identity import demo
 from exchange.jobs import scheduler as jobs
 from exchange.ledger import engine as ledger
+from exchange.ledger.models import Purpose
 from exchange.payments import PROVIDER_NAMES
 from trading.models import Payment
 from trading.states import TRADE_TRANSITIONS, TradeStatus
@@ -42,6 +45,24 @@ def test_the_payment_provider_check_comes_from_the_payments_registry():
     checks = {str(c.sqltext) for c in Payment.__table__.constraints if isinstance(c, CheckConstraint)}
     assert "provider IN (" + ", ".join(repr(p) for p in PROVIDER_NAMES) + ")" in checks
     assert "provider IN ('manual', 'stripe')" in checks  # no migration: the values did not change
+
+
+def test_the_ledger_owns_only_generic_purposes_and_trading_registers_its_own(app):
+    from exchange.ledger.models import LEDGER_PURPOSES
+
+    assert {p.name for p in LEDGER_PURPOSES} == {"exchange_fees", "provider_clearing", "payouts_clearing"}
+    assert set(ledger.purposes(app)) == {p.name for p in (*LEDGER_PURPOSES, *trading.settlement.PURPOSES)}
+    with pytest.raises(ValueError, match="trade_escrow"):
+        ledger.register_purposes(app, [Purpose("trade_escrow", "trade", False, "not a money holder")])
+
+
+def test_the_databases_purpose_check_accepts_exactly_the_registered_purposes(app):
+    """ck_ledger_accounts_purpose comes from the migrations, the purposes from the layers' init_app:
+    a purpose registered without a migration (or a migration without a registration) fails here."""
+    with app.app_context():
+        checks = {c["name"]: c["sqltext"] for c in inspect(db.engine).get_check_constraints("ledger_accounts")}
+    accepted = set(re.findall(r"'([a-z_]+)'", checks["ck_ledger_accounts_purpose"]))
+    assert accepted == set(ledger.purposes(app))
 
 
 def test_registries_are_per_app(app, make_app):

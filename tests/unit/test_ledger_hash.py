@@ -6,7 +6,8 @@ from datetime import UTC, datetime
 import pytest
 
 from exchange.ledger.engine import entry_body, entry_hash
-from exchange.ledger.models import GENESIS_HASH, PURPOSES, account_name
+from exchange.ledger.models import GENESIS_HASH, LEDGER_PURPOSES, account_name
+from trading.settlement import PURPOSES as TRADING_PURPOSES
 
 POSTINGS = [
     {"account_id": "acc_1", "account": "buyer_funding:org_b:CNY", "currency": "CNY", "amount": -1250000},
@@ -49,7 +50,7 @@ def test_prev_hash_changes_the_hash():
     assert entry_hash(body(), GENESIS_HASH) != entry_hash(body(), "1" * 64)
 
 
-def test_purposes_registry_flags_money_holders_non_negative():
-    assert {name for name, p in PURPOSES.items() if p.non_negative} == {
-        "trade_escrow", "seller_payable", "exchange_fees"}
+def test_the_purposes_flag_money_holders_non_negative():
+    assert {p.name for p in LEDGER_PURPOSES if p.non_negative} == {"exchange_fees"}
+    assert {p.name for p in TRADING_PURPOSES if p.non_negative} == {"trade_escrow", "seller_payable"}
     assert account_name("trade_escrow", "trd_123", "CNY") == "trade_escrow:trd_123:CNY"
