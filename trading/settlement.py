@@ -2,9 +2,10 @@
 refunds, auto-acceptance, and payouts from a seller's payable balance.
 
 Each step is one database transaction holding its state change and its ledger entry (posted through
-`exchange.ledger.engine.post_entry`, the only writer of the ledger). Accounts (see the ledger's
-purposes): the buyer's `buyer_funding`, the trade's `trade_escrow`, the seller's `seller_payable`,
-the exchange's `exchange_fees`, and the provider's `payouts_clearing`. Calls to a payment provider
+`exchange.ledger.engine.post_entry`, the only writer of the ledger). Accounts: trading's own
+purposes (`PURPOSES`, registered on the app) — the buyer's `buyer_funding`, the trade's
+`trade_escrow`, the seller's `seller_payable` — and the ledger's `exchange_fees` and the provider's
+`payouts_clearing`. Calls to a payment provider
 happen before any row is locked, with idempotency keys derived from the trade and the step, so a
 retry never charges, refunds or transfers twice.
 """
