@@ -73,7 +73,8 @@ def load_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "IDLE_IN_TRANSACTION_TIMEOUT_MS": _int(env, "DATAFAIR_IDLE_IN_TRANSACTION_TIMEOUT_MS", 60000),  # 0: none
         # pg_stat_activity.application_name: the web app, or the Celery worker/beat (set there).
         "DB_APPLICATION_NAME": env.get("DATAFAIR_DB_APPLICATION_NAME") or "datafair-web",
-        # An idempotency claim older than this was left by a dead worker and may be taken over.
+        # An idempotency claim older than this was left by a dead worker and may be taken over; above
+        # the web worker's 30 s timeout, so a live request is never overtaken.
         "IDEMPOTENCY_ABANDONED_SECONDS": _int(env, "DATAFAIR_IDEMPOTENCY_ABANDONED_SECONDS", 120, minimum=1),
         "SECRET_KEY": env.get("DATAFAIR_SECRET_KEY", DEFAULT_SECRET_KEY),
         "FEE_BPS": _int(env, "DATAFAIR_FEE_BPS", 200),

@@ -45,9 +45,6 @@ from exchange.principal import peek_user_id
 
 HEADER = "Idempotency-Key"
 TTL = timedelta(hours=24)
-# An in-flight marker older than this belongs to a request whose worker died: it may be taken over.
-# Above the web worker's timeout (gunicorn kills a request after 30 s). Config: IDEMPOTENCY_ABANDONED_SECONDS.
-ABANDONED_AFTER = timedelta(minutes=2)
 EXEMPT_PREFIXES = (f"{API_PREFIX}/auth/", f"{API_PREFIX}/webhooks/")
 REPLAYED_HEADERS = ("Content-Type", "Location")
 NOT_STORED = {409, 429}
@@ -122,8 +119,8 @@ def begin() -> Response | None:
 
 
 def _abandoned_after() -> timedelta:
-    seconds = current_app.config.get("IDEMPOTENCY_ABANDONED_SECONDS")
-    return ABANDONED_AFTER if seconds is None else timedelta(seconds=int(seconds))
+    """An in-flight marker older than this belongs to a request whose worker died (config)."""
+    return timedelta(seconds=int(current_app.config.get("IDEMPOTENCY_ABANDONED_SECONDS", 120)))
 
 
 def _redact(node: Any, secrets: set[str]) -> Any:
