@@ -65,6 +65,17 @@ def load_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         # SQLAlchemy pool per process (PostgreSQL): workers x (size + overflow) x nodes < max_connections.
         "DB_POOL_SIZE": _int(env, "DATAFAIR_DB_POOL_SIZE", 5),
         "DB_MAX_OVERFLOW": _int(env, "DATAFAIR_DB_MAX_OVERFLOW", 5),
+        # Bounded waits (PostgreSQL: SET LOCAL per transaction; SQLite: the busy timeout is the lock
+        # timeout). A lock not granted in time -> 503 with Retry-After. All below the 30 s worker timeout.
+        "LOCK_TIMEOUT_MS": _int(env, "DATAFAIR_LOCK_TIMEOUT_MS", 5000, minimum=1),
+        "STATEMENT_TIMEOUT_MS": _int(env, "DATAFAIR_STATEMENT_TIMEOUT_MS", 25000),  # 0: none
+        # A transaction left open (a stuck worker) is ended by the server, releasing its locks.
+        "IDLE_IN_TRANSACTION_TIMEOUT_MS": _int(env, "DATAFAIR_IDLE_IN_TRANSACTION_TIMEOUT_MS", 60000),  # 0: none
+        # pg_stat_activity.application_name: the web app, or the Celery worker/beat (set there).
+        "DB_APPLICATION_NAME": env.get("DATAFAIR_DB_APPLICATION_NAME") or "datafair-web",
+        # An idempotency claim older than this was left by a dead worker and may be taken over; above
+        # the web worker's 30 s timeout, so a live request is never overtaken.
+        "IDEMPOTENCY_ABANDONED_SECONDS": _int(env, "DATAFAIR_IDEMPOTENCY_ABANDONED_SECONDS", 120, minimum=1),
         "SECRET_KEY": env.get("DATAFAIR_SECRET_KEY", DEFAULT_SECRET_KEY),
         "FEE_BPS": _int(env, "DATAFAIR_FEE_BPS", 200),
         "NOTICE_DAYS": _int(env, "DATAFAIR_NOTICE_DAYS", 0),

@@ -3,6 +3,11 @@
 Both engines are first-class: SQLite (embedded default: WAL, foreign keys, busy timeout, and
 `BEGIN IMMEDIATE` for requests that write so two writers never deadlock on a lock upgrade) and
 PostgreSQL (psycopg 3).
+
+Lock waits are bounded (`DATAFAIR_LOCK_TIMEOUT_MS`): on PostgreSQL every transaction starts with
+`SET LOCAL` of lock_timeout, statement_timeout and idle_in_transaction_session_timeout (per
+transaction, so they hold through PgBouncer in transaction mode); on SQLite the same value is the
+busy timeout. A wait that times out is answered 503 with Retry-After (`exchange.errors`).
 """
 
 from __future__ import annotations
@@ -124,10 +129,17 @@ def normalize_database_url(url: str, root: str) -> str:
     return url
 
 
-def engine_options(url: str, *, pool_size: int = 5, max_overflow: int = 5) -> dict[str, Any]:
+# Execution option of the engines: the PostgreSQL settings applied with SET LOCAL to every transaction.
+TRANSACTION_SETTINGS = "datafair_transaction_settings"
+
+
+def engine_options(url: str, *, pool_size: int = 5, max_overflow: int = 5, lock_timeout_ms: int = 5000,
+                   statement_timeout_ms: int = 25000, idle_in_transaction_timeout_ms: int = 60000,
+                   application_name: str = "datafair-web") -> dict[str, Any]:
     backend = make_url(url).get_backend_name()
     if backend == "sqlite":
-        return {"connect_args": {"timeout": 30, "check_same_thread": False}}
+        # pysqlite's `timeout` is SQLite's busy timeout: how long a writer waits for the write lock.
+        return {"connect_args": {"timeout": lock_timeout_ms / 1000, "check_same_thread": False}}
     # Pool per worker kept small: workers x pool x nodes must stay under max_connections (100 here).
     # No pool_pre_ping: it costs a round trip on every checkout (a third of a health check's time);
     # connections idle for a while are pinged instead (below).
@@ -135,6 +147,13 @@ def engine_options(url: str, *, pool_size: int = 5, max_overflow: int = 5) -> di
         "pool_size": pool_size,
         "max_overflow": max_overflow,
         "pool_recycle": 1800,
+        # In the startup packet (PgBouncer passes it on): pg_stat_activity names who holds what.
+        "connect_args": {"application_name": application_name},
+        "execution_options": {TRANSACTION_SETTINGS: {
+            "lock_timeout": int(lock_timeout_ms),
+            "statement_timeout": int(statement_timeout_ms),
+            "idle_in_transaction_session_timeout": int(idle_in_transaction_timeout_ms),
+        }},
     }
 
 
@@ -174,16 +193,23 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
         cur = dbapi_connection.cursor()
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA busy_timeout=30000")
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.close()
 
 
 @event.listens_for(Engine, "begin")
-def _sqlite_on_begin(conn: Any) -> None:
+def _on_begin(conn: Any) -> None:
     if conn.dialect.name == "sqlite":
         read_only = conn.get_execution_options().get(READ_ONLY_OPTION, False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write_intent.get() and not read_only else "BEGIN")
+        return
+    options = conn.get_execution_options()
+    settings = options.get(TRANSACTION_SETTINGS)
+    if settings and options.get("isolation_level") != "AUTOCOMMIT":
+        # One round trip; set_config(..., true) is SET LOCAL: it ends with this transaction, so a
+        # pooled (or PgBouncer-shared) server connection never keeps another request's settings.
+        conn.exec_driver_sql("SELECT " + ", ".join(
+            f"set_config('{name}', '{int(ms)}', true)" for name, ms in settings.items()))
 
 
 # -- read replica (DATABASE_REPLICA_URL) -----------------------------------------------------------
@@ -193,13 +219,13 @@ READ_ONLY_OPTION = "datafair_read_only"
 _REPLICA_SESSION = "_datafair_replica_session"
 
 
-def replica_binds(url: str | None, root: str, **pool: int) -> dict[str, Any]:
+def replica_binds(url: str | None, root: str, **pool: Any) -> dict[str, Any]:
     """SQLALCHEMY_BINDS for a read replica, or none; `pool` as for `engine_options`."""
     if not url:
         return {}
     url = normalize_database_url(url, root)
     options = engine_options(url, **pool)
-    options["execution_options"] = {READ_ONLY_OPTION: True}
+    options["execution_options"] = {**options.get("execution_options", {}), READ_ONLY_OPTION: True}
     return {REPLICA_BIND: {"url": url, **options}}
 
 

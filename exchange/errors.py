@@ -184,7 +184,32 @@ def render_domain_error(error: DomainError) -> Response:
     )
 
 
+# SQLSTATEs of a wait cut short by the per-transaction limits (`exchange.db`): lock_not_available
+# (lock_timeout) and query_canceled (statement_timeout).
+LOCK_TIMEOUT_SQLSTATES = frozenset({"55P03", "57014"})
+LOCK_RETRY_AFTER_SECONDS = 1
+
+
+def is_lock_timeout(error: BaseException) -> bool:
+    """A database wait for a lock (or a statement) that ran out of time: PostgreSQL's lock or
+    statement timeout, SQLite's busy timeout ("database is locked")."""
+    if not isinstance(error, DBAPIError):
+        return False
+    orig = getattr(error, "orig", None)
+    if getattr(orig, "sqlstate", None) in LOCK_TIMEOUT_SQLSTATES:
+        return True
+    return isinstance(error, OperationalError) and "database is locked" in str(orig).lower()
+
+
 def render_unexpected(error: Exception) -> Response:
+    if is_lock_timeout(error):
+        # The request's transaction is rolled back by the caller: nothing it did is kept.
+        log.warning("lock wait timed out (request_id=%s): %s", getattr(g, "request_id", "-"),
+                    getattr(getattr(error, "orig", None), "sqlstate", None) or "database is locked")
+        return problem(503, "Service unavailable",
+                       "Another request is changing the same data and this one could not get its lock in "
+                       "time; nothing was changed. Retry the request in a moment.",
+                       slug="lock-timeout", headers={"Retry-After": str(LOCK_RETRY_AFTER_SECONDS)})
     if isinstance(error, OperationalError | DBAPIError) and _is_connection_error(error):
         log.warning("database unavailable: %s", error.__class__.__name__)
         return problem(503, "Service unavailable", "The database is unavailable; try again shortly.",
@@ -203,7 +228,7 @@ def _is_connection_error(error: DBAPIError) -> bool:
     text = str(getattr(error, "orig", error)).lower()
     return any(s in text for s in (
         "connection", "could not connect", "server closed", "terminating", "timeout expired",
-        "database is locked", "unable to open database",
+        "unable to open database",
     ))
 
 

@@ -16,7 +16,7 @@ from werkzeug.exceptions import UnsupportedMediaType
 from exchange import idempotency, metrics
 from exchange.api import API_PREFIX, MAX_BODY_BYTES, is_json_mimetype, nul_paths, request_body, request_json
 from exchange.db import db, write_intent
-from exchange.errors import Forbidden, NotFound, ValidationFailed, render_unexpected
+from exchange.errors import Forbidden, NotFound, ValidationFailed, render_domain_error, render_unexpected
 from exchange.fields import ONE_TIME_SECRETS_SEEN
 from exchange.principal import current_principal
 
@@ -95,20 +95,26 @@ def _refuse_nul_in_url() -> None:
 def after_request(response: Response) -> Response:
     if not g.pop("idempotency_replayed", False):
         response = _finish_transaction(response)
-        try:
-            idempotency.finish(response)
-        except Exception:
-            log.exception("could not store the idempotent response (request_id=%s)", g.get("request_id"))
     _decorate(response)
     return response
 
 
 def _finish_transaction(response: Response) -> Response:
-    """The request owns the transaction: commit on success, roll back otherwise."""
+    """The request owns the transaction: commit on success, roll back otherwise.
+
+    A success's idempotent response is written into the transaction that is current now (a request
+    may have committed before, e.g. around a provider call), so it commits with the effect; a
+    refusal's is written after the rollback, in its own transaction (`exchange.idempotency`)."""
     session = db.session
+    claim = idempotency.claimed()
     if response.status_code < 400:
         try:
+            if claim is not None:
+                idempotency.store_success(session, claim, response)
             session.commit()
+        except idempotency.TakenOver as exc:
+            session.rollback()
+            response = render_domain_error(exc)
         except Exception as exc:
             session.rollback()
             response = render_unexpected(exc)
@@ -119,6 +125,11 @@ def _finish_transaction(response: Response) -> Response:
             fn()
         except Exception:
             log.exception("after-transaction bookkeeping failed (request_id=%s)", g.get("request_id"))
+    if claim is not None and response.status_code >= 400:
+        try:
+            idempotency.settle(claim, response)
+        except Exception:
+            log.exception("could not settle the Idempotency-Key (request_id=%s)", g.get("request_id"))
     return response
 
 

@@ -1,7 +1,20 @@
 """`Idempotency-Key` for every POST (API.md Conventions), written once here for every endpoint.
 
-The in-flight marker and the stored response live in their own short transactions so that the
-request's rollback never erases them. Scope: the authenticated user, or the key alone when anonymous.
+One effect per key, even when a worker dies at the worst moment:
+
+- the in-flight marker (the claim) is its own short committed transaction before the view, so a
+  concurrent duplicate sees it and answers 409;
+- a success's response is stored in the request's own transaction (whichever is current at the
+  end of the request, as a request may commit mid-way), right before its commit: the business
+  effect and its stored response commit together or not at all, so a retry after a crash between
+  commit and answer is replayed, never run again;
+- a refusal (4xx but 409/429) is rolled back and stored in a short transaction of its own after
+  the rollback (replayed, and changed nothing); a 409, 429 or 5xx releases the key.
+
+A claim older than `IDEMPOTENCY_ABANDONED_SECONDS` belongs to a worker that died: a retry may take
+it over. A request still running when that happens finds its claim gone at the end and is rolled
+back (409) rather than committing a second effect. Scope: the authenticated user, or the key alone
+when anonymous.
 
 One-time secrets are never stored: a response field declared with `exchange.fields.OneTimeSecret`
 remembers the values it dumped, and the recorder stores the body with each of them replaced by
@@ -12,12 +25,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 from flask import Response, current_app, g, request
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 from webargs import core
 
 from exchange.api import API_PREFIX, request_json
@@ -30,8 +45,6 @@ from exchange.principal import peek_user_id
 
 HEADER = "Idempotency-Key"
 TTL = timedelta(hours=24)
-# An in-flight marker older than this belongs to a request whose worker died: it may be taken over.
-ABANDONED_AFTER = timedelta(minutes=2)
 EXEMPT_PREFIXES = (f"{API_PREFIX}/auth/", f"{API_PREFIX}/webhooks/")
 REPLAYED_HEADERS = ("Content-Type", "Location")
 NOT_STORED = {409, 429}
@@ -85,9 +98,11 @@ def begin() -> Response | None:
             if rec is None:
                 continue
             age = utcnow() - rec["created_at"]
-            stale = age > TTL or (not rec["completed"] and age > ABANDONED_AFTER)
-            if stale:
-                conn.execute(delete(IdempotencyRecord).where(IdempotencyRecord.id == rec["id"]))
+            if age > TTL or (not rec["completed"] and age > _abandoned_after()):
+                # Only the row as seen: a request completing it meanwhile keeps its stored response
+                # (PostgreSQL re-checks the condition on the row once its lock is released).
+                conn.execute(delete(IdempotencyRecord).where(
+                    IdempotencyRecord.id == rec["id"], IdempotencyRecord.completed == rec["completed"]))
                 continue
         if rec["request_hash"] != body_hash or rec["method_path"] != method_path:
             raise ValidationFailed(
@@ -101,6 +116,11 @@ def begin() -> Response | None:
         g.idempotency_replayed = True
         return Response(rec["response_body"], status=rec["response_status"], headers=headers)
     raise Conflict("Could not claim the Idempotency-Key; retry.")
+
+
+def _abandoned_after() -> timedelta:
+    """An in-flight marker older than this belongs to a request whose worker died (config)."""
+    return timedelta(seconds=int(current_app.config.get("IDEMPOTENCY_ABANDONED_SECONDS", 120)))
 
 
 def _redact(node: Any, secrets: set[str]) -> Any:
@@ -126,25 +146,57 @@ def redacted_body(body: bytes, secrets: set[str]) -> bytes:
     return out
 
 
-def finish(response: Response) -> None:
-    """After the request's own commit: store the response (one-time secrets redacted), or release the
-    key so it can be retried."""
+@dataclass
+class Claim:
+    """This request's claimed key: the marker's id and the one-time secrets its response showed."""
+
+    record_id: int
+    secrets: set[str] = field(default_factory=set)
+
+
+class TakenOver(Conflict):
+    """The claim was taken over by a retry (this request outlived IDEMPOTENCY_ABANDONED_SECONDS)."""
+
+    def __init__(self) -> None:
+        super().__init__("This request took longer than its Idempotency-Key may stay in flight and a retry "
+                         "took the key over; nothing was changed by this one.")
+
+
+def claimed() -> Claim | None:
+    """This request's claim, taken off the request state (None without an Idempotency-Key)."""
     secrets = g.pop(ONE_TIME_SECRETS_SEEN, None) or set()
     rec_id = g.pop("idempotency_record_id", None)
-    if rec_id is None:
-        return
+    return None if rec_id is None else Claim(rec_id, secrets)
+
+
+def _completion(claim: Claim, response: Response) -> Any:
+    headers: dict[str, Any] = {h: response.headers[h] for h in REPLAYED_HEADERS if h in response.headers}
+    return (
+        update(IdempotencyRecord)
+        .where(IdempotencyRecord.id == claim.record_id, IdempotencyRecord.completed.is_(False))
+        .values(completed=True, response_status=response.status_code,
+                response_body=redacted_body(response.get_data(), claim.secrets),
+                response_headers=headers)
+    )
+
+
+def store_success(session: Session, claim: Claim, response: Response) -> None:
+    """Store a success's final response in `session`'s current transaction, right before its commit.
+
+    Raises TakenOver (the caller rolls back) when the claim is no longer this request's."""
+    if session.execute(_completion(claim, response)).rowcount != 1:
+        raise TakenOver()
+
+
+def settle(claim: Claim, response: Response) -> None:
+    """After a rollback: store a refusal in its own transaction (replayed like a success), or release
+    the key of a 409, 429 or 5xx so that it can be retried."""
     with db.engine.begin() as conn:
         if response.status_code >= 500 or response.status_code in NOT_STORED:
-            conn.execute(delete(IdempotencyRecord).where(IdempotencyRecord.id == rec_id))
-            return
-        headers: dict[str, Any] = {h: response.headers[h] for h in REPLAYED_HEADERS if h in response.headers}
-        conn.execute(
-            update(IdempotencyRecord)
-            .where(IdempotencyRecord.id == rec_id)
-            .values(completed=True, response_status=response.status_code,
-                    response_body=redacted_body(response.get_data(), secrets),
-                    response_headers=headers)
-        )
+            conn.execute(delete(IdempotencyRecord).where(IdempotencyRecord.id == claim.record_id,
+                                                         IdempotencyRecord.completed.is_(False)))
+        else:
+            conn.execute(_completion(claim, response))
 
 
 def purge_expired() -> int:

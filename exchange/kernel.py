@@ -46,7 +46,10 @@ def create_kernel(import_name: str, root: str, config: dict[str, Any] | None = N
     app.config["DEBUG"] = False
     app.config["PROPAGATE_EXCEPTIONS"] = False
     app.config["SQLALCHEMY_DATABASE_URI"] = normalize_database_url(settings["DATABASE_URL"], root)
-    pool = {"pool_size": settings["DB_POOL_SIZE"], "max_overflow": settings["DB_MAX_OVERFLOW"]}
+    pool = {"pool_size": settings["DB_POOL_SIZE"], "max_overflow": settings["DB_MAX_OVERFLOW"],
+            "lock_timeout_ms": settings["LOCK_TIMEOUT_MS"], "statement_timeout_ms": settings["STATEMENT_TIMEOUT_MS"],
+            "idle_in_transaction_timeout_ms": settings["IDLE_IN_TRANSACTION_TIMEOUT_MS"],
+            "application_name": settings["DB_APPLICATION_NAME"]}
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(app.config["SQLALCHEMY_DATABASE_URI"], **pool)
     app.config["SQLALCHEMY_BINDS"] = replica_binds(settings.get("DATABASE_REPLICA_URL"), root, **pool)
     if settings.get("TRUSTED_PROXIES"):

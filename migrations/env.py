@@ -103,8 +103,14 @@ def run_migrations_online():
         conf_args["process_revision_directives"] = process_revision_directives
 
     connectable = get_engine()
+    # The app's per-transaction settings (SET LOCAL lock_timeout, ...) but no statement timeout: a
+    # migration's DDL may run longer than any request, while a bounded lock wait keeps it from
+    # queueing every request behind it.
+    option = "datafair_transaction_settings"
+    settings = dict(connectable.get_execution_options().get(option) or {})
+    settings.pop("statement_timeout", None)
 
-    with connectable.connect() as connection:
+    with connectable.connect().execution_options(**{option: settings}) as connection:
         context.configure(
             connection=connection,
             target_metadata=get_metadata(),

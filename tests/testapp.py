@@ -8,10 +8,11 @@ import time
 from typing import Any
 
 from marshmallow import fields
+from sqlalchemy import text
 
 from exchange.api import Blueprint
-from exchange.db import db
-from exchange.errors import Conflict
+from exchange.db import db, dialect_name
+from exchange.errors import Conflict, ValidationFailed
 from exchange.fields import MoneySchema, StrictInteger, StrictSchema, Text, UTCDateTime
 from exchange.identity import audit
 from exchange.principal import current_principal
@@ -73,6 +74,35 @@ def build(make_app: Any, **overrides: Any) -> tuple[Any, dict[str, int]]:
         db.session.flush()
         time.sleep(data["delay"])
         return {"event_id": event.id, "note": data["note"]}
+
+    @blp.route("/effect-then-refuse", methods=["POST"])
+    @blp.arguments(EffectSchema)
+    @blp.response(201)
+    def effect_then_refuse(data: dict[str, Any]) -> Any:
+        """The countable effect, then a refusal: the refusal must leave no trace of it."""
+        audit.record(db.session, current_principal(required=False), "test.effect", "test", "effect",
+                     note=data["note"])
+        db.session.flush()
+        raise ValidationFailed("refused after writing", errors={"note": ["refused after writing"]})
+
+    @blp.route("/db-settings", methods=["GET", "POST"])
+    @blp.response(200)
+    def db_settings() -> Any:
+        """What the request's own transaction runs under (PostgreSQL)."""
+        if dialect_name(db.session) != "postgresql":
+            return {}
+        names = ("lock_timeout", "statement_timeout", "idle_in_transaction_session_timeout")
+        out = {name: db.session.execute(text(f"SHOW {name}")).scalar_one() for name in names}
+        out["application_name"] = db.session.execute(text(
+            "SELECT application_name FROM pg_stat_activity WHERE pid = pg_backend_pid()")).scalar_one()
+        return out
+
+    @blp.route("/slow-query", methods=["POST"])
+    @blp.response(200)
+    def slow_query() -> Any:
+        """A statement running for two seconds (PostgreSQL), to meet the statement timeout."""
+        db.session.execute(text("SELECT pg_sleep(2)"))
+        return {}
 
     _api(app).register_blueprint(blp)
     return app, calls

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -247,3 +248,50 @@ def test_a_duplicate_arriving_in_flight_gets_409_then_the_replay(make_app):
     # Without the key, the same body is a new request with its own effect.
     assert post(app.test_client(), "/api/v1/_test/effect", body, None).status_code == 201
     assert effect_count(app) == 2
+
+
+def test_a_refusal_after_writes_is_replayed_and_changed_nothing(make_app):
+    app, _ = testapp.build(make_app)
+    client = app.test_client()
+    body = {"note": "refused"}
+    first = post(client, "/api/v1/_test/effect-then-refuse", body, "key-refused")
+    assert first.status_code == 422 and REPLAYED not in first.headers
+    assert effect_count(app) == 0  # the view wrote before refusing: rolled back
+    again = post(client, "/api/v1/_test/effect-then-refuse", body, "key-refused")
+    assert again.status_code == 422 and again.headers[REPLAYED] == "true"
+    assert again.get_data() == first.get_data()
+    assert effect_count(app) == 0
+
+
+def test_a_success_is_stored_in_its_own_transaction_with_the_effect(make_app):
+    app, _ = testapp.build(make_app)
+    r = post(app.test_client(), "/api/v1/_test/effect", {"note": "atomic"}, "key-atomic")
+    assert r.status_code == 201
+    with app.app_context():
+        rec = db.session.execute(select(IdempotencyRecord).where(IdempotencyRecord.key == "key-atomic")).scalar_one()
+        assert rec.completed and rec.response_status == 201 and rec.response_body == r.get_data()
+
+
+@pytest.mark.postgres
+def test_a_request_outliving_its_claim_is_rolled_back_when_a_retry_took_the_key_over(make_app):
+    # The first request is still running when its claim counts as abandoned (1 s): a retry takes the
+    # key over and succeeds; the first one then finds its claim gone and commits nothing (409).
+    app, _ = testapp.build(make_app, IDEMPOTENCY_ABANDONED_SECONDS=1)
+    body = {"note": "slow original", "delay": 3.0}
+    results: dict[str, tuple] = {}
+
+    def original() -> None:
+        r = post(app.test_client(), "/api/v1/_test/effect", body, "key-overtaken")
+        results["original"] = (r.status_code, r.get_json())
+
+    thread = threading.Thread(target=original)
+    thread.start()
+    time.sleep(2.2)  # claims are stamped in whole seconds: this one is more than 1 s old now
+    retry = post(app.test_client(), "/api/v1/_test/effect", body, "key-overtaken")
+    thread.join(30)
+    assert retry.status_code == 201 and REPLAYED not in retry.headers
+    status, problem = results["original"]
+    assert status == 409 and "took the key over" in problem["detail"]
+    assert effect_count(app) == 1
+    replay = post(app.test_client(), "/api/v1/_test/effect", body, "key-overtaken")
+    assert replay.headers[REPLAYED] == "true" and replay.get_data() == retry.get_data()

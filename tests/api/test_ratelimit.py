@@ -114,8 +114,10 @@ def _get(url: str) -> int:
 
 
 @contextmanager
-def gunicorns(database_url: str, tmp_path: Path, *, count: int = 2, **env: str) -> Iterator[list[str]]:
-    """`count` independent gunicorn servers (one worker each) on free loopback ports."""
+def gunicorns(database_url: str, tmp_path: Path, *, count: int = 2, config: str = "deploy/gunicorn.conf.py",
+              **env: str) -> Iterator[list[str]]:
+    """`count` independent gunicorn servers (one worker each) on free loopback ports, with the
+    settings file `config` (relative to the project root)."""
     procs, bases, logs = [], [], []
     base_env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
     base_env.update({
@@ -132,7 +134,7 @@ def gunicorns(database_url: str, tmp_path: Path, *, count: int = 2, **env: str) 
             log = open(tmp_path / f"gunicorn-{i}.log", "wb")  # noqa: SIM115 - closed below
             logs.append(log)
             procs.append(subprocess.Popen(
-                [sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py", "app:app"],
+                [sys.executable, "-m", "gunicorn", "-c", config, "app:app"],
                 cwd=ROOT, env={**base_env, "DATAFAIR_BIND": f"127.0.0.1:{port}"},
                 stdout=log, stderr=subprocess.STDOUT,
             ))

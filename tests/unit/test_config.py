@@ -25,6 +25,12 @@ def test_defaults_follow_api_md():
     assert c["FEE_BPS"] == 200 and c["NOTICE_DAYS"] == 0
     assert c["LOGIN_RATE_LIMIT"] == "10/minute" and c["WRITE_RATE_LIMIT"] == "300/minute"
     assert c["REDIS_URL"] is None
+    # Bounded waits: every one below the web worker's 30 s timeout.
+    assert c["LOCK_TIMEOUT_MS"] == 5000
+    assert c["STATEMENT_TIMEOUT_MS"] == 25000 and c["IDLE_IN_TRANSACTION_TIMEOUT_MS"] == 60000
+    assert c["DB_APPLICATION_NAME"] == "datafair-web"
+    assert config(DATAFAIR_DB_APPLICATION_NAME="datafair-worker")["DB_APPLICATION_NAME"] == "datafair-worker"
+    assert c["IDEMPOTENCY_ABANDONED_SECONDS"] == 120
     validate_config(c)  # development accepts its default secret
 
 
@@ -62,6 +68,9 @@ def test_production_needs_the_webhook_secret_with_stripe_and_scrypt_passwords():
     ({"DATAFAIR_NOTICE_DAYS": "-1"}, "DATAFAIR_NOTICE_DAYS"),
     ({"DATAFAIR_LOGIN_RATE_LIMIT": "lots"}, "rate limit"),
     ({"DATAFAIR_WRITE_RATE_LIMIT": "0/minute"}, "rate limit"),
+    ({"DATAFAIR_LOCK_TIMEOUT_MS": "0"}, "DATAFAIR_LOCK_TIMEOUT_MS"),
+    ({"DATAFAIR_STATEMENT_TIMEOUT_MS": "soon"}, "DATAFAIR_STATEMENT_TIMEOUT_MS"),
+    ({"DATAFAIR_IDEMPOTENCY_ABANDONED_SECONDS": "0"}, "DATAFAIR_IDEMPOTENCY_ABANDONED_SECONDS"),
 ])
 def test_invalid_settings_are_refused(env, match):
     with pytest.raises(ConfigError, match=match):
