@@ -296,7 +296,10 @@ def market_stats() -> Any:
 @blp.doc(security=AUTH)
 @blp.problems(*WRITE_ERRORS, 502, 503)
 def create_payment(data: dict[str, Any], trade_id: str) -> Any:
-    """The buyer pays: `manual` (bank transfer, confirmed by an operator) or `stripe` (PaymentIntent)."""
+    """The buyer pays: `manual` (bank transfer, confirmed by an operator) or `stripe` (PaymentIntent).
+
+    One payment in flight per trade: while one is `pending`, another -> 409 naming it (cancel it
+    with `POST /payments/{id}/cancel`)."""
     principal = current_principal()
     payment = settlement.create_payment(db.session, trade_id=trade_id, provider=data["provider"], actor=principal)
     return settlement.shown_payment(db.session, payment)
@@ -321,6 +324,18 @@ def confirm_payment(payment_id: str) -> Any:
     """Operators: the manual bank transfer arrived; the trade's money is now in escrow."""
     principal = current_principal()
     payment = settlement.confirm_payment(db.session, payment_id=payment_id, actor=principal)
+    return settlement.shown_payment(db.session, payment)
+
+
+@blp.route("/payments/<payment_id>/cancel", methods=["POST"])
+@blp.response(200, PaymentSchema)
+@blp.doc(security=AUTH)
+@blp.problems(*WRITE_ERRORS)
+def cancel_payment(payment_id: str) -> Any:
+    """The buyer cancels its pending payment (a Stripe PaymentIntent is cancelled at Stripe after the
+    commit); the trade may then be paid again. Not pending -> 409."""
+    principal = current_principal()
+    payment = settlement.cancel_payment(db.session, payment_id=payment_id, actor=principal)
     return settlement.shown_payment(db.session, payment)
 
 

@@ -273,6 +273,10 @@ class PaymentSchema(Schema):
         "/payments/{id} shows it to the buyer again, never to the seller or operators)."))
     created_at = UTCDateTime()
     confirmed_at = UTCDateTime(allow_none=True)
+    refund_reason = fields.String(allow_none=True, metadata={"description": (
+        "Why this payment's money went back to the buyer: `duplicate` (it succeeded when the payment "
+        "was no longer pending or its trade no longer awaited payment; refund_pending, then refunded).")})
+    refunded_at = UTCDateTime(allow_none=True)
 
     @post_dump(pass_original=True)
     def _for_viewer(self, data: dict, payment: object, **kw: object) -> dict:

@@ -21,7 +21,18 @@ from exchange.payments.gateway import (
 )
 from exchange.payments.manual import ManualGateway
 from exchange.payments.registry import DEFAULT_PROVIDER, PROVIDER_NAMES, available_providers, get_gateway
-from exchange.payments.services import begin_call, complete_call, find_call, idempotency_key, record_event_once
+from exchange.payments.services import (
+    TransactionOpenError,
+    abandoned_calls,
+    begin_call,
+    complete_call,
+    find_call,
+    idempotency_key,
+    in_transaction,
+    outside_transaction,
+    record_event_once,
+    run_provider_call,
+)
 
 
 def __getattr__(name: str) -> object:
@@ -47,14 +58,19 @@ __all__ = [
     "ProviderUnreachable",
     "RefundResult",
     "StripeGateway",
+    "TransactionOpenError",
     "TransferResult",
+    "abandoned_calls",
     "available_providers",
     "begin_call",
     "complete_call",
     "find_call",
     "get_gateway",
     "idempotency_key",
+    "in_transaction",
+    "outside_transaction",
     "record_event_once",
+    "run_provider_call",
 ]
 
 
