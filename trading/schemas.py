@@ -20,7 +20,7 @@ from exchange.fields import (
 from exchange.money import CURRENCIES
 from exchange.principal import viewer
 from listings.states import CATEGORIES, DELIVERY_MODES, LICENSE_SCOPES
-from trading.states import ContractStatus, OfferStatus, ProcurementStatus, TradeStatus
+from trading.states import ContractStatus, OfferStatus, PaymentStatus, ProcurementStatus, TradeStatus
 
 ID = validate.Length(min=1, max=40)
 
@@ -264,7 +264,7 @@ class PaymentSchema(Schema):
     id = fields.String()
     trade_id = fields.String()
     provider = fields.String()
-    status = fields.String()
+    status = fields.String(validate=validate.OneOf([s.value for s in PaymentStatus]))
     amount = fields.Integer()
     currency = fields.String()
     provider_ref = fields.String(allow_none=True)

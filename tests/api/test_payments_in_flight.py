@@ -96,3 +96,12 @@ def test_two_racing_payments_give_one_201_and_one_409(app, api, parties):
             n = db.session.execute(select(func.count()).select_from(Payment)
                                    .where(Payment.trade_id == trade_id)).scalar_one()
         assert n == 1
+
+
+def test_the_spec_documents_cancel_and_the_refund_fields(client):
+    spec = client.get("/api/v1/openapi.json").get_json()
+    cancel = spec["paths"]["/api/v1/payments/{payment_id}/cancel"]["post"]
+    assert {"200", "403", "404", "409"} <= set(cancel["responses"])
+    payment = spec["components"]["schemas"]["Payment"]["properties"]
+    assert {"refund_reason", "refunded_at"} <= set(payment)
+    assert {"refund_pending", "refunded", "canceled"} <= set(payment["status"]["enum"])

@@ -63,7 +63,8 @@ def spy(app, localstripe: LocalStripe, webhook_receiver: WebhookReceiver):
     yield gateway
     registry._stripe_gateways.pop(key, None)
     gateway.real.close()
-    assert gateway.calls and not [c for c in gateway.calls if c[1]], f"provider calls inside a transaction: {gateway.calls}"
+    inside = [c for c in gateway.calls if c[1]]
+    assert gateway.calls and not inside, f"provider calls inside a transaction: {gateway.calls}"
 
 
 def stripe_trade(api) -> tuple[Any, Any, str]:
@@ -158,7 +159,7 @@ def test_reconciliation_refunds_a_duplicate_whose_webhook_never_came(app, api, l
 
 
 def test_no_provider_call_is_made_inside_a_transaction(app, api, localstripe, webhook_receiver, spy):
-    vendor, buyer, trade_id = stripe_trade(api)
+    _, buyer, trade_id = stripe_trade(api)
     first = pay_by_stripe(api, buyer, trade_id)
     assert api.post(f"payments/{first['id']}/cancel", buyer).get_json()["status"] == "canceled"
     intent = localstripe.customer_client().v1.payment_intents.retrieve(first["provider_ref"])
