@@ -269,8 +269,9 @@ class PaymentSchema(Schema):
     currency = fields.String()
     provider_ref = fields.String(allow_none=True)
     client_secret = OneTimeSecret(description=(
-        "Stripe only: completes the payment in the buyer's browser; shown to the buyer only (GET "
-        "/payments/{id} shows it to the buyer again, never to the seller or operators)."))
+        "Stripe only: completes the payment in the buyer's browser; shown to the buyer only, while the "
+        "payment is pending (GET /payments/{id} shows it to the buyer again, never to the seller or "
+        "operators)."))
     created_at = UTCDateTime()
     confirmed_at = UTCDateTime(allow_none=True)
     refund_reason = fields.String(allow_none=True, metadata={"description": (
@@ -283,6 +284,8 @@ class PaymentSchema(Schema):
         who = viewer()
         if who is None or payment.buyer_org_id is None or who.org_id != payment.buyer_org_id:
             data["client_secret"] = None
+        elif payment.status != PaymentStatus.PENDING:
+            data["client_secret"] = None  # it completes nothing any more (cancelled, paid, refunded)
         return data
 
 

@@ -161,7 +161,9 @@ def test_reconciliation_refunds_a_duplicate_whose_webhook_never_came(app, api, l
 def test_no_provider_call_is_made_inside_a_transaction(app, api, localstripe, webhook_receiver, spy):
     _, buyer, trade_id = stripe_trade(api)
     first = pay_by_stripe(api, buyer, trade_id)
-    assert api.post(f"payments/{first['id']}/cancel", buyer).get_json()["status"] == "canceled"
+    assert first["client_secret"]
+    cancelled = api.post(f"payments/{first['id']}/cancel", buyer).get_json()
+    assert cancelled["status"] == "canceled" and cancelled["client_secret"] is None  # it completes nothing now
     intent = localstripe.customer_client().v1.payment_intents.retrieve(first["provider_ref"])
     assert intent.status == "canceled"  # cancelled at Stripe, after the commit
     again = pay_by_stripe(api, buyer, trade_id)
