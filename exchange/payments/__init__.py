@@ -1,8 +1,9 @@
 """Payment gateways behind one interface: `manual` (default, offline) and `stripe`.
 
 The trading layer uses `get_gateway(name)` for outbound calls and webhook verification, and the
-services here to apply each webhook event once and to record each outbound call (with its
-deterministic idempotency key) before making it. Nothing here changes trades or the ledger.
+services here to apply each webhook event once and to make every outbound call through
+`run_provider_call`: recorded (with its deterministic idempotency key) and committed first, made
+with no transaction open, answered in a new transaction. Nothing here changes trades or the ledger.
 """
 
 from typing import Any
