@@ -16,7 +16,7 @@ from exchange.identity.models import Organization, User
 from exchange.principal import Principal
 from listings.models import Fair, Product, ProductVersion, Stall
 from listings.states import ProductStatus
-from trading import contracts, offers, procurements, settlement
+from trading import contracts, offers, payments, procurements, settlement
 from trading.models import Contract
 
 SHA = "9f2c4e1a7b3d5f60182a4c6e8b0d2f4a6c8e0b2d4f6a8c0e2b4d6f8a0c2e4b6d"
@@ -110,8 +110,8 @@ def seed(session: Session, orgs: dict[str, Organization]) -> dict[str, int]:
         trade = contracts.trade_of(session, contract)
         buyer = _admin(session, session.get(Organization, trade.buyer_org_id))
         seller = _admin(session, session.get(Organization, trade.seller_org_id))
-        payment = settlement.create_payment(session, trade_id=trade.id, provider="manual", actor=buyer)
-        settlement.confirm_payment(session, payment_id=payment.id, actor=operator)
+        payment = payments.create_payment(session, trade_id=trade.id, provider="manual", actor=buyer)
+        payments.confirm_payment(session, payment_id=payment.id, actor=operator)
         settlement.deliver(session, trade_id=trade.id, reference=f"sftp://demo/{trade.id}.zip", sha256=SHA,
                            actor=seller)
         if i < 2:

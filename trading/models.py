@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -215,6 +216,10 @@ class Payment(TimestampMixin, Base):
         CheckConstraint("amount > 0", name="amount"),
         UniqueConstraint("provider", "provider_ref", name="uq_payments_provider_ref"),
         Index("ix_payments_trade", "trade_id", "status"),
+        # At most one payment in flight per trade, whatever races: a second pending row cannot exist.
+        Index("uq_payments_one_pending", "trade_id", unique=True,
+              postgresql_where=text("status = 'pending'"), sqlite_where=text("status = 'pending'")),
+        CheckConstraint("refund_reason IS NULL OR refund_reason IN ('duplicate')", name="refund_reason"),
     )
 
     id: Mapped[str] = IdColumn("pay")
@@ -228,6 +233,10 @@ class Payment(TimestampMixin, Base):
     created_by: Mapped[str] = mapped_column(String(40))
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     confirmed_by: Mapped[str | None] = mapped_column(String(40))
+    # Why a payment's money went back to the buyer outside any dispute (`duplicate`: it succeeded
+    # when the trade no longer awaited it), and when the provider's refund was made.
+    refund_reason: Mapped[str | None] = mapped_column(String(20))
+    refunded_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class Dispute(TimestampMixin, Base):

@@ -11,7 +11,7 @@ from exchange.db import db, read_session
 from exchange.fields import Facts
 from exchange.principal import current_principal
 from exchange.ratelimit import limit_writes
-from trading import contracts, document, matching, offers, procurements, settlement, stats, trades
+from trading import contracts, document, matching, offers, payments, procurements, settlement, stats, trades
 from trading.schemas import (
     CancelSchema,
     ContractArgsSchema,
@@ -296,10 +296,13 @@ def market_stats() -> Any:
 @blp.doc(security=AUTH)
 @blp.problems(*WRITE_ERRORS, 502, 503)
 def create_payment(data: dict[str, Any], trade_id: str) -> Any:
-    """The buyer pays: `manual` (bank transfer, confirmed by an operator) or `stripe` (PaymentIntent)."""
+    """The buyer pays: `manual` (bank transfer, confirmed by an operator) or `stripe` (PaymentIntent).
+
+    One payment in flight per trade: while one is `pending`, another -> 409 naming it (cancel it
+    with `POST /payments/{id}/cancel`)."""
     principal = current_principal()
-    payment = settlement.create_payment(db.session, trade_id=trade_id, provider=data["provider"], actor=principal)
-    return settlement.shown_payment(db.session, payment)
+    payment = payments.create_payment(db.session, trade_id=trade_id, provider=data["provider"], actor=principal)
+    return payments.shown_payment(db.session, payment)
 
 
 @blp.route("/payments/<payment_id>", methods=["GET"])
@@ -309,8 +312,8 @@ def create_payment(data: dict[str, Any], trade_id: str) -> Any:
 def get_payment(payment_id: str) -> Any:
     """A payment (the trade's parties and operators)."""
     principal = current_principal()
-    payment = settlement.get_payment(db.session, payment_id=payment_id, principal=principal)
-    return settlement.shown_payment(db.session, payment)
+    payment = payments.get_payment(db.session, payment_id=payment_id, principal=principal)
+    return payments.shown_payment(db.session, payment)
 
 
 @blp.route("/payments/<payment_id>/confirm", methods=["POST"])
@@ -320,8 +323,20 @@ def get_payment(payment_id: str) -> Any:
 def confirm_payment(payment_id: str) -> Any:
     """Operators: the manual bank transfer arrived; the trade's money is now in escrow."""
     principal = current_principal()
-    payment = settlement.confirm_payment(db.session, payment_id=payment_id, actor=principal)
-    return settlement.shown_payment(db.session, payment)
+    payment = payments.confirm_payment(db.session, payment_id=payment_id, actor=principal)
+    return payments.shown_payment(db.session, payment)
+
+
+@blp.route("/payments/<payment_id>/cancel", methods=["POST"])
+@blp.response(200, PaymentSchema)
+@blp.doc(security=AUTH)
+@blp.problems(*WRITE_ERRORS)
+def cancel_payment(payment_id: str) -> Any:
+    """The buyer cancels its pending payment (a Stripe PaymentIntent is cancelled at Stripe after the
+    commit); the trade may then be paid again. Not pending -> 409."""
+    principal = current_principal()
+    payment = payments.cancel_payment(db.session, payment_id=payment_id, actor=principal)
+    return payments.shown_payment(db.session, payment)
 
 
 @blp.route("/webhooks/stripe", methods=["POST"])
@@ -329,7 +344,7 @@ def confirm_payment(payment_id: str) -> Any:
 @blp.problems(400, 422)
 def stripe_webhook() -> Any:
     """Stripe events, verified with `Stripe-Signature` (300 s tolerance); each event id applied once."""
-    return settlement.apply_stripe_event(db.session, payload=request.get_data(cache=True),
+    return payments.apply_stripe_event(db.session, payload=request.get_data(cache=True),
                                          signature=request.headers.get("Stripe-Signature"))
 
 

@@ -20,7 +20,7 @@ from exchange.fields import (
 from exchange.money import CURRENCIES
 from exchange.principal import viewer
 from listings.states import CATEGORIES, DELIVERY_MODES, LICENSE_SCOPES
-from trading.states import ContractStatus, OfferStatus, ProcurementStatus, TradeStatus
+from trading.states import ContractStatus, OfferStatus, PaymentStatus, ProcurementStatus, TradeStatus
 
 ID = validate.Length(min=1, max=40)
 
@@ -264,21 +264,28 @@ class PaymentSchema(Schema):
     id = fields.String()
     trade_id = fields.String()
     provider = fields.String()
-    status = fields.String()
+    status = fields.String(validate=validate.OneOf([s.value for s in PaymentStatus]))
     amount = fields.Integer()
     currency = fields.String()
     provider_ref = fields.String(allow_none=True)
     client_secret = OneTimeSecret(description=(
-        "Stripe only: completes the payment in the buyer's browser; shown to the buyer only (GET "
-        "/payments/{id} shows it to the buyer again, never to the seller or operators)."))
+        "Stripe only: completes the payment in the buyer's browser; shown to the buyer only, while the "
+        "payment is pending (GET /payments/{id} shows it to the buyer again, never to the seller or "
+        "operators)."))
     created_at = UTCDateTime()
     confirmed_at = UTCDateTime(allow_none=True)
+    refund_reason = fields.String(allow_none=True, metadata={"description": (
+        "Why this payment's money went back to the buyer: `duplicate` (it succeeded when the payment "
+        "was no longer pending or its trade no longer awaited payment; refund_pending, then refunded).")})
+    refunded_at = UTCDateTime(allow_none=True)
 
     @post_dump(pass_original=True)
     def _for_viewer(self, data: dict, payment: object, **kw: object) -> dict:
         who = viewer()
         if who is None or payment.buyer_org_id is None or who.org_id != payment.buyer_org_id:
             data["client_secret"] = None
+        elif payment.status != PaymentStatus.PENDING:
+            data["client_secret"] = None  # it completes nothing any more (cancelled, paid, refunded)
         return data
 
 

@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from exchange import metrics
-from trading import settlement
+from trading import payments, settlement
 from trading.models import Contract, Trade
 
 
@@ -15,7 +15,7 @@ def stripe_job(session: Session, what: str) -> str:
     if not current_app.config.get("STRIPE_API_KEY"):
         return "stripe not configured"
     if what == "reconcile":
-        return f"{settlement.reconcile_stripe(session)} silent Stripe payments reconciled"
+        return f"{payments.reconcile_stripe(session)} silent Stripe payments reconciled"
     return f"{settlement.send_transfers(session)} payout Transfers sent"
 
 

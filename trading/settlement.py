@@ -1,41 +1,51 @@
-"""The trade's money flow: payment into escrow, delivery, acceptance and settlement, disputes with
-refunds, auto-acceptance, and payouts from a seller's payable balance.
+"""The trade's money flow after payment (payments themselves are in `trading.payments`): delivery,
+acceptance and settlement, disputes with refunds, auto-acceptance, and payouts from a seller's
+payable balance.
 
 Each step is one database transaction holding its state change and its ledger entry (posted through
 `exchange.ledger.engine.post_entry`, the only writer of the ledger). Accounts: trading's own
 purposes (`PURPOSES`, registered on the app) — the buyer's `buyer_funding`, the trade's
 `trade_escrow`, the seller's `seller_payable` — and the ledger's `exchange_fees` and the provider's
-`payouts_clearing`. Calls to a payment provider
-happen before any row is locked, with idempotency keys derived from the trade and the step, so a
-retry never charges, refunds or transfers twice.
+`payouts_clearing`.
+
+Every call to a payment provider goes through `exchange.payments.run_provider_call`: the intent (a
+`provider_calls` row with its idempotency key) is committed in a short transaction, the call is made
+with no transaction open, and the result is applied in a new short transaction (row locked, state
+re-checked). A request that calls a provider therefore commits more than once; a crash between the
+steps leaves a `started` call that the reconciliation job makes again under the same key.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, object_session
 
 from exchange.db import utcnow
-from exchange.errors import Conflict, Forbidden, NotFound, ValidationFailed, field_error
+from exchange.errors import Conflict, DomainError, Forbidden, NotFound, ValidationFailed, field_error
 from exchange.events import outbox
-from exchange.fields import Facts
 from exchange.identity import audit
 from exchange.identity.models import Organization
 from exchange.ledger.engine import AccountRef, Posting, balance, post_entry
 from exchange.ledger.models import EXCHANGE_OWNER, EntryKind, Purpose
 from exchange.money import fee_for
-from exchange.payments import ProviderStatus, get_gateway, idempotency_key, record_event_once
+from exchange.payments import (
+    begin_call,
+    get_gateway,
+    run_provider_call,
+)
 from exchange.principal import Principal
 from exchange.states import load_for_update, transition
 from listings import services as listings
 from trading.models import Dispute, Payment, Payout, Trade
 from trading.states import (
     DISPUTE_TRANSITIONS,
-    PAYMENT_TRANSITIONS,
     PAYOUT_TRANSITIONS,
     TRADE_TRANSITIONS,
     DisputeStatus,
@@ -47,6 +57,9 @@ from trading.trades import visible
 
 T = TradeStatus
 PS = PaymentStatus
+log = logging.getLogger("datafair.settlement")
+# The jobs' bounded batches: one short transaction per item, provider calls between transactions.
+BATCH = 100
 
 # The ledger accounts trading owns (registered on the app by trading's init_app); the exchange's
 # fees and the providers' clearing accounts are the ledger's own.
@@ -86,61 +99,7 @@ def _move(trade: Trade, target: TradeStatus, *, actor: Principal | None = None) 
                          "currency": trade.currency, "refunded_amount": trade.refunded_amount})
 
 
-# -- payment ----------------------------------------------------------------------------------------
-def create_payment(session: Session, *, trade_id: str, provider: str, actor: Principal) -> Payment:
-    """The buyer starts paying (`manual`: a bank transfer an operator confirms; `stripe`: a
-    PaymentIntent confirmed by its webhook). Raises Forbidden, NotFound, Conflict, 422."""
-    trade = visible(session, trade_id, actor)
-    if actor.org_id != trade.buyer_org_id:
-        raise Forbidden("Only the buyer pays a trade.")
-    actor.require_verified("payments")
-    if trade.status != T.AWAITING_PAYMENT:
-        raise Conflict(f"This trade is {trade.status}; it is not awaiting payment.")
-    gateway = get_gateway(provider)
-    attempt = 1 + len(session.execute(select(Payment.id).where(Payment.trade_id == trade.id)).all())
-    # The provider is called before any row is locked; the key makes a retried call a replay.
-    result = gateway.create_payment(
-        reference=trade.id, amount=trade.amount, currency=trade.currency,
-        idempotency_key=idempotency_key(trade.id, f"payment-{attempt}"),
-        metadata={"trade_id": trade.id, "contract_id": trade.contract_id},
-    )
-    trade = visible(session, trade_id, actor, lock=True)
-    if trade.status != T.AWAITING_PAYMENT:
-        raise Conflict(f"This trade is {trade.status}; it is not awaiting payment.")
-    payment = Payment(trade_id=trade.id, provider=provider, status=PS.PENDING, amount=trade.amount,
-                      currency=trade.currency, provider_ref=result.provider_ref,
-                      client_secret=result.client_secret, created_by=actor.user_id)
-    session.add(payment)
-    session.flush()
-    return payment
-
-
-def shown_payment(session: Session, payment: Payment) -> Facts:
-    """A payment with its trade's buyer: `PaymentSchema` shows the Stripe `client_secret` (which
-    completes the payment) only to the buyer who pays, never to the seller or operators."""
-    trade = session.get(Trade, payment.trade_id)
-    return Facts(payment, buyer_org_id=trade.buyer_org_id if trade is not None else None)
-
-
-def _escrow_payment(session: Session, payment: Payment, trade: Trade, actor: Principal | None) -> None:
-    """The money arrived: payment succeeded, trade escrowed, ledger entry — one transaction."""
-    if payment.status != PS.PENDING:
-        raise Conflict(f"This payment is already {payment.status}.")
-    if trade.status != T.AWAITING_PAYMENT:
-        raise Conflict(f"This trade is already {trade.status}.")
-    transition(payment, PAYMENT_TRANSITIONS, PS.SUCCEEDED, actor=actor, what="Payment")
-    payment.confirmed_at = utcnow()
-    payment.confirmed_by = actor.user_id if actor else None
-    _move(trade, T.ESCROWED, actor=actor)
-    trade.paid_amount = payment.amount
-    trade.escrowed_at = utcnow()
-    post_entry(session, kind=EntryKind.PAYMENT, trade_id=trade.id,
-               postings=[Posting(_funding(trade), -payment.amount), Posting(_escrow(trade), payment.amount)],
-               metadata={"payment_id": payment.id, "provider": payment.provider})
-    _record_fair_sale(session, trade)
-    session.flush()
-
-
+# -- shared by the money steps (trading.payments too) -----------------------------------------------
 def _record_fair_sale(session: Session, trade: Trade) -> None:
     """A trade made at a fair adds to the fair's volume what reached escrow, less its refunds."""
     if trade.fair_id is not None:
@@ -159,81 +118,17 @@ def _locked_trade(session: Session, trade_id: str) -> Trade:
     return session.execute(select(Trade).where(Trade.id == trade_id).with_for_update()).scalar_one()
 
 
-def confirm_payment(session: Session, *, payment_id: str, actor: Principal) -> Payment:
-    """Operator: the manual bank transfer arrived; the trade is escrowed. A repeat -> 409."""
-    actor.require_operator()
-    payment = _locked_payment(session, payment_id)
-    if payment.provider != "manual":
-        raise Conflict("Only manual payments are confirmed by operators; Stripe confirms its own.")
-    trade = _locked_trade(session, payment.trade_id)
-    _escrow_payment(session, payment, trade, actor)
-    audit.record(session, actor, "payment.confirmed", "payment", payment.id, trade_id=trade.id,
-                 amount=payment.amount, currency=payment.currency)
-    return payment
-
-
-def get_payment(session: Session, *, payment_id: str, principal: Principal) -> Payment:
-    """A payment, for its trade's two parties and operators; anyone else gets the answer an unknown id
-    gets (NotFound "No such payment.", never the trade's own 404)."""
-    payment = session.get(Payment, payment_id)
-    trade = session.get(Trade, payment.trade_id) if payment is not None else None
-    if trade is None or not (principal.is_operator or principal.org_id in (trade.buyer_org_id, trade.seller_org_id)):
-        raise NotFound("No such payment.")
-    return payment
-
-
-def apply_stripe_event(session: Session, *, payload: bytes, signature: str | None) -> dict[str, Any]:
-    """A verified Stripe webhook: `payment_intent.succeeded` escrows its trade, once per event id.
-
-    Never trusts the body for amounts: the amount and currency must equal the trade's. Events for
-    unknown intents, repeated events and other types are acknowledged and change nothing.
-    """
-    event = get_gateway("stripe").parse_webhook(payload, signature)
-    if not record_event_once(session, "stripe", event.id, event_type=event.type):
-        return {"received": True, "applied": False, "reason": "duplicate event"}
-    if event.type != "payment_intent.succeeded":
-        return {"received": True, "applied": False, "reason": f"ignored event type {event.type}"}
-    payment = session.execute(
-        select(Payment).where(Payment.provider == "stripe", Payment.provider_ref == event.provider_ref)
-        .with_for_update()
-    ).scalar_one_or_none()
-    if payment is None:
-        return {"received": True, "applied": False, "reason": "unknown payment intent"}
-    trade = _locked_trade(session, payment.trade_id)
-    if payment.status != PS.PENDING or trade.status != T.AWAITING_PAYMENT:
-        return {"received": True, "applied": False, "reason": f"payment already {payment.status}"}
-    intent = event.raw["data"]["object"]
-    # The event type alone is not the money: the object must be our PaymentIntent, succeeded, with the
-    # trade's exact amount received (an integer) in the trade's currency.
-    if intent.get("object") != "payment_intent" or intent.get("status") != "succeeded":
-        return {"received": True, "applied": False, "reason": "the payment intent has not succeeded"}
-    # Stripe always reports amount_received; a peer that omits it (localstripe) is held to `amount`.
-    received = intent["amount_received"] if "amount_received" in intent else intent.get("amount")
-    if type(received) is not int or received != trade.amount or (event.currency or "") != trade.currency:
-        audit.record(session, None, "payment.amount_mismatch", "payment", payment.id, trade_id=trade.id,
-                     event_id=event.id, event_amount=event.amount, event_currency=event.currency)
-        return {"received": True, "applied": False, "reason": "amount or currency does not match the trade"}
-    _escrow_payment(session, payment, trade, None)
-    return {"received": True, "applied": True, "trade_id": trade.id}
-
-
-def reconcile_stripe(session: Session, *, older_than: timedelta = timedelta(minutes=10)) -> int:
-    """Re-fetch pending Stripe payments whose webhook never came; escrow the ones that succeeded."""
-    due = session.execute(
-        select(Payment).where(Payment.provider == "stripe", Payment.status == PS.PENDING,
-                              Payment.created_at <= utcnow() - older_than)
-    ).scalars().all()
-    applied = 0
-    for payment in due:
-        result = get_gateway("stripe").retrieve_payment(payment.provider_ref)
-        if result.status != ProviderStatus.SUCCEEDED:
-            continue
-        payment = _locked_payment(session, payment.id)
-        trade = _locked_trade(session, payment.trade_id)
-        if payment.status == PS.PENDING and trade.status == T.AWAITING_PAYMENT and result.amount == trade.amount:
-            _escrow_payment(session, payment, trade, None)
-            applied += 1
-    return applied
+def _per_item(session: Session, fn: Callable[[], Any], what: str) -> int:
+    """One item of a job: its own transactions, committed; a failure is logged and rolled back so
+    that the rest of the batch goes on."""
+    try:
+        result = fn()
+        session.commit()
+    except (DomainError, IntegrityError) as exc:
+        session.rollback()
+        log.warning("job item %s failed: %s", what, exc)
+        return 0
+    return 1 if result else 0
 
 
 # -- delivery, acceptance, settlement ---------------------------------------------------------------
@@ -328,8 +223,15 @@ def resolve(session: Session, *, trade_id: str, refund_amount: int, comment: str
         select(Payment).where(Payment.trade_id == trade.id, Payment.status == PS.SUCCEEDED)
     ).scalar_one_or_none()
     if refund_amount and payment is not None and payment.provider != "manual":
-        get_gateway(payment.provider).refund(provider_ref=payment.provider_ref, amount=refund_amount,
-                                             idempotency_key=idempotency_key(trade.id, "refund"))
+        # One key per dispute: a retried resolution replays its refund, a different amount is refused.
+        open_id = session.execute(select(Dispute.id).where(
+            Dispute.trade_id == trade.id, Dispute.status == DisputeStatus.OPEN)).scalars().first()
+        call = begin_call(session, provider=payment.provider, operation="refund", subject_id=trade.id,
+                          step=f"refund-{open_id}" if open_id else "refund", amount=refund_amount,
+                          currency=trade.currency, target=payment.provider_ref)
+        gateway, ref, key = get_gateway(payment.provider), payment.provider_ref, call.idempotency_key
+        run_provider_call(session, call, lambda: gateway.refund(provider_ref=ref, amount=refund_amount,
+                                                                idempotency_key=key))
     trade = _locked_trade(session, trade_id)
     if trade.status != T.DISPUTED:
         raise Conflict(f"This trade is {trade.status}, not disputed.")
@@ -395,32 +297,41 @@ def payout(session: Session, *, org_id: str, currency: str, amount: int, provide
     return record
 
 
-def send_transfers(session: Session) -> int:
-    """Make the Stripe Transfers of committed pending payouts (idempotent per payout); returns how many."""
-    pending = session.execute(
-        select(Payout).where(Payout.provider == "stripe", Payout.status == PayoutStatus.PENDING)
-        .order_by(Payout.created_at)
-    ).scalars().all()
-    sent = 0
-    for record in pending:
-        org = session.get(Organization, record.org_id)
-        result = get_gateway("stripe").transfer(
-            destination_account=org.stripe_account_id, amount=record.amount, currency=record.currency,
-            idempotency_key=idempotency_key(record.id, "transfer"), metadata={"payout_id": record.id})
-        # Locked after the provider call; a payout another run already marked paid is left alone
-        # (the idempotency key made this Transfer a replay of that one).
-        record = load_for_update(session, Payout, record.id)
-        if record.status != PayoutStatus.PENDING:
-            continue
-        record.provider_ref = result.provider_ref
-        transition(record, PAYOUT_TRANSITIONS, PayoutStatus.PAID, actor=None, what="Payout")
-        outbox.emit(session, event_type="payout.sent", org_ids=[record.org_id],
-                    payload={"payout_id": record.id, "amount": record.amount, "currency": record.currency,
-                             "provider": "stripe", "provider_ref": result.provider_ref})
-        audit.record(session, None, "payout.sent", "payout", record.id, provider_ref=result.provider_ref)
-        sent += 1
+def send_transfers(session: Session, *, batch: int = BATCH) -> int:
+    """Make the Stripe Transfers of committed pending payouts (idempotent per payout), at most `batch`
+    per run, each in its own short transactions with the Transfer made between them; returns how
+    many were sent."""
+    pending = list(session.scalars(
+        select(Payout.id).where(Payout.provider == "stripe", Payout.status == PayoutStatus.PENDING)
+        .order_by(Payout.created_at).limit(batch)))
+    session.commit()
+    return sum(_per_item(session, lambda p=payout_id: _send_transfer(session, p), payout_id) for payout_id in pending)
+
+
+def _send_transfer(session: Session, payout_id: str) -> bool:
+    record = load_for_update(session, Payout, payout_id)
+    if record is None or record.status != PayoutStatus.PENDING:
+        return False
+    account = session.get(Organization, record.org_id).stripe_account_id
+    call = begin_call(session, provider="stripe", operation="transfer", subject_id=record.id, step="transfer",
+                      amount=record.amount, currency=record.currency, target=account)
+    gateway, amount, currency, key = get_gateway("stripe"), record.amount, record.currency, call.idempotency_key
+    result = run_provider_call(session, call, lambda: gateway.transfer(
+        destination_account=account, amount=amount, currency=currency, idempotency_key=key,
+        metadata={"payout_id": payout_id}))
+    # Re-locked after the call; a payout another run already marked paid is left alone (the key made
+    # this Transfer a replay of that one).
+    record = load_for_update(session, Payout, payout_id)
+    if record.status != PayoutStatus.PENDING:
+        return False
+    record.provider_ref = result.provider_ref
+    transition(record, PAYOUT_TRANSITIONS, PayoutStatus.PAID, actor=None, what="Payout")
+    outbox.emit(session, event_type="payout.sent", org_ids=[record.org_id],
+                payload={"payout_id": record.id, "amount": record.amount, "currency": record.currency,
+                         "provider": "stripe", "provider_ref": result.provider_ref})
+    audit.record(session, None, "payout.sent", "payout", record.id, provider_ref=result.provider_ref)
     session.flush()
-    return sent
+    return True
 
 
 def can_read_entries(session: Session, principal: Principal, trade_id: str) -> bool:

@@ -81,6 +81,8 @@ class PaymentStatus(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CANCELED = "canceled"
+    REFUND_PENDING = "refund_pending"
+    REFUNDED = "refunded"
 
 
 PS = PaymentStatus
@@ -88,9 +90,15 @@ PAYMENT_TRANSITIONS: dict[PaymentStatus, frozenset[PaymentStatus]] = {
     # The money arrives (an operator confirms a transfer, Stripe's webhook or the reconciliation job),
     # or the attempt ends without it.
     PS.PENDING: frozenset({PS.SUCCEEDED, PS.FAILED, PS.CANCELED}),
-    PS.SUCCEEDED: frozenset(),
+    # A success that is a duplicate (the payment was no longer pending, or its trade no longer awaited
+    # payment) is refunded: succeeded -> refund_pending in the transaction that learns of it, refunded
+    # once the provider's refund is made. A buyer may cancel an intent they had already confirmed in
+    # their browser: Stripe's success then arrives for a canceled payment, which succeeded after all.
+    PS.SUCCEEDED: frozenset({PS.REFUND_PENDING}),
+    PS.REFUND_PENDING: frozenset({PS.REFUNDED}),
+    PS.REFUNDED: frozenset(),
     PS.FAILED: frozenset(),
-    PS.CANCELED: frozenset(),
+    PS.CANCELED: frozenset({PS.SUCCEEDED}),
 }
 
 

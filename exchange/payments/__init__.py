@@ -1,8 +1,9 @@
 """Payment gateways behind one interface: `manual` (default, offline) and `stripe`.
 
 The trading layer uses `get_gateway(name)` for outbound calls and webhook verification, and the
-services here to apply each webhook event once and to record each outbound call (with its
-deterministic idempotency key) before making it. Nothing here changes trades or the ledger.
+services here to apply each webhook event once and to make every outbound call through
+`run_provider_call`: recorded (with its deterministic idempotency key) and committed first, made
+with no transaction open, answered in a new transaction. Nothing here changes trades or the ledger.
 """
 
 from typing import Any
@@ -21,7 +22,18 @@ from exchange.payments.gateway import (
 )
 from exchange.payments.manual import ManualGateway
 from exchange.payments.registry import DEFAULT_PROVIDER, PROVIDER_NAMES, available_providers, get_gateway
-from exchange.payments.services import begin_call, complete_call, find_call, idempotency_key, record_event_once
+from exchange.payments.services import (
+    TransactionOpenError,
+    abandoned_calls,
+    begin_call,
+    complete_call,
+    find_call,
+    idempotency_key,
+    in_transaction,
+    outside_transaction,
+    record_event_once,
+    run_provider_call,
+)
 
 
 def __getattr__(name: str) -> object:
@@ -47,14 +59,19 @@ __all__ = [
     "ProviderUnreachable",
     "RefundResult",
     "StripeGateway",
+    "TransactionOpenError",
     "TransferResult",
+    "abandoned_calls",
     "available_providers",
     "begin_call",
     "complete_call",
     "find_call",
     "get_gateway",
     "idempotency_key",
+    "in_transaction",
+    "outside_transaction",
     "record_event_once",
+    "run_provider_call",
 ]
 
 

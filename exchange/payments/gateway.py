@@ -133,6 +133,10 @@ class PaymentGateway(Protocol):
         """The provider's current view of a payment, for reconciliation and out-of-order events."""
         ...
 
+    def cancel_payment(self, *, provider_ref: str, idempotency_key: str) -> PaymentResult:
+        """Cancel a payment the payer has not completed (its status afterwards: normally canceled)."""
+        ...
+
     def refund(self, *, provider_ref: str, amount: int, idempotency_key: str) -> RefundResult:
         """Return `amount` of the payment `provider_ref` to the payer."""
         ...

@@ -52,6 +52,11 @@ class ManualGateway:
         """Always pending: only an operator (through the trading layer) knows the money arrived."""
         return PaymentResult(provider=self.name, provider_ref=provider_ref, status=ProviderStatus.PENDING)
 
+    def cancel_payment(self, *, provider_ref: str, idempotency_key: str) -> PaymentResult:
+        """Canceled: the buyer simply does not make the bank transfer."""
+        check_idempotency_key(idempotency_key)
+        return PaymentResult(provider=self.name, provider_ref=provider_ref, status=ProviderStatus.CANCELED)
+
     def refund(self, *, provider_ref: str, amount: int, idempotency_key: str) -> RefundResult:
         """Recorded as succeeded: the operator returns the money by bank transfer."""
         check_idempotency_key(idempotency_key)

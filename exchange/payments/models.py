@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, CheckConstraint, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from exchange.db import Base, UTCDateTime, utcnow
 
 PROVIDERS = ("manual", "stripe")
-OPERATIONS = ("payment", "refund", "transfer")
+OPERATIONS = ("payment", "refund", "transfer", "cancel")
 CALL_STATUSES = ("started", "succeeded", "pending", "failed", "canceled")
 
 
@@ -45,6 +45,8 @@ class ProviderCall(Base):
         CheckConstraint(_in("operation", OPERATIONS), name="operation"),
         CheckConstraint(_in("status", CALL_STATUSES), name="status"),
         CheckConstraint("amount > 0", name="amount_positive"),
+        # The reconciliation job's scan for calls begun but never answered (a crash between steps).
+        Index("ix_provider_calls_status", "status", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

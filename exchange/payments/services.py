@@ -1,13 +1,17 @@
 """Exactly-once bookkeeping around the gateways: webhook events applied once, calls recorded first.
 
-The trading layer's pattern for a money step that calls a provider (no row lock is ever held
+Every call to a provider goes through `run_provider_call` (no row lock, no transaction, is ever held
 across the HTTP call):
 
     call = begin_call(session, provider=..., operation="refund", subject_id=trade.id, step="refund", ...)
-    session.commit()                      # the intent and its key survive a crash
-    result = gateway.refund(provider_ref=..., amount=call.amount, idempotency_key=call.idempotency_key)
-    complete_call(session, call, status=result.status, provider_ref=result.provider_ref)
-    ... state change + ledger entry ...; session.commit()
+    result = run_provider_call(session, call, lambda: gateway.refund(..., idempotency_key=call.idempotency_key))
+    # a new transaction is open: the answer is recorded on `call`; lock the row, re-check, apply
+    ... state change + ledger entry ...   (the request's or the job's commit ends it)
+
+`run_provider_call` commits what the session holds (the intent and its key survive a crash), makes
+the call with no transaction open, and records the answer in a new transaction that it leaves open
+for the caller. A crash between the commit and the answer leaves the call `started`: the
+reconciliation job makes it again with the same key, which the provider answers as a replay.
 
 and for a webhook, in the same transaction as the state change it causes:
 
@@ -16,12 +20,22 @@ and for a webhook, in the same transaction as the state change it causes:
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any, TypeVar
+
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, scoped_session
 
 from exchange.db import upsert, utcnow
 from exchange.errors import Conflict
-from exchange.payments.gateway import ProviderError, ProviderStatus, check_amount, check_currency
+from exchange.payments.gateway import (
+    ProviderError,
+    ProviderStatus,
+    ProviderUnreachable,
+    check_amount,
+    check_currency,
+)
 from exchange.payments.models import OPERATIONS, PROVIDERS, ProcessedProviderEvent, ProviderCall
 
 
@@ -134,3 +148,87 @@ def complete_call(
     call.completed_at = utcnow()
     session.flush()
     return call
+
+
+R = TypeVar("R")
+# A call begun this long ago and still unanswered belongs to a worker that died between the intent's
+# commit and the answer (a request in flight answers within seconds).
+ABANDONED_AFTER = timedelta(minutes=2)
+
+
+class TransactionOpenError(RuntimeError):
+    """A provider call was about to be made (or was made) with a database transaction open on the
+    session: a bug in the caller, never a client error. On SQLite that transaction would hold the
+    whole database's write lock for the length of an HTTP round trip."""
+
+
+def outside_transaction(session: Session, fn: Callable[[], R]) -> R:
+    """Commit what `session` holds, run `fn` with no transaction open on it, and return its result.
+
+    `fn` must not use the session (its values are read before the call). Raises
+    TransactionOpenError when a transaction is open before or after `fn` runs.
+    """
+    session.commit()
+    if in_transaction(session):
+        raise TransactionOpenError("a transaction is still open before the provider call")
+    result = fn()
+    if in_transaction(session):
+        raise TransactionOpenError("the provider call used the database session")
+    return result
+
+
+def in_transaction(session: Session | scoped_session) -> bool:
+    """Whether a transaction is open on `session` (the request's scoped session or a plain one)."""
+    return (session() if isinstance(session, scoped_session) else session).in_transaction()
+
+
+def run_provider_call(
+    session: Session,
+    call: ProviderCall,
+    fn: Callable[[], Any],
+    *,
+    on_refused: Callable[[Session, ProviderError], None] | None = None,
+) -> Any:
+    """Make the begun `call` through `fn` outside any transaction, and record its answer.
+
+    Commits what the session holds (with the call's intent), runs `fn` with no transaction open,
+    then, in a new transaction that stays open for the caller to apply the result in, stores the
+    provider's answer on the call (re-read under a row lock) and returns `fn`'s result.
+
+    A refusal (ProviderError, 502) is final for the key: the call is marked failed, `on_refused`
+    may record its consequences in the same short transaction, that is committed, and the error is
+    raised. An unreachable provider (ProviderUnreachable, 503) leaves the call `started` for the
+    reconciliation job and raises. Raises TransactionOpenError as `outside_transaction`.
+    """
+    call_id = call.id
+    try:
+        result = outside_transaction(session, fn)
+    except ProviderUnreachable:
+        raise
+    except ProviderError as exc:
+        refused = _locked_call(session, call_id)
+        complete_call(session, refused, status=ProviderStatus.FAILED, error=exc.detail[:1000])
+        if on_refused is not None:
+            on_refused(session, exc)
+        session.commit()
+        raise
+    answered = _locked_call(session, call_id)
+    complete_call(session, answered, status=result.status, provider_ref=result.provider_ref)
+    return result
+
+
+def _locked_call(session: Session, call_id: int) -> ProviderCall:
+    return session.execute(select(ProviderCall).where(ProviderCall.id == call_id).with_for_update()).scalar_one()
+
+
+def abandoned_calls(session: Session, *, provider: str, operations: tuple[str, ...] = OPERATIONS,
+                    limit: int = 100, older_than: timedelta = ABANDONED_AFTER) -> list[ProviderCall]:
+    """Calls of `operations` begun more than `older_than` ago that never got an answer (oldest first,
+    at most `limit`)."""
+    return list(session.scalars(
+        select(ProviderCall)
+        .where(ProviderCall.provider == provider, ProviderCall.status == "started",
+               ProviderCall.operation.in_(operations), ProviderCall.created_at <= utcnow() - older_than)
+        .order_by(ProviderCall.created_at, ProviderCall.id)
+        .limit(limit)
+    ))

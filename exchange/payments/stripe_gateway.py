@@ -122,6 +122,12 @@ class StripeGateway:
         intent = self._call("retrieve the payment", lambda: self._client.v1.payment_intents.retrieve(provider_ref))
         return self._payment_result(intent)
 
+    def cancel_payment(self, *, provider_ref: str, idempotency_key: str) -> PaymentResult:
+        """Cancel the PaymentIntent; Stripe refuses (ProviderError) one that has already succeeded."""
+        intent = self._call("cancel the payment", lambda: self._client.v1.payment_intents.cancel(
+            provider_ref, {}, {"idempotency_key": check_idempotency_key(idempotency_key)}))
+        return self._payment_result(intent)
+
     def refund(self, *, provider_ref: str, amount: int, idempotency_key: str) -> RefundResult:
         """Refund `amount` of the PaymentIntent `provider_ref` through Stripe."""
         amount = check_amount(amount)

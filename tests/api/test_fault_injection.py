@@ -101,7 +101,7 @@ def _entries(api, actor, trade_id):
 
 # -- payment confirmation ----------------------------------------------------------------------------
 @pytest.mark.parametrize("target", [
-    "trading.settlement._locked_trade", "trading.settlement._move", "trading.settlement.post_entry",
+    "trading.payments._locked_trade", "trading.payments._move", "trading.payments.post_entry",
     "exchange.ledger.engine._apply_balances", "exchange.ledger.engine.entry_hash", "exchange.identity.audit.record",
     COMMIT,
 ])

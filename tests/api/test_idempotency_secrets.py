@@ -113,10 +113,13 @@ def test_a_replayed_stripe_payment_carries_no_client_secret(app, api, request):
 SECRETISH = re.compile(r"secret|token|password|(^|_)key$", re.IGNORECASE)
 NOT_SECRETS = {"public_key", "key_id"}  # a public key and a key's id are published on purpose
 # Covered by the tests above (the Stripe one under its marker). A payment's confirmation answers
-# operators, who never see the client_secret (null there): it is marked through PaymentSchema.
+# operators, who never see the client_secret (null there), and its cancellation a payment no longer
+# pending (null there too, tests/integration/test_payment_duplicates_localstripe.py): both are marked
+# through PaymentSchema.
 TESTED = {("POST /api/v1/webhook-endpoints", "secret"),
           ("POST /api/v1/trades/<trade_id>/payments", "client_secret"),
-          ("POST /api/v1/payments/<payment_id>/confirm", "client_secret")}
+          ("POST /api/v1/payments/<payment_id>/confirm", "client_secret"),
+          ("POST /api/v1/payments/<payment_id>/cancel", "client_secret")}
 
 
 def _fields(schema: Schema, prefix: str = "") -> list[tuple[str, fields.Field]]:

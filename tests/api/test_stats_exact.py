@@ -20,7 +20,7 @@ from exchange.money import MAX_AMOUNT
 from exchange.states import load_for_update
 from tests.certflow import certify
 from tests.tradeflow import bid, live_fair, sign
-from trading import contracts, settlement
+from trading import contracts, payments
 from trading.models import Contract, Offer, Payment, Signature, Trade
 
 # Past 2^63 / (2^53 - 1) = 1024.000...: the first sum a 64-bit integer cannot hold.
@@ -55,7 +55,7 @@ def _clone(row: Any, **changes: Any) -> dict[str, Any]:
 def _paid_on_site_clones(app: Any, template_id: str, fair_id: str, n: int) -> None:
     """n more contracts like the template, each from its own buyer (a buyer's funding account holds at
     most 2^53-1), concluded on site and escrowed through the code paths the API runs
-    (`contracts._conclude` after the second signature, `settlement._escrow_payment` on a confirmed payment)."""
+    (`contracts._conclude` after the second signature, `payments._escrow_payment` on a confirmed payment)."""
     with app.app_context():
         session = db.session
         contract = session.get(Contract, template_id)
@@ -83,7 +83,7 @@ def _paid_on_site_clones(app: Any, template_id: str, fair_id: str, n: int) -> No
                                  provider_ref=None, confirmed_at=None, confirmed_by=None))
             session.add(p)
             session.flush()
-            settlement._escrow_payment(session, p, trade, None)
+            payments._escrow_payment(session, p, trade, None)
         session.commit()
 
 

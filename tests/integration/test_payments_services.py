@@ -17,11 +17,15 @@ from exchange.payments import (
     ProviderStatus,
     ProviderUnavailable,
     StripeGateway,
+    TransactionOpenError,
     begin_call,
     complete_call,
     find_call,
     get_gateway,
+    in_transaction,
+    outside_transaction,
     record_event_once,
+    run_provider_call,
 )
 from exchange.payments.models import ProcessedProviderEvent, ProviderCall
 
@@ -157,3 +161,42 @@ def test_racing_deliveries_of_one_event_apply_it_once(app, first_commits):
     assert results == {"first": True, "second": not first_commits}
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(ProcessedProviderEvent)) == 1
+
+
+def test_a_provider_call_runs_after_the_commit_with_no_transaction_open(session):
+    call = begin_call(session, provider="manual", operation="payment", subject_id="pay_out", step="create",
+                      amount=700, currency="CNY")
+    seen = []
+
+    def provider() -> object:
+        seen.append(in_transaction(session))
+        return ManualGateway().create_payment(reference="t", amount=700, currency="CNY",
+                                              idempotency_key=call.idempotency_key, metadata={})
+
+    result = run_provider_call(session, call, provider)
+    assert seen == [False]
+    # The intent was committed before the call; the answer is recorded in the (open) next transaction.
+    assert in_transaction(session)
+    stored = session.get(ProviderCall, call.id)
+    assert (stored.status, stored.provider_ref) == ("pending", result.provider_ref)
+    session.rollback()
+    assert session.get(ProviderCall, call.id).status == "started"
+
+
+def test_a_provider_call_that_touches_the_session_is_refused(session):
+    with pytest.raises(TransactionOpenError):
+        outside_transaction(session, lambda: session.execute(select(func.count()).select_from(ProviderCall)))
+
+
+def test_a_refused_call_is_recorded_failed_even_though_the_caller_rolls_back(session):
+    call = begin_call(session, provider="stripe", operation="refund", subject_id="trd_ref", step="refund",
+                      amount=5, currency="CNY")
+
+    def refuse() -> object:
+        raise ProviderError("stripe refused to refund the payment: no charge")
+
+    with pytest.raises(ProviderError):
+        run_provider_call(session, call, refuse)
+    session.rollback()
+    stored = session.get(ProviderCall, call.id)
+    assert stored.status == "failed" and "no charge" in stored.error

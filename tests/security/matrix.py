@@ -265,6 +265,9 @@ ROWS: list[Row] = [
       suspended=403, buyer=201, owner=403, operator=403, rule=f"{P}/trades/{{trade_id}}/payments"),
     R("POST", f"{P}/payments/{{payment_confirm}}/confirm", default=403, anonymous=401, operator=200,
       rule=f"{P}/payments/{{payment_id}}/confirm"),
+    # The buyer alone cancels; this payment has succeeded, so the buyer is authorized but refused (409).
+    R("POST", f"{P}/payments/{{payment}}/cancel", default=404, anonymous=401, suspended=403, buyer=409,
+      owner=403, operator=403, rule=f"{P}/payments/{{payment_id}}/cancel"),
     R("POST", f"{P}/webhooks/stripe", {}, default=422, suspended=403, rule=f"{P}/webhooks/stripe"),
     R("POST", f"{P}/trades/{{trade_deliver}}/delivery", {"reference": "https://files.example.com/d.csv",
                                                          "sha256": SHA},

@@ -105,6 +105,8 @@ TABLES: list[tuple[str, Mapping, type[StrEnum], set[tuple[str, str]]]] = [
     }),
     ("payment", PAYMENT_TRANSITIONS, PaymentStatus, {
         ("pending", "succeeded"), ("pending", "failed"), ("pending", "canceled"),
+        # A duplicate success: refunded (a canceled payment's success arrived after all).
+        ("canceled", "succeeded"), ("succeeded", "refund_pending"), ("refund_pending", "refunded"),
     }),
     ("dispute", DISPUTE_TRANSITIONS, DisputeStatus, {
         ("open", "resolved"),

@@ -227,7 +227,7 @@ def _trade_batch(session: Session, indices: list[int], picks: dict[int, str], bu
     for model, rows in ((Offer, offers), (Contract, contract_rows), (Signature, signatures), (Trade, trades),
                         (Payment, payments)):
         session.execute(insert(model.__table__), rows)
-    # The same postings as the API's payment confirmation and acceptance (trading.settlement).
+    # The same postings as the API's payment confirmation and acceptance (trading.payments, trading.settlement).
     entries = []
     for trade, payment_id in money:
         entries.append(EntrySpec(EntryKind.PAYMENT, [Posting(settlement._funding(trade), -trade.amount),
