@@ -70,7 +70,7 @@ def create_procurement(data: dict[str, Any]) -> Any:
 def list_procurements(args: dict[str, Any]) -> Any:
     """Own procurements; `?board=true`: open public demand; `?invited=true`: demand you were invited to."""
     principal = current_principal()
-    stmt = procurements.list_query(principal=principal, board=args["board"], invited=args["invited"],
+    stmt = procurements.list_query(db.session, principal=principal, board=args["board"], invited=args["invited"],
                                    status=args.get("status"), category=args.get("category"))
     page = paginate(db.session, stmt, page=args["page"], per_page=args["per_page"])
     page["items"] = [procurements.shown(p) for p in page["items"]]

@@ -23,7 +23,9 @@ from exchange.errors import Conflict, Forbidden, NotFound, ValidationFailed, fie
 from exchange.events import outbox
 from exchange.fields import Facts
 from exchange.identity import audit
+from exchange.identity import services as identity
 from exchange.identity.models import Organization
+from exchange.identity.states import OrgStatus
 from exchange.ledger.engine import AccountRef, Posting, balance, post_entry
 from exchange.ledger.models import EXCHANGE_OWNER, EntryKind
 from exchange.money import fee_for
@@ -77,11 +79,15 @@ def _move(trade: Trade, target: TradeStatus, *, actor: Principal | None = None) 
 # -- payment ----------------------------------------------------------------------------------------
 def create_payment(session: Session, *, trade_id: str, provider: str, actor: Principal) -> Payment:
     """The buyer starts paying (`manual`: a bank transfer an operator confirms; `stripe`: a
-    PaymentIntent confirmed by its webhook). Raises Forbidden, NotFound, Conflict, 422."""
+    PaymentIntent confirmed by its webhook). Raises Forbidden, NotFound, Conflict (not awaiting
+    payment, the seller suspended), 422."""
     trade = visible(session, trade_id, actor)
     if actor.org_id != trade.buyer_org_id:
         raise Forbidden("Only the buyer pays a trade.")
     actor.require_verified("payments")
+    # No money into escrow for a seller who cannot deliver. Unlocked: no row lock is held across the
+    # provider call below.
+    identity.active_counterparty(session, org_id=trade.seller_org_id, role="seller", actor=actor, lock=False)
     if trade.status != T.AWAITING_PAYMENT:
         raise Conflict(f"This trade is {trade.status}; it is not awaiting payment.")
     gateway = get_gateway(provider)
@@ -344,11 +350,14 @@ def resolve(session: Session, *, trade_id: str, refund_amount: int, comment: str
 # -- payouts ----------------------------------------------------------------------------------------
 def payout(session: Session, *, org_id: str, currency: str, amount: int, provider: str,
            actor: Principal) -> Payout:
-    """Operator: pay a seller out of its payable balance (never more: 422, even under racing requests)."""
+    """Operator: pay a seller out of its payable balance (never more: 422, even under racing requests).
+    A suspended organization is paid nothing until it is reinstated (409)."""
     actor.require_operator()
     org = session.get(Organization, org_id)
     if org is None:
         raise field_error("org_id", "no such organization")
+    # Locked FOR SHARE to the end: a payout and a suspension of its payee serialize.
+    identity.active_counterparty(session, org_id=org.id, role="payee", actor=actor)
     if provider == "stripe" and not org.stripe_account_id:
         raise Conflict("This organization has no Stripe account for payouts (stripe_account_id).")
     available = balance(session, owner_id=org.id, purpose="seller_payable", currency=currency)
@@ -378,7 +387,8 @@ def payout(session: Session, *, org_id: str, currency: str, amount: int, provide
 
 
 def send_transfers(session: Session) -> int:
-    """Make the Stripe Transfers of committed pending payouts (idempotent per payout); returns how many."""
+    """Make the Stripe Transfers of committed pending payouts (idempotent per payout), except to a
+    suspended organization; returns how many."""
     pending = session.execute(
         select(Payout).where(Payout.provider == "stripe", Payout.status == PayoutStatus.PENDING)
         .order_by(Payout.created_at)
@@ -386,6 +396,8 @@ def send_transfers(session: Session) -> int:
     sent = 0
     for record in pending:
         org = session.get(Organization, record.org_id)
+        if org.status == OrgStatus.SUSPENDED:
+            continue  # held, still pending, until the organization is reinstated
         result = get_gateway("stripe").transfer(
             destination_account=org.stripe_account_id, amount=record.amount, currency=record.currency,
             idempotency_key=idempotency_key(record.id, "transfer"), metadata={"payout_id": record.id})
