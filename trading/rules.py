@@ -35,7 +35,7 @@ def active_parties(session: Session, *, buyer_org_id: str, seller_org_id: str, a
     suspended: 409 "The seller organization is suspended." for the counterparty (403 for a member
     of the suspended side itself, should its token still be in flight).
 
-    Both rows are read FOR SHARE, in id order, and held to the end of the transaction: the step and
+    Both rows are read FOR KEY SHARE, in id order, and held to the end of the transaction: the step and
     a concurrent suspension of either party serialize (see `identity.active_counterparty`).
     """
     for org_id, role in sorted({buyer_org_id: "buyer", seller_org_id: "seller"}.items()):

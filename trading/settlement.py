@@ -356,7 +356,7 @@ def payout(session: Session, *, org_id: str, currency: str, amount: int, provide
     org = session.get(Organization, org_id)
     if org is None:
         raise field_error("org_id", "no such organization")
-    # Locked FOR SHARE to the end: a payout and a suspension of its payee serialize.
+    # Locked FOR KEY SHARE to the end: a payout and a suspension of its payee serialize.
     identity.active_counterparty(session, org_id=org.id, role="payee", actor=actor)
     if provider == "stripe" and not org.stripe_account_id:
         raise Conflict("This organization has no Stripe account for payouts (stripe_account_id).")

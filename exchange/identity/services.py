@@ -187,14 +187,16 @@ def active_counterparty(session: Session, *, org_id: str, role: str, actor: Prin
     it gets Forbidden (its own writes), anyone else Conflict naming `role` ("The seller organization
     is suspended."). Raises NotFound for an unknown id.
 
-    `lock` reads the row FOR SHARE (PostgreSQL): suspending takes the row FOR UPDATE, so a check that
-    passed holds the suspension back until its transaction ends, and a suspension that committed
-    first is seen here (a deal and a suspension serialize, either order). Signers of one deal share
-    the lock. SQLite needs none: a writing request holds the database's write lock throughout.
+    `lock` reads the row FOR KEY SHARE (PostgreSQL): suspending takes the row FOR UPDATE, which
+    conflicts with it, so a check that passed holds the suspension back until its transaction ends,
+    and a suspension that committed first is seen here (a deal and a suspension serialize, either
+    order). The weakest row lock that does so: concurrent deals of one organization share it and a
+    profile edit (FOR NO KEY UPDATE) does not wait for it. SQLite needs none: a writing request holds
+    the database's write lock throughout.
     """
     stmt = select(Organization).where(Organization.id == org_id).execution_options(populate_existing=True)
     if lock:
-        stmt = stmt.with_for_update(read=True)
+        stmt = stmt.with_for_update(read=True, key_share=True)
     org = session.execute(stmt).scalar_one_or_none()
     if org is None:
         raise NotFound("No such organization.")
