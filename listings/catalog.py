@@ -13,8 +13,8 @@ from exchange.db import dialect_name
 from exchange.errors import Forbidden, field_error
 from exchange.principal import Principal
 from listings import search
+from listings import services as listings
 from listings.models import Product, ProductVersion, Stall, StallProduct
-from listings.states import ProductStatus
 
 
 def search_catalog(session: Session, *, principal: Principal | None, q: str | None = None,
@@ -43,7 +43,7 @@ def search_catalog(session: Session, *, principal: Principal | None, q: str | No
         if q:
             stmt = stmt.where(_own_text_filter(q))
     else:
-        stmt = stmt.where(Product.status == ProductStatus.LISTED)
+        stmt = stmt.where(listings.in_catalog(session))
         if q:
             terms = search.query_terms(q)
             if not terms:

@@ -15,6 +15,7 @@ from exchange.fields import Facts
 from exchange.identity.models import Organization
 from exchange.identity.states import OrgStatus
 from exchange.principal import Principal
+from listings import services as listings
 from listings.models import Fair, FairSale, Product, Stall, StallProduct
 from listings.states import FairPhase, ProductStatus
 
@@ -84,7 +85,7 @@ def fair_stats(session: Session, fair: Fair) -> dict[str, Any]:
         select(func.count(func.distinct(StallProduct.product_id)))
         .join(Stall, Stall.id == StallProduct.stall_id)
         .join(Product, Product.id == StallProduct.product_id)
-        .where(Stall.fair_id == fair.id, Product.status == ProductStatus.LISTED)
+        .where(Stall.fair_id == fair.id, listings.in_catalog(session))
     ).scalar_one()
     # Read the counters as columns: trading increments them with UPDATEs the identity map never sees.
     signed = session.execute(select(Fair.contracts_signed_on_site).where(Fair.id == fair.id)).scalar_one()
@@ -108,7 +109,7 @@ def fairs_stats(session: Session, fairs: Sequence[Fair]) -> dict[str, dict[str, 
         select(Stall.fair_id, func.count(func.distinct(StallProduct.product_id)))
         .join(Stall, Stall.id == StallProduct.stall_id)
         .join(Product, Product.id == StallProduct.product_id)
-        .where(Stall.fair_id.in_(ids), Product.status == ProductStatus.LISTED)
+        .where(Stall.fair_id.in_(ids), listings.in_catalog(session))
         .group_by(Stall.fair_id)).all())
     signed = dict(session.execute(select(Fair.id, Fair.contracts_signed_on_site).where(Fair.id.in_(ids))).all())
     volume = _volumes(session, ids)
@@ -207,7 +208,7 @@ def stall_views(session: Session, stalls: Sequence[Stall]) -> list[dict[str, Any
         rows = session.execute(
             select(StallProduct.stall_id, StallProduct.product_id)
             .join(Product, Product.id == StallProduct.product_id)
-            .where(StallProduct.stall_id.in_(list(shown)), Product.status == ProductStatus.LISTED)
+            .where(StallProduct.stall_id.in_(list(shown)), listings.in_catalog(session))
             .order_by(StallProduct.stall_id, StallProduct.position)
         ).all()
         for stall_id, product_id in rows:

@@ -56,6 +56,7 @@ def create_product(data: dict[str, Any]) -> Any:
 @blp.problems(401, 403, 422)
 def search_products(args: dict[str, Any]) -> Any:
     """The public catalog of listed products: full text (`q`, Chinese and English), filters, sorts.
+    A suspended vendor's products are out of it until the vendor is reinstated.
 
     `?mine=true` (with a token) lists the caller's own products in every status instead.
     """
@@ -166,7 +167,8 @@ def get_fair(fair_id: str) -> Any:
 @fairs_blp.response(200, StallPageSchema)
 @fairs_blp.problems(404, 422)
 def list_stalls(args: dict[str, Any], fair_id: str) -> Any:
-    """The stalls of a fair by code, each with its listed products on show (public)."""
+    """The stalls of a fair by code, each with its listed products on show (public; a suspended
+    vendor's are not on show)."""
     stmt = fairs.list_stalls(db.session, fair_id=fair_id)
     page = paginate(db.session, stmt, page=args["page"], per_page=args["per_page"])
     page["items"] = fairs.stall_views(db.session, page["items"])

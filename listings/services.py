@@ -11,12 +11,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import ColumnElement, Select, func, select, update
 from sqlalchemy.orm import Session
 
 from exchange.db import upsert, utcnow
 from exchange.errors import Conflict, Forbidden, InvalidTransition, NotFound, ValidationFailed, field_error
 from exchange.fields import Facts
+from exchange.identity import services as identity
 from exchange.money import CURRENCIES, MAX_AMOUNT
 from exchange.principal import Principal
 from exchange.states import transition
@@ -124,6 +125,20 @@ def shown_version(session: Session, product: Product) -> ProductVersion:
 def is_tradable(product: Product) -> bool:
     """Offers and contracts may be made on a product only while it is listed."""
     return product.status == ProductStatus.LISTED
+
+
+def in_catalog(session: Session) -> ColumnElement[bool]:
+    """The public catalog's filter over Product (browse, search, fairs' stalls, matching): listed,
+    and its owner not suspended. A suspended vendor's products keep their status and come back with
+    its reinstatement; one whose certificate is suspended is not `listed` and stays out.
+
+    The suspended organizations are read first (an index read, usually none) and only then, if any,
+    excluded by id: with none, the catalog's queries are the same as before, index-only counts
+    included; a join to organizations in every catalog query would read each row's owner instead.
+    """
+    listed = Product.status == ProductStatus.LISTED
+    suspended = identity.suspended_org_ids(session)
+    return listed & Product.owner_org_id.not_in(suspended) if suspended else listed
 
 
 # -- history and transitions -----------------------------------------------------------------------

@@ -142,7 +142,7 @@ def sign(session: Session, *, contract_id: str, data: dict[str, Any], actor: Pri
     contract `signed` and records its trade in the same transaction.
 
     Raises NotFound, Forbidden, Conflict (already signed by this side, not pending, certificate no
-    longer valid), ValidationFailed (bad signature, on-site rules, unlawful deal).
+    longer valid, the other side suspended), ValidationFailed (bad signature, on-site rules, unlawful deal).
     """
     contract = _visible(session, contract_id, actor, lock=True)
     if actor.org_id not in (contract.buyer_org_id, contract.seller_org_id):
@@ -152,6 +152,8 @@ def sign(session: Session, *, contract_id: str, data: dict[str, Any], actor: Pri
         raise Conflict(f"This contract is {contract.status}; it cannot be signed.")
     if any(s.org_id == actor.org_id for s in signatures(session, contract)):
         raise Conflict("Your organization has already signed this contract.")
+    rules.active_parties(session, buyer_org_id=contract.buyer_org_id, seller_org_id=contract.seller_org_id,
+                         actor=actor)
     cert = certificates.get(session, contract.certificate_number)
     if not certificates.is_valid(cert):
         status = certificates.effective_status(cert)

@@ -5,8 +5,9 @@ procurement's category, those of them matching any keyword or the title, and any
 keyword, through the catalog's full-text index (both engines), at most a few hundred candidates.
 Ranking is `score()`, a pure function over plain values: text relevance, category, keyword
 overlap, price against budget (over budget ranks lower, never hidden), delivery mode, data
-freshness and the vendor's track record. Only products with a valid certificate
-that the buyer may lawfully buy (cross-border rules) are returned.
+freshness and the vendor's track record. Only products in the catalog (listed, their vendor not
+suspended) with a valid certificate that the buyer may lawfully buy (cross-border rules) are
+returned; a vendor's view of the demand its product answers leaves out suspended buyers.
 """
 
 from __future__ import annotations
@@ -153,7 +154,7 @@ def _supplies(session: Session, proc: Procurement, buyer: Organization, now: dat
     # Each part is cut on products alone (an index walk that stops); the candidates it keeps are
     # then joined to their revision and certificate, and only then counted against each query.
     part = (select(Product.id)
-            .where(Product.status == ProductStatus.LISTED, Product.owner_org_id != buyer.id)
+            .where(listings.in_catalog(session), Product.owner_org_id != buyer.id)
             .order_by(Product.listed_at.desc(), Product.id.desc()).limit(CANDIDATES_PER_SOURCE))
     parts = [part.where(Product.category == proc.category)]
     if text.any_query is not None:
@@ -232,7 +233,8 @@ def procurements_for_product(session: Session, *, product: Product, version: Pro
     procs: Sequence[Procurement] = session.execute(
         select(Procurement).where(Procurement.status == ProcurementStatus.OPEN, Procurement.deadline > now,
                                   Procurement.visibility == "public", Procurement.category == version.category,
-                                  Procurement.buyer_org_id != product.owner_org_id)
+                                  Procurement.buyer_org_id != product.owner_org_id,
+                                  procurements.not_suspended(session))
         .order_by(Procurement.deadline, Procurement.id).limit(500)
     ).scalars().all()
     if not procs:

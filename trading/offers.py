@@ -67,7 +67,8 @@ def make(session: Session, *, data: dict[str, Any], actor: Principal) -> Offer:
     """A buyer's bid on a listed product, or a vendor's quote (`to_org_id`) to a buyer.
 
     Raises NotFound (invisible product/procurement), Forbidden (unverified), ValidationFailed (own
-    product, wrong currency or delivery mode, unlawful cross-border deal), Conflict (not tradable now).
+    product, wrong currency or delivery mode, unlawful cross-border deal), Conflict (not tradable now,
+    the other side suspended).
     """
     actor.require_type("vendor", "enterprise", action="offers")
     product = rules.visible_product(session, data["product_id"], actor)
@@ -84,6 +85,7 @@ def make(session: Session, *, data: dict[str, Any], actor: Principal) -> Offer:
             raise field_error("product_id", "a buyer never bids on its own product")
         buyer = session.get(Organization, actor.org_id)
         seller_org_id, recipient = product.owner_org_id, product.owner_org_id
+    rules.active_parties(session, buyer_org_id=buyer.id, seller_org_id=seller_org_id, actor=actor)
     revision, _cert = rules.tradable(session, product)
     _check_terms(revision, data["price"], data["terms"])
     rules.lawful(session, revision, buyer)
@@ -160,8 +162,10 @@ def _decide(offer: Offer, status: OfferStatus, actor: Principal) -> None:
 
 def counter(session: Session, *, offer_id: str, price: dict[str, Any], terms: dict[str, Any],
             message: str | None, expires_at: datetime | None, actor: Principal) -> Offer:
-    """The recipient answers with new terms: a new offer to the other side; the old one `countered`."""
+    """The recipient answers with new terms: a new offer to the other side; the old one `countered`.
+    Conflict when the other side is suspended."""
     old = _pending_for_recipient(session, offer_id, actor)
+    rules.active_parties(session, buyer_org_id=old.buyer_org_id, seller_org_id=old.seller_org_id, actor=actor)
     product = rules.visible_product(session, old.product_id, actor)
     revision, _cert = rules.tradable(session, product)
     _check_terms(revision, price, terms)
@@ -186,9 +190,10 @@ def counter(session: Session, *, offer_id: str, price: dict[str, Any], terms: di
 def accept(session: Session, *, offer_id: str, actor: Principal) -> Contract:
     """The recipient accepts: the contract is created, terms frozen, in the same transaction.
 
-    The product must still be tradable (409) and the deal lawful (422).
+    The product must still be tradable and the other side not suspended (409), the deal lawful (422).
     """
     offer = _pending_for_recipient(session, offer_id, actor)
+    rules.active_parties(session, buyer_org_id=offer.buyer_org_id, seller_org_id=offer.seller_org_id, actor=actor)
     product = session.get(Product, offer.product_id)
     revision, cert = rules.tradable(session, product)
     if revision.version != offer.product_version:

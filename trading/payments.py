@@ -25,6 +25,7 @@ from exchange.db import after_transaction, utcnow
 from exchange.errors import Conflict, Forbidden, NotFound
 from exchange.fields import Facts
 from exchange.identity import audit
+from exchange.identity import services as identity
 from exchange.ledger.engine import Posting, post_entry
 from exchange.ledger.models import EntryKind
 from exchange.payments import (
@@ -78,7 +79,7 @@ def _refuse_second_payment(session: Session, trade_id: str) -> None:
 def create_payment(session: Session, *, trade_id: str, provider: str, actor: Principal) -> Payment:
     """The buyer starts paying (`manual`: a bank transfer an operator confirms; `stripe`: a
     PaymentIntent confirmed by its webhook). Raises Forbidden, NotFound, Conflict (409: not awaiting
-    payment, or another payment still pending), 422, and the provider's 502/503.
+    payment, another payment still pending, or the seller suspended), 422, and the provider's 502/503.
 
     Commits twice: the pending payment and the call's intent first (so the one-pending rule holds
     before the provider is asked), then the provider's answer once the call returns.
@@ -87,6 +88,9 @@ def create_payment(session: Session, *, trade_id: str, provider: str, actor: Pri
     if actor.org_id != trade.buyer_org_id:
         raise Forbidden("Only the buyer pays a trade.")
     actor.require_verified("payments")
+    # No money into escrow for a seller who cannot deliver; the row lock (released when the intent
+    # commits, before the provider call) serializes this with a suspension of the seller.
+    identity.active_counterparty(session, org_id=trade.seller_org_id, role="seller", actor=actor)
     if trade.status != T.AWAITING_PAYMENT:
         raise Conflict(f"This trade is {trade.status}; it is not awaiting payment.")
     gateway = get_gateway(provider)

@@ -6,13 +6,14 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, or_, select
+from sqlalchemy import ColumnElement, Select, or_, select, true
 from sqlalchemy.orm import Session
 
 from exchange.db import utcnow
 from exchange.errors import Forbidden, NotFound, field_error
 from exchange.expiry import Expiry
 from exchange.fields import Facts
+from exchange.identity import services as identity
 from exchange.principal import Principal
 from exchange.states import load_for_update, transition
 from trading.models import Procurement, ProcurementInvitation
@@ -47,7 +48,7 @@ def create(session: Session, *, title: str, description: str, category: str, bud
         for org_id in invited:
             if org_id == actor.org_id:
                 raise field_error("invited_org_ids", "cannot invite yourself")
-            organization(session, org_id, field="invited_org_ids")
+            organization(session, org_id, field="invited_org_ids", role="invited")
     elif invited:
         raise field_error("invited_org_ids", "only for visibility 'invited'")
     proc = Procurement(
@@ -82,15 +83,23 @@ def get(session: Session, *, procurement_id: str, principal: Principal | None,
     return proc
 
 
-def list_query(*, principal: Principal, board: bool, invited: bool, status: str | None,
+def not_suspended(session: Session) -> ColumnElement[bool]:
+    """Demand whose buyer is not suspended: what the board and matching show vendors (a suspended
+    buyer's procurements come back with its reinstatement). No filter at all while none is."""
+    suspended = identity.suspended_org_ids(session)
+    return Procurement.buyer_org_id.not_in(suspended) if suspended else true()
+
+
+def list_query(session: Session, *, principal: Principal, board: bool, invited: bool, status: str | None,
                category: str | None) -> Select:
-    """Own procurements; or the board (open public demand of others, before its deadline); or the
-    procurements the caller's organization was invited to."""
+    """Own procurements; or the board (open public demand of others, before its deadline, its buyer
+    not suspended); or the procurements the caller's organization was invited to."""
     stmt = select(Procurement)
     now = utcnow()
     if board:
         stmt = stmt.where(Procurement.status == P.OPEN, Procurement.deadline > now,
-                          Procurement.visibility == "public", Procurement.buyer_org_id != principal.org_id)
+                          Procurement.visibility == "public", Procurement.buyer_org_id != principal.org_id,
+                          not_suspended(session))
     elif invited:
         stmt = stmt.where(Procurement.id.in_(
             select(ProcurementInvitation.procurement_id).where(ProcurementInvitation.org_id == principal.org_id)))

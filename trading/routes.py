@@ -68,9 +68,10 @@ def create_procurement(data: dict[str, Any]) -> Any:
 @blp.doc(security=AUTH)
 @blp.problems(401, 422)
 def list_procurements(args: dict[str, Any]) -> Any:
-    """Own procurements; `?board=true`: open public demand; `?invited=true`: demand you were invited to."""
+    """Own procurements; `?board=true`: open public demand (not of suspended buyers); `?invited=true`:
+    demand you were invited to."""
     principal = current_principal()
-    stmt = procurements.list_query(principal=principal, board=args["board"], invited=args["invited"],
+    stmt = procurements.list_query(db.session, principal=principal, board=args["board"], invited=args["invited"],
                                    status=args.get("status"), category=args.get("category"))
     page = paginate(db.session, stmt, page=args["page"], per_page=args["per_page"])
     page["items"] = [procurements.shown(p) for p in page["items"]]
@@ -132,7 +133,8 @@ def product_matches(args: dict[str, Any], product_id: str) -> Any:
 @blp.doc(security=AUTH)
 @blp.problems(*WRITE_ERRORS)
 def make_offer(data: dict[str, Any]) -> Any:
-    """A buyer bids on a listed product, or a vendor quotes its product to a buyer (`to_org_id`)."""
+    """A buyer bids on a listed product, or a vendor quotes its product to a buyer (`to_org_id`).
+    409 while the other side (seller or buyer) is suspended."""
     return offers.shown(db.session, offers.make(db.session, data=data, actor=current_principal()))
 
 
@@ -166,7 +168,8 @@ def get_offer(offer_id: str) -> Any:
 @blp.doc(security=AUTH)
 @blp.problems(*WRITE_ERRORS)
 def counter_offer(data: dict[str, Any], offer_id: str) -> Any:
-    """The recipient counters: a new offer to the other side; this one becomes `countered`."""
+    """The recipient counters: a new offer to the other side; this one becomes `countered`. 409 while
+    the other side is suspended."""
     new = offers.counter(db.session, offer_id=offer_id, price=data["price"], terms=data["terms"],
                          message=data.get("message"), expires_at=data.get("expires_at"), actor=current_principal())
     return offers.shown(db.session, new)
@@ -177,7 +180,8 @@ def counter_offer(data: dict[str, Any], offer_id: str) -> Any:
 @blp.doc(security=AUTH)
 @blp.problems(*WRITE_ERRORS)
 def accept_offer(offer_id: str) -> Any:
-    """The recipient accepts: the contract is created with the terms frozen."""
+    """The recipient accepts: the contract is created with the terms frozen. 409 while the other side
+    is suspended."""
     contract = offers.accept(db.session, offer_id=offer_id, actor=current_principal())
     return contracts.shown(db.session, contract)
 
@@ -243,7 +247,8 @@ def contract_document(contract_id: str) -> Any:
 @blp.doc(security=AUTH)
 @blp.problems(*WRITE_ERRORS)
 def sign_contract(data: dict[str, Any], contract_id: str) -> Any:
-    """A member of the buyer or the seller signs, on site at a live fair's stall or remotely."""
+    """A member of the buyer or the seller signs, on site at a live fair's stall or remotely. 409 while
+    the other side is suspended."""
     contract = contracts.sign(db.session, contract_id=contract_id, data=data, actor=current_principal(),
                               client_addr=request.remote_addr, user_agent=request.headers.get("User-Agent"))
     return contracts.shown(db.session, contract)
@@ -299,7 +304,8 @@ def create_payment(data: dict[str, Any], trade_id: str) -> Any:
     """The buyer pays: `manual` (bank transfer, confirmed by an operator) or `stripe` (PaymentIntent).
 
     One payment in flight per trade: while one is `pending`, another -> 409 naming it (cancel it
-    with `POST /payments/{id}/cancel`)."""
+    with `POST /payments/{id}/cancel`).
+    409 while the seller is suspended."""
     principal = current_principal()
     payment = payments.create_payment(db.session, trade_id=trade_id, provider=data["provider"], actor=principal)
     return payments.shown_payment(db.session, payment)
@@ -395,5 +401,6 @@ def resolve_dispute(data: dict[str, Any], trade_id: str) -> Any:
 @blp.doc(security=AUTH)
 @blp.problems(*WRITE_ERRORS)
 def create_payout(data: dict[str, Any]) -> Any:
-    """Operators: pay a seller out of its payable balance (never more than the balance)."""
+    """Operators: pay a seller out of its payable balance (never more than the balance). 409 while the
+    organization is suspended."""
     return settlement.payout(db.session, actor=current_principal(), **data)

@@ -1,5 +1,6 @@
-"""The checks every trading step repeats: the product is tradable (listed with a valid certificate)
-and the deal is lawful (cross-border rules), at offer, acceptance and signature alike."""
+"""The checks every trading step repeats: the product is tradable (listed with a valid certificate),
+neither party is suspended and the deal is lawful (cross-border rules), at offer, counter,
+acceptance and signature alike."""
 
 from __future__ import annotations
 
@@ -11,18 +12,34 @@ from sqlalchemy.orm import Session
 from certification import certificates, whitelist
 from certification.models import Certificate
 from exchange.errors import Conflict, NotFound, field_error
+from exchange.identity import services as identity
 from exchange.identity.models import Organization
 from exchange.identity.states import OrgStatus
 from listings import services as listings
 from listings.models import Product, ProductVersion
 
 
-def organization(session: Session, org_id: str, *, field: str = "to_org_id") -> Organization:
-    """A verified organization that can be a counterparty; 422 naming `field` otherwise."""
+def organization(session: Session, org_id: str, *, field: str = "to_org_id", role: str = "buyer") -> Organization:
+    """A verified organization that can be a counterparty; 422 naming `field` otherwise, 409 naming
+    `role` while it is suspended ("The buyer organization is suspended.")."""
     org = session.get(Organization, org_id) if org_id else None
+    if org is not None and org.status == OrgStatus.SUSPENDED and org.type in ("vendor", "enterprise"):
+        raise Conflict(f"The {role} organization is suspended.")
     if org is None or org.status != OrgStatus.VERIFIED or org.type not in ("vendor", "enterprise"):
         raise field_error(field, "must be a verified vendor or enterprise organization")
     return org
+
+
+def active_parties(session: Session, *, buyer_org_id: str, seller_org_id: str, actor: Any) -> None:
+    """Refuse a new step of a deal (offer, counter, acceptance, signature) while either side is
+    suspended: 409 "The seller organization is suspended." for the counterparty (403 for a member
+    of the suspended side itself, should its token still be in flight).
+
+    Both rows are read FOR KEY SHARE, in id order, and held to the end of the transaction: the step and
+    a concurrent suspension of either party serialize (see `identity.active_counterparty`).
+    """
+    for org_id, role in sorted({buyer_org_id: "buyer", seller_org_id: "seller"}.items()):
+        identity.active_counterparty(session, org_id=org_id, role=role, actor=actor)
 
 
 def tradable(session: Session, product: Product) -> tuple[ProductVersion, Certificate]:

@@ -31,7 +31,9 @@ from exchange.db import utcnow
 from exchange.errors import Conflict, DomainError, Forbidden, NotFound, ValidationFailed, field_error
 from exchange.events import outbox
 from exchange.identity import audit
+from exchange.identity import services as identity
 from exchange.identity.models import Organization
+from exchange.identity.states import OrgStatus
 from exchange.ledger.engine import AccountRef, Posting, balance, post_entry
 from exchange.ledger.models import EXCHANGE_OWNER, EntryKind, Purpose
 from exchange.money import fee_for
@@ -264,11 +266,14 @@ def resolve(session: Session, *, trade_id: str, refund_amount: int, comment: str
 # -- payouts ----------------------------------------------------------------------------------------
 def payout(session: Session, *, org_id: str, currency: str, amount: int, provider: str,
            actor: Principal) -> Payout:
-    """Operator: pay a seller out of its payable balance (never more: 422, even under racing requests)."""
+    """Operator: pay a seller out of its payable balance (never more: 422, even under racing requests).
+    A suspended organization is paid nothing until it is reinstated (409)."""
     actor.require_operator()
     org = session.get(Organization, org_id)
     if org is None:
         raise field_error("org_id", "no such organization")
+    # Locked FOR KEY SHARE to the end: a payout and a suspension of its payee serialize.
+    identity.active_counterparty(session, org_id=org.id, role="payee", actor=actor)
     if provider == "stripe" and not org.stripe_account_id:
         raise Conflict("This organization has no Stripe account for payouts (stripe_account_id).")
     available = balance(session, owner_id=org.id, purpose="seller_payable", currency=currency)
@@ -298,11 +303,15 @@ def payout(session: Session, *, org_id: str, currency: str, amount: int, provide
 
 
 def send_transfers(session: Session, *, batch: int = BATCH) -> int:
-    """Make the Stripe Transfers of committed pending payouts (idempotent per payout), at most `batch`
+    """Make the Stripe Transfers of committed pending payouts (idempotent per payout; none to a
+    suspended organization, whose payouts wait for its reinstatement), at most `batch`
     per run, each in its own short transactions with the Transfer made between them; returns how
     many were sent."""
     pending = list(session.scalars(
-        select(Payout.id).where(Payout.provider == "stripe", Payout.status == PayoutStatus.PENDING)
+        select(Payout.id).where(Payout.provider == "stripe", Payout.status == PayoutStatus.PENDING,
+                                # held, still pending, while the payee is suspended
+                                Payout.org_id.not_in(select(Organization.id)
+                                                     .where(Organization.status == OrgStatus.SUSPENDED)))
         .order_by(Payout.created_at).limit(batch)))
     session.commit()
     return sum(_per_item(session, lambda p=payout_id: _send_transfer(session, p), payout_id) for payout_id in pending)
@@ -312,7 +321,10 @@ def _send_transfer(session: Session, payout_id: str) -> bool:
     record = load_for_update(session, Payout, payout_id)
     if record is None or record.status != PayoutStatus.PENDING:
         return False
-    account = session.get(Organization, record.org_id).stripe_account_id
+    payee = session.get(Organization, record.org_id)
+    if payee.status == OrgStatus.SUSPENDED:
+        return False  # held until the organization is reinstated
+    account = payee.stripe_account_id
     call = begin_call(session, provider="stripe", operation="transfer", subject_id=record.id, step="transfer",
                       amount=record.amount, currency=record.currency, target=account)
     gateway, amount, currency, key = get_gateway("stripe"), record.amount, record.currency, call.idempotency_key

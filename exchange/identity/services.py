@@ -171,6 +171,42 @@ def get_organization(session: Session, *, org_id: str, principal: Principal | No
     raise NotFound("No such organization.")
 
 
+def suspended_org_ids(session: Session) -> list[str]:
+    """The organizations suspended now (few, usually none): what the catalog and the board leave out.
+
+    One read of the status index, so a caller adds no filter at all when the list is empty.
+    """
+    return list(session.execute(
+        select(Organization.id).where(Organization.status == OrgStatus.SUSPENDED).order_by(Organization.id)
+    ).scalars())
+
+
+def active_counterparty(session: Session, *, org_id: str, role: str, actor: Principal | None,
+                        lock: bool = True) -> Organization:
+    """The organization `org_id` on one side of a deal, refused while it is suspended: a member of
+    it gets Forbidden (its own writes), anyone else Conflict naming `role` ("The seller organization
+    is suspended."). Raises NotFound for an unknown id.
+
+    `lock` reads the row FOR KEY SHARE (PostgreSQL): suspending takes the row FOR UPDATE, which
+    conflicts with it, so a check that passed holds the suspension back until its transaction ends,
+    and a suspension that committed first is seen here (a deal and a suspension serialize, either
+    order). The weakest row lock that does so: concurrent deals of one organization share it and a
+    profile edit (FOR NO KEY UPDATE) does not wait for it. SQLite needs none: a writing request holds
+    the database's write lock throughout.
+    """
+    stmt = select(Organization).where(Organization.id == org_id).execution_options(populate_existing=True)
+    if lock:
+        stmt = stmt.with_for_update(read=True, key_share=True)
+    org = session.execute(stmt).scalar_one_or_none()
+    if org is None:
+        raise NotFound("No such organization.")
+    if org.status == OrgStatus.SUSPENDED:
+        if actor is not None and actor.org_id == org.id:
+            raise Forbidden("Your organization is suspended: it may read its data but not write.")
+        raise Conflict(f"The {role} organization is suspended.")
+    return org
+
+
 def list_organizations(*, principal: Principal, status: str | None, type: str | None = None) -> Any:
     """The operators' view of every organization, filterable by status and type (a select)."""
     principal.require_operator()
