@@ -317,7 +317,8 @@ def list_keys(session: Session, *, org_id: str, actor: Principal | None) -> Any:
 def revoke_key(session: Session, *, org_id: str, key_id: str, actor: Principal) -> OrganizationKey:
     """Revoke a signing key: old signatures stay verifiable, new ones are refused."""
     org = _require_org_admin(session, org_id, actor)
-    key = session.get(OrganizationKey, key_id)
+    # Locked and re-read: of two concurrent revocations the second sees the first's and answers 409.
+    key = load_for_update(session, OrganizationKey, key_id)
     if key is None or key.org_id != org.id:
         raise NotFound("No such key.")
     if key.revoked_at is not None:

@@ -26,7 +26,7 @@ from exchange.db import utcnow
 from exchange.fields import iso_z
 from tests.certflow import DOCS, certify, create_product, product_body, review, submit
 from tests.factories import PASSWORD, Actor, ApiHelper
-from tests.race.harness import PER_SIDE, Answer, Call, Findings, N, P, changes, query, scalar
+from tests.race.harness import PER_SIDE, Answer, Call, Findings, P, changes, query, scalar
 from tests.tradeflow import bid, live_fair, sign
 from tests.world import SHA, WEBHOOK_URL, new_public_key, ok, procurement_body
 
@@ -35,6 +35,8 @@ REASON = {"reason": "race check"}
 # Where other branches change the code (not this one's areas): the merger removes these marks.
 PAYMENTS = "fixed on branch payments14 (one payment in flight per trade, settlement locks)"
 IDEM = "fixed on branch idem14 (idempotency record written in the request's transaction)"
+EVENTS = ("exchange/events (outside this branch's areas): delete_endpoint reads the endpoint without a row lock, "
+          "so every concurrent delete succeeds")
 
 
 class Env:
@@ -192,7 +194,7 @@ def org_status(route: str, initial: Callable[[Env], str], frm: str, to: str, aud
 
 def patch_org_status(env: Env) -> Case:
     org = env.verified_org()
-    return Case(Call("PATCH", f"organizations/{org}", env.op, {"status": "suspended", "status_reason": "race"}),
+    return Case(Call("PATCH", f"organizations/{org}", env.op, {"status": "suspended"}),
                 ("organizations", org), "verified", "suspended", read=f"organizations/{org}",
                 audit="organization.suspended", audit_id=org)
 
@@ -229,7 +231,7 @@ def revoke_key(env: Env) -> Case:
 def create_product_case(env: Env) -> Case:
     body = product_body()
     return Case(Call("POST", "products", env.owner, body, _key()),
-                count=_count("products", "title = :t", t=body["title"]))
+                count=_count("product_versions", "title = :t", t=body["title"]))
 
 
 def patch_listed(env: Env) -> Case:
@@ -256,8 +258,9 @@ def delist(env: Env) -> Case:
 def create_fair(env: Env) -> Case:
     now = utcnow()
     name = f"竞速交易会 Race fair {uuid.uuid4().hex[:8]}"
-    return Case(Call("POST", "fairs", env.op, {"name": name, "venue": "琶洲", "starts_at": iso_z(now + timedelta(days=3)),
-                                               "ends_at": iso_z(now + timedelta(days=4))}, _key()),
+    body = {"name": name, "venue": "琶洲", "starts_at": iso_z(now + timedelta(days=3)),
+            "ends_at": iso_z(now + timedelta(days=4))}
+    return Case(Call("POST", "fairs", env.op, body, _key()),
                 count=_count("fairs", "name = :n", n=name))
 
 
@@ -519,7 +522,7 @@ ROWS: list[Row] = [
     Row("contract sign (second party)", "POST", f"{P}/contracts/{{contract_id}}/signatures", sign_second),
     Row("contract cancel", "POST", f"{P}/contracts/{{contract_id}}/cancel", cancel_contract),
     Row("payment create keyed", "POST", f"{P}/trades/{{trade_id}}/payments", create_payment, kind="create"),
-    Row("payment create", "POST", f"{P}/trades/{{trade_id}}/payments", create_payment_unkeyed, xfail=PAYMENTS),
+    Row("payment create", "POST", f"{P}/trades/{{trade_id}}/payments", create_payment_unkeyed),
     Row("payment confirm", "POST", f"{P}/payments/{{payment_id}}/confirm", confirm_payment),
     Row("trade delivery", "POST", f"{P}/trades/{{trade_id}}/delivery",
         trade_move("delivery", "owner", "escrowed", "delivered", {"reference": "s3://bucket/r.csv", "sha256": SHA})),
@@ -532,7 +535,8 @@ ROWS: list[Row] = [
     Row("payout create", "POST", f"{P}/payouts", payout, kind="create"),
     # -- events ---------------------------------------------------------------------------------------
     Row("webhook endpoint create", "POST", f"{P}/webhook-endpoints", create_endpoint, kind="create"),
-    Row("webhook endpoint delete", "DELETE", f"{P}/webhook-endpoints/{{endpoint_id}}", delete_endpoint, losers=GONE),
+    Row("webhook endpoint delete", "DELETE", f"{P}/webhook-endpoints/{{endpoint_id}}", delete_endpoint, losers=GONE,
+        xfail=EVENTS),
 ]
 
 EXEMPT: dict[tuple[str, str], str] = {
@@ -638,8 +642,8 @@ def accept_or_dispute(env: Env) -> PairCase:
     trade = env.trade("delivered")["trade"]
     calls = sides(Call("POST", f"trades/{trade}/acceptance", env.buyer, action="accept"),
                   Call("POST", f"trades/{trade}/disputes", env.buyer, {"reason": "竞速 race"}, action="dispute"))
-    return PairCase(calls, ("trades", trade), "delivered", {"accept": {"delivered": "settled"},
-                                                            "dispute": {"delivered": "disputed"}}, read=f"trades/{trade}")
+    return PairCase(calls, ("trades", trade), "delivered",
+                    {"accept": {"delivered": "settled"}, "dispute": {"delivered": "disputed"}}, read=f"trades/{trade}")
 
 
 def resolution_pair(env: Env) -> PairCase:
@@ -716,7 +720,8 @@ def withdraw_vs_review(env: Env) -> PairCase:
                   Call("POST", f"certifications/{cert}/reviews", env.op, {"stage": "quality", "decision": "reject"},
                        action="reject"))
     return PairCase(calls, ("certifications", cert), "in_review",
-                    {"withdraw": {"in_review": "withdrawn"}, "reject": {"in_review": "rejected"}}, read=f"certifications/{cert}")
+                    {"withdraw": {"in_review": "withdrawn"}, "reject": {"in_review": "rejected"}},
+                    read=f"certifications/{cert}")
 
 
 def delist_vs_submit(env: Env) -> PairCase:
@@ -738,7 +743,9 @@ def revoke_vs_delist(env: Env) -> PairCase:
     def both_or_order(env: Env, answers: list[Answer]) -> list[str]:
         cert = env.api.get(f"certificates/{product['certificate_number']}").get_json()["status"]
         revoked = sum(1 for a in answers if a.ok and a.call.action == "revoke")
-        return [] if (cert == "revoked") == (revoked == 1) and revoked <= 1 else [f"certificate {cert}, {revoked} revokes"]
+        if (cert == "revoked") == (revoked == 1) and revoked <= 1:
+            return []
+        return [f"certificate {cert}, {revoked} revokes"]
     return PairCase(calls, ("products", product["id"]), "listed",
                     {"delist": {"listed": "delisted", "suspended": "delisted"}, "revoke": {"listed": "suspended"}},
                     read=f"products/{product['id']}", reader=env.owner, check=both_or_order)

@@ -16,13 +16,22 @@ from app import create_app
 from exchange.db import db
 from tests.conftest import TEST_CONFIG
 from tests.factories import ApiHelper
-from tests.race.harness import N, Answer, Findings, changes, losers_are_refusals, release, scalar, serializable, \
-    watermark
+from tests.race.harness import (
+    Answer,
+    Findings,
+    N,
+    changes,
+    losers_are_refusals,
+    release,
+    scalar,
+    serializable,
+    watermark,
+)
 from tests.race.matrix import EXEMPT, PAIRS, ROWS, Env, Pair, Row
 from tests.security.test_authorization_matrix import openapi_path
 
 WRITES = {"POST", "PATCH", "DELETE"}
-print(f"race matrix: {len(ROWS)} rows x {N} requests, {len(PAIRS)} pairs")  # noqa: T201
+print(f"race matrix: {len(ROWS)} rows x {N} requests, {len(PAIRS)} pairs")
 
 
 def _params(items: list[Any]) -> list[Any]:
@@ -49,7 +58,7 @@ def env(_session_app: Any, database: Any) -> Any:
                       "DB_MAX_OVERFLOW": N + 4})
     started = time.perf_counter()
     built = Env(ApiHelper(app))
-    print(f"race world built in {time.perf_counter() - started:.1f}s")  # noqa: T201
+    print(f"race world built in {time.perf_counter() - started:.1f}s")
     yield built
     with app.app_context():
         db.session.remove()
