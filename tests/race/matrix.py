@@ -467,6 +467,39 @@ def delete_endpoint(env: Env) -> Case:
     return Case(Call("DELETE", f"webhook-endpoints/{endpoint}", env.owner))
 
 
+def live_tokens(env: Env, user_id: str) -> int:
+    return scalar(env.app, "SELECT count(*) FROM refresh_tokens WHERE user_id = :u AND revoked_at IS NULL",
+                  u=user_id)
+
+
+def no_live_session(user: Actor, *extra: str) -> Check:
+    """No refresh token of the user's login lives on, and none a racing refresh handed out works."""
+    def check(env: Env, answers: list[Answer]) -> list[str]:
+        found = Findings()
+        handed_out = [a.json()["refresh_token"] for a in answers if a.ok and a.call.path == "auth/refresh"]
+        for token in handed_out:
+            r = env.api.post("auth/refresh", json={"refresh_token": token})
+            found.check(r.status_code == 401, f"a refresh token handed out in the race still works ({r.status_code})")
+        found.check(live_tokens(env, user.user_id) == 0,
+                    f"{live_tokens(env, user.user_id)} live refresh tokens of {user.email} {extra}")
+        return found.items
+    return check
+
+
+def refresh(env: Env) -> Case:
+    """Rotation: one request wins; every other presents a used token, which revokes the whole login
+    (also the winner's new token: in any serial order the replay comes after the rotation)."""
+    user = env.api.member(env.owner)
+    return Case(Call("POST", "auth/refresh", None, {"refresh_token": user.refresh_token}),
+                check=no_live_session(user, "after racing rotations"))
+
+
+def logout(env: Env) -> Case:
+    user = env.api.member(env.owner)
+    return Case(Call("POST", "auth/logout", user, {"refresh_token": user.refresh_token}),
+                check=no_live_session(user, "after logging out"))
+
+
 GONE = frozenset({404, 409})  # a second delete finds nothing to delete (serially: 404)
 ROWS: list[Row] = [
     # -- identity -------------------------------------------------------------------------------------
@@ -482,6 +515,8 @@ ROWS: list[Row] = [
     Row("org register", "POST", f"{P}/organizations", registration, kind="create"),
     Row("member add", "POST", f"{P}/organizations/{{org_id}}/members", member, kind="create"),
     Row("key add", "POST", f"{P}/organizations/{{org_id}}/keys", add_key, kind="create"),
+    Row("auth refresh", "POST", f"{P}/auth/refresh", refresh, losers=frozenset({401})),
+    Row("auth logout", "POST", f"{P}/auth/logout", logout, kind="same"),
     Row("key revoke", "DELETE", f"{P}/organizations/{{org_id}}/keys/{{key_id}}", revoke_key),
     # -- listings -------------------------------------------------------------------------------------
     Row("product create", "POST", f"{P}/products", create_product_case, kind="create"),
@@ -541,9 +576,6 @@ ROWS: list[Row] = [
 
 EXEMPT: dict[tuple[str, str], str] = {
     ("POST", f"{P}/auth/token"): "login creates a new session each time by design (no existing object changes)",
-    ("POST", f"{P}/auth/refresh"): "token rotation and reuse detection are tested in tests/security/test_api2_"
-                                   "authentication.py; refresh is exempt from Idempotency-Key (API.md)",
-    ("POST", f"{P}/auth/logout"): "revoking one's own refresh tokens is idempotent (every call may succeed)",
     ("POST", f"{P}/webhooks/stripe"): "Stripe-signed, deduplicated by the provider's event id; raced against "
                                       "localstripe in tests/api/test_settlement.py",
 }
@@ -751,6 +783,30 @@ def revoke_vs_delist(env: Env) -> PairCase:
                     read=f"products/{product['id']}", reader=env.owner, check=both_or_order)
 
 
+def suspend_vs_refresh(env: Env) -> PairCase:
+    """Suspension ends every session of the organization's users; a rotation racing it must not hand
+    out a refresh token that outlives it."""
+    user = env.api.vendor()
+    calls = sides(Call("POST", f"organizations/{user.org_id}/suspend", env.op, REASON, action="suspend"),
+                  Call("POST", "auth/refresh", None, {"refresh_token": user.refresh_token}, action="refresh"))
+    return PairCase(calls, ("organizations", user.org_id), "verified", {"suspend": {"verified": "suspended"}, "refresh": {}},
+                    read=f"organizations/{user.org_id}", check=no_live_session(user, "after the suspension"))
+
+
+def logout_vs_refresh(env: Env) -> PairCase:
+    user = env.api.member(env.owner)
+    calls = sides(Call("POST", "auth/logout", user, {"refresh_token": user.refresh_token}, action="logout"),
+                  Call("POST", "auth/refresh", None, {"refresh_token": user.refresh_token}, action="refresh"))
+    return PairCase(calls, None, None, check=no_live_session(user, "after the logout"))
+
+
+def all_sessions_vs_refresh(env: Env) -> PairCase:
+    user = env.api.member(env.owner)
+    calls = sides(Call("POST", "auth/logout", user, {"all_sessions": True}, action="logout"),
+                  Call("POST", "auth/refresh", None, {"refresh_token": user.refresh_token}, action="refresh"))
+    return PairCase(calls, None, None, check=no_live_session(user, "after logging out of every session"))
+
+
 PAIRS: list[Pair] = [
     Pair("certificate revoke/reinstate (suspended)", certificate_pair(True, "revoke", "reinstate")),
     Pair("certificate suspend/revoke (valid)", certificate_pair(False, "suspend", "revoke")),
@@ -767,4 +823,7 @@ PAIRS: list[Pair] = [
     Pair("certification withdraw/review", withdraw_vs_review),
     Pair("product delist/certification submit", delist_vs_submit),
     Pair("certificate revoke/product delist", revoke_vs_delist),
+    Pair("org suspend/member token refresh", suspend_vs_refresh, losers=frozenset({401, 409})),
+    Pair("logout/token refresh", logout_vs_refresh, losers=frozenset({401})),
+    Pair("logout of every session/token refresh", all_sessions_vs_refresh, losers=frozenset({401})),
 ]
