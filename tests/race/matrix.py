@@ -789,8 +789,9 @@ def suspend_vs_refresh(env: Env) -> PairCase:
     user = env.api.vendor()
     calls = sides(Call("POST", f"organizations/{user.org_id}/suspend", env.op, REASON, action="suspend"),
                   Call("POST", "auth/refresh", None, {"refresh_token": user.refresh_token}, action="refresh"))
-    return PairCase(calls, ("organizations", user.org_id), "verified", {"suspend": {"verified": "suspended"}, "refresh": {}},
-                    read=f"organizations/{user.org_id}", check=no_live_session(user, "after the suspension"))
+    return PairCase(calls, ("organizations", user.org_id), "verified",
+                    {"suspend": {"verified": "suspended"}, "refresh": {}}, read=f"organizations/{user.org_id}",
+                    check=no_live_session(user, "after the suspension"))
 
 
 def logout_vs_refresh(env: Env) -> PairCase:
