@@ -340,7 +340,8 @@ def certificate_move(route: str, suspended: bool, frm: str, to: str) -> Callable
     def setup(env: Env) -> Case:
         number = env.certificate(suspended)["certificate_number"]
         return Case(Call("POST", f"certificates/{number}/{route}", env.op, REASON), ("certificates", number), frm, to,
-                    read=f"certificates/{number}")
+                    read=f"certificates/{number}", audit=f"certificate.{to if to != 'valid' else 'reinstated'}",
+                    audit_id=number)
     return setup
 
 
@@ -452,7 +453,16 @@ def trade_move(route: str, actor: str, state: str, to: str, body: Any = None) ->
 def payout(env: Env) -> Case:
     seller, balance = env.seller_with_balance()
     return Case(Call("POST", "payouts", env.op, {"org_id": seller.org_id, "currency": "CNY", "amount": balance // 2},
-                     _key()), count=_count("payouts", "org_id = :o", o=seller.org_id))
+                     _key()), count=_count("payouts", "org_id = :o", o=seller.org_id),
+                check=payable_left(seller, balance - balance // 2))
+
+
+def payable_left(seller: Actor, want: int) -> Check:
+    def check(env: Env, answers: list[Answer]) -> list[str]:
+        left = scalar(env.app, "SELECT balance FROM ledger_accounts WHERE owner_id = :o AND purpose = "
+                               "'seller_payable'", o=seller.org_id)
+        return [] if left == want else [f"payable balance {left}, want {want}"]
+    return check
 
 
 def create_endpoint(env: Env) -> Case:

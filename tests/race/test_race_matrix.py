@@ -15,6 +15,7 @@ import pytest
 from app import create_app
 from exchange.db import db
 from tests.conftest import TEST_CONFIG
+from tests.consistency import problems
 from tests.factories import ApiHelper
 from tests.race.harness import (
     Answer,
@@ -74,8 +75,12 @@ def _audit_count(env: Env, object_id: str | None, action: str | None) -> int:
 
 
 def _ledger_green(found: Findings, env: Env) -> None:
+    """The ledger verifies (GET /ledger/verify) and every trade, payment, contract and balance agrees
+    with it (tests.consistency)."""
     report = env.api.get("ledger/verify", env.op).get_json()
     found.check(report["balanced"] and report["chain_valid"], f"ledger verify: {report}")
+    with env.app.app_context():
+        found.items.extend(problems(db.session))
 
 
 def _report(found: Findings, answers: list[Answer]) -> str:
