@@ -215,6 +215,16 @@ def member(env: Env) -> Case:
                 count=_count("users", "email = :e", e=email))
 
 
+def unkeyed(setup: Callable[[Env], Case]) -> Callable[[Env], Case]:
+    """The same creation without an Idempotency-Key: what is unique (an email, a registration number,
+    a public key, a stall code) is created once, every other request answers 409."""
+    def without_key(env: Env) -> Case:
+        case = setup(env)
+        call = case.call
+        return Case(Call(call.method, call.path, call.actor, call.body), count=case.count)
+    return without_key
+
+
 def add_key(env: Env) -> Case:
     return Case(Call("POST", f"organizations/{env.owner.org_id}/keys", env.owner,
                      {"public_key": new_public_key(), "label": "race"}, _key()),
@@ -524,7 +534,10 @@ ROWS: list[Row] = [
     Row("org PATCH status", "PATCH", f"{P}/organizations/{{org_id}}", patch_org_status),
     Row("org register", "POST", f"{P}/organizations", registration, kind="create"),
     Row("member add", "POST", f"{P}/organizations/{{org_id}}/members", member, kind="create"),
+    Row("org register (no key)", "POST", f"{P}/organizations", unkeyed(registration)),
+    Row("member add (no key)", "POST", f"{P}/organizations/{{org_id}}/members", unkeyed(member)),
     Row("key add", "POST", f"{P}/organizations/{{org_id}}/keys", add_key, kind="create"),
+    Row("key add (no key)", "POST", f"{P}/organizations/{{org_id}}/keys", unkeyed(add_key)),
     Row("auth refresh", "POST", f"{P}/auth/refresh", refresh, losers=frozenset({401})),
     Row("auth logout", "POST", f"{P}/auth/logout", logout, kind="same"),
     Row("key revoke", "DELETE", f"{P}/organizations/{{org_id}}/keys/{{key_id}}", revoke_key),
@@ -535,6 +548,7 @@ ROWS: list[Row] = [
     Row("product delist", "DELETE", f"{P}/products/{{product_id}}", delist),
     Row("fair create", "POST", f"{P}/fairs", create_fair, kind="create"),
     Row("stall create", "POST", f"{P}/fairs/{{fair_id}}/stalls", create_stall, kind="create"),
+    Row("stall create (no key)", "POST", f"{P}/fairs/{{fair_id}}/stalls", unkeyed(create_stall)),
     Row("stall PATCH", "PATCH", f"{P}/fairs/{{fair_id}}/stalls/{{stall_id}}", patch_stall, kind="same"),
     # -- certification --------------------------------------------------------------------------------
     Row("certification submit", "POST", f"{P}/certifications", submit_case),
