@@ -5,7 +5,7 @@ own thread, test client and app context, hence its own session and PostgreSQL co
 A route of the app's URL map that writes (POST, PATCH, DELETE) without a row or an exemption fails.
 
 Size when written: 55 rows over the 47 writing routes not exempted (2 are), x 8 requests, and 18
-pairs x 8 requests (4 + 4, or 3 x 4 + ...) — about 1,000 racing requests, ~40 s on 2 cores. The
+pairs of 8 or 12 requests (4 of each side) — about 600 racing requests, 40-75 s on 2 shared cores. The
 `env` fixture prints the current numbers (`-s`).
 """
 
