@@ -220,6 +220,9 @@ def update_organization(session: Session, *, org_id: str, changes: dict[str, Any
     Raises NotFound, Forbidden, InvalidTransition.
     """
     org = get_organization(session, org_id=org_id, principal=actor)
+    # Locked and re-read before comparing: of concurrent PATCHes of `status` one changes it and the
+    # others find it done (no stale read sending them into a transition that is no longer allowed).
+    org = load_for_update(session, Organization, org.id)
     restricted = OPERATOR_ONLY_FIELDS & changes.keys()
     if actor.is_operator:
         pass

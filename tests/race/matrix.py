@@ -4,8 +4,9 @@ ROWS: one per route that changes something. Its setup brings a fresh object into
 acts on (through the API, on a shared `Env`), then N identical requests are released together:
 - `once`: exactly one succeeds, every other answers 409 (or the documented `losers`), the object's
   final status is the one success's, and `status_changes` holds that transition once;
-- `same`: an edit that may be repeated (every request may succeed), but any transition it causes is
-  recorded once and any row it creates exists once;
+- `same`: an edit that may be repeated, as a PATCH setting a status (serially the later requests
+  find it done): every request succeeds, but the transition is recorded once and any row it creates
+  exists once;
 - `create`: N requests share one Idempotency-Key: one row is created, every other request is an
   idempotent replay of the same 201 or a 409 "still in flight".
 EXEMPT: the routes that are neither, with the reason.
@@ -174,6 +175,7 @@ class Row:
     kind: str = "once"  # once | same | create
     losers: frozenset[int] = frozenset({409})
     xfail: str | None = None
+    rounds: int = 1  # a race lost only now and then is run this many times (on fresh objects)
 
 
 def _key() -> str:
@@ -531,7 +533,7 @@ ROWS: list[Row] = [
         org_status("suspend", Env.verified_org, "verified", "suspended", "organization.suspended")),
     Row("org reinstate", "POST", f"{P}/organizations/{{org_id}}/reinstate",
         org_status("reinstate", Env.suspended_org, "suspended", "verified", "organization.reinstated")),
-    Row("org PATCH status", "PATCH", f"{P}/organizations/{{org_id}}", patch_org_status),
+    Row("org PATCH status", "PATCH", f"{P}/organizations/{{org_id}}", patch_org_status, kind="same"),
     Row("org register", "POST", f"{P}/organizations", registration, kind="create"),
     Row("member add", "POST", f"{P}/organizations/{{org_id}}/members", member, kind="create"),
     Row("org register (no key)", "POST", f"{P}/organizations", unkeyed(registration)),
@@ -581,7 +583,8 @@ ROWS: list[Row] = [
     Row("contract sign (second party)", "POST", f"{P}/contracts/{{contract_id}}/signatures", sign_second),
     Row("contract cancel", "POST", f"{P}/contracts/{{contract_id}}/cancel", cancel_contract),
     Row("payment create keyed", "POST", f"{P}/trades/{{trade_id}}/payments", create_payment, kind="create"),
-    Row("payment create", "POST", f"{P}/trades/{{trade_id}}/payments", create_payment_unkeyed),
+    Row("payment create", "POST", f"{P}/trades/{{trade_id}}/payments", create_payment_unkeyed, rounds=10,
+        xfail=PAYMENTS),
     Row("payment confirm", "POST", f"{P}/payments/{{payment_id}}/confirm", confirm_payment),
     Row("trade delivery", "POST", f"{P}/trades/{{trade_id}}/delivery",
         trade_move("delivery", "owner", "escrowed", "delivered", {"reference": "s3://bucket/r.csv", "sha256": SHA})),
