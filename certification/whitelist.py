@@ -15,6 +15,7 @@ from exchange.errors import NotFound, ValidationFailed, field_error
 from exchange.identity import audit
 from exchange.identity.models import Organization
 from exchange.principal import Principal
+from exchange.states import load_for_update
 
 
 def create(session: Session, *, category: str, from_region: str, to_region: str, max_classification: str,
@@ -54,7 +55,8 @@ def query(*, principal: Principal, include_expired: bool = False) -> Select:
 def delete(session: Session, *, entry_id: str, actor: Principal) -> WhitelistEntry:
     """Operator: withdraw an entry (kept, marked deleted, for the audit trail)."""
     actor.require_operator()
-    entry = session.get(WhitelistEntry, entry_id)
+    # Locked and re-read: of two concurrent deletions the second finds the entry gone (404).
+    entry = load_for_update(session, WhitelistEntry, entry_id)
     if entry is None or entry.deleted_at is not None:
         raise NotFound("No such white-list entry.")
     entry.deleted_at = utcnow()

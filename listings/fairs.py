@@ -15,6 +15,7 @@ from exchange.fields import Facts
 from exchange.identity.models import Organization
 from exchange.identity.states import OrgStatus
 from exchange.principal import Principal
+from exchange.states import load_for_update
 from listings import services as listings
 from listings.models import Fair, FairSale, Product, Stall, StallProduct
 from listings.states import FairPhase, ProductStatus
@@ -186,7 +187,9 @@ def set_stall_products(session: Session, *, fair_id: str, stall_id: str, product
                        actor: Principal) -> Stall:
     """Operators replace the products a stall shows. Raises Forbidden, NotFound, ValidationFailed."""
     actor.require_operator()
-    stall = session.get(Stall, stall_id) if len(stall_id) <= 40 else None
+    # Locked: two concurrent replacements of the list run one after the other (each deletes the
+    # rows the other inserted) instead of colliding on the same (stall, product) rows.
+    stall = load_for_update(session, Stall, stall_id) if len(stall_id) <= 40 else None
     if stall is None or stall.fair_id != fair_id:
         raise NotFound("No such stall at this fair.")
     _check_products(session, stall.org_id, product_ids)

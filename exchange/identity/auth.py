@@ -15,7 +15,7 @@ from typing import Any
 
 import jwt
 from flask import current_app, request
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, Connection, select, update
 from sqlalchemy.orm import Session
 
 from exchange.db import after_transaction, db, new_id, utcnow
@@ -135,22 +135,31 @@ def rotate_refresh_token(session: Session, token: str) -> dict[str, Any]:
     return token_pair(session, user, row.family_id)
 
 
+def _revoke(executor: Session | Connection, *criteria: ColumnElement[bool]) -> None:
+    """Revoke the live refresh tokens matching `criteria`.
+
+    They are locked first (in id order, as every revocation locks them): a rotation in flight holds
+    its old token until it commits, so the revocation waits for it, and the UPDATE after the wait is
+    a new statement that sees the token the rotation handed out. A single UPDATE would not: its
+    snapshot predates that token, which would outlive the revocation.
+    """
+    live = (RefreshToken.revoked_at.is_(None), *criteria)
+    executor.execute(select(RefreshToken.id).where(*live).order_by(RefreshToken.id).with_for_update())
+    executor.execute(update(RefreshToken).where(*live).values(revoked_at=utcnow()))
+
+
 def revoke_family(session: Session, family_id: str, *, user_id: str | None = None) -> None:
     """Revoke every refresh token of one login (optionally only if it is `user_id`'s)."""
-    stmt = update(RefreshToken).where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
+    criteria = [RefreshToken.family_id == family_id]
     if user_id is not None:
-        stmt = stmt.where(RefreshToken.user_id == user_id)
-    session.execute(stmt.values(revoked_at=utcnow()))
+        criteria.append(RefreshToken.user_id == user_id)
+    _revoke(session, *criteria)
 
 
 def _revoke_family_after(family_id: str) -> None:
     def revoke() -> None:
         with db.engine.begin() as conn:
-            conn.execute(
-                update(RefreshToken)
-                .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
-                .values(revoked_at=utcnow())
-            )
+            _revoke(conn, RefreshToken.family_id == family_id)
 
     after_transaction(revoke)
 
@@ -167,11 +176,8 @@ def revoke_refresh_token_family(session: Session, token: str, principal: Princip
 
 
 def revoke_user_tokens(session: Session, user_ids: list[str]) -> None:
-    session.execute(
-        update(RefreshToken)
-        .where(RefreshToken.user_id.in_(user_ids), RefreshToken.revoked_at.is_(None))
-        .values(revoked_at=utcnow())
-    )
+    """Revoke every login of these users (suspension, rejection, logout of every session)."""
+    _revoke(session, RefreshToken.user_id.in_(user_ids))
 
 
 def bearer_token() -> str | None:

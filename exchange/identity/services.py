@@ -255,6 +255,9 @@ def update_organization(session: Session, *, org_id: str, changes: dict[str, Any
     Raises NotFound, Forbidden, InvalidTransition.
     """
     org = get_organization(session, org_id=org_id, principal=actor)
+    # Locked and re-read before comparing: of concurrent PATCHes of `status` one changes it and the
+    # others find it done (no stale read sending them into a transition that is no longer allowed).
+    org = load_for_update(session, Organization, org.id)
     restricted = OPERATOR_ONLY_FIELDS & changes.keys()
     if actor.is_operator:
         pass
@@ -352,7 +355,8 @@ def list_keys(session: Session, *, org_id: str, actor: Principal | None) -> Any:
 def revoke_key(session: Session, *, org_id: str, key_id: str, actor: Principal) -> OrganizationKey:
     """Revoke a signing key: old signatures stay verifiable, new ones are refused."""
     org = _require_org_admin(session, org_id, actor)
-    key = session.get(OrganizationKey, key_id)
+    # Locked and re-read: of two concurrent revocations the second sees the first's and answers 409.
+    key = load_for_update(session, OrganizationKey, key_id)
     if key is None or key.org_id != org.id:
         raise NotFound("No such key.")
     if key.revoked_at is not None:
