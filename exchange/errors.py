@@ -188,6 +188,9 @@ def render_domain_error(error: DomainError) -> Response:
 # (lock_timeout) and query_canceled (statement_timeout).
 LOCK_TIMEOUT_SQLSTATES = frozenset({"55P03", "57014"})
 LOCK_RETRY_AFTER_SECONDS = 1
+# deadlock_detected and serialization_failure: PostgreSQL aborted this transaction to let another
+# finish; the request changed nothing and a retry normally succeeds.
+ABORTED_SQLSTATES = frozenset({"40P01", "40001"})
 
 
 def is_lock_timeout(error: BaseException) -> bool:
@@ -202,6 +205,13 @@ def is_lock_timeout(error: BaseException) -> bool:
 
 
 def render_unexpected(error: Exception) -> Response:
+    if isinstance(error, DBAPIError) and getattr(getattr(error, "orig", None), "sqlstate", None) in ABORTED_SQLSTATES:
+        log.warning("transaction aborted by the database (request_id=%s): %s", getattr(g, "request_id", "-"),
+                    error.orig.sqlstate)
+        return problem(503, "Service unavailable",
+                       "The database aborted this request to resolve a conflict with a concurrent one "
+                       "(a deadlock); nothing was changed. Retry the request in a moment.",
+                       slug="transaction-aborted", headers={"Retry-After": str(LOCK_RETRY_AFTER_SECONDS)})
     if is_lock_timeout(error):
         # The request's transaction is rolled back by the caller: nothing it did is kept.
         log.warning("lock wait timed out (request_id=%s): %s", getattr(g, "request_id", "-"),

@@ -28,7 +28,7 @@ from exchange.fields import Facts
 from exchange.identity import audit
 from exchange.netguard import PublicURL, check_outbound_url
 from exchange.principal import Principal
-from exchange.states import transition_many
+from exchange.states import load_for_update, transition_many
 
 _BLOB_VERSION = b"\x01"
 _NONCE_BYTES = 12
@@ -108,9 +108,12 @@ def list_endpoints(*, actor: Principal) -> Select:
             .order_by(WebhookEndpoint.created_at, WebhookEndpoint.id))
 
 
-def get_endpoint(session: Session, *, endpoint_id: str, actor: Principal) -> WebhookEndpoint:
-    """One endpoint of the caller's organization. Raises NotFound for any other (or a deleted one)."""
-    endpoint = session.get(WebhookEndpoint, endpoint_id)
+def get_endpoint(session: Session, *, endpoint_id: str, actor: Principal,
+                 for_update: bool = False) -> WebhookEndpoint:
+    """One endpoint of the caller's organization (row-locked with `for_update`). Raises NotFound for
+    any other (or a deleted one)."""
+    endpoint = load_for_update(session, WebhookEndpoint, endpoint_id) if for_update else session.get(
+        WebhookEndpoint, endpoint_id)
     if endpoint is None or endpoint.org_id != actor.org_id or endpoint.deleted_at is not None:
         raise NotFound("No such webhook endpoint.")
     return endpoint
@@ -121,7 +124,8 @@ def delete_endpoint(session: Session, *, endpoint_id: str, actor: Principal) -> 
 
     Raises NotFound, Forbidden (organization suspended is refused earlier, by the request hook).
     """
-    endpoint = get_endpoint(session, endpoint_id=endpoint_id, actor=actor)
+    # Locked: of concurrent deletes one deletes, the others find it deleted (404), one audit record.
+    endpoint = get_endpoint(session, endpoint_id=endpoint_id, actor=actor, for_update=True)
     endpoint.deleted_at = utcnow()
     # Its pending deliveries, in one compare-and-set: a worker may be recording one of them right now.
     transition_many(session, WebhookDelivery, DELIVERY_TRANSITIONS, DeliveryStatus.CANCELLED,

@@ -110,3 +110,54 @@ def test_liveness_answers_while_the_database_is_unreachable(make_app):
     assert r.status_code == 200 and r.get_json() == {"status": "ok", "database": "not checked"}
     assert client.get("/api/v1/health/ready").status_code == 503
     assert client.get("/api/v1/health").status_code == 503
+
+
+@pytest.mark.postgres
+def test_a_deadlock_victim_is_503_with_retry_after_and_changes_nothing(make_app, database):
+    """A real deadlock: another connection holds the trade's row and then asks for the payment's
+    while the operator's confirmation (payment, then trade) waits for the trade. PostgreSQL aborts
+    the request (the other side's deadlock_timeout is longer, so the request is the victim): 503 with
+    Retry-After, nothing kept; the retry, once the other side is gone, confirms."""
+    import threading
+
+    from tests.tradeflow import contract_for, sign
+
+    app = make_app()
+    api = ApiHelper(app)
+    op, vendor, buyer = api.operator(), api.vendor(), api.enterprise()
+    contract = contract_for(api, vendor, buyer)
+    sign(api, buyer, contract["id"])
+    trade_id = sign(api, vendor, contract["id"])["trade_id"]
+    payment = api.post(f"trades/{trade_id}/payments", buyer, json={"provider": "manual"}).get_json()["id"]
+    engine = create_engine(database.url)
+    answer: dict[str, object] = {}
+    try:
+        with engine.connect() as other:
+            other.execute(text("SET deadlock_timeout = '10s'"))
+            other.execute(text("SELECT id FROM trades WHERE id = :t FOR UPDATE"), {"t": trade_id})
+            confirm = threading.Thread(target=lambda: answer.update(
+                r=api.post(f"payments/{payment}/confirm", op)))
+            confirm.start()
+            # Wait until the request holds the payment's row and waits for the trade's.
+            for _ in range(100):
+                waiting = other.execute(text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()")).scalar_one()
+                if waiting:
+                    break
+                time.sleep(0.05)
+            assert waiting, "the confirmation never waited for the trade's row"
+            other.execute(text("SELECT id FROM payments WHERE id = :p FOR UPDATE"), {"p": payment})
+            confirm.join(timeout=20)
+            other.rollback()
+    finally:
+        engine.dispose()
+    r = answer["r"]
+    assert r.status_code == 503, r.get_data(as_text=True)
+    assert r.mimetype == "application/problem+json" and int(r.headers["Retry-After"]) >= 1
+    assert "nothing was changed" in r.get_json()["detail"]
+    assert api.get(f"payments/{payment}", op).get_json()["status"] == "pending"
+    assert api.get(f"trades/{trade_id}", op).get_json()["status"] == "awaiting_payment"
+    r = api.post(f"payments/{payment}/confirm", op)
+    assert r.status_code == 200, r.get_json()
+    assert api.get(f"trades/{trade_id}", op).get_json()["status"] == "escrowed"
