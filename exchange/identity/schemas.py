@@ -213,9 +213,8 @@ ORGANIZATION_CREATED_EXAMPLE = {
     "website": None,
     "created_at": "2026-11-30T09:12:44.318000Z",
     "contact_email": None,
-    "status_changed_at": None,
 }
-# As its own members and operators see it (with the private fields).
+# As its own members and operators see it (with the private fields; others see none of them).
 ORGANIZATION_EXAMPLE = {
     "id": ORG_ID_EXAMPLE,
     "name": "Shenzhen Harbour Analytics Ltd",
@@ -239,7 +238,7 @@ ORGANIZATION_UPDATE_EXAMPLE = {
 STATUS_CHANGE_EXAMPLE = {"reason": "Business licence checked against the SAMR register."}
 ORGANIZATION_PAGE_EXAMPLE = {
     "items": [{**ORGANIZATION_CREATED_EXAMPLE, "contact_email": "data@harbour-analytics.com",
-               "stripe_account_id": None, "status_reason": None}],
+               "stripe_account_id": None, "status_reason": None, "status_changed_at": None}],
     "total": 1, "page": 1, "per_page": 20,
 }
 
