@@ -211,7 +211,7 @@ ORGANIZATION_CREATED_EXAMPLE = {
     "registration_number": "91440300MA5G8XK21P",
     "status": "pending",
     "website": None,
-    "created_at": "2026-11-30T09:12:44.318000Z",
+    "created_at": "2026-11-30T09:12:44Z",
     "contact_email": None,
 }
 # As its own members and operators see it (with the private fields; others see none of them).
@@ -224,11 +224,11 @@ ORGANIZATION_EXAMPLE = {
     "registration_number": "91440300MA5G8XK21P",
     "status": "verified",
     "website": "https://www.harbour-analytics.com",
-    "created_at": "2026-11-30T09:12:44.318000Z",
+    "created_at": "2026-11-30T09:12:44Z",
     "contact_email": "data@harbour-analytics.com",
     "stripe_account_id": "acct_1QHarbourAnalytic",
     "status_reason": "Business licence checked against the SAMR register.",
-    "status_changed_at": "2026-11-30T14:03:09.551000Z",
+    "status_changed_at": "2026-11-30T14:03:09Z",
 }
 ORGANIZATION_UPDATE_EXAMPLE = {
     "display_name": "Harbour Analytics",
@@ -254,7 +254,7 @@ USER_EXAMPLE = {
     "name": "Chen Jing",
     "role": "member",
     "org_id": ORG_ID_EXAMPLE,
-    "created_at": "2026-11-30T15:20:02.104000Z",
+    "created_at": "2026-11-30T15:20:02Z",
 }
 ADMIN_USER_EXAMPLE = {
     "id": USER_ID_EXAMPLE,
@@ -262,7 +262,7 @@ ADMIN_USER_EXAMPLE = {
     "name": "Li Wei",
     "role": "admin",
     "org_id": ORG_ID_EXAMPLE,
-    "created_at": "2026-11-30T09:12:44.318000Z",
+    "created_at": "2026-11-30T09:12:44Z",
 }
 USER_PAGE_EXAMPLE = {"items": [ADMIN_USER_EXAMPLE, USER_EXAMPLE], "total": 2, "page": 1, "per_page": 20}
 
@@ -273,10 +273,10 @@ KEY_EXAMPLE = {
     "public_key": PUBLIC_KEY_EXAMPLE,
     "label": "contracts signer 2026",
     "algorithm": "Ed25519",
-    "created_at": "2026-11-30T15:31:47.902000Z",
+    "created_at": "2026-11-30T15:31:47Z",
     "revoked_at": None,
 }
-KEY_REVOKED_EXAMPLE = {**KEY_EXAMPLE, "revoked_at": "2026-12-01T08:00:15.227000Z"}
+KEY_REVOKED_EXAMPLE = {**KEY_EXAMPLE, "revoked_at": "2026-12-01T08:00:15Z"}
 KEY_PAGE_EXAMPLE = {"items": [KEY_EXAMPLE], "total": 1, "page": 1, "per_page": 20}
 
 LOGIN_EXAMPLE = {"email": "li.wei@harbour-analytics.com", "password": "tide-chart-4417-lantern"}
@@ -300,7 +300,7 @@ READINESS_EXAMPLE = {"status": "ok", "database": "ok", "redis": "ok"}
 AUDIT_PAGE_EXAMPLE = {
     "items": [{
         "id": 4182,
-        "at": "2026-11-30T14:03:09.551000Z",
+        "at": "2026-11-30T14:03:09Z",
         "actor_user_id": OPERATOR_USER_ID_EXAMPLE,
         "actor_org_id": OPERATOR_ORG_ID_EXAMPLE,
         "action": "organization.verified",
