@@ -33,7 +33,8 @@ from exchange.identity.schemas import (
     ORGANIZATION_UPDATE_EXAMPLE,
     READINESS_EXAMPLE,
     REFRESH_EXAMPLE,
-    STATUS_CHANGE_EXAMPLE,
+    STATUS_CHANGED_EXAMPLES,
+    STATUS_REASON_EXAMPLES,
     TOKEN_PAIR_EXAMPLE,
     USER_EXAMPLE,
     USER_PAGE_EXAMPLE,
@@ -174,8 +175,8 @@ def get_organization(org_id: str) -> Any:
 
     Verified organizations are public (a token is optional); a pending, rejected or suspended one
     only to its own members and operators (404 for anyone else, as for an unknown id). The private
-    fields (`contact_email`, `stripe_account_id`, `status_reason`) are shown only to its members and
-    operators. Changes nothing; 401 for an invalid token."""
+    fields (`contact_email`, `stripe_account_id`, `status_reason`, `status_changed_at`) are shown
+    only to its members and operators. Changes nothing; 401 for an invalid token."""
     principal = current_principal(required=False)
     org = identity.get_organization(db.session, org_id=org_id, principal=principal)
     return org
@@ -219,9 +220,8 @@ _STATUS_ACTIONS: dict[str, tuple[OrgStatus, str, str]] = {
 
 def _status_route(action: str, target: OrgStatus, source: str, effect: str) -> None:
     @blp.route(f"/organizations/<org_id>/{action}", methods=["POST"], endpoint=f"organization_{action}")
-    @blp.arguments(StatusChangeSchema, example=STATUS_CHANGE_EXAMPLE)
-    @blp.response(200, OrganizationSchema,
-                  example={**ORGANIZATION_EXAMPLE, "status": str(target)})
+    @blp.arguments(StatusChangeSchema, example={"reason": STATUS_REASON_EXAMPLES[action]})
+    @blp.response(200, OrganizationSchema, example=STATUS_CHANGED_EXAMPLES[action])
     @blp.doc(security=AUTH, operationId=f"{action}Organization",
              summary=f"{action.capitalize()} an organization (operators)",
              description=(f"Operators only (403 for everyone else): moves a {source} organization to "

@@ -235,7 +235,20 @@ ORGANIZATION_UPDATE_EXAMPLE = {
     "contact_email": "data@harbour-analytics.com",
     "website": "https://www.harbour-analytics.com",
 }
-STATUS_CHANGE_EXAMPLE = {"reason": "Business licence checked against the SAMR register."}
+# The reason an operator gives, per action (POST /organizations/{org_id}/<action>).
+STATUS_REASON_EXAMPLES = {
+    "verify": "Business licence checked against the SAMR register.",
+    "reject": "The registration number is not in the SAMR register.",
+    "suspend": "Data listed without the data subjects' consent: under investigation (case 2026-117).",
+    "reinstate": "Case 2026-117 closed: consent records verified.",
+}
+# The organization after each action (as operators see it).
+STATUS_CHANGED_EXAMPLES = {
+    action: {**ORGANIZATION_EXAMPLE, "status": status, "status_reason": STATUS_REASON_EXAMPLES[action],
+             "status_changed_at": "2026-12-01T10:26:31Z"}
+    for action, status in (("verify", "verified"), ("reject", "rejected"), ("suspend", "suspended"),
+                           ("reinstate", "verified"))
+}
 ORGANIZATION_PAGE_EXAMPLE = {
     "items": [{**ORGANIZATION_CREATED_EXAMPLE, "contact_email": "data@harbour-analytics.com",
                "stripe_account_id": None, "status_reason": None, "status_changed_at": None}],
