@@ -15,6 +15,29 @@ from exchange.identity import audit
 from exchange.identity import services as identity
 from exchange.identity.auth import revoke_family, revoke_refresh_token_family, revoke_user_tokens, rotate_refresh_token
 from exchange.identity.schemas import (
+    AUDIT_PAGE_EXAMPLE,
+    HEALTH_EXAMPLE,
+    KEY_CREATE_EXAMPLE,
+    KEY_EXAMPLE,
+    KEY_PAGE_EXAMPLE,
+    KEY_REVOKED_EXAMPLE,
+    LIVENESS_EXAMPLE,
+    LOGIN_EXAMPLE,
+    LOGOUT_EXAMPLE,
+    ME_EXAMPLE,
+    MEMBER_CREATE_EXAMPLE,
+    ORGANIZATION_CREATE_EXAMPLE,
+    ORGANIZATION_CREATED_EXAMPLE,
+    ORGANIZATION_EXAMPLE,
+    ORGANIZATION_PAGE_EXAMPLE,
+    ORGANIZATION_UPDATE_EXAMPLE,
+    READINESS_EXAMPLE,
+    REFRESH_EXAMPLE,
+    STATUS_CHANGED_EXAMPLES,
+    STATUS_REASON_EXAMPLES,
+    TOKEN_PAIR_EXAMPLE,
+    USER_EXAMPLE,
+    USER_PAGE_EXAMPLE,
     AuditArgsSchema,
     AuditPageSchema,
     HealthSchema,
@@ -44,10 +67,16 @@ blp = Blueprint("identity", __name__, url_prefix="/api/v1", description="Identit
 
 
 @blp.route("/health", methods=["GET"])
-@blp.response(200, HealthSchema)
-@blp.alt_response(503, schema=HealthSchema, description="The database is unreachable")
+@blp.response(200, HealthSchema, example=HEALTH_EXAMPLE)
+@blp.alt_response(503, schema=HealthSchema, description="The database is unreachable",
+                  example={"status": "unavailable", "database": "unreachable"})
+@blp.doc(operationId="getHealth")
 def health() -> Any:
-    """Liveness and readiness: answers 200 only when the database answers a query."""
+    """Check that the service and its database answer.
+
+    Anyone may call it (no token). Liveness and readiness in one: 200 `{"status": "ok", "database":
+    "ok"}` only when the database answers a query; 503 `{"status": "unavailable", "database":
+    "unreachable"}` when it does not. Changes nothing."""
     try:
         if is_sqlite():
             db.session.execute(text("SELECT 1")).scalar_one()
@@ -62,13 +91,18 @@ def health() -> Any:
 
 
 @blp.route("/health/ready", methods=["GET"])
-@blp.response(200, ReadinessSchema)
-@blp.alt_response(503, schema=ReadinessSchema, description="The database is unreachable")
+@blp.response(200, ReadinessSchema, example=READINESS_EXAMPLE)
+@blp.alt_response(503, schema=ReadinessSchema, description="The database is unreachable",
+                  example={"status": "unavailable", "database": "unreachable", "redis": "ok"})
+@blp.doc(operationId="getReadiness")
 def readiness() -> Any:
-    """Readiness: the database answers a query. Orchestrators route traffic to a node only while
-    this answers 200. With REDIS_URL, `redis` reports whether Redis answers PING, as a detail only:
-    without Redis the rate limits count in the database and jobs wait, so a Redis outage must not
-    take every node out of service."""
+    """Readiness probe: whether this node should receive traffic.
+
+    Anyone may call it (no token); changes nothing. Answers 200 while the database answers a query
+    and 503 when it does not: orchestrators route traffic to a node only while this answers 200.
+    With REDIS_URL, `redis` reports whether Redis answers PING (`ok`, `unreachable`; else `not
+    configured`), as a detail only: without Redis the rate limits count in the database and jobs
+    wait, so a Redis outage must not take every node out of service."""
     body = {"status": "ok", "database": "ok", "redis": "not configured"}
     try:
         db.session.execute(text("SELECT 1")).scalar_one()
@@ -81,22 +115,33 @@ def readiness() -> Any:
 
 
 @blp.route("/health/live", methods=["GET"])
-@blp.response(200, HealthSchema)
-@blp.doc(**{NO_DATABASE: True})
+@blp.response(200, HealthSchema, example=LIVENESS_EXAMPLE)
+@blp.doc(operationId="getLiveness", **{NO_DATABASE: True})
 def liveness() -> Any:
-    """Process liveness without touching the database (for orchestrators' liveness probes)."""
+    """Liveness probe: the process answers.
+
+    Anyone may call it (no token); changes nothing. Never touches the database, so it answers 200
+    `{"status": "ok", "database": "not checked"}` whenever the process serves requests (for
+    orchestrators' liveness probes: a database outage must not restart every node)."""
     return {"status": "ok", "database": "not checked"}
 
 
 @blp.route("/organizations", methods=["POST"])
-@blp.arguments(OrganizationCreateSchema)
-@blp.response(201, OrganizationSchema)
+@blp.arguments(OrganizationCreateSchema, example=ORGANIZATION_CREATE_EXAMPLE)
+@blp.response(201, OrganizationSchema, example=ORGANIZATION_CREATED_EXAMPLE)
 @blp.problems(400, 409, 415, 422, 429)
+@blp.doc(operationId="createOrganization")
 def register_organization(data: dict[str, Any]) -> Any:
-    """Self-register a vendor, enterprise or assessor organization with its admin user (pending).
+    """Register an organization with its admin user.
 
-    Anonymous registrations are rate limited per client address (`DATAFAIR_REGISTRATION_RATE_LIMIT`,
-    default `10/hour`): past it, 429 with `Retry-After`, and nothing is written."""
+    Anyone may call it (no token needed): a vendor, enterprise or assessor organization registers
+    itself with its first admin user (who can then log in). It starts `pending` until an operator
+    verifies it (`POST /organizations/{org_id}/verify`); operators are never self-registered. The
+    answer shows the private `contact_email` as null. 409 when the name (case-insensitively), the
+    registration number or the admin's email is already registered; 422 for a password shorter
+    than 12 characters or an unknown type or region. Anonymous registrations are rate limited per
+    client address (`DATAFAIR_REGISTRATION_RATE_LIMIT`, default `10/hour`): past it, 429 with
+    `Retry-After`, and nothing is written."""
     if current_principal(required=False) is None:
         ratelimit.registration_limit(request.remote_addr or "unknown")
     org = identity.register_organization(db.session, **data)
@@ -106,11 +151,15 @@ def register_organization(data: dict[str, Any]) -> Any:
 
 @blp.route("/organizations", methods=["GET"])
 @blp.arguments(OrganizationListArgsSchema, location="query")
-@blp.response(200, OrganizationPageSchema)
-@blp.doc(security=AUTH)
+@blp.response(200, OrganizationPageSchema, example=ORGANIZATION_PAGE_EXAMPLE)
+@blp.doc(security=AUTH, operationId="listOrganizations")
 @blp.problems(401, 403, 422)
 def list_organizations(args: dict[str, Any]) -> Any:
-    """Operators: every organization, e.g. `?status=pending` for the verification queue."""
+    """List organizations (operators).
+
+    Operators only (403 for everyone else): every organization with its private fields, filtered by
+    `status` (e.g. `?status=pending` for the verification queue) and `type`, one page at a time.
+    Changes nothing; 422 for an unknown status or type."""
     principal = current_principal()
     stmt = identity.list_organizations(principal=principal, status=args.get("status"), type=args.get("type"))
     page = paginate(db.session, stmt, page=args["page"], per_page=args["per_page"])
@@ -118,33 +167,68 @@ def list_organizations(args: dict[str, Any]) -> Any:
 
 
 @blp.route("/organizations/<org_id>", methods=["GET"])
-@blp.response(200, OrganizationSchema)
-@blp.doc(security=OPTIONAL_AUTH)
+@blp.response(200, OrganizationSchema, example=ORGANIZATION_EXAMPLE)
+@blp.doc(security=OPTIONAL_AUTH, operationId="getOrganization")
 @blp.problems(401, 404)
 def get_organization(org_id: str) -> Any:
-    """An organization: verified ones are public; private fields only for members and operators."""
+    """Get an organization.
+
+    Verified organizations are public (a token is optional); a pending, rejected or suspended one
+    only to its own members and operators (404 for anyone else, as for an unknown id). The private
+    fields (`contact_email`, `stripe_account_id`, `status_reason`, `status_changed_at`) are shown
+    only to its members and operators. Changes nothing; 401 for an invalid token."""
     principal = current_principal(required=False)
     org = identity.get_organization(db.session, org_id=org_id, principal=principal)
     return org
 
 
 @blp.route("/organizations/<org_id>", methods=["PATCH"])
-@blp.arguments(OrganizationUpdateSchema)
-@blp.response(200, OrganizationSchema)
-@blp.doc(security=AUTH)
+@blp.arguments(OrganizationUpdateSchema, example=ORGANIZATION_UPDATE_EXAMPLE)
+@blp.response(200, OrganizationSchema, example=ORGANIZATION_EXAMPLE)
+@blp.doc(security=AUTH, operationId="updateOrganization")
 @blp.problems(400, 401, 403, 404, 409, 415, 422)
 def update_organization(data: dict[str, Any], org_id: str) -> Any:
-    """Profile fields by the org's admins; type, status, region and payout account by operators."""
+    """Update an organization's profile.
+
+    The organization's admins change its profile (`display_name`, `contact_email`, `website`);
+    operators also its `type`, `region`, payout account `stripe_account_id` and `status` (a status
+    change follows the same transitions as the verify/reject/suspend/reinstate actions, audited).
+    Only the fields sent change. 403 when a non-operator sends an operator-only field or the caller
+    is not an admin of the organization; 404 when the organization is not visible to the caller;
+    409 for a status change the current status does not allow; 422 for a private or malformed URL,
+    a bad email or payout account id, or a change to or from the operator type."""
     principal = current_principal()
     org = identity.update_organization(db.session, org_id=org_id, changes=data, actor=principal)
     return org
 
 
-def _status_route(action: str, target: OrgStatus) -> None:
+# action -> (target status, the statuses it leaves, what it does besides the status change)
+_STATUS_ACTIONS: dict[str, tuple[OrgStatus, str, str]] = {
+    "verify": (OrgStatus.VERIFIED, "`pending`",
+               "The organization becomes public and its users may trade; an `organization.verified` "
+               "event goes to its webhook endpoints."),
+    "reject": (OrgStatus.REJECTED, "`pending`",
+               "Rejection is final; every login of the organization's users is revoked."),
+    "suspend": (OrgStatus.SUSPENDED, "`verified`",
+                "Every login of the organization's users is revoked, its writes are refused (403) and "
+                "its products leave the catalog until it is reinstated."),
+    "reinstate": (OrgStatus.VERIFIED, "`suspended`",
+                  "The organization is `verified` again (its users log in anew); an "
+                  "`organization.verified` event goes to its webhook endpoints."),
+}
+
+
+def _status_route(action: str, target: OrgStatus, source: str, effect: str) -> None:
     @blp.route(f"/organizations/<org_id>/{action}", methods=["POST"], endpoint=f"organization_{action}")
-    @blp.arguments(StatusChangeSchema)
-    @blp.response(200, OrganizationSchema)
-    @blp.doc(security=AUTH, summary=f"Operators: {action} an organization (with a reason, audited)")
+    @blp.arguments(StatusChangeSchema, example={"reason": STATUS_REASON_EXAMPLES[action]})
+    @blp.response(200, OrganizationSchema, example=STATUS_CHANGED_EXAMPLES[action])
+    @blp.doc(security=AUTH, operationId=f"{action}Organization",
+             summary=f"{action.capitalize()} an organization (operators)",
+             description=(f"Operators only (403 for everyone else): moves a {source} organization to "
+                          f"`{target}` with a `reason` (kept as its `status_reason` and audited). "
+                          f"{effect} 403 also for the exchange's own operator organization; 404 for an "
+                          f"unknown organization; 409 when its current status does not allow this "
+                          f"(e.g. already `{target}`); 422 without a reason."))
     @blp.problems(400, 401, 403, 404, 409, 415, 422)
     def change(data: dict[str, Any], org_id: str) -> Any:
         principal = current_principal()
@@ -153,68 +237,94 @@ def _status_route(action: str, target: OrgStatus) -> None:
         return org
 
 
-for _action, _target in (("verify", OrgStatus.VERIFIED), ("reject", OrgStatus.REJECTED),
-                         ("suspend", OrgStatus.SUSPENDED), ("reinstate", OrgStatus.VERIFIED)):
-    _status_route(_action, _target)
+for _action, (_target, _source, _effect) in _STATUS_ACTIONS.items():
+    _status_route(_action, _target, _source, _effect)
 
 
 @blp.route("/organizations/<org_id>/members", methods=["POST"])
-@blp.arguments(MemberCreateSchema)
-@blp.response(201, UserSchema)
-@blp.doc(security=AUTH)
+@blp.arguments(MemberCreateSchema, example=MEMBER_CREATE_EXAMPLE)
+@blp.response(201, UserSchema, example=USER_EXAMPLE)
+@blp.doc(security=AUTH, operationId="createMember")
 @blp.problems(400, 401, 403, 404, 409, 415, 422)
 def add_member(data: dict[str, Any], org_id: str) -> Any:
-    """Org admins add users (role admin or member) to their organization."""
+    """Add a user to an organization.
+
+    The organization's own admins add a user with role `admin` or `member` (default) and an initial
+    password (at least 12 characters); the user can log in at once. Audited. 403 for anyone else
+    (operators included: users belong to their organization); 404 when the organization is not
+    visible to the caller; 409 when the email is already registered; 422 for a short password or an
+    unknown role."""
     return identity.add_member(db.session, org_id=org_id, actor=current_principal(), **data)
 
 
 @blp.route("/organizations/<org_id>/members", methods=["GET"])
 @blp.arguments(PaginationArgsSchema, location="query")
-@blp.response(200, UserPageSchema)
-@blp.doc(security=AUTH)
+@blp.response(200, UserPageSchema, example=USER_PAGE_EXAMPLE)
+@blp.doc(security=AUTH, operationId="listMembers")
 @blp.problems(401, 403, 404, 422)
 def list_members(args: dict[str, Any], org_id: str) -> Any:
-    """The organization's users (its members and operators)."""
+    """List an organization's users.
+
+    The organization's own users and operators see its users, one page at a time (403 for anyone
+    else; 404 when the organization is not visible to the caller). Changes nothing."""
     stmt = identity.list_members(db.session, org_id=org_id, actor=current_principal())
     return paginate(db.session, stmt, page=args["page"], per_page=args["per_page"])
 
 
 @blp.route("/organizations/<org_id>/keys", methods=["POST"])
-@blp.arguments(KeyCreateSchema)
-@blp.response(201, KeySchema)
-@blp.doc(security=AUTH)
+@blp.arguments(KeyCreateSchema, example=KEY_CREATE_EXAMPLE)
+@blp.response(201, KeySchema, example=KEY_EXAMPLE)
+@blp.doc(security=AUTH, operationId="createSigningKey")
 @blp.problems(400, 401, 403, 404, 409, 415, 422)
 def add_key(data: dict[str, Any], org_id: str) -> Any:
-    """Org admins register an Ed25519 public key (base64, raw 32 bytes) for signing contracts."""
+    """Register a signing key of an organization.
+
+    The organization's own admins register an Ed25519 public key (base64 of the raw 32 bytes) that
+    its users may sign contracts with; the private key never leaves the organization. Audited.
+    403 for anyone else; 404 when the organization is not visible to the caller; 409 when the same
+    public key is already registered; 422 when `public_key` is not base64 of 32 bytes."""
     return identity.add_key(db.session, org_id=org_id, actor=current_principal(), **data)
 
 
 @blp.route("/organizations/<org_id>/keys", methods=["GET"])
 @blp.arguments(PaginationArgsSchema, location="query")
-@blp.response(200, KeyPageSchema)
-@blp.doc(security=OPTIONAL_AUTH)
+@blp.response(200, KeyPageSchema, example=KEY_PAGE_EXAMPLE)
+@blp.doc(security=OPTIONAL_AUTH, operationId="listSigningKeys")
 @blp.problems(401, 404, 422)
 def list_keys(args: dict[str, Any], org_id: str) -> Any:
-    """An organization's signing keys (public: anyone may verify its signatures)."""
+    """List an organization's signing keys.
+
+    Public for a verified organization (a token is optional): anyone may verify its contract
+    signatures. Revoked keys stay listed with `revoked_at`, oldest first. 404 when the organization
+    is not visible to the caller. Changes nothing."""
     stmt = identity.list_keys(db.session, org_id=org_id, actor=current_principal(required=False))
     return paginate(db.session, stmt, page=args["page"], per_page=args["per_page"])
 
 
 @blp.route("/organizations/<org_id>/keys/<key_id>", methods=["DELETE"])
-@blp.response(200, KeySchema)
-@blp.doc(security=AUTH)
+@blp.response(200, KeySchema, example=KEY_REVOKED_EXAMPLE)
+@blp.doc(security=AUTH, operationId="deleteSigningKey")
 @blp.problems(401, 403, 404, 409)
 def revoke_key(org_id: str, key_id: str) -> Any:
-    """Org admins revoke a signing key: existing signatures stay verifiable, new ones are refused."""
+    """Revoke a signing key of an organization.
+
+    The organization's own admins revoke one of its keys: it is stamped `revoked_at` (and still
+    listed), existing signatures stay verifiable, new signatures with it are refused. Audited.
+    403 for anyone else; 404 for an unknown key or organization; 409 when it is already revoked."""
     return identity.revoke_key(db.session, org_id=org_id, key_id=key_id, actor=current_principal())
 
 
 @blp.route("/auth/token", methods=["POST"])
-@blp.arguments(LoginSchema)
-@blp.response(200, TokenPairSchema)
+@blp.arguments(LoginSchema, example=LOGIN_EXAMPLE)
+@blp.response(200, TokenPairSchema, example=TOKEN_PAIR_EXAMPLE)
 @blp.problems(400, 401, 415, 422, 429)
+@blp.doc(operationId="createToken")
 def login(data: dict[str, Any]) -> Any:
-    """Log in: an access token (15 min) and a single-use refresh token.
+    """Log in with email and password.
+
+    Anyone may call it (no token). Answers an access token (a Bearer JWT, 15 minutes) and a
+    single-use refresh token, the start of a login (a token family). 401 for a wrong password or an
+    unknown email alike (one answer for both) and for the users of a rejected organization.
 
     Rate limits (429 with `Retry-After`): per email, `DATAFAIR_LOGIN_RATE_LIMIT` (default
     `10/minute`) attempts are verified per window — a slot is taken before the password is checked
@@ -228,22 +338,34 @@ def login(data: dict[str, Any]) -> Any:
 
 
 @blp.route("/auth/refresh", methods=["POST"])
-@blp.arguments(RefreshSchema)
-@blp.response(200, TokenPairSchema)
+@blp.arguments(RefreshSchema, example=REFRESH_EXAMPLE)
+@blp.response(200, TokenPairSchema, example=TOKEN_PAIR_EXAMPLE)
 @blp.problems(400, 401, 415, 422)
+@blp.doc(operationId="refreshToken")
 def refresh(data: dict[str, Any]) -> Any:
-    """Rotate a refresh token (each works once; reusing one revokes the whole login)."""
+    """Exchange a refresh token for a new token pair.
+
+    Anyone holding a refresh token (no access token needed). Each refresh token works once: the
+    answer is a new access token and a new refresh token of the same login. 401 for an unknown,
+    expired or revoked token (and for the users of a rejected organization); reusing an already
+    used one answers 401 and revokes the whole login (every refresh token of its family), since it
+    was probably stolen."""
     return rotate_refresh_token(db.session, data["refresh_token"])
 
 
 @blp.route("/auth/logout", methods=["POST"])
-@blp.arguments(LogoutSchema)
+@blp.arguments(LogoutSchema, example=LOGOUT_EXAMPLE)
 @blp.response(204)
-@blp.doc(security=AUTH)
+@blp.doc(security=AUTH, operationId="logout")
 @blp.problems(400, 401, 415, 422)
 def logout(data: dict[str, Any]) -> Any:
-    """Revoke the refresh token family of this login: the one of `refresh_token` if given, else the one
-    the access token was issued with; `all_sessions` revokes every login of the user."""
+    """Log out: revoke a login's refresh tokens.
+
+    Any authenticated user, for their own logins. Revokes the refresh token family of this login:
+    the one of `refresh_token` if given (a token of another user is ignored), else the one the access token was
+    issued with; `all_sessions: true` revokes every login of the user. The access token itself
+    stays valid until it expires (at most 15 minutes). Answers 204 with no body; 401 without a
+    valid access token."""
     principal = current_principal()
     if data.get("all_sessions"):
         revoke_user_tokens(db.session, [principal.user_id])
@@ -255,11 +377,14 @@ def logout(data: dict[str, Any]) -> Any:
 
 
 @blp.route("/me", methods=["GET"])
-@blp.response(200, MeSchema)
-@blp.doc(security=AUTH)
+@blp.response(200, MeSchema, example=ME_EXAMPLE)
+@blp.doc(security=AUTH, operationId="getMe")
 @blp.problems(401)
 def me() -> Any:
-    """The caller: user, organization (with its private fields) and role."""
+    """Get the caller's user, organization and role.
+
+    Any authenticated user: their user, their organization (with its private fields) and their role
+    in it (`admin` or `member`). Changes nothing; 401 without a valid access token."""
     principal = current_principal()
     user = identity.get_user(db.session, principal.user_id)
     return Facts(user, user=user, organization=user.organization)
@@ -267,11 +392,16 @@ def me() -> Any:
 
 @blp.route("/audit", methods=["GET"])
 @blp.arguments(AuditArgsSchema, location="query")
-@blp.response(200, AuditPageSchema)
-@blp.doc(security=AUTH)
+@blp.response(200, AuditPageSchema, example=AUDIT_PAGE_EXAMPLE)
+@blp.doc(security=AUTH, operationId="listAuditEvents")
 @blp.problems(401, 403, 422)
 def audit_trail(args: dict[str, Any]) -> Any:
-    """Operators: the append-only audit trail of privileged actions, newest first."""
+    """List the audit trail (operators).
+
+    Operators only (403 for everyone else): the append-only trail of privileged actions
+    (verifications, suspensions, reviews, certificate actions, white-list changes, payment
+    confirmations, resolutions, payouts, key registrations and rotations), newest first, filtered by
+    `actor_org_id`, `object_id` and `action`. Changes nothing."""
     stmt = audit.list_events(principal=current_principal(), actor_org_id=args.get("actor_org_id"),
                              object_id=args.get("object_id"), action=args.get("action"))
     return paginate(db.session, stmt, page=args["page"], per_page=args["per_page"])

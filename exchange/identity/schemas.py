@@ -182,3 +182,152 @@ OrganizationPageSchema = page_schema(OrganizationSchema, "OrganizationPage")
 UserPageSchema = page_schema(UserSchema, "UserPage")
 KeyPageSchema = page_schema(KeySchema, "KeyPage")
 AuditPageSchema = page_schema(AuditEventSchema, "AuditPage")
+
+
+# OpenAPI examples (request bodies the API accepts as they are, apart from ids that must exist; responses
+# shaped exactly like their schema). Ids have the shape of `exchange.db.new_id`.
+ORG_ID_EXAMPLE = "org_0193a4c2e1f08b6d2c4e9a7f13b5d8e0"
+USER_ID_EXAMPLE = "usr_0193a4c2e1f1a2b3c4d5e6f708192a3b"
+OPERATOR_ORG_ID_EXAMPLE = "org_01938f0c7a2e4d5c6b7a8f9e0d1c2b3a"
+OPERATOR_USER_ID_EXAMPLE = "usr_01938f0c7a2f1e2d3c4b5a69788796a5"
+KEY_ID_EXAMPLE = "key_0193a4c9d2e05f6a7b8c9d0e1f2a3b4c"
+PUBLIC_KEY_EXAMPLE = "at1ayULPPZaSVNr9WR+3CxfzivyW1W2nRe9eaeHl1VI="
+
+ORGANIZATION_CREATE_EXAMPLE = {
+    "name": "Shenzhen Harbour Analytics Ltd",
+    "type": "vendor",
+    "region": "GD",
+    "registration_number": "91440300MA5G8XK21P",
+    "admin": {"email": "li.wei@harbour-analytics.com", "password": "tide-chart-4417-lantern",
+              "name": "Li Wei"},
+}
+# As registered (anonymous caller): pending; the private contact_email shown as null.
+ORGANIZATION_CREATED_EXAMPLE = {
+    "id": ORG_ID_EXAMPLE,
+    "name": "Shenzhen Harbour Analytics Ltd",
+    "display_name": None,
+    "type": "vendor",
+    "region": "GD",
+    "registration_number": "91440300MA5G8XK21P",
+    "status": "pending",
+    "website": None,
+    "created_at": "2026-11-30T09:12:44Z",
+    "contact_email": None,
+}
+# As its own members and operators see it (with the private fields; others see none of them).
+ORGANIZATION_EXAMPLE = {
+    "id": ORG_ID_EXAMPLE,
+    "name": "Shenzhen Harbour Analytics Ltd",
+    "display_name": "Harbour Analytics",
+    "type": "vendor",
+    "region": "GD",
+    "registration_number": "91440300MA5G8XK21P",
+    "status": "verified",
+    "website": "https://www.harbour-analytics.com",
+    "created_at": "2026-11-30T09:12:44Z",
+    "contact_email": "data@harbour-analytics.com",
+    "stripe_account_id": "acct_1QHarbourAnalytic",
+    "status_reason": "Business licence checked against the SAMR register.",
+    "status_changed_at": "2026-11-30T14:03:09Z",
+}
+ORGANIZATION_UPDATE_EXAMPLE = {
+    "display_name": "Harbour Analytics",
+    "contact_email": "data@harbour-analytics.com",
+    "website": "https://www.harbour-analytics.com",
+}
+# The reason an operator gives, per action (POST /organizations/{org_id}/<action>).
+STATUS_REASON_EXAMPLES = {
+    "verify": "Business licence checked against the SAMR register.",
+    "reject": "The registration number is not in the SAMR register.",
+    "suspend": "Data listed without the data subjects' consent: under investigation (case 2026-117).",
+    "reinstate": "Case 2026-117 closed: consent records verified.",
+}
+# The organization after each action (as operators see it).
+STATUS_CHANGED_EXAMPLES = {
+    action: {**ORGANIZATION_EXAMPLE, "status": status, "status_reason": STATUS_REASON_EXAMPLES[action],
+             "status_changed_at": "2026-12-01T10:26:31Z"}
+    for action, status in (("verify", "verified"), ("reject", "rejected"), ("suspend", "suspended"),
+                           ("reinstate", "verified"))
+}
+ORGANIZATION_PAGE_EXAMPLE = {
+    "items": [{**ORGANIZATION_CREATED_EXAMPLE, "contact_email": "data@harbour-analytics.com",
+               "stripe_account_id": None, "status_reason": None, "status_changed_at": None}],
+    "total": 1, "page": 1, "per_page": 20,
+}
+
+MEMBER_CREATE_EXAMPLE = {
+    "email": "chen.jing@harbour-analytics.com",
+    "password": "quay-signal-9083-harbour",
+    "name": "Chen Jing",
+    "role": "member",
+}
+USER_EXAMPLE = {
+    "id": "usr_0193a4c7b5d2e3f4a5b6c7d8e9f0a1b2",
+    "email": "chen.jing@harbour-analytics.com",
+    "name": "Chen Jing",
+    "role": "member",
+    "org_id": ORG_ID_EXAMPLE,
+    "created_at": "2026-11-30T15:20:02Z",
+}
+ADMIN_USER_EXAMPLE = {
+    "id": USER_ID_EXAMPLE,
+    "email": "li.wei@harbour-analytics.com",
+    "name": "Li Wei",
+    "role": "admin",
+    "org_id": ORG_ID_EXAMPLE,
+    "created_at": "2026-11-30T09:12:44Z",
+}
+USER_PAGE_EXAMPLE = {"items": [ADMIN_USER_EXAMPLE, USER_EXAMPLE], "total": 2, "page": 1, "per_page": 20}
+
+KEY_CREATE_EXAMPLE = {"public_key": PUBLIC_KEY_EXAMPLE, "label": "contracts signer 2026"}
+KEY_EXAMPLE = {
+    "key_id": KEY_ID_EXAMPLE,
+    "org_id": ORG_ID_EXAMPLE,
+    "public_key": PUBLIC_KEY_EXAMPLE,
+    "label": "contracts signer 2026",
+    "algorithm": "Ed25519",
+    "created_at": "2026-11-30T15:31:47Z",
+    "revoked_at": None,
+}
+KEY_REVOKED_EXAMPLE = {**KEY_EXAMPLE, "revoked_at": "2026-12-01T08:00:15Z"}
+KEY_PAGE_EXAMPLE = {"items": [KEY_EXAMPLE], "total": 1, "page": 1, "per_page": 20}
+
+LOGIN_EXAMPLE = {"email": "li.wei@harbour-analytics.com", "password": "tide-chart-4417-lantern"}
+REFRESH_TOKEN_EXAMPLE = "rt_Qm9vX2V4YW1wbGVfcmVmcmVzaF90b2tlbl9vbmx5XzQ"  # noqa: S105 - an example
+TOKEN_PAIR_EXAMPLE = {
+    "access_token": ("eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJ1c3JfMDE5M2E0YzJlMWYxYTJiM2M0ZDVlNmY3"
+                     "MDgxOTJhM2IiLCJleHAiOjE3NjQ1NzE1NjR9.3q5Nf0kq8b1vR2tYw6Jm4Zc9Hx7Ld2Pa1Ue5Sg0Ko3I"),
+    "refresh_token": REFRESH_TOKEN_EXAMPLE,
+    "token_type": "Bearer",
+    "expires_in": 900,
+}
+REFRESH_EXAMPLE = {"refresh_token": REFRESH_TOKEN_EXAMPLE}
+LOGOUT_EXAMPLE = {"refresh_token": REFRESH_TOKEN_EXAMPLE, "all_sessions": False}
+
+ME_EXAMPLE = {"user": ADMIN_USER_EXAMPLE, "organization": ORGANIZATION_EXAMPLE, "role": "admin"}
+
+HEALTH_EXAMPLE = {"status": "ok", "database": "ok"}
+LIVENESS_EXAMPLE = {"status": "ok", "database": "not checked"}
+READINESS_EXAMPLE = {"status": "ok", "database": "ok", "redis": "ok"}
+
+AUDIT_PAGE_EXAMPLE = {
+    "items": [{
+        "id": 4182,
+        "at": "2026-11-30T14:03:09Z",
+        "actor_user_id": OPERATOR_USER_ID_EXAMPLE,
+        "actor_org_id": OPERATOR_ORG_ID_EXAMPLE,
+        "action": "organization.verified",
+        "object_type": "organization",
+        "object_id": ORG_ID_EXAMPLE,
+        "detail": {"reason": "Business licence checked against the SAMR register.",
+                   "from_status": "pending", "to_status": "verified"},
+    }],
+    "total": 1, "page": 1, "per_page": 20,
+}
+
+JWKS_EXAMPLE = {"keys": [
+    {"kty": "OKP", "crv": "Ed25519", "x": "pQ0Rjo2g9d4y7E5cUjEY2EoO3oJ2vtqq1vVTus8KSZs",
+     "kid": "dfx-2026-1a2b3c4d", "use": "sig", "alg": "EdDSA"},
+    {"kty": "OKP", "crv": "Ed25519", "x": "at1ayULPPZaSVNr9WR-3CxfzivyW1W2nRe9eaeHl1VI",
+     "kid": "dfx-2025-9f8e7d6c", "use": "sig", "alg": "EdDSA"},
+]}

@@ -85,3 +85,58 @@ class VerifySchema(Schema):
 
 AccountPageSchema = page_schema(AccountSchema, "LedgerAccountPage")
 EntryPageSchema = page_schema(EntrySchema, "LedgerEntryPage")
+
+
+# OpenAPI examples (shaped exactly like their schema; ids as `exchange.db.new_id` makes them).
+_BUYER_ORG_ID = "org_0193a4c2e1f08b6d2c4e9a7f13b5d8e0"
+_SELLER_ORG_ID = "org_01939b7e5d3c2a1f0e9d8c7b6a594837"
+_TRADE_ID = "trd_0193a6b0f1c27e8f9a0b1c2d3e4f5a6b"
+_FUNDING = {"id": "acc_0193a6b0f2a13b4c5d6e7f8091a2b3c4", "name": f"buyer_funding:{_BUYER_ORG_ID}:CNY"}
+_ESCROW = {"id": "acc_0193a6b0f2a24c5d6e7f8091a2b3c4d5", "name": f"trade_escrow:{_TRADE_ID}:CNY"}
+
+ACCOUNT_PAGE_EXAMPLE = {
+    "items": [{
+        "id": _FUNDING["id"],
+        "name": _FUNDING["name"],
+        "owner_id": _BUYER_ORG_ID,
+        "purpose": "buyer_funding",
+        "currency": "CNY",
+        "balance": -1200000,
+        "non_negative": False,
+        "version": 3,
+        "created_at": "2026-12-01T09:30:01Z",
+        "updated_at": "2026-12-01T11:02:47Z",
+    }],
+    "total": 1, "page": 1, "per_page": 20,
+}
+ENTRY_PAGE_EXAMPLE = {
+    "items": [{
+        "id": "jnl_0193a6b0f2c57f8091a2b3c4d5e6f708",
+        "seq": 1287,
+        "trade_id": _TRADE_ID,
+        "kind": "payment",
+        "created_at": "2026-12-01T09:30:01Z",
+        "prev_hash": "480d3142b2307d4ab15b33b34671e6b9d2673e059d9d8cdf4fa1f4fbb118764c",
+        "hash": "f6f3c6745db9c4ad9a6a0c240a0ad418a1dc47e31349d0c48ef536fbd4990efb",
+        "metadata": {"payment_id": "pay_0193a6a8e4d13c4d5e6f708192a3b4c5", "provider": "manual"},
+        "reverses_entry_id": None,
+        "postings": [
+            {"account": _FUNDING["name"], "account_id": _FUNDING["id"], "currency": "CNY", "amount": -400000},
+            {"account": _ESCROW["name"], "account_id": _ESCROW["id"], "currency": "CNY", "amount": 400000},
+        ],
+    }],
+    "total": 1, "page": 1, "per_page": 20,
+}
+VERIFY_EXAMPLE = {
+    "valid": True,
+    "entries": 1287,
+    "balanced": True,
+    "chain_valid": True,
+    "balances_valid": True,
+    "head": "f6f3c6745db9c4ad9a6a0c240a0ad418a1dc47e31349d0c48ef536fbd4990efb",
+    "head_seq": 1287,
+    "first_bad_seq": None,
+    "accounts": 214,
+    "problem_count": 0,
+    "problems": [],
+}

@@ -6,7 +6,7 @@ from typing import Any
 
 from exchange.api import Blueprint
 from exchange.db import db
-from exchange.identity.schemas import JWKSetSchema
+from exchange.identity.schemas import JWKS_EXAMPLE, JWKSetSchema
 from exchange.signing import services as signing
 
 # Outside the versioned API: /.well-known paths are fixed by RFC 8615, and verifiers expect them there.
@@ -21,8 +21,14 @@ JWKS_HEADERS = {
 
 
 @wellknown.route("/jwks.json", methods=["GET"])
-@wellknown.response(200, JWKSetSchema)
+@wellknown.response(200, JWKSetSchema, example=JWKS_EXAMPLE)
+@wellknown.doc(operationId="getJwks")
 def jwks() -> Any:
-    """The exchange's Ed25519 public keys (active and retired) as a JWK Set: verify any certificate
-    signature with the key whose `kid` the certificate names, over the RFC 8785 canonical JSON."""
+    """Get the exchange's public signing keys (JWK Set).
+
+    Anyone may call it (no token, any origin; cacheable for 5 minutes). The exchange's Ed25519
+    public keys (the active one first, then the retired ones) as an RFC 7517 JWK Set (`kty: OKP`,
+    `crv: Ed25519`): verify any certificate signature with the key whose `kid` the certificate
+    names, over the RFC 8785 canonical JSON. A rotation adds a key and keeps the retired ones, so
+    old signatures stay verifiable. Changes nothing."""
     return signing.jwks(db.session), 200, JWKS_HEADERS
