@@ -481,8 +481,8 @@ def stripe_webhook() -> Any:
 
     Stripe only, no token: the raw body must verify with the `Stripe-Signature` header (the endpoint's
     signing secret, 300 s tolerance), so the example body is accepted only as Stripe signs it. 400: a
-    missing, wrong or stale signature, or a body that is not a Stripe event; 422 while Stripe webhooks
-    are not configured (no STRIPE_WEBHOOK_SECRET). Each event id is applied once.
+    missing, wrong or stale signature, or a body that is not a Stripe event; 422 while Stripe is not
+    configured on this exchange (STRIPE_API_KEY, STRIPE_WEBHOOK_SECRET). Each event id is applied once.
     `payment_intent.succeeded` for a known intent with the payment's exact amount and currency escrows
     its trade (a success for a payment no longer pending is refunded); any other event, a repeat, an
     unknown intent or a mismatch is acknowledged (`applied` false, with the `reason`) and changes

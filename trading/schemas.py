@@ -633,7 +633,7 @@ STRIPE_WEBHOOK_REQUEST_BODY = {
     "content": {"application/json": {"schema": {"type": "object"}, "example": STRIPE_EVENT_EXAMPLE}},
 }
 
-PAYOUT_CREATE_EXAMPLE = {"org_id": EXAMPLE_SELLER_ORG_ID, "currency": "CNY", "amount": 1_225_000,
+PAYOUT_CREATE_EXAMPLE = {"org_id": EXAMPLE_SELLER_ORG_ID, "currency": "CNY", "amount": 980_000,
                          "provider": "manual"}
 PAYOUT_EXAMPLE = {
     "id": "pyo_0193f3b41e7a5c2d8b0f6e4a3c9d1b62",
