@@ -221,8 +221,9 @@ def counter_offer(data: dict[str, Any], offer_id: str) -> Any:
     The recipient of a `pending` offer (403 for its maker): a new `pending` offer to the other side in
     the same thread (`parent_id` = this one), and this one becomes `countered`. The maker is told
     (`offer.countered`), the new recipient gets `offer.received`.
-    409: the offer is no longer pending, or the other side is suspended; 422: a past `expires_at`, a
-    currency or delivery mode other than the product's."""
+    409: the offer is no longer pending, the product is no longer tradable, or the other side is
+    suspended; 422: a past `expires_at`, a currency or delivery mode other than the product's, a
+    cross-border deal the rules forbid."""
     new = offers.counter(db.session, offer_id=offer_id, price=data["price"], terms=data["terms"],
                          message=data.get("message"), expires_at=data.get("expires_at"), actor=current_principal())
     return offers.shown(db.session, new)
@@ -327,6 +328,7 @@ def sign_contract(data: dict[str, Any], contract_id: str) -> Any:
     """Sign a contract.
 
     A member of a verified buyer or seller organization, once per side. Two ways:
+
     - with the organization's own key: `key_id` (an active key registered with
       `POST /organizations/{org_id}/keys`) and `signature` = base64 of the Ed25519 signature of the
       UTF-8 bytes of the contract's `digest` string (its 64 lowercase hex characters, exactly as
@@ -337,9 +339,11 @@ def sign_contract(data: dict[str, Any], contract_id: str) -> Any:
     - without `key_id` and `signature`: the exchange attests the signature (`method` `platform`) with
       its own Ed25519 key over the RFC 8785 JSON of `contract_digest`, `org_id`, `user_id`,
       `signed_at`, `on_site`, `fair_id` and `stall_code`.
+
     On site (`on_site` true) needs a live fair's `fair_id` and the seller's `stall_code` there. The
     second signature makes the contract `signed` and creates its trade (`awaiting_payment`) in the
     same transaction (`contract.signed` to both parties).
+
     403: not the buyer or the seller, or not verified; 409: not `pending_signatures`, your side already
     signed, the certificate is no longer valid, the product is no longer listed, or the other side is
     suspended; 422: a signature that does not verify, a key not yours or revoked, only one of `key_id`
