@@ -338,3 +338,322 @@ class WebhookAckSchema(Schema):
     applied = fields.Boolean()
     reason = fields.String()
     trade_id = fields.String()
+
+
+# -- OpenAPI examples ---------------------------------------------------------------------------------
+# One deal told end to end: a buyer's procurement, the vendor's quote, the buyer's counter-offer, its
+# acceptance, the contract (its digest is the real sha256 of its DIGEST_FIELDS), the buyer's own Ed25519
+# signature (real: it verifies with EXAMPLE_ORG_PUBLIC_KEY over the UTF-8 bytes of the digest) and the
+# seller's on-site platform signature, the trade, its payment, delivery and settlement. Request examples
+# are accepted as they are, once their ids name existing objects; response examples are what the
+# schemas dump.
+EXAMPLE_BUYER_ORG_ID = "org_0193f2a4c1d87b3e5a90c2d41f6e8b07"
+EXAMPLE_SELLER_ORG_ID = "org_0193f1b8e24a6c09d3f75e1b8a2c4d96"
+EXAMPLE_BUYER_USER_ID = "usr_0193f2a4c3e1b7d05f9a2c6e8b4d1f70"
+EXAMPLE_SELLER_USER_ID = "usr_0193f1b9037c2e8d4a6f1b5c9e0d7a32"
+EXAMPLE_PRODUCT_ID = "prd_0193f1c2a9e85d47b0c3e6f19a2d8b54"
+EXAMPLE_PROCUREMENT_ID = "prc_0193f2a6d03b7e91c45a8f2d6b1e0c73"
+EXAMPLE_QUOTE_ID = "ofr_0193f2b10c6e4a8d2f7b5c3e9a1d0f68"
+EXAMPLE_COUNTER_ID = "ofr_0193f2c47a2d9e5b1c8f3a6d0e4b7c19"
+EXAMPLE_CONTRACT_ID = "ctr_0193f2d85e1a7c3b9d4f6e2a0c8b5d31"
+EXAMPLE_TRADE_ID = "trd_0193f2e93b6d0a4c8e2f5b7d1a9c3e46"
+EXAMPLE_PAYMENT_ID = "pay_0193f2f07d4b1e8a3c6f9d2b5e0a7c84"
+EXAMPLE_FAIR_ID = "fair_0193e7d05b2c8f14a9e3d6b7c0f2a1e5"
+EXAMPLE_KEY_ID = "key_0193f2a7e4c1b8d36a0f5e9c2b7d4a18"
+# The buyer's registered Ed25519 public key (raw, base64), as `POST /organizations/{org_id}/keys` took it.
+EXAMPLE_ORG_PUBLIC_KEY = "HVc9ENwJYAcMh8rIi8mgg+w1FXPh0RtVsVZEBFb7hy0="
+# sha256 hex of the RFC 8785 JSON of the example contract's number, parties, product, version,
+# certificate, price and terms (trading.contracts.DIGEST_FIELDS).
+EXAMPLE_DIGEST = "d5609147ad67a66c8651d30d97486dfcb71a64d2650e48e5b55ecf31d543ccc6"
+# Ed25519 over the 64 ASCII bytes of EXAMPLE_DIGEST with the private half of EXAMPLE_ORG_PUBLIC_KEY.
+EXAMPLE_ORG_SIGNATURE = "nYZU/rnym9pmIzkC057/VIoEwrUnLks6bICb3UkCvSmUXnSypv/NIQadPnv9qR7nKKH16todcP4i3t/NdfwMAQ=="
+
+EXAMPLE_TERMS = {"scope": "commercial", "duration_days": 365, "delivery_mode": "api"}
+EXAMPLE_PRICE = {"amount": 1_250_000, "currency": "CNY"}
+
+PROCUREMENT_CREATE_EXAMPLE = {
+    "title": "Hourly cross-border freight volumes, Shenzhen-Hong Kong",
+    "description": "Hourly truck and container counts at the Shenzhen Bay and Huanggang ports since 2024, "
+                   "by direction and cargo class, for route planning.",
+    "category": "transport",
+    "keywords": ["freight", "ports", "cross-border"],
+    "budget": {"max_amount": 1_500_000, "currency": "CNY"},
+    "delivery_mode": "api",
+    "deadline": "2027-06-30T16:00:00Z",
+    "visibility": "public",
+    "invited_org_ids": [],
+}
+PROCUREMENT_EXAMPLE = {
+    "id": EXAMPLE_PROCUREMENT_ID,
+    "buyer_org_id": EXAMPLE_BUYER_ORG_ID,
+    **{k: v for k, v in PROCUREMENT_CREATE_EXAMPLE.items() if k != "invited_org_ids"},
+    "invited_org_ids": [],
+    "status": "open",
+    "created_at": "2026-11-27T02:15:00Z",
+}
+PROCUREMENT_CANCELLED_EXAMPLE = {**PROCUREMENT_EXAMPLE, "status": "cancelled"}
+CANCEL_EXAMPLE = {"reason": "The budget was withdrawn for this quarter."}
+MATCH_LIST_EXAMPLE = {"items": [{
+    "product_id": EXAMPLE_PRODUCT_ID,
+    "score": 0.87,
+    "reasons": ["category", "keywords: freight, ports", "within budget", "delivery: api",
+                "fresh data (daily)", "vendor track record: 4 contract(s)"],
+}]}
+PROCUREMENT_MATCH_LIST_EXAMPLE = {"items": [{
+    "procurement_id": EXAMPLE_PROCUREMENT_ID,
+    "title": PROCUREMENT_CREATE_EXAMPLE["title"],
+    "buyer_org_id": EXAMPLE_BUYER_ORG_ID,
+    "deadline": PROCUREMENT_CREATE_EXAMPLE["deadline"],
+    "score": 0.87,
+    "reasons": ["category", "keywords: freight, ports", "within budget", "delivery: api"],
+}]}
+
+OFFER_BID_EXAMPLE = {
+    "product_id": EXAMPLE_PRODUCT_ID,
+    "procurement_id": EXAMPLE_PROCUREMENT_ID,
+    "price": EXAMPLE_PRICE,
+    "terms": EXAMPLE_TERMS,
+    "expires_at": "2027-01-31T16:00:00Z",
+    "to_org_id": None,
+    "message": "We would license the hourly feed for a year, commercial use.",
+}
+OFFER_QUOTE_EXAMPLE = {
+    **OFFER_BID_EXAMPLE,
+    "price": {"amount": 1_400_000, "currency": "CNY"},
+    "to_org_id": EXAMPLE_BUYER_ORG_ID,
+    "message": "Our hourly port feed answers your procurement; one year, commercial use.",
+}
+OFFER_CREATE_EXAMPLES = {
+    "bid": {"summary": "A buyer bids on a listed product", "value": OFFER_BID_EXAMPLE},
+    "quote": {"summary": "A vendor quotes its own product to a buyer", "value": OFFER_QUOTE_EXAMPLE},
+}
+COUNTER_EXAMPLE = {
+    "price": EXAMPLE_PRICE,
+    "terms": EXAMPLE_TERMS,
+    "expires_at": "2027-01-31T16:00:00Z",
+    "message": "We can sign today at 12,500.00 CNY.",
+}
+OFFER_QUOTE_RESPONSE_EXAMPLE = {
+    "id": EXAMPLE_QUOTE_ID,
+    "thread_id": EXAMPLE_QUOTE_ID,
+    "parent_id": None,
+    "product_id": EXAMPLE_PRODUCT_ID,
+    "product_version": 3,
+    "procurement_id": EXAMPLE_PROCUREMENT_ID,
+    "from_org_id": EXAMPLE_SELLER_ORG_ID,
+    "to_org_id": EXAMPLE_BUYER_ORG_ID,
+    "buyer_org_id": EXAMPLE_BUYER_ORG_ID,
+    "seller_org_id": EXAMPLE_SELLER_ORG_ID,
+    "price": OFFER_QUOTE_EXAMPLE["price"],
+    "terms": EXAMPLE_TERMS,
+    "message": OFFER_QUOTE_EXAMPLE["message"],
+    "expires_at": "2027-01-31T16:00:00Z",
+    "status": "pending",
+    "created_at": "2026-11-27T09:30:00Z",
+    "decided_at": None,
+}
+OFFER_COUNTERED_EXAMPLE = {**OFFER_QUOTE_RESPONSE_EXAMPLE, "status": "countered",
+                           "decided_at": "2026-11-27T13:05:12Z"}
+OFFER_COUNTER_RESPONSE_EXAMPLE = {
+    **OFFER_QUOTE_RESPONSE_EXAMPLE,
+    "id": EXAMPLE_COUNTER_ID,
+    "parent_id": EXAMPLE_QUOTE_ID,
+    "from_org_id": EXAMPLE_BUYER_ORG_ID,
+    "to_org_id": EXAMPLE_SELLER_ORG_ID,
+    "price": EXAMPLE_PRICE,
+    "message": COUNTER_EXAMPLE["message"],
+    "created_at": "2026-11-27T13:05:12Z",
+}
+OFFER_REJECTED_EXAMPLE = {**OFFER_COUNTER_RESPONSE_EXAMPLE, "status": "rejected",
+                          "message": COUNTER_EXAMPLE["message"] + "\n[rejected] " + CANCEL_EXAMPLE["reason"],
+                          "decided_at": "2026-11-28T03:20:44Z"}
+OFFER_WITHDRAWN_EXAMPLE = {**OFFER_QUOTE_RESPONSE_EXAMPLE, "status": "withdrawn",
+                           "decided_at": "2026-11-27T11:48:03Z"}
+OFFER_DETAIL_EXAMPLE = {
+    **OFFER_COUNTER_RESPONSE_EXAMPLE,
+    "status": "accepted",
+    "decided_at": "2026-11-28T03:20:44Z",
+    "thread": [OFFER_COUNTERED_EXAMPLE, {**OFFER_COUNTER_RESPONSE_EXAMPLE, "status": "accepted",
+                                         "decided_at": "2026-11-28T03:20:44Z"}],
+    "contract_id": EXAMPLE_CONTRACT_ID,
+}
+
+SIGNATURE_ED25519_EXAMPLE = {
+    "on_site": False,
+    "fair_id": None,
+    "stall_code": None,
+    "key_id": EXAMPLE_KEY_ID,
+    "signature": EXAMPLE_ORG_SIGNATURE,
+}
+SIGNATURE_ON_SITE_EXAMPLE = {"on_site": True, "fair_id": EXAMPLE_FAIR_ID, "stall_code": "B07",
+                             "key_id": None, "signature": None}
+SIGNATURE_CREATE_EXAMPLES = {
+    "ed25519": {"summary": "Remote, with the organization's own Ed25519 key", "value": SIGNATURE_ED25519_EXAMPLE},
+    "on_site": {"summary": "On site at the seller's stall, attested by the exchange",
+                "value": SIGNATURE_ON_SITE_EXAMPLE},
+}
+CONTRACT_PENDING_EXAMPLE = {
+    "id": EXAMPLE_CONTRACT_ID,
+    "number": "DFC-2026-000184",
+    "offer_id": EXAMPLE_COUNTER_ID,
+    "procurement_id": EXAMPLE_PROCUREMENT_ID,
+    "buyer_org_id": EXAMPLE_BUYER_ORG_ID,
+    "seller_org_id": EXAMPLE_SELLER_ORG_ID,
+    "product_id": EXAMPLE_PRODUCT_ID,
+    "product_version": 3,
+    "certificate_number": "DFX-2026-000057",
+    "price": EXAMPLE_PRICE,
+    "terms": EXAMPLE_TERMS,
+    "digest": EXAMPLE_DIGEST,
+    "status": "pending_signatures",
+    "on_site": False,
+    "fair_id": None,
+    "created_at": "2026-11-28T03:20:44Z",
+    "signed_at": None,
+    "signatures": [],
+    "trade_id": None,
+}
+CONTRACT_SIGNED_EXAMPLE = {
+    **CONTRACT_PENDING_EXAMPLE,
+    "status": "signed",
+    "on_site": True,
+    "fair_id": EXAMPLE_FAIR_ID,
+    "signed_at": "2026-11-28T06:41:09Z",
+    "signatures": [
+        {"org_id": EXAMPLE_BUYER_ORG_ID, "user_id": EXAMPLE_BUYER_USER_ID, "signed_at": "2026-11-28T05:02:31Z",
+         "on_site": False, "fair_id": None, "stall_code": None, "method": "ed25519", "key_id": EXAMPLE_KEY_ID,
+         "signature": EXAMPLE_ORG_SIGNATURE},
+        {"org_id": EXAMPLE_SELLER_ORG_ID, "user_id": EXAMPLE_SELLER_USER_ID, "signed_at": "2026-11-28T06:41:09Z",
+         "on_site": True, "fair_id": EXAMPLE_FAIR_ID, "stall_code": "B07", "method": "platform",
+         "key_id": "dfx-2026-7c1e9a42",
+         "signature": "cj0eX0HQdqXisWOSdK/RkVhQJMVfj/e6ggGbbCgr4LBrPGUvunjva6xpRbUIzE+3L4za5HY5yRZXtyM7Y2R8DQ=="},
+    ],
+    "trade_id": EXAMPLE_TRADE_ID,
+}
+CONTRACT_CANCELLED_EXAMPLE = {**CONTRACT_PENDING_EXAMPLE, "status": "cancelled"}
+
+TRADE_AWAITING_PAYMENT_EXAMPLE = {
+    "id": EXAMPLE_TRADE_ID,
+    "contract_id": EXAMPLE_CONTRACT_ID,
+    "buyer_org_id": EXAMPLE_BUYER_ORG_ID,
+    "seller_org_id": EXAMPLE_SELLER_ORG_ID,
+    "product_id": EXAMPLE_PRODUCT_ID,
+    "amount": 1_250_000,
+    "fee": 25_000,
+    "refunded_amount": 0,
+    "currency": "CNY",
+    "status": "awaiting_payment",
+    "on_site": True,
+    "fair_id": EXAMPLE_FAIR_ID,
+    "created_at": "2026-11-28T06:41:09Z",
+    "updated_at": "2026-11-28T06:41:09Z",
+    "paid_amount": 0,
+    "delivery_reference": None,
+    "delivery_sha256": None,
+    "delivered_at": None,
+    "settled_at": None,
+    "settlement": None,
+}
+TRADE_ESCROWED_EXAMPLE = {**TRADE_AWAITING_PAYMENT_EXAMPLE, "status": "escrowed", "paid_amount": 1_250_000,
+                          "updated_at": "2026-11-28T09:45:27Z"}
+DELIVERY_EXAMPLE = {
+    "reference": "https://api.vendor.example/feeds/port-freight/v3 (API key sent to the buyer's admin)",
+    "sha256": "9f2c4e6a8b0d1f3e5c7a9b1d3f5e7c9a0b2d4f6e8a0c2e4b6d8f0a2c4e6b8d0f",
+}
+TRADE_DELIVERED_EXAMPLE = {**TRADE_ESCROWED_EXAMPLE, "status": "delivered",
+                           "delivery_reference": DELIVERY_EXAMPLE["reference"],
+                           "delivery_sha256": DELIVERY_EXAMPLE["sha256"],
+                           "delivered_at": "2026-11-29T02:10:00Z", "updated_at": "2026-11-29T02:10:00Z"}
+TRADE_SETTLED_EXAMPLE = {**TRADE_DELIVERED_EXAMPLE, "status": "settled", "settled_at": "2026-11-30T08:00:00Z",
+                         "settlement": "accepted", "updated_at": "2026-11-30T08:00:00Z"}
+RESOLUTION_EXAMPLE = {"refund_amount": 250_000,
+                      "comment": "Two of the twelve months were missing at delivery: 2,500.00 CNY refunded."}
+TRADE_RESOLVED_EXAMPLE = {**TRADE_DELIVERED_EXAMPLE, "status": "settled", "refunded_amount": 250_000,
+                          "fee": 20_000, "settled_at": "2026-12-01T10:30:00Z", "settlement": "dispute_resolved",
+                          "updated_at": "2026-12-01T10:30:00Z"}
+DISPUTE_CREATE_EXAMPLE = {"reason": "The feed has no data for January and February 2025, which the terms include."}
+DISPUTE_EXAMPLE = {
+    "id": "dsp_0193f3a25c8e0b6d4a1f7c3e9b2d5a07",
+    "trade_id": EXAMPLE_TRADE_ID,
+    "reason": DISPUTE_CREATE_EXAMPLE["reason"],
+    "status": "open",
+    "refund_amount": None,
+    "created_at": "2026-11-29T07:12:40Z",
+    "resolved_at": None,
+    "comment": None,
+}
+
+PAYMENT_CREATE_EXAMPLE = {"provider": "stripe"}
+PAYMENT_CREATE_EXAMPLES = {
+    "stripe": {"summary": "A card payment through Stripe", "value": PAYMENT_CREATE_EXAMPLE},
+    "manual": {"summary": "A bank transfer an operator confirms", "value": {"provider": "manual"}},
+}
+PAYMENT_STRIPE_EXAMPLE = {
+    "id": EXAMPLE_PAYMENT_ID,
+    "trade_id": EXAMPLE_TRADE_ID,
+    "provider": "stripe",
+    "status": "pending",
+    "amount": 1_250_000,
+    "currency": "CNY",
+    "provider_ref": "pi_3QbT9rL2mN4oP6qR1sT8uV0w",
+    "client_secret": "pi_3QbT9rL2mN4oP6qR1sT8uV0w_secret_Xk7Qm2Lp9Rz4Tn6Vb1Wc3Yd5",
+    "created_at": "2026-11-28T07:10:00Z",
+    "confirmed_at": None,
+    "refund_reason": None,
+    "refunded_at": None,
+}
+PAYMENT_CANCELED_EXAMPLE = {**PAYMENT_STRIPE_EXAMPLE, "status": "canceled", "client_secret": None}
+PAYMENT_CONFIRMED_EXAMPLE = {**PAYMENT_STRIPE_EXAMPLE, "provider": "manual", "status": "succeeded",
+                             "provider_ref": "manpay_4b9e2c7d1a6f3e8b0c5d2a9f", "client_secret": None,
+                             "confirmed_at": "2026-11-28T09:45:27Z"}
+WEBHOOK_ACK_EXAMPLES = {
+    "applied": {"summary": "The payment succeeded: its trade is escrowed",
+                "value": {"received": True, "applied": True, "trade_id": EXAMPLE_TRADE_ID}},
+    "ignored": {"summary": "Acknowledged, nothing changed",
+                "value": {"received": True, "applied": False, "reason": "ignored event type charge.refunded"}},
+}
+STRIPE_EVENT_EXAMPLE = {
+    "id": "evt_3QbTAaL2mN4oP6qR0hJk5sXy",
+    "object": "event",
+    "type": "payment_intent.succeeded",
+    "created": 1795859127,
+    "data": {"object": {"id": PAYMENT_STRIPE_EXAMPLE["provider_ref"], "object": "payment_intent",
+                        "status": "succeeded", "amount": 1_250_000, "amount_received": 1_250_000,
+                        "currency": "cny"}},
+}
+# The webhook reads its raw body (no marshmallow schema): documented by hand.
+STRIPE_WEBHOOK_PARAMETERS = [{
+    "in": "header", "name": "Stripe-Signature", "required": True, "schema": {"type": "string"},
+    "description": "Stripe's signature of the raw body: `t=<unix time>,v1=<hex HMAC-SHA256>`.",
+    "example": "t=1795859127,v1=5257a869e7ecebeda32affa62cdca3fa51cad7e77a0e56ff536d0ce8e108d8bd",
+}]
+STRIPE_WEBHOOK_REQUEST_BODY = {
+    "required": True,
+    "description": "A Stripe event object, exactly as Stripe sent and signed it.",
+    "content": {"application/json": {"schema": {"type": "object"}, "example": STRIPE_EVENT_EXAMPLE}},
+}
+
+PAYOUT_CREATE_EXAMPLE = {"org_id": EXAMPLE_SELLER_ORG_ID, "currency": "CNY", "amount": 980_000,
+                         "provider": "manual"}
+PAYOUT_EXAMPLE = {
+    "id": "pyo_0193f3b41e7a5c2d8b0f6e4a3c9d1b62",
+    **PAYOUT_CREATE_EXAMPLE,
+    "status": "paid",
+    "provider_ref": "mantr_7e1c4a9d2b6f0e3c8a5d1b4f",
+    "created_at": "2026-11-30T09:00:00Z",
+}
+
+STATS_EXAMPLE = {
+    "products_listed": 128,
+    "vendors": 41,
+    "contracts_signed": 57,
+    "volume": [{"currency": "CNY", "amount": 48_610_000}, {"currency": "HKD", "amount": 9_300_000},
+               {"currency": "MOP", "amount": 1_200_000}],
+    "by_category": [{"category": "transport", "products": 23, "contracts": 14},
+                    {"category": "finance", "products": 31, "contracts": 19}],
+}
+
+
+def page_example(*items: dict, total: int | None = None) -> dict:
+    """A page of the list schema around `items` (first page, 20 per page)."""
+    return {"items": list(items), "total": len(items) if total is None else total, "page": 1, "per_page": 20}
