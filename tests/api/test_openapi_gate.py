@@ -174,7 +174,7 @@ def test_every_example_is_accepted_by_its_schema(_session_app, spec):
                 checked += 1
                 for error in _validator(spec, pointer, write=False).iter_errors(value):
                     problems.append(f"{where} {status} {name}: {error.json_path}: {error.message}")
-    assert not problems, f"{len(problems)} invalid examples (of {checked}):\n" + "\n".join(problems)
+    assert not problems, f"{len(problems)} problems in the {checked} examples:\n" + "\n".join(problems)
 
 
 # -- a generated client, the whole journey --------------------------------------------------------------
