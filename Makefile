@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PG_URL ?= postgresql://postgres@127.0.0.1:5432/test
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: run test install lint contracts test-sqlite test-postgres bench migrate seed clean
+.PHONY: run test install lint contracts openapi-lint test-sqlite test-postgres bench migrate seed clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "datafair needs Python >= 3.11")'
@@ -17,6 +17,13 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 install: $(STAMP)
+
+# Spectral (pinned in package.json / package-lock.json), reinstalled only when the lock file changes.
+NODE_STAMP := node_modules/.installed
+$(NODE_STAMP): package.json package-lock.json
+	@command -v npm >/dev/null || { echo "FAILED: make openapi-lint needs Node.js and npm (apt-get install nodejs npm)"; exit 1; }
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $(NODE_STAMP)
 
 migrate: install
 	$(BIN)/flask --app app db upgrade
@@ -35,6 +42,13 @@ lint: install
 contracts: install
 	$(BIN)/lint-imports
 
+# The OpenAPI document (dumped from an app on a throwaway SQLite database) against Spectral's
+# standard `spectral:oas` ruleset (.spectral.yaml): any warning or error fails.
+openapi-lint: install $(NODE_STAMP)
+	@tmp="$$(mktemp -d)"; trap 'rm -rf "$$tmp"' EXIT; \
+	  DATABASE_URL="sqlite:///$$tmp/openapi.db" $(BIN)/flask --app app openapi write "$$tmp/openapi.json" && \
+	  npx --no-install spectral lint --ruleset .spectral.yaml --fail-severity=warn "$$tmp/openapi.json"
+
 test-sqlite: install
 	DATAFAIR_TEST_DB=sqlite $(BIN)/python -m pytest -n 2 --dist loadfile
 
@@ -48,7 +62,7 @@ test-postgres: install
 	  echo ""; echo "*** SKIPPED: the PostgreSQL run (no server reachable at $${TEST_POSTGRES_URL:-$(PG_URL)}) ***"; echo ""; \
 	fi
 
-test: lint contracts test-sqlite test-postgres
+test: lint contracts openapi-lint test-sqlite test-postgres
 
 # Every benchmark with its same-run baseline (about 12 minutes on 2 cores; BENCH_1M=1 adds the 1M-product
 # growth step, far longer). Writes tests/bench/results.json, results.md and results.png.
@@ -57,7 +71,7 @@ bench: install
 	$(BIN)/python -m tests.bench.run
 
 clean:
-	rm -rf $(VENV) instance/datafair.db* .pytest_cache .ruff_cache
+	rm -rf $(VENV) node_modules instance/datafair.db* .pytest_cache .ruff_cache
 
 # Background jobs in the foreground without Redis (make run already runs them in its workers).
 .PHONY: worker

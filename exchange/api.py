@@ -283,6 +283,12 @@ class Api(flask_smorest.Api):
     def handle_http_exception(self, error: HTTPException) -> Any:
         return render_http_exception(error)
 
+    def _register_pagination_header(self) -> None:
+        # Lists paginate in the body (`paginate` below: items, total, page, per_page), never with
+        # flask-smorest's X-Pagination header: registering it would leave its PaginationMetadata
+        # schema unused in the document.
+        pass
+
 
 def init_api(app: Flask) -> Api:
     app.config.setdefault("API_TITLE", "datafair")
@@ -293,7 +299,13 @@ def init_api(app: Flask) -> Api:
     app.config.setdefault("OPENAPI_SWAGGER_UI_PATH", "docs")
     app.config.setdefault("OPENAPI_SWAGGER_UI_URL", f"{API_PREFIX}/docs/static/")
     app.config.setdefault("API_SPEC_OPTIONS", {
+        # Relative: the document's own origin (`make run`: http://127.0.0.1:8000; a deployment: its host),
+        # so Swagger UI's "Try it out" calls the server that served it. Paths carry the /api/v1 prefix.
+        "servers": [{"url": "/", "description": "The server that serves this document"}],
         "info": {
+            "contact": {"name": "datafair maintainers", "email": "maintainers@datafair.invalid"},
+            # The repository ships no LICENSE file: no licence is granted.
+            "license": {"name": "Proprietary"},
             "description": (
                 "datafair: the Greater Bay Area data exchange. Errors are RFC 9457 problem+json; "
                 "money is integer minor units in CNY, HKD or MOP; times are UTC with a Z suffix. "
