@@ -79,11 +79,27 @@ class PriceSchema(StrictSchema):
             raise ValidationError("only a subscription has a period", "period")
 
 
+# OpenAPI 3.0 allows `nullable` only beside a `type`: a value of several types says so in a branch.
+SAMPLE_CELL_OPENAPI = {"oneOf": [
+    {"type": "string", "maxLength": MAX_CELL_LENGTH, "nullable": True, "description": "text, or null"},
+    {"type": "number"},
+    {"type": "boolean"},
+]}
+
+
 class SampleCell(fields.Field):
     """One value of a sample row: text, a number that JSON canonicalization can encode, a boolean, null."""
 
     def __init__(self, **kw: Any) -> None:
-        super().__init__(allow_none=True, **kw)
+        kw.setdefault("metadata", {}).update(SAMPLE_CELL_OPENAPI)
+        super().__init__(**kw)
+
+    def deserialize(self, value: Any, attr: str | None = None, data: Any = None, **kw: Any) -> Any:
+        # null is a value (documented in the oneOf above rather than by `allow_none`, which would
+        # document a `nullable` without a `type`).
+        if value is None:
+            return None
+        return super().deserialize(value, attr, data, **kw)
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kw: Any) -> Any:
         if isinstance(value, bool) or value is None:
@@ -221,7 +237,7 @@ class PriceOutSchema(Schema):
 
 class SampleOutSchema(Schema):
     columns = fields.List(fields.String())
-    rows = fields.List(fields.List(fields.Raw(allow_none=True)))
+    rows = fields.List(fields.List(fields.Raw(metadata=SAMPLE_CELL_OPENAPI)))
 
 
 class LicenseOutSchema(Schema):
