@@ -61,9 +61,17 @@ class ChecklistValue(fields.Raw):
     MAX_TEXT = 1000
 
     def __init__(self, **kw: Any) -> None:
-        kw.setdefault("metadata", {}).update(
-            oneOf=[{"type": "boolean"}, {"type": "number"}, {"type": "string", "maxLength": self.MAX_TEXT}])
+        # OpenAPI 3.0 allows `nullable` only beside a `type`: null is documented in a branch, not by
+        # `allow_none` (see `deserialize`).
+        kw.setdefault("metadata", {}).update(oneOf=[
+            {"type": "boolean"}, {"type": "number"},
+            {"type": "string", "maxLength": self.MAX_TEXT, "nullable": True, "description": "text, or null"}])
         super().__init__(**kw)
+
+    def deserialize(self, value: Any, attr: str | None = None, data: Any = None, **kw: Any) -> Any:
+        if value is None:
+            return None
+        return super().deserialize(value, attr, data, **kw)
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kw: Any) -> Any:
         if value is None or isinstance(value, bool):
@@ -82,7 +90,7 @@ class ReviewSchema(StrictSchema):
     stage = fields.String(required=True, validate=validate.OneOf([s.value for s in STAGES]))
     decision = fields.String(required=True, validate=validate.OneOf([d.value for d in Decision]))
     comment = Text(max_length=4000, multiline=True, allow_none=True)
-    checklist = fields.Dict(keys=Text(max_length=100), values=ChecklistValue(allow_none=True),
+    checklist = fields.Dict(keys=Text(max_length=100), values=ChecklistValue(),
                             validate=validate.Length(max=50), metadata={"maxProperties": 50})
 
 
