@@ -66,7 +66,7 @@ def create_product(data: dict[str, Any]) -> Any:
     Who: a member of a verified vendor organization (others 403). Creates the product and its first
     revision, both `draft` (version 1), owned by the caller's organization; nothing is public until a
     certification lists it. The body carries every registration field (`sample`, `coverage` and
-    `volume` may be null). Errors: 401 without a valid token, 403 not a verified vendor or a
+    `volume` may be left out or null). Errors: 401 without a valid token, 403 not a verified vendor or a
     suspended organization, 422 a field missing, unknown or out of range (each named in `errors`),
     400/413/415 a malformed, oversized or non-JSON body.
     """
@@ -88,7 +88,8 @@ def search_products(args: dict[str, Any]) -> Any:
     delivery mode, classification, price model, currency and amount range, vendor, fair) and sorts.
     A suspended vendor's products are out of it until the vendor is reinstated. `?mine=true` (with a
     token) lists the caller's own products in every status instead. Changes nothing. Errors: 401
-    `mine` without a valid token, 422 an unknown filter value or `sort=relevance` without `q`.
+    `mine` without a valid token, 422 an unknown filter value, `max_amount` below `min_amount` or
+    `sort=relevance` without `q`.
     """
     principal = current_principal(required=bool(args.get("mine")))
     # The public catalog tolerates a replica's lag; a vendor's own list (`mine`) reads its writes.
