@@ -79,11 +79,27 @@ class PriceSchema(StrictSchema):
             raise ValidationError("only a subscription has a period", "period")
 
 
+# OpenAPI 3.0 allows `nullable` only beside a `type`: a value of several types says so in a branch.
+SAMPLE_CELL_OPENAPI = {"oneOf": [
+    {"type": "string", "maxLength": MAX_CELL_LENGTH, "nullable": True, "description": "text, or null"},
+    {"type": "number"},
+    {"type": "boolean"},
+]}
+
+
 class SampleCell(fields.Field):
     """One value of a sample row: text, a number that JSON canonicalization can encode, a boolean, null."""
 
     def __init__(self, **kw: Any) -> None:
-        super().__init__(allow_none=True, **kw)
+        kw.setdefault("metadata", {}).update(SAMPLE_CELL_OPENAPI)
+        super().__init__(**kw)
+
+    def deserialize(self, value: Any, attr: str | None = None, data: Any = None, **kw: Any) -> Any:
+        # null is a value (documented in the oneOf above rather than by `allow_none`, which would
+        # document a `nullable` without a `type`).
+        if value is None:
+            return None
+        return super().deserialize(value, attr, data, **kw)
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kw: Any) -> Any:
         if isinstance(value, bool) or value is None:
@@ -221,7 +237,7 @@ class PriceOutSchema(Schema):
 
 class SampleOutSchema(Schema):
     columns = fields.List(fields.String())
-    rows = fields.List(fields.List(fields.Raw(allow_none=True)))
+    rows = fields.List(fields.List(fields.Raw(metadata=SAMPLE_CELL_OPENAPI)))
 
 
 class LicenseOutSchema(Schema):
@@ -388,3 +404,143 @@ class StallSchema(Schema):
 
 FairPageSchema = page_schema(FairSchema, "FairPage")
 StallPageSchema = page_schema(StallSchema, "StallPage")
+
+
+# -- OpenAPI examples (the request ones are accepted by the API as they stand, ids aside) ----------
+
+EXAMPLE_VENDOR_ORG_ID = "org_0193a1f2c4d87e2b9c4d5e6f7a8b9c0d"
+EXAMPLE_VENDOR_USER_ID = "usr_0193a1f2c4e91a2b3c4d5e6f7a8b9c0d"
+EXAMPLE_OPERATOR_ORG_ID = "org_0193a1f0b2c31f2e3d4c5b6a79881726"
+EXAMPLE_OPERATOR_USER_ID = "usr_0193a1f0b2d45a6b7c8d9e0f1a2b3c4d"
+EXAMPLE_PRODUCT_ID = "prd_0193a1f3d5e62c7d8e9fa0b1c2d3e4f5"
+EXAMPLE_PRODUCT_ID_2 = "prd_0193a1f3d6a70b1c2d3e4f5a6b7c8d9e"
+EXAMPLE_CERTIFICATE_NUMBER = "DFX-2026-000042"
+EXAMPLE_FAIR_ID = "fair_0193a1f5a1b24c5d6e7f8091a2b3c4d5"
+EXAMPLE_STALL_ID = "stl_0193a1f5b3c45e6f708192a3b4c5d6e7"
+
+PRODUCT_CREATE_EXAMPLE: dict[str, Any] = {
+    "title": "广州市实时交通流量数据 Guangzhou real-time traffic flow",
+    "summary": "全市主干道路段每5分钟的车流量、平均车速与拥堵指数 Flow, speed and congestion every 5 minutes",
+    "description": "覆盖广州市11个区的主干道与快速路，数据来自地磁与视频检测器。\n"
+                   "Covers arterial roads and expressways in all 11 districts of Guangzhou, from loop and "
+                   "video detectors.",
+    "category": "transport",
+    "keywords": ["交通", "traffic", "拥堵指数"],
+    "data_format": "csv",
+    "delivery_mode": "api",
+    "classification": "general",
+    "contains_personal_info": False,
+    "origin_region": "GD",
+    "update_frequency": "realtime",
+    "price": {"model": "subscription", "amount": 1250000, "currency": "CNY", "period": "month"},
+    "sample": {"columns": ["road_id", "ts", "flow", "speed_kmh"],
+               "rows": [["GZ-001", "2026-11-01T08:00:00Z", 1320, 32.5],
+                        ["GZ-002", "2026-11-01T08:00:00Z", 980, 41.0]]},
+    "license": {"scope": "commercial", "duration_days": 365, "resale_allowed": False},
+    "scenarios": ["交通信号配时优化 traffic signal timing", "物流路径规划 logistics routing"],
+    "data_source": {"type": "self_collected", "description": "地磁与视频检测器 loop and video detectors"},
+    "coverage": {"time_from": "2024-01-01T00:00:00Z", "time_to": None, "regions": ["广州市"]},
+    "volume": {"records": 52000000, "bytes": 8400000000},
+}
+
+PRODUCT_UPDATE_EXAMPLE: dict[str, Any] = {
+    "summary": "全市主干道路段每5分钟的车流量与平均车速 Flow and speed every 5 minutes, now with expressways",
+    "price": {"model": "subscription", "amount": 1180000, "currency": "CNY", "period": "month"},
+    "keywords": ["交通", "traffic", "拥堵指数", "快速路"],
+}
+
+
+def product_example(**overrides: Any) -> dict[str, Any]:
+    """A product as `ProductSchema` dumps it for its owner: a draft by default; overrides replace fields."""
+    example = {
+        **PRODUCT_CREATE_EXAMPLE,
+        "id": EXAMPLE_PRODUCT_ID,
+        "owner_org_id": EXAMPLE_VENDOR_ORG_ID,
+        "status": "draft",
+        "version": 1,
+        "version_status": "draft",
+        "latest_version": 1,
+        "certificate_number": None,
+        "created_at": "2026-11-20T02:15:04Z",
+        "updated_at": "2026-11-20T02:15:04Z",
+        "listed_at": None,
+    }
+    example.update(overrides)
+    return example
+
+
+PRODUCT_EXAMPLE = product_example()
+LISTED_PRODUCT_EXAMPLE = {k: v for k, v in product_example(
+    status="listed", version_status="certified", certificate_number=EXAMPLE_CERTIFICATE_NUMBER,
+    updated_at="2026-11-27T09:30:12Z", listed_at="2026-11-27T09:30:12Z").items() if k != "latest_version"}
+DELISTED_PRODUCT_EXAMPLE = product_example(
+    status="delisted", version_status="certified", certificate_number=EXAMPLE_CERTIFICATE_NUMBER,
+    updated_at="2026-12-01T10:02:45Z", listed_at="2026-11-27T09:30:12Z")
+
+
+def revision_example(**overrides: Any) -> dict[str, Any]:
+    """A revision as `ProductVersionSchema` dumps it."""
+    example = {**PRODUCT_CREATE_EXAMPLE, "product_id": EXAMPLE_PRODUCT_ID, "version": 2, "status": "draft",
+               "created_at": "2026-11-28T03:41:09Z", "updated_at": "2026-11-28T03:41:09Z"}
+    example.update(overrides)
+    return example
+
+
+PRODUCT_REVISION_EXAMPLE = revision_example(**PRODUCT_UPDATE_EXAMPLE)
+PRODUCT_UPDATE_RESPONSE_EXAMPLES = {
+    "draft": {"summary": "A never-listed draft, edited in place: the product",
+              "value": product_example(**PRODUCT_UPDATE_EXAMPLE, updated_at="2026-11-21T06:12:30Z")},
+    "revision": {"summary": "A listed product: its draft revision `version+1`",
+                 "value": PRODUCT_REVISION_EXAMPLE},
+}
+PRODUCT_PAGE_EXAMPLE = {"total": 1, "page": 1, "per_page": 20, "items": [{**LISTED_PRODUCT_EXAMPLE, "relevance": 0.42}]}
+PRODUCT_VERSION_PAGE_EXAMPLE = {"total": 2, "page": 1, "per_page": 20, "items": [
+    PRODUCT_REVISION_EXAMPLE,
+    revision_example(version=1, status="certified", created_at="2026-11-20T02:15:04Z",
+                     updated_at="2026-11-27T09:30:12Z"),
+]}
+
+
+def _transition(subject: str, version: int | None, from_status: str | None, to_status: str, reason: str,
+                at: str, actor: bool = True) -> dict[str, Any]:
+    return {"subject": subject, "version": version, "from_status": from_status, "to_status": to_status,
+            "reason": reason, "actor_user_id": EXAMPLE_VENDOR_USER_ID if actor else None,
+            "actor_org_id": EXAMPLE_VENDOR_ORG_ID if actor else None, "at": at}
+
+
+PRODUCT_TRANSITION_PAGE_EXAMPLE = {"total": 6, "page": 1, "per_page": 20, "items": [
+    _transition("product", None, None, "draft", "created", "2026-11-20T02:15:04Z"),
+    _transition("version", 1, None, "draft", "created", "2026-11-20T02:15:04Z"),
+    _transition("version", 1, "draft", "in_review", "submitted for certification", "2026-11-20T02:20:31Z"),
+    _transition("product", None, "draft", "in_review", "submitted for certification", "2026-11-20T02:20:31Z"),
+    _transition("version", 1, "in_review", "certified", f"certified: certificate {EXAMPLE_CERTIFICATE_NUMBER}",
+                "2026-11-27T09:30:12Z", actor=False),
+    _transition("product", None, "in_review", "listed", f"certified: certificate {EXAMPLE_CERTIFICATE_NUMBER}",
+                "2026-11-27T09:30:12Z", actor=False),
+]}
+
+FAIR_CREATE_EXAMPLE = {
+    "name": "2027 广州数据交易会 Guangzhou Data Fair 2027",
+    "venue": "广州琶洲国际会展中心 Pazhou Convention Center, Guangzhou",
+    "starts_at": "2027-03-15T01:00:00Z",
+    "ends_at": "2027-03-17T09:00:00Z",
+}
+FAIR_EXAMPLE = {
+    **FAIR_CREATE_EXAMPLE,
+    "id": EXAMPLE_FAIR_ID,
+    "phase": "upcoming",
+    "created_at": "2026-11-18T08:00:00Z",
+    "stats": {"stalls": 0, "products_on_show": 0, "contracts_signed_on_site": 0, "volume": []},
+}
+LIVE_FAIR_EXAMPLE = {
+    **FAIR_EXAMPLE, "phase": "live",
+    "stats": {"stalls": 12, "products_on_show": 31, "contracts_signed_on_site": 4,
+              "volume": [{"currency": "CNY", "amount": 4800000}, {"currency": "HKD", "amount": 1500000}]},
+}
+FAIR_PAGE_EXAMPLE = {"total": 1, "page": 1, "per_page": 20, "items": [LIVE_FAIR_EXAMPLE]}
+STALL_CREATE_EXAMPLE = {"org_id": EXAMPLE_VENDOR_ORG_ID, "code": "A-01", "product_ids": [EXAMPLE_PRODUCT_ID]}
+STALL_UPDATE_EXAMPLE = {"product_ids": [EXAMPLE_PRODUCT_ID, EXAMPLE_PRODUCT_ID_2]}
+STALL_EXAMPLE = {"id": EXAMPLE_STALL_ID, "fair_id": EXAMPLE_FAIR_ID, "org_id": EXAMPLE_VENDOR_ORG_ID, "code": "A-01",
+                 "product_ids": [EXAMPLE_PRODUCT_ID], "created_at": "2026-11-18T08:30:00Z"}
+STALL_UPDATED_EXAMPLE = {**STALL_EXAMPLE, "product_ids": [EXAMPLE_PRODUCT_ID, EXAMPLE_PRODUCT_ID_2]}
+STALL_PAGE_EXAMPLE = {"total": 1, "page": 1, "per_page": 20, "items": [STALL_EXAMPLE]}
