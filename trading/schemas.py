@@ -629,8 +629,12 @@ STRIPE_WEBHOOK_PARAMETERS = [{
 }]
 STRIPE_WEBHOOK_REQUEST_BODY = {
     "required": True,
-    "description": "A Stripe event object, exactly as Stripe sent and signed it.",
-    "content": {"application/json": {"schema": {"type": "object"}, "example": STRIPE_EVENT_EXAMPLE}},
+    "description": "A Stripe event object, exactly as Stripe sent and signed it (at most 1 MiB; the "
+                   "`Stripe-Signature` over the raw bytes is what is checked, not a schema).",
+    # No type on purpose: the exchange never parses an unsigned body, so it declares no shape or bounds
+    # of its own (Stripe owns the event format); the signature and the body limit are the checks.
+    "content": {"application/json": {"schema": {"description": "A Stripe event (Stripe's format)."},
+                                     "example": STRIPE_EVENT_EXAMPLE}},
 }
 
 PAYOUT_CREATE_EXAMPLE = {"org_id": EXAMPLE_SELLER_ORG_ID, "currency": "CNY", "amount": 980_000,
