@@ -39,6 +39,7 @@ from exchange.ledger.models import EXCHANGE_OWNER, EntryKind, Purpose
 from exchange.money import fee_for
 from exchange.payments import (
     begin_call,
+    find_call,
     get_gateway,
     run_provider_call,
 )
@@ -216,7 +217,8 @@ def resolve(session: Session, *, trade_id: str, refund_amount: int, comment: str
     A full refund ends `refunded`; a partial one `settled` with `refunded_amount`.
     """
     actor.require_operator()
-    trade = visible(session, trade_id, actor)
+    # Locked until the refund's intent commits: a racing resolution sees that intent (below).
+    trade = visible(session, trade_id, actor, lock=True)
     if trade.status != T.DISPUTED:
         raise Conflict(f"This trade is {trade.status}, not disputed.")
     if refund_amount > trade.paid_amount - trade.refunded_amount:
@@ -224,13 +226,19 @@ def resolve(session: Session, *, trade_id: str, refund_amount: int, comment: str
     payment = session.execute(
         select(Payment).where(Payment.trade_id == trade.id, Payment.status == PS.SUCCEEDED)
     ).scalar_one_or_none()
-    if refund_amount and payment is not None and payment.provider != "manual":
+    if payment is not None and payment.provider != "manual":
         # One key per dispute: a retried resolution replays its refund, a different amount is refused.
         open_id = session.execute(select(Dispute.id).where(
             Dispute.trade_id == trade.id, Dispute.status == DisputeStatus.OPEN)).scalars().first()
+        step = f"refund-{open_id}" if open_id else "refund"
+        begun = find_call(session, provider=payment.provider, subject_id=trade.id, step=step)
+        if begun is not None and begun.status != "failed" and begun.amount != refund_amount:
+            # Another resolution's refund is under way (or made): settling without it would lose it.
+            raise Conflict(f"A refund of {begun.amount} is already under way for this dispute; "
+                           "retry that resolution with the same refund_amount.")
+    if refund_amount and payment is not None and payment.provider != "manual":
         call = begin_call(session, provider=payment.provider, operation="refund", subject_id=trade.id,
-                          step=f"refund-{open_id}" if open_id else "refund", amount=refund_amount,
-                          currency=trade.currency, target=payment.provider_ref)
+                          step=step, amount=refund_amount, currency=trade.currency, target=payment.provider_ref)
         gateway, ref, key = get_gateway(payment.provider), payment.provider_ref, call.idempotency_key
         run_provider_call(session, call, lambda: gateway.refund(provider_ref=ref, amount=refund_amount,
                                                                 idempotency_key=key))

@@ -37,6 +37,7 @@ class SpyGateway:
         self.real, self.name = real, real.name
         self.calls: list[tuple[str, bool]] = []
         self.fail: dict[str, BaseException] = {}
+        self.before: dict[str, Any] = {}  # operation -> a callable run just before that call (once)
 
     def __getattr__(self, operation: str) -> Any:
         method = getattr(self.real, operation)
@@ -47,6 +48,8 @@ class SpyGateway:
             self.calls.append((operation, in_transaction(db.session)))
             if operation in self.fail:
                 raise self.fail.pop(operation)
+            if operation in self.before:
+                self.before.pop(operation)()
             return method(*args, **kwargs)
 
         return call
@@ -220,4 +223,28 @@ def test_a_call_interrupted_after_its_intent_was_committed_is_completed_by_recon
     localstripe.pay_with_test_card(shown["provider_ref"])
     assert forward(api, success_of(webhook_receiver, shown["provider_ref"]))["applied"] is True
     assert api.get(f"trades/{trade_id}", buyer).get_json()["status"] == "escrowed"
+    ledger_valid(app)
+
+
+def test_a_resolution_racing_a_refund_under_way_is_refused_and_the_refund_is_booked(
+        app, api, localstripe, webhook_receiver, spy):
+    """Two operators resolve the same dispute: one refunds 25 000 (its Stripe refund under way, no
+    transaction open), the other settles it with no refund meanwhile. The second must be refused (the
+    dispute's refund is already begun), so the refund Stripe made is booked, not lost."""
+    _, buyer, trade_id = stripe_trade(api)
+    paid = pay_by_stripe(api, buyer, trade_id)
+    localstripe.pay_with_test_card(paid["provider_ref"])
+    forward(api, success_of(webhook_receiver, paid["provider_ref"]))
+    operator, other = api.operator(), api.operator()
+    assert api.post(f"trades/{trade_id}/disputes", buyer, json={"reason": "incomplete"}).status_code == 201
+    racing = []
+    spy.before["refund"] = lambda: racing.append(
+        api.post(f"trades/{trade_id}/resolution", other, json={"refund_amount": 0}))
+    r = api.post(f"trades/{trade_id}/resolution", operator, json={"refund_amount": 25_000})
+    assert racing and racing[0].status_code == 409, racing[0].get_json()
+    assert r.status_code == 200, r.get_json()
+    assert refunds_at_stripe(localstripe, paid["provider_ref"]) == [25_000]
+    trade = api.get(f"trades/{trade_id}", buyer).get_json()
+    assert (trade["status"], trade["refunded_amount"]) == ("settled", 25_000)
+    assert [e["kind"] for e in entries(api, buyer, trade_id)] == ["payment", "refund", "settlement"]
     ledger_valid(app)
