@@ -427,7 +427,9 @@ def _complete_abandoned(session: Session, call: ProviderCall) -> bool:
     if call.operation == "payment":
         payment = session.get(Payment, call.subject_id)
         trade = session.get(Trade, payment.trade_id)
-        result = run_provider_call(session, call, _create_call(gateway, payment, trade, call))
+        # Refused now, it fails as the request's own refusal would: the trade may be paid again.
+        result = run_provider_call(session, call, _create_call(gateway, payment, trade, call),
+                                   on_refused=lambda s, exc: _payment_refused(s, payment.id, exc))
         _cancel_if_cancelled(session, _apply_created(session, payment.id, result))
         return False
     if call.operation == "cancel":

@@ -248,3 +248,28 @@ def test_a_resolution_racing_a_refund_under_way_is_refused_and_the_refund_is_boo
     assert (trade["status"], trade["refunded_amount"]) == ("settled", 25_000)
     assert [e["kind"] for e in entries(api, buyer, trade_id)] == ["payment", "refund", "settlement"]
     ledger_valid(app)
+
+
+def test_a_payment_whose_replayed_creation_stripe_refuses_fails_and_frees_the_trade(
+        app, api, localstripe, webhook_receiver, spy):
+    """The worker died before calling Stripe; when reconciliation makes the call, Stripe refuses it.
+    The payment is `failed` (as when the request itself is refused), not left pending forever with
+    no PaymentIntent, blocking every new payment of the trade with a 409."""
+    from exchange.payments import ProviderError
+
+    _, buyer, trade_id = stripe_trade(api)
+    spy.fail["create_payment"] = RuntimeError("the worker died before calling Stripe")
+    assert api.post(f"trades/{trade_id}/payments", buyer, json={"provider": "stripe"}).status_code == 500
+    with app.app_context():
+        payment_id = db.session.execute(select(Payment.id).where(Payment.trade_id == trade_id)).scalar_one()
+        db.session.execute(update(ProviderCall).where(ProviderCall.subject_id == payment_id)
+                           .values(created_at=utcnow() - timedelta(minutes=3)))
+        db.session.commit()
+    spy.fail["create_payment"] = ProviderError("stripe refused to create the payment: amount too large")
+    reconcile(app)
+    assert api.get(f"payments/{payment_id}", buyer).get_json()["status"] == "failed"
+    again = pay_by_stripe(api, buyer, trade_id)
+    localstripe.pay_with_test_card(again["provider_ref"])
+    assert forward(api, success_of(webhook_receiver, again["provider_ref"]))["applied"] is True
+    assert api.get(f"trades/{trade_id}", buyer).get_json()["status"] == "escrowed"
+    ledger_valid(app)
