@@ -25,6 +25,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import threading
+import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -48,6 +51,8 @@ TTL = timedelta(hours=24)
 EXEMPT_PREFIXES = (f"{API_PREFIX}/auth/", f"{API_PREFIX}/webhooks/")
 REPLAYED_HEADERS = ("Content-Type", "Location")
 NOT_STORED = {409, 429}
+SETTLE_RETRY_SECONDS = 0.25
+log = logging.getLogger("datafair.idempotency")
 
 
 def applies() -> bool:
@@ -188,15 +193,42 @@ def store_success(session: Session, claim: Claim, response: Response) -> None:
         raise TakenOver()
 
 
+def _settlement(claim: Claim, response: Response) -> Any:
+    if response.status_code >= 500 or response.status_code in NOT_STORED:
+        return delete(IdempotencyRecord).where(IdempotencyRecord.id == claim.record_id,
+                                               IdempotencyRecord.completed.is_(False))
+    return _completion(claim, response)
+
+
 def settle(claim: Claim, response: Response) -> None:
     """After a rollback: store a refusal in its own transaction (replayed like a success), or release
-    the key of a 409, 429 or 5xx so that it can be retried."""
-    with db.engine.begin() as conn:
-        if response.status_code >= 500 or response.status_code in NOT_STORED:
-            conn.execute(delete(IdempotencyRecord).where(IdempotencyRecord.id == claim.record_id,
-                                                         IdempotencyRecord.completed.is_(False)))
-        else:
-            conn.execute(_completion(claim, response))
+    the key of a 409, 429 or 5xx so that it can be retried.
+
+    When that write itself cannot be made now (the database busy or unreachable: the very reason of
+    many a 503), it is retried in the background until it is made or the claim would count as
+    abandoned anyway, so that the retry the 503's Retry-After asks for is served, not refused 409."""
+    stmt = _settlement(claim, response)
+    try:
+        with db.engine.begin() as conn:
+            conn.execute(stmt)
+    except Exception:
+        log.warning("could not settle the Idempotency-Key now; retrying in the background", exc_info=True)
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+        threading.Thread(target=_settle_later, args=(app, stmt, _abandoned_after()), daemon=True).start()
+
+
+def _settle_later(app: Any, stmt: Any, within: timedelta) -> None:
+    deadline = time.monotonic() + within.total_seconds()
+    with app.app_context():
+        while time.monotonic() < deadline:
+            time.sleep(SETTLE_RETRY_SECONDS)
+            try:
+                with db.engine.begin() as conn:
+                    conn.execute(stmt)
+                return
+            except Exception as exc:
+                log.debug("settling the Idempotency-Key failed again: %s", exc)
+    log.error("could not settle an Idempotency-Key; it stays in flight until it counts as abandoned")
 
 
 def purge_expired() -> int:

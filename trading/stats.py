@@ -8,15 +8,16 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from exchange.db import exact_sum, exact_total
+from listings import services as listings
 from listings.models import Product
-from listings.states import ProductStatus
 from trading.models import Contract, Trade
 from trading.states import ContractStatus
 
 
 def market(session: Session) -> dict[str, Any]:
     """`GET /stats`: four grouped queries, whatever the size of the market."""
-    listed = Product.status == ProductStatus.LISTED
+    # What the public catalog shows: a suspended vendor's listed products (and the vendor) are out.
+    listed = listings.in_catalog(session)
     products_listed, vendors = session.execute(
         select(func.count(), func.count(func.distinct(Product.owner_org_id))).where(listed)
     ).one()

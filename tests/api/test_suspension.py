@@ -335,3 +335,23 @@ def test_a_signature_waits_for_a_concurrent_suspension_of_the_seller_and_then_an
         signer.join(10)
     assert result["status"] == 409 and result["body"]["detail"] == "The seller organization is suspended.", result
     assert ok(api.get(f"contracts/{contract_id}", buyer))["signatures"] == []
+
+
+def test_a_suspended_vendors_products_leave_the_public_stats_and_come_back(market):
+    """`GET /stats` counts what the catalog shows: a suspended vendor's listed products (and the
+    vendor) are out of `products_listed`, `vendors` and `by_category` until it is reinstated."""
+    api, vendor, op, product = market.api, market.vendor, market.op, market.product
+
+    def stats() -> tuple[int, int, int]:
+        s = ok(api.get("stats"))
+        in_category = next((c["products"] for c in s["by_category"] if c["category"] == product["category"]), 0)
+        return s["products_listed"], s["vendors"], in_category
+
+    catalog = ok(api.get("products?per_page=100"))["total"]
+    before = stats()
+    assert before[0] == catalog
+    api.suspend(vendor)
+    assert ok(api.get("products?per_page=100"))["total"] == catalog - 1
+    assert stats() == (before[0] - 1, before[1] - 1, before[2] - 1)
+    ok(api.post(f"organizations/{vendor.org_id}/reinstate", op, json={"reason": "cleared"}))
+    assert stats() == before
