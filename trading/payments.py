@@ -194,20 +194,6 @@ def cancel_payment(session: Session, *, payment_id: str, actor: Principal) -> Pa
     return session.get(Payment, payment_id)
 
 
-def cancel_payments_of_trade(session: Session, trade: Trade, *, actor: Principal | None) -> list[str]:
-    """Cancelling a trade cancels its pending payment first, in the same transaction (`trade` locked);
-    the provider-side cancel is recorded as a started call, made by the reconciliation job (or by the
-    caller after its commit). Returns the payments cancelled."""
-    cancelled = []
-    for payment in session.execute(
-        select(Payment).where(Payment.trade_id == trade.id, Payment.status == PS.PENDING).with_for_update()
-    ).scalars():
-        _cancel_pending(session, payment, actor)
-        cancelled.append(payment.id)
-    session.flush()
-    return cancelled
-
-
 def shown_payment(session: Session, payment: Payment) -> Facts:
     """A payment with its trade's buyer: `PaymentSchema` shows the Stripe `client_secret` (which
     completes the payment) only to the buyer who pays, never to the seller or operators."""
