@@ -9,6 +9,7 @@ import click
 from flask import Flask
 
 import certification
+import delivery
 import listings
 import trading
 from exchange.jobs import scheduler as jobs
@@ -23,6 +24,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     listings.init_app(app, api)        # catalog, revisions, search, fairs and stalls
     certification.init_app(app, api)   # reviews, certificates, objections, cross-border white list
     trading.init_app(app, api)         # procurement, matching, offers, contracts, trades, settlement
+    delivery.init_app(app, api)        # entitlements, releases and storage, downloads, the access log
     finish_kernel(app, api)
     _register_commands(app)
     return app

@@ -1,0 +1,42 @@
+"""Delivery: entitlements re-checked at every access, releases on real storage, signed downloads."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+
+EVENT_TYPES = frozenset({
+    "release.published",        # a release's files are frozen and signed; covered trades are delivered
+    "release.withdrawn",
+})
+
+
+def entitlement_event_types() -> frozenset[str]:
+    """`entitlement.<status>` for every status (derived from the table, so none is forgotten)."""
+    from delivery.states import EntitlementStatus
+
+    return frozenset(f"entitlement.{s}" for s in EntitlementStatus)
+
+
+def init_app(app: Flask, api: Any) -> None:
+    """Routes; trading's hooks (escrow creates the entitlement, disputes and resolutions change it,
+    declared deliveries and auto-acceptance ask first); the entitlement sweep; event types; the demo."""
+    from delivery import demo, entitlements, evidence, routes
+    from exchange import hooks
+    from exchange.events import outbox
+    from exchange.http import stream_body
+    from exchange.identity import demo as exchange_demo
+    from exchange.jobs import scheduler as jobs
+
+    api.register_blueprint(routes.blp)
+    stream_body(app, "delivery.upload_file")
+    hooks.register(app, "trade_escrowed", entitlements.on_trade_escrowed)
+    hooks.register(app, "trade_disputed", entitlements.on_trade_changed)
+    hooks.register(app, "trade_resolved", entitlements.on_trade_resolved)
+    hooks.register(app, "trade_delivery_declared", evidence.declared_delivery_refusal)
+    hooks.register(app, "trade_auto_accepting", entitlements.auto_acceptance_refusal)
+    jobs.register_sweep(app, "delivery.entitlements", due=entitlements.sweep_due, apply=entitlements.refresh,
+                        report="{} entitlements changed status")
+    outbox.register_event_types(app, EVENT_TYPES | entitlement_event_types())
+    exchange_demo.register_seeder(app, "delivery", demo.seed)

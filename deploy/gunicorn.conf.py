@@ -30,6 +30,8 @@ max_requests_jitter = 100 if max_requests else 0
 limit_request_line = 8190
 limit_request_fields = 100
 accesslog = os.environ.get("DATAFAIR_ACCESS_LOG", "-")
+# Download tokens are credentials: the access log shows their paths redacted.
+logger_class = "exchange.logs.RedactingGunicornLogger"
 access_log_format = (
     '{"remote":"%(h)s","method":"%(m)s","path":"%(U)s","query":"%(q)s","status":%(s)s,'
     '"bytes":%(B)s,"duration_us":%(D)s,"request_id":"%({x-request-id}o)s"}'

@@ -106,6 +106,11 @@ def load_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "WEBHOOK_RETRY_BASE_SECONDS": _int(env, "DATAFAIR_WEBHOOK_RETRY_BASE_SECONDS", 30, minimum=1),
         "WEBHOOK_RETRY_MAX_SECONDS": _int(env, "DATAFAIR_WEBHOOK_RETRY_MAX_SECONDS", 3600, minimum=1),
         "WEBHOOK_MAX_ENDPOINTS": _int(env, "DATAFAIR_WEBHOOK_MAX_ENDPOINTS", 20, minimum=1),
+        # Delivery (API.md, Delivery and use): where release files live (None: instance/storage),
+        # the upload limit (5 GiB) and how long a download link lives (at most 15 minutes).
+        "STORAGE_URL": env.get("DATAFAIR_STORAGE_URL") or None,
+        "MAX_UPLOAD_BYTES": _int(env, "DATAFAIR_MAX_UPLOAD_BYTES", 5 << 30, minimum=1),
+        "DOWNLOAD_LINK_SECONDS": _int(env, "DATAFAIR_DOWNLOAD_LINK_SECONDS", 300, minimum=1),
         # prometheus-client's multiprocess mode under gunicorn (the library reads the same variable).
         "PROMETHEUS_MULTIPROC_DIR": env.get("PROMETHEUS_MULTIPROC_DIR") or None,
     }

@@ -66,6 +66,10 @@ class ValidationFailed(DomainError):
     status, slug, title = 422, "validation-failed", "Validation failed"
 
 
+class PayloadTooLarge(DomainError):
+    status, slug, title = 413, "payload-too-large", "Content too large"
+
+
 class RateLimited(DomainError):
     status, slug, title = 429, "rate-limited", "Too many requests"
 

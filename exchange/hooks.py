@@ -25,3 +25,13 @@ def call(name: str, session: Session, **facts: Any) -> None:
     """Run every handler registered for `name`, in registration order."""
     for handler in current_app.extensions.get(EXTENSION, {}).get(name, ()):
         handler(session, **facts)
+
+
+def refusal(name: str, session: Session, **facts: Any) -> str | None:
+    """Ask every handler of `name` whether a step may go ahead: the first reason one gives (a
+    string) refuses it; None from all of them lets it go ahead."""
+    for handler in current_app.extensions.get(EXTENSION, {}).get(name, ()):
+        reason = handler(session, **facts)
+        if reason:
+            return reason
+    return None

@@ -13,7 +13,7 @@ from flask import Flask, Response, current_app, g, request
 from webargs import core
 from werkzeug.exceptions import UnsupportedMediaType
 
-from exchange import idempotency, metrics
+from exchange import idempotency, logs, metrics
 from exchange.api import API_PREFIX, MAX_BODY_BYTES, is_json_mimetype, nul_paths, request_body, request_json
 from exchange.db import db, write_intent
 from exchange.errors import Forbidden, NotFound, ValidationFailed, render_domain_error, render_unexpected
@@ -48,6 +48,15 @@ REQUEST_STATE = ("principal", "raw_body", "json_body", "idempotency_record_id", 
                  "after_transaction", ONE_TIME_SECRETS_SEEN)
 
 
+STREAMED_BODIES = "datafair.streamed_bodies"
+
+
+def stream_body(app: Flask, endpoint: str) -> None:
+    """Let the view `endpoint` read its raw body as a stream (a file upload): no JSON parsing, no
+    1 MiB limit here; the view applies its own limit while it reads."""
+    app.extensions.setdefault(STREAMED_BODIES, set()).add(endpoint)
+
+
 def before_request() -> Response | None:
     for key in REQUEST_STATE:
         g.pop(key, None)
@@ -55,7 +64,9 @@ def before_request() -> Response | None:
     g.started = time.perf_counter()
     write_intent.set(request.method not in SAFE_METHODS)
     _refuse_nul_in_url()
-    if request.method in BODY_METHODS and _has_body() and request.path.startswith(RAW_BODY_PREFIXES):
+    if request.endpoint in current_app.extensions.get(STREAMED_BODIES, ()):
+        pass  # the view streams its raw body itself, under its own size limit (file uploads)
+    elif request.method in BODY_METHODS and _has_body() and request.path.startswith(RAW_BODY_PREFIXES):
         request_body()  # the same limit for raw bodies (the Stripe webhook): 413 past MAX_BODY_BYTES
     elif request.method in BODY_METHODS and _has_body():
         if not is_json_mimetype(request.mimetype):
@@ -159,7 +170,7 @@ def _decorate(response: Response) -> None:
         principal = g.get("principal")
         metrics.observe_request(elapsed, response.status_code)
         log.info("request", extra={
-            "request_id": g.get("request_id"), "method": request.method, "path": request.path,
+            "request_id": g.get("request_id"), "method": request.method, "path": logs.redact_path(request.path),
             "route": request.url_rule.rule if request.url_rule is not None else None,
             "status": response.status_code, "latency_ms": round(elapsed * 1000, 2),
             "org_id": getattr(principal, "org_id", None),

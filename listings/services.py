@@ -87,6 +87,12 @@ def get_product(session: Session, *, product_id: str, principal: Principal | Non
     raise NotFound("No such product.")
 
 
+def owned_product(session: Session, *, product_id: str, actor: Principal) -> Product:
+    """The product if the actor's (verified) organization owns it; NotFound when the actor may not
+    see it, Forbidden when it may see it but not change it (for the layers above: releases)."""
+    return _owned(session, product_id, actor)
+
+
 def _owned(session: Session, product_id: str, actor: Principal, *, lock: bool = False) -> Product:
     """The product if the actor's organization owns it: 404 when invisible, 403 for operators."""
     product = _load(session, product_id, lock=lock)

@@ -120,8 +120,10 @@ def database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
 
 
 @pytest.fixture(scope="session")
-def _session_app(database: Database) -> Iterator[Any]:
-    app = create_app({**TEST_CONFIG, "DATABASE_URL": database.url})
+def _session_app(database: Database, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    # Release files of this worker's tests (content-addressed, so tests never collide).
+    storage = "file://" + str(tmp_path_factory.mktemp("storage"))
+    app = create_app({**TEST_CONFIG, "DATABASE_URL": database.url, "STORAGE_URL": storage})
     database.migrate(app)
     # Engines are created lazily; make sure this app's engine points at the per-test database.
     with app.app_context():

@@ -202,6 +202,10 @@ class Trade(TimestampMixin, Base):
     delivery_reference: Mapped[str | None] = mapped_column(String(500))
     delivery_sha256: Mapped[str | None] = mapped_column(String(64))
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
+    # release | declared | api_call | query (API.md, Delivery and use).
+    delivery_evidence: Mapped[str | None] = mapped_column(String(20))
+    # The acceptance period runs from here: set at delivery, moved when a suspended entitlement resumes.
+    acceptance_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     settled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     settlement: Mapped[str | None] = mapped_column(String(20))
 

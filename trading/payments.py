@@ -21,6 +21,7 @@ from sqlalchemy import exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from exchange import hooks
 from exchange.db import after_transaction, utcnow
 from exchange.errors import Conflict, Forbidden, NotFound
 from exchange.fields import Facts
@@ -217,6 +218,8 @@ def _escrow_payment(session: Session, payment: Payment, trade: Trade, actor: Pri
                postings=[Posting(_funding(trade), -payment.amount), Posting(_escrow(trade), payment.amount)],
                metadata={"payment_id": payment.id, "provider": payment.provider})
     _record_fair_sale(session, trade)
+    # Delivery creates the entitlement (and may deliver a published release) in this transaction.
+    hooks.call("trade_escrowed", session, trade=trade)
     session.flush()
 
 

@@ -551,7 +551,8 @@ def resolve_dispute(data: dict[str, Any], trade_id: str) -> Any:
     `resolved`. A Stripe payment is refunded at its provider first (502/503 if it refuses or does not
     answer: the trade stays `disputed`, and a retry replays the same refund). 409 unless `disputed`."""
     return settlement.resolve(db.session, trade_id=trade_id, refund_amount=data["refund_amount"],
-                              comment=data.get("comment"), actor=current_principal())
+                              comment=data.get("comment"), end_access=data["end_access"],
+                              actor=current_principal())
 
 
 @blp.route("/payouts", methods=["POST"])

@@ -222,8 +222,18 @@ class TradeSchema(Schema):
     delivery_reference = fields.String(allow_none=True)
     delivery_sha256 = fields.String(allow_none=True)
     delivered_at = UTCDateTime(allow_none=True)
+    delivery_evidence = fields.String(allow_none=True, metadata={
+        "description": "How delivery is known: `release` (the exchange delivered a published release), "
+                       "`declared` (the seller's own reference), `api_call` or `query`."})
+    acceptance_started_at = UTCDateTime(allow_none=True, metadata={
+        "description": "When the acceptance period began (restarts when a suspended entitlement is active again)."})
+    settled_amount = fields.Method("_settled_amount", metadata={
+        "description": "What escrow has released towards the seller and the fee so far (gross), never refunds."})
     settled_at = UTCDateTime(allow_none=True)
     settlement = fields.String(allow_none=True)
+
+    def _settled_amount(self, trade: object) -> int:
+        return trade.paid_amount - trade.refunded_amount if trade.settled_at is not None else 0
 
 
 class TradeArgsSchema(PaginationArgsSchema):
@@ -312,6 +322,8 @@ class DisputeSchema(Schema):
 
 class TradeResolutionSchema(StrictSchema):
     refund_amount = StrictInteger(required=True, minimum=0)
+    end_access = Boolean(load_default=False, metadata={
+        "description": "Revoke the buyer's entitlement (no more downloads or calls)."})
     comment = Text(max_length=4000, multiline=True, allow_none=True)
 
 
@@ -566,7 +578,7 @@ TRADE_DELIVERED_EXAMPLE = {**TRADE_ESCROWED_EXAMPLE, "status": "delivered",
                            "delivered_at": "2026-11-29T02:10:00Z", "updated_at": "2026-11-29T02:10:00Z"}
 TRADE_SETTLED_EXAMPLE = {**TRADE_DELIVERED_EXAMPLE, "status": "settled", "settled_at": "2026-11-30T08:00:00Z",
                          "settlement": "accepted", "updated_at": "2026-11-30T08:00:00Z"}
-RESOLUTION_EXAMPLE = {"refund_amount": 250_000,
+RESOLUTION_EXAMPLE = {"refund_amount": 250_000, "end_access": False,
                       "comment": "Two of the twelve months were missing at delivery: 2,500.00 CNY refunded."}
 TRADE_RESOLVED_EXAMPLE = {**TRADE_DELIVERED_EXAMPLE, "status": "settled", "refunded_amount": 250_000,
                           "fee": 20_000, "settled_at": "2026-12-01T10:30:00Z", "settlement": "dispute_resolved",

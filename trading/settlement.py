@@ -23,10 +23,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, object_session
 
+from exchange import hooks
 from exchange.db import utcnow
 from exchange.errors import Conflict, DomainError, Forbidden, NotFound, ValidationFailed, field_error
 from exchange.events import outbox
@@ -136,14 +137,46 @@ def _per_item(session: Session, fn: Callable[[], Any], what: str) -> int:
 
 # -- delivery, acceptance, settlement ---------------------------------------------------------------
 def deliver(session: Session, *, trade_id: str, reference: str, sha256: str, actor: Principal) -> Trade:
-    """The seller delivers (a reference and the sha256 of what was delivered)."""
+    """The seller declares a delivery made outside the exchange (a reference and the sha256 of what
+    was delivered). Conflict where the exchange delivers itself (the `trade_delivery_declared`
+    hook: a published release, an upstream), or unless `escrowed`."""
     trade = visible(session, trade_id, actor, lock=True)
     if actor.org_id != trade.seller_org_id:
         raise Forbidden("Only the seller delivers.")
-    _move(trade, T.DELIVERED, actor=actor)
-    trade.delivery_reference, trade.delivery_sha256, trade.delivered_at = reference, sha256, utcnow()
+    if trade.status == T.ESCROWED:
+        refused = hooks.refusal("trade_delivery_declared", session, trade=trade)
+        if refused:
+            raise Conflict(refused)
+    _delivered(trade, reference=reference, sha256=sha256, evidence="declared", actor=actor)
     session.flush()
     return trade
+
+
+def _delivered(trade: Trade, *, reference: str, sha256: str, evidence: str, actor: Principal | None) -> None:
+    _move(trade, T.DELIVERED, actor=actor)
+    trade.delivery_reference, trade.delivery_sha256, trade.delivery_evidence = reference, sha256, evidence
+    trade.delivered_at = trade.acceptance_started_at = utcnow()
+
+
+def deliver_by_exchange(session: Session, *, trade: Trade, reference: str, sha256: str, evidence: str) -> bool:
+    """The exchange itself delivered (a published release, a counted call, a query): an `escrowed`
+    trade (loaded for update) becomes `delivered`, its acceptance period starting; False if it is
+    not escrowed (already delivered, disputed, ended)."""
+    if trade.status != T.ESCROWED:
+        return False
+    _delivered(trade, reference=reference, sha256=sha256, evidence=evidence, actor=None)
+    session.flush()
+    return True
+
+
+def restart_acceptance(session: Session, *, trade: Trade) -> bool:
+    """Access resumed after a suspension: a `delivered` trade's (loaded for update) acceptance period
+    starts again now (auto-acceptance never settled it while access was suspended)."""
+    if trade.status != T.DELIVERED:
+        return False
+    trade.acceptance_started_at = utcnow()
+    session.flush()
+    return True
 
 
 def _settle(session: Session, trade: Trade, *, how: str) -> None:
@@ -178,9 +211,10 @@ def accept(session: Session, *, trade_id: str, actor: Principal) -> Trade:
 def auto_acceptance_due(session: Session, now: datetime, limit: int) -> list[str]:
     """Ids of at most `limit` delivered trades whose acceptance period has ended, the oldest first."""
     ends = now - timedelta(days=int(current_app.config["ACCEPTANCE_DAYS"]))
+    started = func.coalesce(Trade.acceptance_started_at, Trade.delivered_at)
     return list(session.execute(
-        select(Trade.id).where(Trade.status == T.DELIVERED, Trade.delivered_at <= ends)
-        .order_by(Trade.delivered_at, Trade.id).limit(limit)
+        select(Trade.id).where(Trade.status == T.DELIVERED, started <= ends)
+        .order_by(started, Trade.id).limit(limit)
     ).scalars())
 
 
@@ -189,7 +223,15 @@ def auto_accept(session: Session, trade_id: str, now: datetime) -> bool:
     period (one sweep item, its own transaction); False if a request moved it meanwhile."""
     trade = _locked_trade(session, trade_id)
     ends = now - timedelta(days=int(current_app.config["ACCEPTANCE_DAYS"]))
-    if trade.status != T.DELIVERED or trade.delivered_at is None or trade.delivered_at > ends:
+    started = trade.acceptance_started_at or trade.delivered_at
+    if trade.status != T.DELIVERED or started is None or started > ends:
+        return False
+    # Never while the buyer's access is suspended (delivery answers); the period restarts when it resumes.
+    held = hooks.refusal("trade_auto_accepting", session, trade=trade)
+    if held:
+        log.info("auto-acceptance of %s held: %s", trade.id, held)
+        # The hook may have persisted the suspension; that write commits with this item.
+        session.flush()
         return False
     _move(trade, T.SETTLED)
     _settle(session, trade, how="auto_accepted")
@@ -199,22 +241,25 @@ def auto_accept(session: Session, trade_id: str, now: datetime) -> bool:
 
 # -- disputes ---------------------------------------------------------------------------------------
 def open_dispute(session: Session, *, trade_id: str, reason: str, actor: Principal) -> Dispute:
-    """The buyer disputes an escrowed or delivered trade; settlement waits for an operator."""
+    """The buyer (or an operator on its behalf, e.g. while it is suspended) disputes an escrowed or
+    delivered trade; settlement waits for an operator, and the buyer's entitlement is suspended."""
     trade = visible(session, trade_id, actor, lock=True)
-    if actor.org_id != trade.buyer_org_id:
-        raise Forbidden("Only the buyer disputes a trade.")
+    if actor.org_id != trade.buyer_org_id and not actor.is_operator:
+        raise Forbidden("Only the buyer (or an operator on its behalf) disputes a trade.")
     _move(trade, T.DISPUTED, actor=actor)
     dispute = Dispute(trade_id=trade.id, opened_by=actor.user_id, reason=reason, status=DisputeStatus.OPEN)
     session.add(dispute)
+    hooks.call("trade_disputed", session, trade=trade)
     session.flush()
     return dispute
 
 
 def resolve(session: Session, *, trade_id: str, refund_amount: int, comment: str | None,
-            actor: Principal) -> Trade:
-    """Operator: refund part or all (never more than was paid) and settle the rest.
+            actor: Principal, end_access: bool = False) -> Trade:
+    """Operator: refund part or all of what remains in escrow (never more: 422) and settle the rest.
 
-    A full refund ends `refunded`; a partial one `settled` with `refunded_amount`.
+    A full refund ends `refunded`; a partial one `settled` with `refunded_amount`. `end_access`
+    revokes the buyer's entitlement (the `trade_resolved` hook, same transaction).
     """
     actor.require_operator()
     # Locked until the refund's intent commits: a racing resolution sees that intent (below).
@@ -265,8 +310,9 @@ def resolve(session: Session, *, trade_id: str, refund_amount: int, comment: str
         transition(dispute, DISPUTE_TRANSITIONS, DisputeStatus.RESOLVED, actor=actor, what="Dispute")
         dispute.refund_amount = refund_amount
         dispute.resolved_by, dispute.resolved_at, dispute.comment = actor.user_id, utcnow(), comment
+    hooks.call("trade_resolved", session, trade=trade, end_access=end_access, actor=actor)
     audit.record(session, actor, "trade.resolved", "trade", trade.id, refund_amount=refund_amount,
-                 status=trade.status)
+                 status=trade.status, end_access=end_access)
     session.flush()
     return trade
 

@@ -1,0 +1,63 @@
+"""The access log: append-only (database triggers), one row per link issued, download served or
+refusal. A refusal is written after the refused request's rollback, in its own transaction, so
+the log keeps every refusal; an allowed access commits with the request that made it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prometheus_client import Counter
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
+
+from delivery.models import Access
+from delivery.states import AccessStatus
+from exchange.db import after_transaction, db, utcnow
+from exchange.metrics import PROCESS_REGISTRY
+
+# Per process (multiprocess mode under gunicorn aggregates the workers), shown by /metrics.
+LINKS = Counter("datafair_delivery_links", "Download links issued", ["storage"], registry=PROCESS_REGISTRY)
+DOWNLOADS = Counter("datafair_delivery_downloads", "Downloads served (a Range request counts once)",
+                    registry=PROCESS_REGISTRY)
+BYTES = Counter("datafair_delivery_bytes_served", "Bytes of data files served by the exchange",
+                registry=PROCESS_REGISTRY)
+REFUSALS = Counter("datafair_delivery_refusals", "Accesses refused, by reason code", ["reason"],
+                   registry=PROCESS_REGISTRY)
+
+
+def allowed(session: Session, *, entitlement_id: str, kind: str, user_id: str | None, release_id: str | None,
+            obj: str | None, size: int | None, sha256: str | None, details: dict[str, Any] | None = None) -> Access:
+    """Log an allowed access in the caller's transaction."""
+    row = Access(entitlement_id=entitlement_id, at=utcnow(), kind=kind,
+                 user_id=user_id, release_id=release_id, object=obj, bytes=size,
+                 sha256=sha256, status=AccessStatus.ALLOWED, details=details)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def refused(*, entitlement_id: str, kind: str, user_id: str | None, release_id: str | None, obj: str | None,
+            reason: str, code: str) -> None:
+    """Log a refusal once the request's transaction has ended (committed or rolled back)."""
+    values = {"entitlement_id": entitlement_id, "at": utcnow(), "kind": kind, "user_id": user_id,
+              "release_id": release_id, "object": obj, "status": AccessStatus.REFUSED, "refused_reason": reason,
+              "details": {"code": code}}
+
+    def write() -> None:
+        with db.engine.begin() as conn:
+            conn.execute(insert(Access).values(**values))
+
+    after_transaction(write)
+    REFUSALS.labels(reason=code).inc()
+
+
+def page(session: Session, *, entitlement_id: str, after: int | None, limit: int) -> dict[str, Any]:
+    """Entries after the id `after`, oldest first; `next` is the cursor of the following page."""
+    stmt = select(Access).where(Access.entitlement_id == entitlement_id)
+    if after is not None:
+        stmt = stmt.where(Access.id > after)
+    rows = list(session.execute(stmt.order_by(Access.id).limit(limit + 1)).scalars())
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return {"items": rows, "next": rows[-1].id if more else None, "limit": limit}
+

@@ -1,0 +1,267 @@
+"""Entitlements: the buyer's right to use what it bought, decided again at every access.
+
+An entitlement is created by trading's `trade_escrowed` hook, in the escrow's transaction. Its
+status is a function of facts other layers own — the trade, the certificate the contract was signed
+under, both organizations, the cross-border rules with the white list as it stands — and of the clock,
+so `evaluate` computes it on every read and every access; the persisted `status` is what the last
+write or sweep saw (`refresh` persists a change, under the row lock, with its webhook event).
+
+Revocation (the trade refunded, a resolution with `end_access`, the certificate revoked) and expiry
+are final; suspension lasts while any of its causes does, and `status_reason` names them all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Select, or_, select
+from sqlalchemy.orm import Session
+
+from certification import certificates, whitelist
+from certification.models import Certificate
+from certification.states import CertificateStatus
+from delivery.models import Entitlement
+from delivery.states import ENTITLEMENT_TRANSITIONS, LIVE, EntitlementStatus
+from exchange.db import utcnow
+from exchange.errors import Forbidden, NotFound
+from exchange.events import outbox
+from exchange.fields import Facts
+from exchange.identity.models import Organization
+from exchange.identity.states import OrgStatus
+from exchange.principal import Principal
+from exchange.states import load_for_update, transition
+from listings import services as listings
+from trading.models import Contract, Trade
+from trading.states import TradeStatus
+
+E = EntitlementStatus
+T = TradeStatus
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the facts say now: the status, each cause in words, and the refusal an access gets."""
+
+    status: str
+    causes: tuple[str, ...] = ()
+    # "cross_border" when the only causes are cross-border ones (its own refusal code, API.md).
+    cross_border: bool = False
+
+    @property
+    def allowed(self) -> bool:
+        return self.status == E.ACTIVE
+
+    @property
+    def reason(self) -> str | None:
+        return "; ".join(self.causes) or None
+
+    @property
+    def refusal(self) -> str:
+        """The `detail` of the 403 an access gets, `code: causes` (`entitlement_suspended: dispute open`)."""
+        code = "cross_border" if self.cross_border else f"entitlement_{self.status}"
+        return f"{code}: {self.reason or self.status}"
+
+    @property
+    def code(self) -> str:
+        return "cross_border" if self.cross_border else f"entitlement_{self.status}"
+
+
+def _certificate(session: Session, ent: Entitlement) -> Certificate | None:
+    return session.get(Certificate, ent.certificate_number)
+
+
+def evaluate(session: Session, ent: Entitlement, now: datetime | None = None) -> Verdict:
+    """The entitlement's status at `now`, from the facts as they stand (reads only)."""
+    now = now or utcnow()
+    if ent.status in (E.REVOKED, E.EXPIRED):
+        return Verdict(ent.status, (ent.status_reason,) if ent.status_reason else ())
+    trade = session.get(Trade, ent.trade_id)
+    cert = _certificate(session, ent)
+    cert_status = certificates.effective_status(cert, now) if cert is not None else CertificateStatus.REVOKED
+    revoked = []
+    if trade.status == T.REFUNDED:
+        revoked.append("trade refunded")
+    if cert_status == CertificateStatus.REVOKED:
+        revoked.append("certificate revoked")
+    if revoked:
+        return Verdict(E.REVOKED, tuple(revoked))
+    if ent.ends_at <= now:
+        return Verdict(E.EXPIRED, ("ends_at passed",))
+    causes: list[str] = []
+    if trade.status == T.DISPUTED:
+        causes.append("dispute open")
+    if cert_status == CertificateStatus.SUSPENDED:
+        causes.append("certificate suspended")
+    buyer = session.get(Organization, ent.buyer_org_id)
+    seller = session.get(Organization, ent.seller_org_id)
+    if buyer.status == OrgStatus.SUSPENDED:
+        causes.append("buyer organization suspended")
+    elif buyer.status != OrgStatus.VERIFIED:
+        causes.append("buyer organization not verified")
+    if seller.status == OrgStatus.SUSPENDED:
+        causes.append("seller organization suspended")
+    revision = listings.get_version(session, product_id=ent.product_id, version=ent.product_version)
+    decision = whitelist.check_transfer(session, product=revision, buyer_org=buyer, now=now)
+    border = [] if decision.allowed else [f"no live white-list entry covers this deal ({decision.rule})"]
+    if causes or border:
+        return Verdict(E.SUSPENDED, tuple(causes + border), cross_border=bool(border) and not causes)
+    return Verdict(E.ACTIVE)
+
+
+def shown(session: Session, ent: Entitlement, now: datetime | None = None) -> Facts:
+    """The entitlement as reads show it: status and reason computed now (reads never write)."""
+    verdict = evaluate(session, ent, now)
+    return Facts(ent, status=verdict.status, status_reason=verdict.reason)
+
+
+def _emit(session: Session, ent: Entitlement) -> None:
+    outbox.emit(session, event_type=f"entitlement.{ent.status}", org_ids=[ent.buyer_org_id, ent.seller_org_id],
+                payload={"entitlement_id": ent.id, "trade_id": ent.trade_id, "product_id": ent.product_id,
+                         "status": ent.status, "status_reason": ent.status_reason})
+
+
+def persist(session: Session, ent: Entitlement, verdict: Verdict, *, actor: Principal | None = None) -> bool:
+    """Write `verdict` on `ent` (loaded for update); True if its status changed. A return to
+    `active` delivers the trade or restarts its acceptance period (`on_active` handlers)."""
+    ent.checked_at = utcnow()
+    if verdict.status == ent.status:
+        ent.status_reason = verdict.reason
+        return False
+    previous = transition(ent, ENTITLEMENT_TRANSITIONS, verdict.status, actor=actor, what="Entitlement")
+    ent.status_reason = verdict.reason
+    _emit(session, ent)
+    if verdict.status == E.ACTIVE and previous == E.SUSPENDED:
+        from delivery import evidence
+
+        evidence.on_active(session, ent, resumed=True)
+    session.flush()
+    return True
+
+
+def refresh(session: Session, ent_id: str, now: datetime | None = None) -> bool:
+    """Lock one entitlement, evaluate it and persist a change (one sweep item)."""
+    ent = load_for_update(session, Entitlement, ent_id)
+    if ent is None or ent.status not in LIVE:
+        return False
+    return persist(session, ent, evaluate(session, ent, now))
+
+
+def revoke(session: Session, ent: Entitlement, reason: str, *, actor: Principal | None = None) -> None:
+    """Revoke `ent` (loaded for update) for `reason`; a revoked entitlement stays revoked."""
+    if ent.status in LIVE:
+        persist(session, ent, Verdict(E.REVOKED, (reason,)), actor=actor)
+
+
+# -- trading's hooks -------------------------------------------------------------------------------
+def on_trade_escrowed(session: Session, *, trade: Trade) -> None:
+    """The contract's first escrow creates its entitlement (same transaction); a later one (a
+    subscription's next period) finds it there."""
+    if session.execute(select(Entitlement.id).where(Entitlement.contract_id == trade.contract_id)).first():
+        return
+    contract = session.get(Contract, trade.contract_id)
+    terms = contract.terms or {}
+    starts = trade.escrowed_at or utcnow()
+    ent = Entitlement(trade_id=trade.id, contract_id=contract.id, product_id=contract.product_id,
+                      product_version=contract.product_version, certificate_number=contract.certificate_number,
+                      buyer_org_id=trade.buyer_org_id, seller_org_id=trade.seller_org_id,
+                      delivery_mode=terms.get("delivery_mode") or _product_mode(session, contract),
+                      scope=terms.get("scope"), starts_at=starts,
+                      ends_at=starts + timedelta(days=int(terms.get("duration_days") or 365)),
+                      status=E.ACTIVE, calls_used=0, checked_at=starts)
+    session.add(ent)
+    session.flush()
+    verdict = evaluate(session, ent)
+    if verdict.status == E.ACTIVE:
+        _emit(session, ent)
+    else:
+        persist(session, ent, verdict)
+    from delivery import evidence
+
+    evidence.on_active(session, ent, resumed=False)
+
+
+def _product_mode(session: Session, contract: Contract) -> str:
+    return listings.get_version(session, product_id=contract.product_id, version=contract.product_version).delivery_mode
+
+
+def _of_trade(session: Session, trade: Trade) -> Entitlement | None:
+    return session.execute(
+        select(Entitlement).where(Entitlement.contract_id == trade.contract_id).with_for_update()
+    ).scalar_one_or_none()
+
+
+def on_trade_changed(session: Session, *, trade: Trade, **_facts: Any) -> None:
+    """A dispute opened: the entitlement is suspended now (persisted with its event, not only computed)."""
+    ent = _of_trade(session, trade)
+    if ent is not None and ent.status in LIVE:
+        persist(session, ent, evaluate(session, ent))
+
+
+def on_trade_resolved(session: Session, *, trade: Trade, end_access: bool, actor: Principal | None = None,
+                      **_facts: Any) -> None:
+    """A resolution: `end_access` (or a full refund) revokes; otherwise the suspension ends with the dispute."""
+    ent = _of_trade(session, trade)
+    if ent is None or ent.status not in LIVE:
+        return
+    if end_access:
+        revoke(session, ent, "resolution ended access", actor=actor)
+    else:
+        persist(session, ent, evaluate(session, ent), actor=actor)
+
+
+def auto_acceptance_refusal(session: Session, *, trade: Trade) -> str | None:
+    """Trading's auto-acceptance asks first: never while the entitlement is not active (an expired
+    one does not hold it back). The suspension is persisted here, so its end restarts the period."""
+    ent = _of_trade(session, trade)
+    if ent is None:
+        return None
+    verdict = evaluate(session, ent)
+    if verdict.status in (E.ACTIVE, E.EXPIRED):
+        return None
+    if ent.status in LIVE:
+        persist(session, ent, verdict)
+    return verdict.refusal
+
+
+# -- reads -----------------------------------------------------------------------------------------
+def visible(session: Session, ent_id: str, principal: Principal, *, lock: bool = False) -> Entitlement:
+    """An entitlement for its buyer, its seller and operators; 404 for anyone else."""
+    stmt = select(Entitlement).where(Entitlement.id == ent_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    ent = session.execute(stmt).scalar_one_or_none() if len(ent_id) <= 40 else None
+    if ent is None or not (principal.is_operator or principal.org_id in (ent.buyer_org_id, ent.seller_org_id)):
+        raise NotFound("No such entitlement.")
+    return ent
+
+
+def list_query(*, principal: Principal, status: str | None, product_id: str | None, trade_id: str | None,
+               contract_id: str | None) -> Select:
+    stmt = select(Entitlement)
+    if not principal.is_operator:
+        stmt = stmt.where(or_(Entitlement.buyer_org_id == principal.org_id,
+                              Entitlement.seller_org_id == principal.org_id))
+    for column, value in ((Entitlement.product_id, product_id), (Entitlement.trade_id, trade_id),
+                          (Entitlement.contract_id, contract_id)):
+        if value:
+            stmt = stmt.where(column == value)
+    if status:
+        # The persisted status may lag the computed one; the route filters the page on the computed status.
+        stmt = stmt.where(Entitlement.status.in_([status, *([s for s in LIVE] if status in LIVE else [])]))
+    return stmt.order_by(Entitlement.created_at.desc(), Entitlement.id)
+
+
+def require_buyer_member(ent: Entitlement, principal: Principal) -> None:
+    if principal.org_id != ent.buyer_org_id:
+        raise Forbidden("Only members of the buying organization use its entitlement.")
+
+
+# -- the sweep -------------------------------------------------------------------------------------
+def sweep_due(session: Session, now: datetime, limit: int) -> list[str]:
+    """Live entitlements, the least recently checked first (each is re-evaluated; none starves)."""
+    return list(session.execute(
+        select(Entitlement.id).where(Entitlement.status.in_([str(s) for s in LIVE]))
+        .order_by(Entitlement.checked_at.is_(None).desc(), Entitlement.checked_at, Entitlement.id).limit(limit)
+    ).scalars())

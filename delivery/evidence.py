@@ -1,0 +1,55 @@
+"""Delivery evidence: the exchange, not the seller's word, makes a trade `delivered`.
+
+For a `file` product, whenever its entitlement is active (at escrow, at a publication, and each time
+it becomes active again) the first covered published release delivers the trade
+(`delivery_evidence: "release"`, the release id and its manifest digest). When access resumes after
+a suspension, a trade already delivered starts its acceptance period again.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from delivery.models import Entitlement, Release
+from delivery.states import EntitlementStatus, ReleaseStatus
+from trading import settlement
+from trading.models import Trade
+
+
+def covered_releases(ent: Entitlement):
+    """The published releases an entitlement covers: of its product, published before its end."""
+    return (select(Release).where(Release.product_id == ent.product_id, Release.status == ReleaseStatus.PUBLISHED,
+                                  Release.published_at < ent.ends_at)
+            .order_by(Release.published_at, Release.id))
+
+
+def locked_trade(session: Session, trade_id: str) -> Trade:
+    return session.execute(select(Trade).where(Trade.id == trade_id).with_for_update()).scalar_one()
+
+
+def on_active(session: Session, ent: Entitlement, *, resumed: bool) -> None:
+    """`ent` is active now: deliver its escrowed trade from the first covered release, or (when
+    access resumed) restart a delivered trade's acceptance period."""
+    if ent.status != EntitlementStatus.ACTIVE:
+        return
+    trade = locked_trade(session, ent.trade_id)
+    if resumed:
+        settlement.restart_acceptance(session, trade=trade)
+    if ent.delivery_mode != "file":
+        return
+    release = session.execute(covered_releases(ent).limit(1)).scalar_one_or_none()
+    if release is not None:
+        settlement.deliver_by_exchange(session, trade=trade, reference=release.id, sha256=release.manifest_sha256,
+                                       evidence="release")
+
+
+def declared_delivery_refusal(session: Session, *, trade: Trade) -> str | None:
+    """Trading asks before a seller declares a delivery: refused where the exchange delivers itself."""
+    ent = session.execute(select(Entitlement).where(Entitlement.contract_id == trade.contract_id)).scalar_one_or_none()
+    if ent is None or ent.delivery_mode not in ("file", "privacy_computing"):
+        return None
+    if session.execute(covered_releases(ent).limit(1)).first() is not None:
+        return ("The exchange delivers this trade itself from its published release; a declared delivery "
+                "is only for products the exchange does not deliver.")
+    return None

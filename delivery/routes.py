@@ -1,0 +1,229 @@
+"""Delivery's HTTP surface: entitlements and their access log, releases and their files, downloads."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app, request, send_file
+from werkzeug.exceptions import UnsupportedMediaType
+from werkzeug.wsgi import wrap_file
+
+from delivery import accesses, downloads, entitlements, releases
+from delivery import schemas as ex
+from delivery.schemas import (
+    AccessPageSchema,
+    CursorArgsSchema,
+    DownloadCreateSchema,
+    DownloadLinkSchema,
+    EntitlementArgsSchema,
+    EntitlementPageSchema,
+    EntitlementSchema,
+    ReleaseCreateSchema,
+    ReleaseFileSchema,
+    ReleaseListSchema,
+    ReleaseSchema,
+)
+from exchange.api import AUTH, Blueprint, paginate
+from exchange.db import db
+from exchange.principal import current_principal
+
+blp = Blueprint("delivery", __name__, url_prefix="/api/v1",
+                description="Delivery: entitlements, releases, downloads and the access log")
+WRITE_ERRORS = (400, 401, 403, 404, 409, 415, 422, 429)
+
+UPLOAD_PARAMETERS = [{
+    "in": "header", "name": "Content-SHA256", "required": False, "schema": {"type": "string",
+                                                                           "pattern": "^[0-9a-f]{64}$"},
+    "description": "The sha256 (hex) of the body; when given and different from what arrived -> 422, nothing stored.",
+    "example": ex.EXAMPLE_FILE_SHA256,
+}]
+UPLOAD_BODY = {
+    "required": True,
+    "description": "The file's raw bytes, streamed (any size up to DATAFAIR_MAX_UPLOAD_BYTES, default 5 GiB; "
+                   "Content-Length or chunked).",
+    "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+}
+DOWNLOAD_RESPONSES = {
+    "200": {"description": "The whole file (`attachment`, `application/octet-stream`, `ETag` = its sha256).",
+            "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
+    "206": {"description": "The byte range asked for with `Range`.",
+            "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
+    "416": {"description": "The range cannot be satisfied."},
+}
+
+
+# -- entitlements ----------------------------------------------------------------------------------
+@blp.route("/entitlements", methods=["GET"])
+@blp.arguments(EntitlementArgsSchema, location="query")
+@blp.response(200, EntitlementPageSchema, example=ex.ENTITLEMENT_PAGE_EXAMPLE)
+@blp.doc(operationId="listEntitlements", security=AUTH)
+@blp.problems(401, 422)
+def list_entitlements(args: dict[str, Any]) -> Any:
+    """List entitlements.
+
+    A buyer sees its own, a seller those on its products, operators all; filters `status` (as computed
+    now), `product_id`, `trade_id`, `contract_id`. Newest first, paginated."""
+    principal = current_principal()
+    stmt = entitlements.list_query(principal=principal, status=args.get("status"), product_id=args.get("product_id"),
+                                   trade_id=args.get("trade_id"), contract_id=args.get("contract_id"))
+    page = paginate(db.session, stmt, page=args["page"], per_page=args["per_page"])
+    shown = [entitlements.shown(db.session, e) for e in page["items"]]
+    if args.get("status"):
+        shown = [e for e in shown if e.status == args["status"]]
+    return {**page, "items": shown}
+
+
+@blp.route("/entitlements/<entitlement_id>", methods=["GET"])
+@blp.response(200, EntitlementSchema, example=ex.ENTITLEMENT_EXAMPLE)
+@blp.doc(operationId="getEntitlement", security=AUTH)
+@blp.problems(401, 404)
+def get_entitlement(entitlement_id: str) -> Any:
+    """Get an entitlement.
+
+    The buyer, the seller and operators (404 for anyone else). `status` and `status_reason` are
+    decided at this moment from the trade, the certificate, both organizations and the cross-border
+    rules."""
+    return entitlements.shown(db.session, entitlements.visible(db.session, entitlement_id, current_principal()))
+
+
+@blp.route("/entitlements/<entitlement_id>/accesses", methods=["GET"])
+@blp.arguments(CursorArgsSchema, location="query")
+@blp.response(200, AccessPageSchema, example=ex.ACCESS_PAGE_EXAMPLE)
+@blp.doc(operationId="listEntitlementAccesses", security=AUTH)
+@blp.problems(401, 404, 422)
+def list_accesses(args: dict[str, Any], entitlement_id: str) -> Any:
+    """Read an entitlement's access log.
+
+    The two parties and operators. Append-only, oldest first: links issued, downloads served and
+    refusals (with the reason). Pages by cursor: `after` = the previous page's `next`."""
+    ent = entitlements.visible(db.session, entitlement_id, current_principal())
+    return accesses.page(db.session, entitlement_id=ent.id, after=args.get("after"), limit=args["limit"])
+
+
+# -- releases --------------------------------------------------------------------------------------
+@blp.route("/products/<product_id>/releases", methods=["POST"])
+@blp.arguments(ReleaseCreateSchema, example=ex.RELEASE_CREATE_EXAMPLE)
+@blp.response(201, ReleaseSchema, example=ex.RELEASE_DRAFT_EXAMPLE)
+@blp.doc(operationId="createRelease", security=AUTH)
+@blp.problems(*WRITE_ERRORS)
+def create_release(data: dict[str, Any], product_id: str) -> Any:
+    """Create a release.
+
+    The product's owner, for a `listed` or `draft` product (409 otherwise): a `draft` release to
+    upload files into, then publish. Publishing data needs no new certification."""
+    release = releases.create(db.session, product_id=product_id, label=data["label"], notes=data.get("notes"),
+                              actor=current_principal())
+    return releases.shown(db.session, release)
+
+
+@blp.route("/products/<product_id>/releases", methods=["GET"])
+@blp.response(200, ReleaseListSchema, example={"items": [ex.RELEASE_PUBLISHED_EXAMPLE]})
+@blp.doc(operationId="listReleases", security=AUTH)
+@blp.problems(401, 404)
+def list_releases(product_id: str) -> Any:
+    """List a product's releases.
+
+    The owner and operators: all of them; a buyer with an entitlement on the product: the published
+    ones it covers; anyone else 404."""
+    rows = releases.list_for_product(db.session, product_id=product_id, principal=current_principal())
+    return {"items": [releases.shown(db.session, r) for r in rows]}
+
+
+@blp.route("/releases/<release_id>", methods=["GET"])
+@blp.response(200, ReleaseSchema, example=ex.RELEASE_PUBLISHED_EXAMPLE)
+@blp.doc(operationId="getRelease", security=AUTH)
+@blp.problems(401, 404)
+def get_release(release_id: str) -> Any:
+    """Get a release, with its files and, once published, its signed receipt.
+
+    Visible as in the list of its product's releases (404 otherwise)."""
+    return releases.shown(db.session, releases.get(db.session, release_id=release_id, principal=current_principal()))
+
+
+@blp.route("/releases/<release_id>/files/<name>", methods=["PUT"])
+@blp.response(201, ReleaseFileSchema, example=ex.RELEASE_FILE_EXAMPLE)
+@blp.doc(operationId="uploadReleaseFile", security=AUTH, parameters=UPLOAD_PARAMETERS, requestBody=UPLOAD_BODY)
+@blp.problems(*WRITE_ERRORS, 413)
+def upload_file(release_id: str, name: str) -> Any:
+    """Upload a file into a draft release.
+
+    The owner (409 once published). The body is the raw bytes (`application/octet-stream`), streamed
+    to storage while hashed, never held in memory; the same name again replaces the draft's file.
+    `name`: 1..200 characters of `[A-Za-z0-9._-]`, not starting with a dot (422). Over
+    DATAFAIR_MAX_UPLOAD_BYTES -> 413, whatever the transfer encoding; a `Content-SHA256` that does not
+    match -> 422. Nothing is stored when it is refused."""
+    if request.mimetype != "application/octet-stream":
+        raise UnsupportedMediaType("Send the file as 'Content-Type: application/octet-stream'.")
+    # werkzeug refuses a Content-Length over the limit before the first byte; a chunked body is
+    # counted as it streams (delivery.storage stops one byte past the limit).
+    request.max_content_length = int(current_app.config["MAX_UPLOAD_BYTES"])
+    return releases.put_file(db.session, release_id=release_id, name=name, read=request.stream.read,
+                             expected_sha256=request.headers.get("Content-SHA256"), actor=current_principal())
+
+
+@blp.route("/releases/<release_id>/publish", methods=["POST"])
+@blp.response(200, ReleaseSchema, example=ex.RELEASE_PUBLISHED_EXAMPLE)
+@blp.doc(operationId="publishRelease", security=AUTH)
+@blp.problems(*WRITE_ERRORS)
+def publish_release(release_id: str) -> Any:
+    """Publish a release.
+
+    The owner: files frozen, `manifest_sha256` computed (RFC 8785) and the receipt signed with the
+    exchange's key. Every trade on the product whose entitlement is active now becomes `delivered`
+    (`delivery_evidence` `release`), starting its acceptance period. An empty release -> 422; 409
+    unless a draft."""
+    release = releases.publish(db.session, release_id=release_id, actor=current_principal())
+    return releases.shown(db.session, release)
+
+
+@blp.route("/releases/<release_id>/withdraw", methods=["POST"])
+@blp.response(200, ReleaseSchema, example=ex.RELEASE_WITHDRAWN_EXAMPLE)
+@blp.doc(operationId="withdrawRelease", security=AUTH)
+@blp.problems(*WRITE_ERRORS)
+def withdraw_release(release_id: str) -> Any:
+    """Withdraw a published release.
+
+    The owner or an operator: no new downloads, and links already issued stop working (on S3 within
+    their 60 seconds). 409 unless published."""
+    release = releases.withdraw(db.session, release_id=release_id, actor=current_principal())
+    return releases.shown(db.session, release)
+
+
+# -- downloads -------------------------------------------------------------------------------------
+@blp.route("/entitlements/<entitlement_id>/downloads", methods=["POST"])
+@blp.arguments(DownloadCreateSchema, example=ex.DOWNLOAD_CREATE_EXAMPLE)
+@blp.response(201, DownloadLinkSchema, example=ex.DOWNLOAD_LINK_EXAMPLE)
+@blp.doc(operationId="createDownloadLink", security=AUTH)
+@blp.problems(*WRITE_ERRORS)
+def create_download(data: dict[str, Any], entitlement_id: str) -> Any:
+    """Get a download link for one file.
+
+    A member of the buying organization (403 for the seller). The access is checked now: an
+    entitlement that is not active, a withdrawn release, a privacy-computing product -> 403 naming
+    the reason (logged). The link works for one file, is re-checked at the download and expires
+    within 15 minutes (60 seconds on S3)."""
+    return downloads.issue_link(db.session, entitlement_id=entitlement_id, release_id=data["release_id"],
+                                file=data["file"], actor=current_principal(), base_url=request.host_url)
+
+
+@blp.route("/downloads/<string(maxlength=1000):token>", methods=["GET"])
+@blp.doc(operationId="downloadFile", responses=DOWNLOAD_RESPONSES)
+@blp.problems(403, 404)
+def download(token: str) -> Any:
+    """Download a file through a signed link.
+
+    No other credential: the token is the link's. Re-checked now (403 naming the reason if access is
+    no longer lawful, the release was withdrawn, or the token expired or was altered). Honours
+    `Range` (206) and `If-None-Match`; `ETag` is the file's sha256."""
+    served = downloads.open_download(db.session, token=token, byte_range=request.range)
+    if served.path is not None:
+        response = send_file(served.path, mimetype="application/octet-stream", as_attachment=True,
+                             download_name=served.name, conditional=True, etag=served.sha256, max_age=0)
+    else:
+        response = current_app.response_class(wrap_file(request.environ, served.stream),
+                                              mimetype="application/octet-stream", direct_passthrough=True)
+        response.headers["Content-Disposition"] = f'attachment; filename="{served.name}"'
+        response.content_length = served.bytes
+    response.headers["Cache-Control"] = "private, no-store"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response

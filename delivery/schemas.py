@@ -1,0 +1,164 @@
+"""Delivery's request and response schemas, with the OpenAPI examples."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+from delivery.states import EntitlementStatus
+from exchange.fields import PaginationArgsSchema, StrictInteger, StrictSchema, Text, UTCDateTime, page_schema
+
+ID = validate.Length(min=1, max=40)
+
+
+class EntitlementSchema(Schema):
+    id = fields.String()
+    trade_id = fields.String()
+    contract_id = fields.String()
+    product_id = fields.String()
+    product_version = fields.Integer()
+    buyer_org_id = fields.String()
+    seller_org_id = fields.String()
+    delivery_mode = fields.String()
+    scope = fields.String(allow_none=True)
+    starts_at = UTCDateTime()
+    ends_at = UTCDateTime()
+    status = fields.String(metadata={"description": "Computed at the moment of the read."})
+    status_reason = fields.String(allow_none=True, metadata={"description": "Every cause of a suspension, or why "
+                                                                            "it was revoked or expired."})
+    calls_included = fields.Integer(allow_none=True)
+    calls_used = fields.Integer()
+    created_at = UTCDateTime()
+
+
+EntitlementPageSchema = page_schema(EntitlementSchema, "EntitlementPage")
+
+
+class EntitlementArgsSchema(PaginationArgsSchema):
+    status = fields.String(validate=validate.OneOf([s.value for s in EntitlementStatus]))
+    product_id = fields.String(validate=ID)
+    trade_id = fields.String(validate=ID)
+    contract_id = fields.String(validate=ID)
+
+
+class AccessSchema(Schema):
+    id = fields.Integer()
+    at = UTCDateTime()
+    kind = fields.String()
+    user_id = fields.String(allow_none=True)
+    api_key_id = fields.String(allow_none=True)
+    release_id = fields.String(allow_none=True)
+    object = fields.String(allow_none=True)
+    bytes = fields.Integer(allow_none=True)
+    sha256 = fields.String(allow_none=True)
+    status = fields.String(metadata={"description": "`allowed` or `refused`."})
+    refused_reason = fields.String(allow_none=True)
+
+
+class AccessPageSchema(Schema):
+    items = fields.List(fields.Nested(AccessSchema), required=True)
+    next = fields.Integer(allow_none=True, required=True, metadata={
+        "description": "Pass as `after` for the following page; null at the end."})
+    limit = fields.Integer(required=True)
+
+
+class CursorArgsSchema(StrictSchema):
+    after = StrictInteger(minimum=0, metadata={"description": "The `next` of the previous page."})
+    limit = StrictInteger(load_default=20, minimum=1, maximum=100)
+
+
+class ReleaseCreateSchema(StrictSchema):
+    label = Text(required=True, max_length=100)
+    notes = Text(max_length=4000, multiline=True, allow_none=True)
+
+
+class ReleaseFileSchema(Schema):
+    name = fields.String()
+    bytes = fields.Integer()
+    sha256 = fields.String()
+    media_type = fields.String()
+
+
+class ReceiptSchema(Schema):
+    published_at = fields.String()
+    key_id = fields.String()
+    signature = fields.String()
+
+
+class ReleaseSchema(Schema):
+    id = fields.String()
+    product_id = fields.String()
+    label = fields.String()
+    notes = fields.String(allow_none=True)
+    status = fields.String()
+    files = fields.List(fields.Nested(ReleaseFileSchema))
+    manifest_sha256 = fields.String(allow_none=True)
+    receipt = fields.Nested(ReceiptSchema, allow_none=True, metadata={
+        "description": "The exchange's Ed25519 signature over the RFC 8785 JSON of {release_id, product_id, "
+                       "files, manifest_sha256, published_at}; verify it with the JWKS key `key_id`."})
+    published_at = UTCDateTime(allow_none=True)
+    withdrawn_at = UTCDateTime(allow_none=True)
+    created_at = UTCDateTime()
+
+
+class ReleaseListSchema(Schema):
+    items = fields.List(fields.Nested(ReleaseSchema), required=True)
+
+
+class DownloadCreateSchema(StrictSchema):
+    release_id = fields.String(required=True, validate=ID)
+    file = fields.String(required=True, validate=validate.Length(min=1, max=200))
+
+
+class DownloadLinkSchema(Schema):
+    url = fields.String(metadata={"description": "GET it with no other credential, before `expires_at`."})
+    expires_at = UTCDateTime()
+    bytes = fields.Integer()
+    sha256 = fields.String(metadata={"description": "Check the bytes against it (on S3 the ETag is not the sha256)."})
+    entitlement_id = fields.String()
+    release_id = fields.String()
+    file = fields.String()
+
+
+# -- OpenAPI examples -----------------------------------------------------------------------------
+EXAMPLE_ENTITLEMENT_ID = "ent_0193f3b02d5e8a1c7f4b9e6d2a0c3b85"
+EXAMPLE_RELEASE_ID = "rel_0193f3a7c10b5d8e2f6a9c4e1b7d0a36"
+EXAMPLE_MANIFEST = "5b0f5c2a7b1e44c0c8f2d6a9e3b7c1d4f8a2e6b0c4d8f2a6e0b4c8d2f6a0e4b8"
+EXAMPLE_FILE_SHA256 = "9f2c6e0a4b8d2f6a0e4b8c2d6f0a4e8b2c6d0f4a8e2b6c0d4f8a2e6b0c4d8f2a"
+RELEASE_CREATE_EXAMPLE = {"label": "2026-11", "notes": "November's traffic counts for the Pearl River Delta."}
+RELEASE_FILE_EXAMPLE = {"name": "traffic-2026-11.csv", "bytes": 48_213, "sha256": EXAMPLE_FILE_SHA256,
+                        "media_type": "text/csv"}
+RELEASE_DRAFT_EXAMPLE = {"id": EXAMPLE_RELEASE_ID, "product_id": "prd_0193f1c2a9e85d47b0c3e6f19a2d8b54",
+                         "label": "2026-11", "notes": RELEASE_CREATE_EXAMPLE["notes"], "status": "draft",
+                         "files": [], "manifest_sha256": None, "receipt": None, "published_at": None,
+                         "withdrawn_at": None, "created_at": "2026-12-01T08:00:00Z"}
+RELEASE_PUBLISHED_EXAMPLE = {
+    **RELEASE_DRAFT_EXAMPLE, "status": "published", "files": [RELEASE_FILE_EXAMPLE],
+    "manifest_sha256": EXAMPLE_MANIFEST, "published_at": "2026-12-01T08:05:00Z",
+    "receipt": {"published_at": "2026-12-01T08:05:00Z", "key_id": "exk_0193e0a1b2c3d4e5f60718293a4b5c6d",
+                "signature": ("q3JmT0cW5b9s0c2hH8x1Vt6k4dYpE7nLrA9uZ3wQmF2iB5oK8jG1yN4eR7tU0vX3aC6fD9gH2jK5m"
+                              "P8sV1wY4zA==")}}
+RELEASE_WITHDRAWN_EXAMPLE = {**RELEASE_PUBLISHED_EXAMPLE, "status": "withdrawn", "withdrawn_at": "2026-12-02T09:00:00Z"}
+ENTITLEMENT_EXAMPLE = {
+    "id": EXAMPLE_ENTITLEMENT_ID, "trade_id": "trd_0193f2e93b6d0a4c8e2f5b7d1a9c3e46",
+    "contract_id": "ctr_0193f2d85e1a7c3b9d4f6e2a0c8b5d31", "product_id": "prd_0193f1c2a9e85d47b0c3e6f19a2d8b54",
+    "product_version": 1, "buyer_org_id": "org_0193f2a4c1d87b3e5a90c2d41f6e8b07",
+    "seller_org_id": "org_0193f1b8e24a6c09d3f75e1b8a2c4d96", "delivery_mode": "file", "scope": "commercial",
+    "starts_at": "2026-11-29T02:00:00Z", "ends_at": "2027-11-29T02:00:00Z", "status": "active",
+    "status_reason": None, "calls_included": None, "calls_used": 0, "created_at": "2026-11-29T02:00:00Z"}
+ENTITLEMENT_PAGE_EXAMPLE = {"items": [ENTITLEMENT_EXAMPLE], "total": 1, "page": 1, "per_page": 20}
+ACCESS_PAGE_EXAMPLE = {"items": [
+    {"id": 41, "at": "2026-12-01T08:10:00Z", "kind": "download_link", "user_id": "usr_0193f2a4c3e1b7d05f9a2c6e8b4d1f70",
+     "api_key_id": None, "release_id": EXAMPLE_RELEASE_ID, "object": "traffic-2026-11.csv", "bytes": 48_213,
+     "sha256": EXAMPLE_FILE_SHA256, "status": "allowed", "refused_reason": None},
+    {"id": 42, "at": "2026-12-01T08:10:02Z", "kind": "download", "user_id": "usr_0193f2a4c3e1b7d05f9a2c6e8b4d1f70",
+     "api_key_id": None, "release_id": EXAMPLE_RELEASE_ID, "object": "traffic-2026-11.csv", "bytes": 48_213,
+     "sha256": EXAMPLE_FILE_SHA256, "status": "allowed", "refused_reason": None},
+    {"id": 57, "at": "2026-12-03T11:00:00Z", "kind": "download_link", "user_id": "usr_0193f2a4c3e1b7d05f9a2c6e8b4d1f70",
+     "api_key_id": None, "release_id": EXAMPLE_RELEASE_ID, "object": "traffic-2026-11.csv", "bytes": None,
+     "sha256": None, "status": "refused", "refused_reason": "entitlement_suspended: dispute open"}],
+    "next": None, "limit": 20}
+DOWNLOAD_CREATE_EXAMPLE = {"release_id": EXAMPLE_RELEASE_ID, "file": "traffic-2026-11.csv"}
+DOWNLOAD_LINK_EXAMPLE = {"url": "http://127.0.0.1:8000/api/v1/downloads/eyJlIjoiZW50XzAxOTNmM2IwIn0.Z0xQ.abc",
+                         "expires_at": "2026-12-01T08:15:00Z", "bytes": 48_213, "sha256": EXAMPLE_FILE_SHA256,
+                         "entitlement_id": EXAMPLE_ENTITLEMENT_ID, "release_id": EXAMPLE_RELEASE_ID,
+                         "file": "traffic-2026-11.csv"}

@@ -1,0 +1,39 @@
+"""File delivery end to end: escrow creates the entitlement, publishing delivers the trade, a
+signed link downloads exactly the bytes of the signed manifest; refusals are logged."""
+
+from __future__ import annotations
+
+from exchange.canonical import sha256_hex
+from tests import outside_verifier
+from tests.deliveryflow import CSV, entitlement_of, fetch, link, pay, release, sha, signed_trade
+
+
+def test_escrow_publish_download(api):
+    vendor, buyer = api.vendor(), api.enterprise()
+    trade = signed_trade(api, vendor, buyer)
+    trade = pay(api, buyer, trade["id"])
+    assert trade["status"] == "escrowed"
+    ent = entitlement_of(api, buyer, trade["id"])
+    assert ent["status"] == "active" and ent["delivery_mode"] == "file"
+    rel = release(api, vendor, trade["product_id"])
+    files = [{"name": "traffic.csv", "bytes": len(CSV), "sha256": sha(CSV)}]
+    assert rel["manifest_sha256"] == sha256_hex({"release_id": rel["id"], "product_id": trade["product_id"],
+                                                 "files": files})
+    jwks = api.client.get("/.well-known/jwks.json").data
+    signed = {"release_id": rel["id"], "product_id": trade["product_id"], "files": files,
+              "manifest_sha256": rel["manifest_sha256"], "published_at": rel["receipt"]["published_at"]}
+    assert outside_verifier.verify(jwks, signed, rel["receipt"]["key_id"], rel["receipt"]["signature"])
+    trade = api.get(f"trades/{trade['id']}", buyer).get_json()
+    assert trade["status"] == "delivered" and trade["delivery_evidence"] == "release"
+    assert trade["delivery_reference"] == rel["id"] and trade["delivery_sha256"] == rel["manifest_sha256"]
+    got = link(api, buyer, ent["id"], rel["id"])
+    r = fetch(api, got["url"])
+    assert r.status_code == 200 and r.data == CSV, (got["url"], r.data[:300])
+    assert r.headers["Content-Type"] == "application/octet-stream"
+    assert r.headers["Content-Disposition"].startswith("attachment")
+    assert r.headers["X-Content-Type-Options"] == "nosniff"
+    r = fetch(api, got["url"], Range="bytes=5-9")
+    assert r.status_code == 206 and r.data == CSV[5:10]
+    log = api.get(f"entitlements/{ent['id']}/accesses", buyer).get_json()
+    assert [a["kind"] for a in log["items"]] == ["download_link", "download", "download"]
+    assert log["items"][2]["bytes"] == 5

@@ -1,0 +1,78 @@
+"""Helpers to drive delivery through the real API: a file product certified and sold, a release
+uploaded and published, an entitlement and its download links."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from tests.factories import Actor, ApiHelper
+from tests.tradeflow import contract_for, sign
+
+CSV = b"date,district,vehicles\n2026-11-01,Tianhe,120433\n2026-11-01,Haizhu,98211\n"
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def signed_trade(api: ApiHelper, vendor: Actor, buyer: Actor, **product: Any) -> dict[str, Any]:
+    """A certified `file` product and a signed contract for it: the trade awaiting payment."""
+    contract = contract_for(api, vendor, buyer, **{"delivery_mode": "file", **product})
+    sign(api, buyer, contract["id"])
+    trade_id = sign(api, vendor, contract["id"])["trade_id"]
+    return api.get(f"trades/{trade_id}", buyer).get_json()
+
+
+def pay(api: ApiHelper, buyer: Actor, trade_id: str) -> dict[str, Any]:
+    """A manual payment confirmed by an operator: the trade escrowed (its entitlement created)."""
+    r = api.post(f"trades/{trade_id}/payments", buyer, json={"provider": "manual"})
+    assert r.status_code == 201, r.get_json()
+    r = api.post(f"payments/{r.get_json()['id']}/confirm", api.operator())
+    assert r.status_code == 200, r.get_json()
+    return api.get(f"trades/{trade_id}", buyer).get_json()
+
+
+def upload(api: ApiHelper, vendor: Actor, release_id: str, name: str, data: bytes, expect: int = 201,
+           **headers: str) -> Any:
+    r = api.client.put(f"/api/v1/releases/{release_id}/files/{name}", data=data,
+                       headers={**vendor.headers, "Content-Type": "application/octet-stream", **headers})
+    assert r.status_code == expect, r.get_json()
+    return r
+
+
+def release(api: ApiHelper, vendor: Actor, product_id: str, files: dict[str, bytes] | None = None,
+            publish: bool = True) -> dict[str, Any]:
+    r = api.post(f"products/{product_id}/releases", vendor, json={"label": "2026-11", "notes": "November"})
+    assert r.status_code == 201, r.get_json()
+    rel = r.get_json()
+    for name, data in (files if files is not None else {"traffic.csv": CSV}).items():
+        upload(api, vendor, rel["id"], name, data)
+    if publish:
+        r = api.post(f"releases/{rel['id']}/publish", vendor)
+        assert r.status_code == 200, r.get_json()
+        rel = r.get_json()
+    return rel
+
+
+def entitlement_of(api: ApiHelper, actor: Actor, trade_id: str) -> dict[str, Any]:
+    r = api.get(f"entitlements?trade_id={trade_id}", actor)
+    assert r.status_code == 200, r.get_json()
+    (ent,) = r.get_json()["items"]
+    return ent
+
+
+def link(api: ApiHelper, buyer: Actor, ent_id: str, release_id: str, file: str = "traffic.csv",
+         expect: int = 201) -> dict[str, Any]:
+    r = api.post(f"entitlements/{ent_id}/downloads", buyer, json={"release_id": release_id, "file": file})
+    assert r.status_code == expect, r.get_json()
+    return r.get_json()
+
+
+def fetch(api: ApiHelper, url: str, **headers: str) -> Any:
+    """GET a download link with no credential but the link itself."""
+    path = url.split("://", 1)[-1].split("/", 1)[1]
+    r = api.client.get("/" + path, headers=headers)
+    r.get_data()  # read the streamed body, then release the file it came from
+    r.close()
+    return r
