@@ -238,7 +238,8 @@ def test_a_fault_in_the_sweep_settles_nothing_half_and_spares_the_other_trades(a
         from exchange.db import utcnow
         from trading.models import Trade
 
-        db.session.execute(update(Trade).where(Trade.id.in_(trades)).values(delivered_at=utcnow().replace(year=2020)))
+        db.session.execute(update(Trade).where(Trade.id.in_(trades)).values(delivered_at=utcnow().replace(year=2020),
+                                                                         acceptance_started_at=utcnow().replace(year=2020)))
         db.session.commit()
     with monkeypatch.context() as m:
         inject(m, "trading.settlement.post_entry", on_call=2)  # the second trade's settlement

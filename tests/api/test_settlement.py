@@ -157,7 +157,8 @@ def test_delivered_trade_settles_after_the_acceptance_period(app, api, parties):
     assert api.get(f"trades/{trade_id}", buyer).get_json()["status"] == "delivered"
     with app.app_context():
         db.session.execute(update(Trade).where(Trade.id == trade_id)
-                           .values(delivered_at=utcnow() - timedelta(days=7, seconds=1)))
+                           .values(delivered_at=utcnow() - timedelta(days=7, seconds=1),
+                                   acceptance_started_at=utcnow() - timedelta(days=7, seconds=1)))
         db.session.commit()
     result = app.test_cli_runner().invoke(args=["sweep"])
     assert result.exit_code == 0 and "1 trades auto-settled" in result.output
