@@ -1,11 +1,97 @@
-"""Demo delivery (filled in below)."""
+"""Demo delivery: the Guangzhou metro OD matrix (a `file` product) gets a published release with a
+real CSV, a Foshan manufacturer buys it (its entitlement active, the trade delivered by the release),
+and the access log shows a link issued and a download. Idempotent: nothing is added once the product
+has a release."""
 
 from __future__ import annotations
 
-from typing import Any
+import io
+from datetime import datetime, timedelta
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from delivery import downloads, releases
+from delivery.models import Entitlement, Release
+from exchange.identity.models import Organization, User
+from exchange.principal import Principal
+from listings.models import Product, ProductVersion
+from listings.states import ProductStatus
+from trading import contracts, offers, payments
 
-def seed(session: Session, orgs: dict[str, Any]) -> dict[str, int]:
-    return {}
+FILE_NAME = "metro-od-2026-11-02.csv"
+STATIONS = ("体育西路", "珠江新城", "天河客运站", "五山", "公园前", "客村", "嘉禾望岗", "广州南站")
+LOCAL_BASE_URL = "http://127.0.0.1:8000"
+
+
+def metro_csv() -> bytes:
+    """One day of hourly origin-destination trips between eight stations (deterministic)."""
+    out = io.StringIO()
+    out.write("hour,origin,destination,trips\n")
+    day = datetime(2026, 11, 2)
+    for h in range(6, 24):
+        hour = (day + timedelta(hours=h)).strftime("%Y-%m-%dT%H:00:00Z")
+        for i, origin in enumerate(STATIONS):
+            for j, destination in enumerate(STATIONS):
+                if i != j:
+                    # A morning and an evening peak, varying by station pair.
+                    peak = 3 if h in (8, 18) else 2 if h in (7, 9, 17, 19) else 1
+                    out.write(f"{hour},{origin},{destination},{10 + peak * ((i * 37 + j * 11 + h * 7) % 400)}\n")
+    return out.getvalue().encode()
+
+
+def _admin(session: Session, org: Organization) -> Principal:
+    user = session.execute(select(User).where(User.org_id == org.id, User.role == "admin")
+                           .order_by(User.created_at)).scalars().first()
+    return Principal.of(user)
+
+
+def _file_product(session: Session, owner: Organization) -> tuple[Product, ProductVersion] | None:
+    return session.execute(
+        select(Product, ProductVersion)
+        .join(ProductVersion, (ProductVersion.product_id == Product.id)
+              & (ProductVersion.version == Product.listed_version))
+        .where(Product.owner_org_id == owner.id, Product.status == ProductStatus.LISTED,
+               Product.delivery_mode == "file")
+        .order_by(Product.created_at, Product.id)).first()
+
+
+def seed(session: Session, orgs: dict[str, Organization]) -> dict[str, int]:
+    """Seed the demo's delivery; returns counts of what was made."""
+    found = _file_product(session, orgs["gz_transport"])
+    if found is None:
+        return {}
+    product, version = found
+    if session.execute(select(Release.id).where(Release.product_id == product.id)).first() is not None:
+        return {}
+    vendor, buyer = _admin(session, orgs["gz_transport"]), _admin(session, orgs["fs_manufacturing"])
+    operator = _admin(session, orgs["operator"])
+    release = releases.create(session, product_id=product.id, label="2026-11-02",
+                              notes="一天的分时站间OD矩阵 One day of hourly station-to-station trips.", actor=vendor)
+    data = metro_csv()
+    # The demo's storage is the local filesystem: writing here, inside the seeding transaction, is a
+    # local file write, not a network call.
+    stored = releases.storage().put_stream(io.BytesIO(data).read, limit=len(data))
+    releases.record_file(session, release=release, name=FILE_NAME, stored=stored, actor=vendor)
+    releases.publish(session, release_id=release.id, actor=vendor)
+    # The buyer's deal: offer at the list price, accepted, signed by both, paid by bank transfer.
+    terms = {"scope": version.license.get("scope", "commercial"),
+             "duration_days": version.license.get("duration_days", 365), "delivery_mode": "file"}
+    price = {"amount": version.price["amount"], "currency": version.price["currency"]}
+    offer = offers.make(session, data={"product_id": product.id, "price": price, "terms": terms,
+                                       "message": "按月更新的OD数据 for our shuttle-bus planning"}, actor=buyer)
+    contract = offers.accept(session, offer_id=offer.id, actor=vendor)
+    for who in (buyer, vendor):
+        contracts.sign(session, contract_id=contract.id, data={}, actor=who, client_addr="127.0.0.1",
+                       user_agent="datafair-demo")
+    trade = contracts.trade_of(session, contract)
+    payment = payments.create_payment(session, trade_id=trade.id, provider="manual", actor=buyer)
+    payments.confirm_payment(session, payment_id=payment.id, actor=operator)
+    # The escrow created the entitlement and the published release delivered the trade; the buyer
+    # has fetched the file once.
+    ent = session.execute(select(Entitlement).where(Entitlement.trade_id == trade.id)).scalar_one()
+    link = downloads.issue_link(session, entitlement_id=ent.id, release_id=release.id, file=FILE_NAME, actor=buyer,
+                                base_url=LOCAL_BASE_URL)
+    downloads.open_download(session, token=link["url"].rsplit("/", 1)[1], byte_range=None)
+    session.flush()
+    return {"releases": 1, "entitlements": 1, "downloads": 1}

@@ -120,6 +120,12 @@ def put_file(session: Session, *, release_id: str, name: str, read: Callable[[in
                                errors={"Content-SHA256": ["does not match the sha256 of the body received"]}) from None
     release = _owned(session, release_id, actor, lock=True)
     _draft(release)  # published meanwhile: the stored object stays unreferenced, the release unchanged
+    return record_file(session, release=release, name=name, stored=stored, actor=actor)
+
+
+def record_file(session: Session, *, release: Release, name: str, stored: store.Stored,
+                actor: Principal) -> ReleaseFile:
+    """Record an object already in storage as the file `name` of a draft `release` (loaded for update)."""
     row = session.execute(select(ReleaseFile).where(ReleaseFile.release_id == release.id,
                                                     ReleaseFile.name == name)).scalar_one_or_none()
     if row is None:

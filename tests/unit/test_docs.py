@@ -33,6 +33,6 @@ def test_the_readme_is_a_front_page():
 
 
 def test_every_domain_has_its_page():
-    for page in ("identity", "listings", "certification", "trading", "ledger-and-payments", "api-guide",
+    for page in ("identity", "listings", "certification", "trading", "ledger-and-payments", "delivery", "api-guide",
                  "operations", "performance", "decisions"):
         assert (ROOT / "docs" / f"{page}.md").exists(), page
