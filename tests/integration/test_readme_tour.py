@@ -1,0 +1,60 @@
+"""The README's tour, as written, against a real gunicorn on a freshly migrated and seeded SQLite file:
+it registers and verifies a vendor, then downloads the demo's released file and checks it against
+the signed manifest with nothing but the JWKS, RFC 8785 and Ed25519. Runs once, on the PostgreSQL run
+(it uses its own SQLite file either way)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.api.test_ratelimit import gunicorns
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.allow_hosts(["127.0.0.1"]),
+    pytest.mark.skipif(os.environ.get("DATAFAIR_TEST_DB") != "postgres",
+                       reason="run once, on the PostgreSQL run (the tour uses its own SQLite file)"),
+]
+
+
+def tour_script() -> str:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"```sh\n(API=.*?)```", text, re.S)
+    assert block, "the README has no tour block starting with API="
+    return block.group(1)
+
+
+def test_the_readme_tour_delivers_a_file_matching_the_signed_manifest(tmp_path):
+    if shutil.which("curl") is None:
+        pytest.skip("the tour needs curl")
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path}/tour.db",
+           "DATAFAIR_STORAGE_URL": f"file://{tmp_path}/storage", "DATAFAIR_PASSWORD_HASH": "scrypt:1024:8:1",
+           "PYTHONPATH": str(ROOT)}
+    env.pop("REDIS_URL", None)
+    flask = [sys.executable, "-m", "flask", "--app", "app"]
+    for args in (["db", "upgrade"], ["seed-demo"]):
+        done = subprocess.run([*flask, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+    access_log = tmp_path / "access.log"
+    with gunicorns(env["DATABASE_URL"], tmp_path, count=1, DATAFAIR_STORAGE_URL=env["DATAFAIR_STORAGE_URL"],
+                   DATAFAIR_ACCESS_LOG=str(access_log)) as (base,):
+        script = tour_script().replace("http://127.0.0.1:8000", base).replace(".venv/bin/python", sys.executable)
+        script = script.replace("/tmp/", f"{tmp_path}/")  # noqa: S108 - the README's paths, moved here
+        run = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=ROOT, capture_output=True, text=True,
+                             timeout=120)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    assert "file = manifest, manifest signed by the exchange: ok" in run.stdout
+    downloaded = (tmp_path / "od.csv").read_bytes()
+    assert downloaded.startswith(b"hour,origin,destination,trips\n")
+    # The download's path reached gunicorn's access log with its token redacted, and no token at all.
+    log = access_log.read_text()
+    assert "/api/v1/downloads/[redacted]" in log
+    assert not re.search(r"/api/v1/downloads/(?!\[redacted\])", log)
