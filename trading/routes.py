@@ -501,11 +501,13 @@ def stripe_webhook() -> Any:
 @blp.doc(operationId="createDelivery", security=AUTH)
 @blp.problems(*WRITE_ERRORS)
 def deliver(data: dict[str, Any], trade_id: str) -> Any:
-    """Record the delivery of a trade.
+    """Declare a delivery made outside the exchange.
 
     The seller (403 for others who can see the trade): `escrowed` -> `delivered`, with a reference to
-    what was delivered and its sha256 (64 lowercase hex characters). The acceptance period starts: the
-    buyer accepts or disputes it, or it settles by itself at the period's end. 409 unless `escrowed`."""
+    what was delivered and its sha256 (64 lowercase hex characters), `delivery_evidence` `declared`.
+    The acceptance period starts: the buyer accepts or disputes it, or it settles by itself at the
+    period's end. 409 unless `escrowed`, and 409 where the exchange delivers itself (a `file` or
+    `privacy_computing` product with a published release: publishing delivers the trade)."""
     return settlement.deliver(db.session, trade_id=trade_id, actor=current_principal(), **data)
 
 
@@ -531,9 +533,10 @@ def accept_delivery(trade_id: str) -> Any:
 def open_dispute(data: dict[str, Any], trade_id: str) -> Any:
     """Dispute a trade.
 
-    The buyer (403 for others who can see the trade) of an `escrowed` or `delivered` trade: the trade
-    becomes `disputed` and settlement waits for an operator's resolution; the dispute is `open`.
-    409 in any other state."""
+    The buyer, or an operator on its behalf (403 for others who can see the trade), of an `escrowed`
+    or `delivered` trade: the trade becomes `disputed`, settlement waits for an operator's resolution,
+    the dispute is `open` and the buyer's entitlement is suspended until it is resolved. 409 in any
+    other state."""
     return settlement.open_dispute(db.session, trade_id=trade_id, reason=data["reason"], actor=current_principal())
 
 
@@ -548,8 +551,10 @@ def resolve_dispute(data: dict[str, Any], trade_id: str) -> Any:
     Operators only (403 otherwise): refund `refund_amount` (minor units, at most what was paid and
     not yet refunded; 422 beyond) to the buyer and settle the rest to the seller less the fee. A full
     refund ends `refunded`, a partial one `settled` (`settlement` `dispute_resolved`); the dispute is
-    `resolved`. A Stripe payment is refunded at its provider first (502/503 if it refuses or does not
-    answer: the trade stays `disputed`, and a retry replays the same refund). 409 unless `disputed`."""
+    `resolved`. `end_access: true` revokes the buyer's entitlement (no more downloads); otherwise access
+    resumes unless the trade ends `refunded` (which revokes it). A Stripe payment is refunded at its
+    provider first (502/503 if it refuses or does not answer: the trade stays `disputed`, and a retry
+    replays the same refund). 409 unless `disputed`."""
     return settlement.resolve(db.session, trade_id=trade_id, refund_amount=data["refund_amount"],
                               comment=data.get("comment"), end_access=data["end_access"],
                               actor=current_principal())
