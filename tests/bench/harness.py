@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -24,8 +25,21 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parents[2]
 OUT = Path(__file__).parent / "out"
 BIN = Path(sys.executable).parent
-# Development mode only; the placeholder word makes production refuse it if anyone copies it.
-SECRET = "bench-only-insecure-placeholder-key-4Hw1xlHF4D4J3qzz0rbmsdGgEbmCjNDV"
+
+
+def _secret() -> str:
+    """A random key made once per checkout (out/secret.key): the servers run in production mode, which
+    refuses any well-known key, and a database kept with --reuse holds the exchange's signing key
+    encrypted under it, so it must not change from run to run."""
+    path = OUT / "secret.key"
+    if not path.exists():
+        OUT.mkdir(parents=True, exist_ok=True)
+        with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
+            f.write(secrets.token_urlsafe(48))
+    return path.read_text().strip()
+
+
+SECRET = _secret()
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
 # The server on one core and the load generator (and pgbench) on the other, where there are two.
 PIN = shutil.which("taskset") is not None and (os.cpu_count() or 1) >= 2
@@ -168,16 +182,18 @@ def _pinned(cmd: list[str], cpus: str) -> list[str]:
 class Server:
     """gunicorn with deploy/gunicorn.conf.py serving `wsgi` on a free port (pinned to SERVER_CPUS)."""
 
-    def __init__(self, name: str, wsgi: str, url: str, ready_path: str) -> None:
+    def __init__(self, name: str, wsgi: str, url: str, ready_path: str, *, workers: int = WORKERS,
+                 env: dict[str, str] | None = None) -> None:
         self.name, self.wsgi, self.url, self.ready_path = name, wsgi, url, ready_path
+        self.worker_count, self.extra_env = workers, env or {}
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> Server:
         OUT.mkdir(parents=True, exist_ok=True)
         self.log = open(OUT / f"server-{self.name}.log", "wb")
-        env = app_env(self.url, DATAFAIR_BIND=f"127.0.0.1:{self.port}", DATAFAIR_WORKERS=str(WORKERS),
-                      DATAFAIR_ENV="production")
+        env = app_env(self.url, DATAFAIR_BIND=f"127.0.0.1:{self.port}", DATAFAIR_WORKERS=str(self.worker_count),
+                      DATAFAIR_ENV="production", **self.extra_env)
         cmd = _pinned([str(BIN / "gunicorn"), "-c", str(ROOT / "deploy" / "gunicorn.conf.py"), self.wsgi],
                       SERVER_CPUS)
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
@@ -191,7 +207,7 @@ class Server:
                 client = Client("127.0.0.1", self.port)
                 status, _ = client.request(encode("127.0.0.1", self.port, "GET", self.ready_path))
                 client.close()
-                if status == 200 and len(self.workers()) >= WORKERS:
+                if status == 200 and len(self.workers()) >= self.worker_count:
                     return self
             except OSError:
                 pass

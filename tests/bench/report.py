@@ -68,6 +68,7 @@ def rows(r: dict[str, Any]) -> list[dict[str, Any]]:
         base = max(w["rss_mb"] for w in r["baseline_memory"])
         out.append(_row(f"gunicorn worker RSS after the search mix at {size} (PSS)", f"{rss:.0f} MB ({pss:.0f})",
                         f"bare Flask worker {base:.0f} MB", f"{rss / base:.2f}", "RSS <= 150 MB", rss <= 150))
+    out += _delivery_rows(r.get("delivery"))
     growth = r.get("growth", {})
     sizes = sorted(growth, key=int)
     for what in ("search", "matching"):
@@ -79,6 +80,36 @@ def rows(r: dict[str, Any]) -> list[dict[str, Any]]:
                             f"{pa:.1f} -> {pb:.1f} ms", f"linear: x{factor:.0f}", f"x{pb / pa:.2f}",
                             "sub-linear", pb / pa < factor))
     return out
+
+
+def _delivery_rows(d: dict[str, Any] | None) -> list[dict[str, Any]]:
+    if not d:
+        return []
+    up, down, rng = d["upload"], d["download"], d["range"]
+    size = f"{d['mib'] / 1024:g} GiB" if d["mib"] >= 1024 else f"{d['mib']} MiB"
+    return [
+        _row(f"release upload (`PUT`, {size}, 1 worker), MiB/s", _spread(up["mib_s"]),
+             f"`cp` + fsync {_spread(up['cp_fsync_mib_s'])}", _spread(up["ratio_cp_fsync"], "{:.2f}"),
+             ">= 0.5 x cp+fsync", up["ratio_cp_fsync"]["median"] >= 0.5),
+        _row(f"release upload, {size}, against `cp` without fsync", _spread(up["mib_s"]),
+             f"`cp` {_spread(up['cp_mib_s'])}, `cat` {_spread(up['cat_mib_s'])}", _spread(up["ratio_cp"], "{:.2f}"),
+             "(context)", None),
+        _row("worker RSS growth during the upload", f"{up['rss_growth_mb']['max']:.1f} MB",
+             f"worker before {d['worker_rss_before_mb']:.0f} MB", "", "< 20 MB", up["rss_growth_mb"]["max"] < 20),
+        _row(f"release download (`GET` link, {size}), MiB/s", _spread(down["mib_s"]),
+             f"`cat` {_spread(down['cat_mib_s'])}", _spread(down["ratio_cat"], "{:.2f}"), ">= 0.5 x cat",
+             down["ratio_cat"]["median"] >= 0.5),
+        _row(f"release download, {size}, against bare sendfile over loopback", _spread(down["mib_s"]),
+             f"sendfile(2) to the same client {_spread(down['sendfile_mib_s'])}",
+             _spread(down["ratio_sendfile"], "{:.2f}"), "(context)", None),
+        _row("worker RSS growth during the download", f"{down['rss_growth_mb']['max']:.1f} MB",
+             f"worker before {d['worker_rss_before_mb']:.0f} MB", "", "< 20 MB", down["rss_growth_mb"]["max"] < 20),
+        _row(f"download `Range` last 1 MiB ({rng['status']}), p95 (p50)",
+             f"{rng['ms']['p95']:.1f} ms ({rng['ms']['p50']:.1f})",
+             f"`GET /health/live` p95 {rng['health_live_ms']['p95']:.1f} ms",
+             f"{rng['ms']['p95'] / rng['health_live_ms']['p95']:.0f}x", "206, p95 <= 30 ms",
+             rng["status"] == 206 and rng["ms"]["p95"] <= 30),
+    ]
 
 
 def _table(rows_: list[dict[str, Any]]) -> list[str]:
@@ -98,8 +129,18 @@ def console(rows_: list[dict[str, Any]], r: dict[str, Any]) -> str:
 def _footer(r: dict[str, Any]) -> str:
     m = r["machine"]
     gen = ", ".join(f"{k}: {v:.0f} s" for k, v in r.get("generate_seconds", {}).items())
-    return (f"{m['cpus']} cores, server pinned to one core and the load generator to the other: {m['pinned']}; "
-            f"gunicorn sync workers: {m['workers']}. Generation ({gen}). Whole run: {r['total_seconds'] / 60:.1f} min.")
+    text = (f"{m['cpus']} cores, server pinned to one core and the load generator to the other: {m['pinned']}; "
+            f"gunicorn sync workers: {m['workers']} (delivery: 1).")
+    if gen:
+        text += f" Generation ({gen})."
+    if "total_seconds" in r:
+        text += f" Whole run: {r['total_seconds'] / 60:.1f} min."
+    if "delivery" in r:
+        d = r["delivery"]
+        same = d["verified"]["sha256"] == d["verified"]["manifest_file_sha256"]
+        text += (f" Delivery: {d['mib']} MiB random file, {d['rounds']} rounds, sha256 of the download = the"
+                 f" manifest's: {same}, {d['seconds']:.0f} s.")
+    return text
 
 
 def markdown(rows_: list[dict[str, Any]], r: dict[str, Any]) -> str:

@@ -3,13 +3,16 @@
     python -m tests.bench.run              # the whole suite at 100k products (about 12 minutes here)
     BENCH_1M=1 python -m tests.bench.run   # and the growth of search and matching up to 1M products
     python -m tests.bench.run --quick      # a smoke run on a few thousand products
+    python -m tests.bench.run --only delivery   # just release uploads and downloads (1 GiB; --quick: 64 MiB)
 
 Data comes from the bulk generator (`python -m tests.bench.generate`: listed products with certificates,
 and per ten products one procurement and one trade), into one PostgreSQL database and one SQLite
 file created once per run and shared by every benchmark. PostgreSQL grows 10k -> 100k (-> 1M) so the
 growth of search and matching latency is measured on the way. Servers are gunicorn with
 deploy/gunicorn.conf.py; the load generator is a separate process (tests/bench/loadgen.py), pinned to
-the other core. Writes tests/bench/results.json, results.md and results.png.
+the other core. The delivery benchmark has its own SQLite file, one worker and a file of 1 GiB.
+Writes tests/bench/results.json, results.md and results.png; `--only` runs a part and merges it into
+the results of the last run.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.bench import bench_http, bench_matching, bench_search, bench_trading, report
+from tests.bench import bench_delivery, bench_http, bench_matching, bench_search, bench_trading, report
 from tests.bench.harness import (
     OUT,
     PIN,
@@ -44,9 +47,15 @@ PG_NAME, PGBENCH_NAME, SQLITE_NAME = "datafair_bench", "datafair_bench_pgbench",
 def _sizes(args: argparse.Namespace) -> dict[str, Any]:
     if args.quick:
         return {"steps": [1000, 3000], "main": 3000, "repeat": 3, "naive": 1, "rounds": 1, "duration": 1.5,
-                "flows": 5, "million": False}
+                "flows": 5, "million": False, "file_mib": 64}
     return {"steps": [10_000, 100_000], "main": 100_000, "repeat": 20, "naive": 3, "rounds": 3, "duration": 4.0,
-            "flows": 30, "million": args.million}
+            "flows": 30, "million": args.million, "file_mib": 1024}
+
+
+def delivery(sizes: dict[str, Any]) -> dict[str, Any]:
+    with timer(f"delivery, {sizes['file_mib']} MiB file"):
+        return bench_delivery.measure(size=sizes["file_mib"] << 20, rounds=max(2, sizes["rounds"]),
+                                      range_repeat=max(5, sizes["repeat"]))
 
 
 def _dispose(app: Any) -> None:
@@ -126,6 +135,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             results["matching_sqlite"]["naive"] = bench_matching.naive_baseline(sqlite_app, runs=sizes["naive"])
     _dispose(sqlite_app)
 
+    log("Delivery (SQLite, file storage)")
+    results["delivery"] = delivery(sizes)
+
     # -- 1M products (opt-in: generating 900k more takes longer than the whole budget) ---------------
     if sizes["million"]:
         took = grow(pg_url, pg_app, 1_000_000)
@@ -141,6 +153,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return results
 
 
+# What `--only` can run on its own (each with its own database and server).
+PARTS = {"delivery": delivery}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a smoke run on a few thousand products")
@@ -148,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="also grow PostgreSQL to 1M products (BENCH_1M=1)")
     parser.add_argument("--reuse", action="store_true", help="keep the benchmark databases of an earlier run")
     parser.add_argument("--report-only", action="store_true", help="rewrite the table and chart from results.json")
+    parser.add_argument("--only", choices=sorted(PARTS), help="run one part and merge it into the last results")
     args = parser.parse_args(argv)
     target = HERE / ("results-quick.json" if args.quick else "results.json")
     if args.report_only:
@@ -155,14 +172,20 @@ def main(argv: list[str] | None = None) -> int:
     else:
         OUT.mkdir(parents=True, exist_ok=True)
         os.environ.setdefault("DATABASE_URL", f"sqlite:///{OUT / 'import.db'}")
-        results = run(args)
+        if args.only:
+            results = json.loads(target.read_text()) if target.exists() else {
+                "machine": {"cpus": os.cpu_count(), "pinned": PIN, "workers": WORKERS, "quick": args.quick}}
+            results[args.only] = PARTS[args.only](_sizes(args))
+        else:
+            results = run(args)
         target.write_text(json.dumps(results, indent=1, ensure_ascii=False))
     rows = report.rows(results)
     print(report.console(rows, results))
     if not args.quick:
         (HERE / "results.md").write_text(report.markdown(rows, results))
-        report.chart(results, HERE / "results.png")
-    log(f"wrote {target.name}" + ("" if args.quick else ", results.md and results.png"))
+        if not args.only:  # the chart draws none of what --only runs
+            report.chart(results, HERE / "results.png")
+    log(f"wrote {target.name}" + ("" if args.quick else ", results.md" + ("" if args.only else " and results.png")))
     return 0
 
 
