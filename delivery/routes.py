@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import current_app, request, send_file
 from werkzeug.exceptions import UnsupportedMediaType
-from werkzeug.wsgi import wrap_file
+from werkzeug.wsgi import FileWrapper, wrap_file
 
 from delivery import accesses, downloads, entitlements, releases
 from delivery import schemas as ex
@@ -216,9 +216,19 @@ def download(token: str) -> Any:
     no longer lawful, the release was withdrawn, or the token expired or was altered). Honours
     `Range` (206) and `If-None-Match`; `ETag` is the file's sha256."""
     served = downloads.open_download(db.session, token=token, byte_range=request.range)
-    if served.path is not None:
+    if served.path is not None and request.range is None:
+        # The whole file: the server's wsgi.file_wrapper (sendfile under gunicorn), constant memory.
         response = send_file(served.path, mimetype="application/octet-stream", as_attachment=True,
                              download_name=served.name, conditional=True, etag=served.sha256, max_age=0)
+    elif served.path is not None:
+        # A range: werkzeug's own FileWrapper is seekable, so the range starts with a seek; gunicorn's
+        # wrapper is not, and werkzeug would read and discard every byte before the range.
+        response = current_app.response_class(FileWrapper(open(served.path, "rb")),  # noqa: SIM115 - closed by the server
+                                              mimetype="application/octet-stream", direct_passthrough=True)
+        response.content_length = served.bytes
+        response.set_etag(served.sha256)
+        response.headers["Content-Disposition"] = f'attachment; filename="{served.name}"'
+        response.make_conditional(request.environ, accept_ranges=True, complete_length=served.bytes)
     else:
         response = current_app.response_class(wrap_file(request.environ, served.stream),
                                               mimetype="application/octet-stream", direct_passthrough=True)
