@@ -118,14 +118,14 @@ def test_the_openapi_enum_lists_the_registered_event_types(app):
         spec = c.get("/api/v1/openapi.json").get_json()
     names = sorted(outbox.event_types(app))
     create = spec["components"]["schemas"]["WebhookEndpointCreate"]["properties"]["events"]
-    assert create["items"]["enum"] == names and create["maxItems"] == len(names) == 15
+    assert create["items"]["enum"] == names and create["maxItems"] == len(names) == 21
     assert create["minItems"] == 1
     for component in ("WebhookEndpoint", "WebhookEndpointCreated"):
         assert spec["components"]["schemas"][component]["properties"]["events"]["items"]["enum"] == names
 
 
 def test_each_layer_registers_its_demo_seeder_and_they_run_in_layer_order(app, make_app):
-    assert list(demo.seeders(app)) == ["listings", "certification", "trading"]
+    assert list(demo.seeders(app)) == ["listings", "certification", "trading", "delivery"]
     other = make_app()
     demo.register_seeder(other, "test.only_here", lambda session, orgs: None)
     assert "test.only_here" not in demo.seeders(app)

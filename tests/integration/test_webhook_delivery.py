@@ -113,7 +113,7 @@ def test_emit_refuses_programming_errors(session, kw, message):
 
 
 def test_every_documented_event_type_is_accepted(app, session):
-    assert len(outbox.event_types(app)) == 15
+    assert len(outbox.event_types(app)) == 21  # 15 + entitlement.<4 statuses> + release.published|withdrawn
     for event_type in sorted(outbox.event_types(app)):
         outbox.emit(session, event_type=event_type, org_ids=["org_a"], payload={})
 
