@@ -141,11 +141,23 @@ def persist(session: Session, ent: Entitlement, verdict: Verdict, *, actor: Prin
 
 
 def refresh(session: Session, ent_id: str, now: datetime | None = None) -> bool:
-    """Lock one entitlement, evaluate it and persist a change (one sweep item)."""
+    """Lock one entitlement's trade, then the entitlement (the order every trading path takes),
+    evaluate it and persist a change (one sweep item). An active entitlement whose trade still waits
+    for its delivery gets it here: a publication and an escrow that ran at the same moment each
+    missed the other's uncommitted row."""
+    trade_id = session.execute(select(Entitlement.trade_id).where(Entitlement.id == ent_id)).scalar_one_or_none()
+    if trade_id is None:
+        return False
+    session.execute(select(Trade.id).where(Trade.id == trade_id).with_for_update())
     ent = load_for_update(session, Entitlement, ent_id)
     if ent is None or ent.status not in LIVE:
         return False
-    return persist(session, ent, evaluate(session, ent, now))
+    changed = persist(session, ent, evaluate(session, ent, now))
+    if ent.status == E.ACTIVE and session.get(Trade, trade_id).status == T.ESCROWED:
+        from delivery import evidence
+
+        evidence.on_active(session, ent, resumed=False)
+    return changed
 
 
 def revoke(session: Session, ent: Entitlement, reason: str, *, actor: Principal | None = None) -> None:

@@ -200,14 +200,16 @@ def _buyers(session: Session, release: Release) -> list[str]:
 
 
 def _deliver_waiting_trades(session: Session, release: Release) -> None:
-    """Escrowed trades on the product whose entitlement is active now become `delivered`."""
-    waiting = list(session.execute(
-        select(Entitlement).join(Trade, Trade.id == Entitlement.trade_id)
+    """Escrowed trades on the product whose entitlement is active now become `delivered`. Trades are
+    locked before their entitlements, in id order (the order of every trading path)."""
+    waiting = session.execute(
+        select(Trade.id, Entitlement.id).join(Entitlement, Trade.id == Entitlement.trade_id)
         .where(Entitlement.product_id == release.product_id, Entitlement.status.in_([str(s) for s in LIVE]),
                Entitlement.ends_at > release.published_at, Entitlement.delivery_mode == "file",
                Trade.status == "escrowed")
-        .order_by(Entitlement.trade_id).with_for_update(of=Entitlement)).scalars())
-    for ent in waiting:
+        .order_by(Trade.id).with_for_update(of=Trade)).all()
+    for _trade_id, ent_id in waiting:
+        ent = load_for_update(session, Entitlement, ent_id)
         verdict = entitlements.evaluate(session, ent)
         entitlements.persist(session, ent, verdict)
         if verdict.status != EntitlementStatus.ACTIVE:

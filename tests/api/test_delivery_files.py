@@ -37,3 +37,20 @@ def test_escrow_publish_download(api):
     log = api.get(f"entitlements/{ent['id']}/accesses", buyer).get_json()
     assert [a["kind"] for a in log["items"]] == ["download_link", "download", "download"]
     assert log["items"][2]["bytes"] == 5
+
+
+def test_the_sweep_delivers_a_trade_that_an_escrow_racing_a_publication_left_waiting(api, app, monkeypatch):
+    """An escrow and a publication committing at the same moment each miss the other's row (neither
+    sees an uncommitted write): simulated by the escrow not seeing the release. The sweep delivers."""
+    from delivery import evidence
+
+    vendor, buyer = api.vendor(), api.enterprise()
+    trade = signed_trade(api, vendor, buyer)
+    release(api, vendor, trade["product_id"])
+    with monkeypatch.context() as m:
+        m.setattr(evidence, "on_active", lambda *a, **kw: None)
+        assert pay(api, buyer, trade["id"])["status"] == "escrowed"
+    result = app.test_cli_runner().invoke(args=["sweep"])
+    assert result.exit_code == 0, result.output
+    trade = api.get(f"trades/{trade['id']}", buyer).get_json()
+    assert trade["status"] == "delivered" and trade["delivery_evidence"] == "release"
