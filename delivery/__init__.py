@@ -25,12 +25,14 @@ def init_app(app: Flask, api: Any) -> None:
     from delivery import demo, entitlements, evidence, routes
     from exchange import hooks
     from exchange.events import outbox
-    from exchange.http import stream_body
+    from exchange.http import exempt_from_suspension, stream_body
     from exchange.identity import demo as exchange_demo
     from exchange.jobs import scheduler as jobs
 
     api.register_blueprint(routes.blp)
     stream_body(app, "delivery.upload_file")
+    # A suspended buyer's link request is refused by the entitlement check, with its reason, and logged.
+    exempt_from_suspension(app, "delivery.create_download")
     hooks.register(app, "trade_escrowed", entitlements.on_trade_escrowed)
     hooks.register(app, "trade_disputed", entitlements.on_trade_changed)
     hooks.register(app, "trade_resolved", entitlements.on_trade_resolved)

@@ -57,6 +57,16 @@ def stream_body(app: Flask, endpoint: str) -> None:
     app.extensions.setdefault(STREAMED_BODIES, set()).add(endpoint)
 
 
+SUSPENSION_EXEMPT = "datafair.suspension_exempt"
+
+
+def exempt_from_suspension(app: Flask, endpoint: str) -> None:
+    """Let the view `endpoint` decide itself what a member of a suspended organization gets (a
+    use of bought data, refused and logged by its service with the reason), instead of the kernel's
+    blanket 403 on writes."""
+    app.extensions.setdefault(SUSPENSION_EXEMPT, set()).add(endpoint)
+
+
 def before_request() -> Response | None:
     for key in REQUEST_STATE:
         g.pop(key, None)
@@ -87,7 +97,8 @@ def before_request() -> Response | None:
             # End the lookup's transaction so per-organization rate limits can write before the view's.
             db.session.rollback()
             if (principal is not None and principal.is_suspended
-                    and not request.path.startswith(f"{API_PREFIX}/auth/")):
+                    and not request.path.startswith(f"{API_PREFIX}/auth/")
+                    and request.endpoint not in current_app.extensions.get(SUSPENSION_EXEMPT, ())):
                 raise Forbidden("Your organization is suspended: it may read its data but not write.")
     return None
 

@@ -54,3 +54,17 @@ def test_the_sweep_delivers_a_trade_that_an_escrow_racing_a_publication_left_wai
     assert result.exit_code == 0, result.output
     trade = api.get(f"trades/{trade['id']}", buyer).get_json()
     assert trade["status"] == "delivered" and trade["delivery_evidence"] == "release"
+
+
+def test_a_suspended_buyer_is_refused_with_the_reason_and_the_refusal_is_logged(api):
+    vendor, buyer = api.vendor(), api.enterprise()
+    trade = pay(api, buyer, signed_trade(api, vendor, buyer)["id"])
+    ent = entitlement_of(api, buyer, trade["id"])
+    rel = release(api, vendor, trade["product_id"])
+    api.suspend(buyer)
+    r = api.post(f"entitlements/{ent['id']}/downloads", buyer, json={"release_id": rel["id"], "file": "traffic.csv"})
+    assert r.status_code == 403
+    assert r.get_json()["detail"] == "entitlement_suspended: buyer organization suspended"
+    log = api.get(f"entitlements/{ent['id']}/accesses", vendor).get_json()["items"]
+    assert [(a["kind"], a["status"], a["refused_reason"]) for a in log] == [
+        ("download_link", "refused", "entitlement_suspended: buyer organization suspended")]
