@@ -174,6 +174,7 @@ class EntitlementMachine(RuleBasedStateMachine):
         self.expiry_persisted = False
 
     # -- the trade -------------------------------------------------------------------------------
+    # Paying under a suspended or revoked certificate is accepted where API.md says 409 (the xfail below).
     @precondition(lambda self: not self.model.escrowed and self.model.cert not in ("suspended", "revoked"))
     @rule()
     def escrow(self):
@@ -396,3 +397,13 @@ def test_the_access_log_pages_by_its_cursor(app, api):
     assert r.status_code == 200, r.get_json()
     assert len(r.get_json()["items"]) == 2
     assert [a["kind"] for a in access_log(api, w["buyer"], ent["id"])] == ["download_link"] * 3
+
+
+@pytest.mark.parametrize("action", ["suspend", "revoke"])
+@pytest.mark.xfail(strict=True, reason="trading/payments.py create_payment: paying a trade whose product's certificate "
+                   "is suspended or revoked is accepted (API.md: 409)")
+def test_paying_under_a_suspended_or_revoked_certificate_is_refused(api, action):
+    w = world(api, cross_border=False)
+    assert cert_action(api, w["op"], w["certificate"], action).status_code == 200
+    r = api.post(f"trades/{w['trade']['id']}/payments", w["buyer"], json={"provider": "manual"})
+    assert r.status_code == 409, r.get_json()
