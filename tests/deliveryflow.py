@@ -76,3 +76,18 @@ def fetch(api: ApiHelper, url: str, **headers: str) -> Any:
     r.get_data()  # read the streamed body, then release the file it came from
     r.close()
     return r
+
+
+def access_log(api: ApiHelper, actor: Actor, ent_id: str) -> list[dict[str, Any]]:
+    """The whole access log of an entitlement, following its cursor."""
+    items: list[dict[str, Any]] = []
+    after: int | None = None
+    while True:
+        r = api.get(f"entitlements/{ent_id}/accesses?limit=100" + (f"&after={after}" if after is not None else ""),
+                    actor)
+        assert r.status_code == 200, r.get_json()
+        page = r.get_json()
+        items += page["items"]
+        if page["next"] is None:
+            return items
+        after = page["next"]
