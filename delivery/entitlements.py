@@ -80,14 +80,21 @@ def evaluate(session: Session, ent: Entitlement, now: datetime | None = None) ->
     trade = session.get(Trade, ent.trade_id)
     cert = _certificate(session, ent)
     cert_status = certificates.effective_status(cert, now) if cert is not None else CertificateStatus.REVOKED
+    # Expiry is final too: once `ends_at` has passed, only a revocation that came before it counts
+    # (the sweep may not have persisted the expiry yet when a later refund or revocation arrives).
+    ended = ent.ends_at <= now
+
+    def before_end(at: datetime | None) -> bool:
+        return not ended or (at is not None and at < ent.ends_at)
+
     revoked = []
-    if trade.status == T.REFUNDED:
+    if trade.status == T.REFUNDED and before_end(trade.settled_at):
         revoked.append("trade refunded")
-    if cert_status == CertificateStatus.REVOKED:
+    if cert_status == CertificateStatus.REVOKED and before_end(cert.updated_at if cert is not None else None):
         revoked.append("certificate revoked")
     if revoked:
         return Verdict(E.REVOKED, tuple(revoked))
-    if ent.ends_at <= now:
+    if ended:
         return Verdict(E.EXPIRED, ("ends_at passed",))
     causes: list[str] = []
     if trade.status == T.DISPUTED:
@@ -161,9 +168,11 @@ def refresh(session: Session, ent_id: str, now: datetime | None = None) -> bool:
 
 
 def revoke(session: Session, ent: Entitlement, reason: str, *, actor: Principal | None = None) -> None:
-    """Revoke `ent` (loaded for update) for `reason`; a revoked entitlement stays revoked."""
+    """Revoke `ent` (loaded for update) for `reason`; a revoked entitlement stays revoked, and one
+    whose `ends_at` has passed is expired, not revoked (expiry is final)."""
     if ent.status in LIVE:
-        persist(session, ent, Verdict(E.REVOKED, (reason,)), actor=actor)
+        verdict = Verdict(E.EXPIRED, ("ends_at passed",)) if ent.ends_at <= utcnow() else Verdict(E.REVOKED, (reason,))
+        persist(session, ent, verdict, actor=actor)
 
 
 # -- trading's hooks -------------------------------------------------------------------------------

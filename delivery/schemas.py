@@ -62,8 +62,10 @@ class AccessPageSchema(Schema):
 
 
 class CursorArgsSchema(StrictSchema):
-    after = StrictInteger(minimum=0, metadata={"description": "The `next` of the previous page."})
-    limit = StrictInteger(load_default=20, minimum=1, maximum=100)
+    # Query values are strings: plain Integer (a strict one would refuse "20"), bounded like page/per_page.
+    after = fields.Integer(validate=validate.Range(min=0, max=2**53 - 1),
+                           metadata={"description": "The `next` of the previous page."})
+    limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
 
 
 class ReleaseCreateSchema(StrictSchema):

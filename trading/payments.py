@@ -21,6 +21,9 @@ from sqlalchemy import exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from certification import certificates
+from certification.models import Certificate
+from certification.states import CertificateStatus
 from exchange import hooks
 from exchange.db import after_transaction, utcnow
 from exchange.errors import Conflict, Forbidden, NotFound
@@ -44,7 +47,7 @@ from exchange.payments import (
 from exchange.payments.models import ProviderCall
 from exchange.principal import Principal
 from exchange.states import transition
-from trading.models import Payment, Trade
+from trading.models import Contract, Payment, Trade
 from trading.settlement import (
     BATCH,
     _escrow,
@@ -77,10 +80,22 @@ def _refuse_second_payment(session: Session, trade_id: str) -> None:
                        f"flight. Cancel it first (POST /api/v1/payments/{pending.id}/cancel), then pay again.")
 
 
+def _refuse_uncertified(session: Session, trade: Trade) -> None:
+    """No money into escrow while the certificate the contract was signed under is suspended or
+    revoked (409); a superseded or expired one still covers the revision that was bought."""
+    contract = session.get(Contract, trade.contract_id)
+    cert = session.get(Certificate, contract.certificate_number)
+    status = certificates.effective_status(cert) if cert is not None else CertificateStatus.REVOKED
+    if status in (CertificateStatus.SUSPENDED, CertificateStatus.REVOKED):
+        raise Conflict(f"The product's certificate {contract.certificate_number} is {status}; "
+                       "this trade cannot be paid until it is reinstated.")
+
+
 def create_payment(session: Session, *, trade_id: str, provider: str, actor: Principal) -> Payment:
     """The buyer starts paying (`manual`: a bank transfer an operator confirms; `stripe`: a
     PaymentIntent confirmed by its webhook). Raises Forbidden, NotFound, Conflict (409: not awaiting
-    payment, another payment still pending, or the seller suspended), 422, and the provider's 502/503.
+    payment, another payment still pending, the seller suspended, the certificate suspended or revoked),
+    422, and the provider's 502/503.
 
     Commits twice: the pending payment and the call's intent first (so the one-pending rule holds
     before the provider is asked), then the provider's answer once the call returns.
@@ -94,6 +109,7 @@ def create_payment(session: Session, *, trade_id: str, provider: str, actor: Pri
     identity.active_counterparty(session, org_id=trade.seller_org_id, role="seller", actor=actor)
     if trade.status != T.AWAITING_PAYMENT:
         raise Conflict(f"This trade is {trade.status}; it is not awaiting payment.")
+    _refuse_uncertified(session, trade)
     gateway = get_gateway(provider)
     _refuse_second_payment(session, trade.id)
     payment = Payment(trade_id=trade.id, provider=provider, status=PS.PENDING, amount=trade.amount,

@@ -6,7 +6,6 @@ the access log only grows, with one refused entry per refusal that reached deliv
 
 from __future__ import annotations
 
-import json
 import time
 from datetime import timedelta
 
@@ -24,9 +23,7 @@ from hypothesis.stateful import (
 from sqlalchemy import select, update
 
 from certification.models import WhitelistEntry
-from delivery import accesses
 from delivery.models import Entitlement, Release
-from delivery.schemas import AccessPageSchema
 from exchange.db import db, utcnow
 from exchange.fields import iso_z
 from tests.certflow import approve_all, submit
@@ -36,7 +33,6 @@ from tests.factories import ApiHelper
 ONE_TIME = {"model": "one_time", "amount": 1_250_000, "currency": "CNY"}
 # An `important` product from the mainland sold to Hong Kong crosses a border only under a white-list entry.
 CROSS_BORDER = {"classification": "important", "category": "finance"}
-SUSPENDED_WRITER = "Your organization is suspended"
 
 
 def whitelist_entry(api: ApiHelper, op, days: int = 90) -> str:
@@ -83,16 +79,6 @@ def lapse_entry(app, entry_id: str) -> None:
         db.session.execute(update(WhitelistEntry).where(WhitelistEntry.id == entry_id)
                            .values(expires_at=utcnow() - timedelta(seconds=1)))
         db.session.commit()
-
-
-def whole_log(app, ent_id: str) -> list[dict]:
-    """The whole access log as the API shows it, read by the route's own query: the API pages it by
-    a cursor that cannot be followed yet (the xfail below)."""
-    with app.app_context():
-        page = accesses.page(db.session, entitlement_id=ent_id, after=None, limit=10_000)
-        shown = AccessPageSchema().dump(page)["items"]
-        db.session.rollback()
-    return json.loads(json.dumps(shown))
 
 
 def cert_action(api: ApiHelper, op, number: str, action: str):
@@ -174,12 +160,12 @@ class EntitlementMachine(RuleBasedStateMachine):
         self.expiry_persisted = False
 
     # -- the trade -------------------------------------------------------------------------------
-    # Paying under a suspended or revoked certificate is accepted where API.md says 409 (the xfail below).
-    @precondition(lambda self: not self.model.escrowed and self.model.cert not in ("suspended", "revoked"))
+    @precondition(lambda self: not self.model.escrowed)
     @rule()
     def escrow(self):
         m = self.model
-        if m.buyer_suspended or m.seller_suspended:
+        if m.buyer_suspended or m.seller_suspended or m.cert in ("suspended", "revoked"):
+            # Refused: the buyer's own write (403), the seller or the certificate (409).
             r = self.api.post(f"trades/{self.trade['id']}/payments", self.buyer, json={"provider": "manual"})
             assert r.status_code == (403 if m.buyer_suspended else 409), r.get_json()
             return
@@ -196,20 +182,10 @@ class EntitlementMachine(RuleBasedStateMachine):
         assert r.status_code == 201, r.get_json()
         self.model.trade = "disputed"
 
-    @precondition(lambda self: self.model.trade == "disputed" and self.expiry_settled())
+    @precondition(lambda self: self.model.trade == "disputed")
     @rule(refund=st.sampled_from(["none", "partial", "full"]), end_access=st.booleans())
     def resolve(self, refund, end_access):
         self._resolve(refund, end_access)
-
-    @precondition(lambda self: self.model.trade == "disputed" and not self.expiry_settled())
-    @rule(refund=st.sampled_from(["none", "partial"]))
-    def resolve_keeping_access(self, refund):
-        """After an expiry the sweep has not persisted yet, only resolutions that revoke nothing
-        (revoking then is the xfail below)."""
-        self._resolve(refund, False)
-
-    def expiry_settled(self) -> bool:
-        return self.model.final != "expired" or self.expiry_persisted
 
     def _resolve(self, refund, end_access):
         amount = {"none": 0, "partial": self.trade["amount"] // 3, "full": self.trade["amount"]}[refund]
@@ -222,8 +198,6 @@ class EntitlementMachine(RuleBasedStateMachine):
             self.model.end("revoked")
 
     # -- the certificate -------------------------------------------------------------------------
-    # Revoking the certificate of an entitlement whose expiry is not persisted yet is the xfail below.
-    @precondition(lambda self: self.expiry_settled())
     @rule(action=st.sampled_from(["suspend", "reinstate", "revoke"]))
     def certificate(self, action):
         m = self.model
@@ -331,10 +305,7 @@ class EntitlementMachine(RuleBasedStateMachine):
             self.seen_final = shown["status"]
         r = self.api.post(f"entitlements/{self.ent_id}/downloads", self.buyer,
                           json={"release_id": self.release["id"], "file": "traffic.csv"})
-        if m.buyer_suspended:
-            # The suspended organization's writes are refused before delivery is asked (nothing logged).
-            assert r.status_code == 403 and r.get_json()["detail"].startswith(SUSPENDED_WRITER), r.get_json()
-        elif m.allowed:
+        if m.allowed:
             assert r.status_code == 201, (m.__dict__, r.get_json())
             self.url = r.get_json()["url"]
             self.allowed += 1
@@ -342,10 +313,7 @@ class EntitlementMachine(RuleBasedStateMachine):
             assert r.status_code == 403, (m.__dict__, r.get_json())
             assert r.get_json()["detail"].startswith(m.code + ":"), (m.code, r.get_json())
             self.refused += 1
-        log = whole_log(self.app, self.ent_id)
-        # The API's first page is the log's start (paging further is the xfail below).
-        r = self.api.get(f"entitlements/{self.ent_id}/accesses", self.buyer)
-        assert r.status_code == 200 and r.get_json()["items"] == log[:20], r.get_json()
+        log = access_log(self.api, self.buyer, self.ent_id)
         ids = [a["id"] for a in log]
         assert ids == sorted(set(ids)), ids
         assert log[:len(self.log)] == self.log, "an earlier access log entry changed or vanished"
@@ -363,10 +331,8 @@ def test_entitlement_state_machine(_session_app, database):
     )
 
 
-# -- bugs found by the machine -----------------------------------------------------------------------
+# -- bugs the machine found (fixed; kept as regression tests) ------------------------------------------
 @pytest.mark.parametrize("revocation", ["certificate revoked", "full refund", "end_access"])
-@pytest.mark.xfail(strict=True, reason="delivery/entitlements.py evaluate/revoke: an entitlement past its ends_at "
-                   "(expired, not yet persisted by the sweep) turns revoked when a revocation cause comes later")
 def test_an_expired_entitlement_stays_expired_when_a_revocation_comes_later(app, api, revocation):
     w = world(api, cross_border=False)
     buyer, op, trade_id = w["buyer"], w["op"], w["trade"]["id"]
@@ -385,8 +351,6 @@ def test_an_expired_entitlement_stays_expired_when_a_revocation_comes_later(app,
     assert api.get(f"entitlements/{ent['id']}", buyer).get_json()["status"] == "expired"
 
 
-@pytest.mark.xfail(strict=True, reason="delivery/schemas.py CursorArgsSchema: `after` and `limit` are StrictInteger, "
-                   "which refuses the strings every query parameter is, so the access log cannot be paged")
 def test_the_access_log_pages_by_its_cursor(app, api):
     w = world(api, cross_border=False)
     pay(api, w["buyer"], w["trade"]["id"])
@@ -400,8 +364,6 @@ def test_the_access_log_pages_by_its_cursor(app, api):
 
 
 @pytest.mark.parametrize("action", ["suspend", "revoke"])
-@pytest.mark.xfail(strict=True, reason="trading/payments.py create_payment: paying a trade whose product's certificate "
-                   "is suspended or revoked is accepted (API.md: 409)")
 def test_paying_under_a_suspended_or_revoked_certificate_is_refused(api, action):
     w = world(api, cross_border=False)
     assert cert_action(api, w["op"], w["certificate"], action).status_code == 200
