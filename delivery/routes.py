@@ -140,7 +140,8 @@ def get_release(release_id: str) -> Any:
     return releases.shown(db.session, releases.get(db.session, release_id=release_id, principal=current_principal()))
 
 
-@blp.route("/releases/<release_id>/files/<name>", methods=["PUT"])
+# `name` may be up to 200 characters (API.md), past the default 64-character bound of path values.
+@blp.route("/releases/<release_id>/files/<string(maxlength=200):name>", methods=["PUT"])
 @blp.response(201, ReleaseFileSchema, example=ex.RELEASE_FILE_EXAMPLE)
 @blp.doc(operationId="uploadReleaseFile", security=AUTH, parameters=UPLOAD_PARAMETERS, requestBody=UPLOAD_BODY)
 @blp.problems(*WRITE_ERRORS, 413)

@@ -28,12 +28,14 @@ from trading.models import Payment
 PRINCIPALS = ("anonymous", "suspended", "vendor2", "enterprise2", "assessor2", "assessor", "buyer", "owner",
               "operator")
 SHA = "d" * 64
+RELEASE_FILE = b"date,district,vehicles\n2026-11-01,Tianhe,120433\n"
 # OpenAPI path parameter -> the world object (World.ids key) it names by default
 PATH_OBJECTS = {
     "org_id": "owner_org", "key_id": "key", "product_id": "product", "fair_id": "fair", "stall_id": "stall",
     "certification_id": "cert_review", "objection_id": "objection", "number": "certificate",
     "procurement_id": "procurement", "offer_id": "offer", "contract_id": "contract", "trade_id": "trade_read",
     "payment_id": "payment", "entry_id": "whitelist", "endpoint_id": "webhook",
+    "entitlement_id": "entitlement", "release_id": "release", "name": "file_name", "token": "token",
 }
 # A public address literal: webhook targets are resolved, and nothing else resolves offline.
 WEBHOOK_URL = "https://93.184.216.34/hooks/datafair"
@@ -228,6 +230,37 @@ class Builder:
                                                                       "sha256": SHA}))
         ok(api.post(f"trades/{ids['trade_settled']}/acceptance", buyer))
         ok(api.post(f"trades/{ids['trade_resolve']}/disputes", buyer, json={"reason": "late"}), 201)
+
+        # -- delivery: a certified file product sold to the buyer (escrowed: its entitlement active),
+        # a published release it covers, drafts to upload into and publish, one to withdraw, a link --
+        file_product = certify(api, owner, delivery_mode="file")
+        ids["file_product"] = file_product["id"]
+        contract_id = ok(api.post(f"offers/{bid(api, buyer, file_product)['id']}/accept", owner), 201)["id"]
+        sign(api, buyer, contract_id)
+        ids["trade_file"] = sign(api, owner, contract_id)["trade_id"]
+        pay(ids["trade_file"])
+        (entitlement,) = ok(api.get(f"entitlements?trade_id={ids['trade_file']}", buyer))["items"]
+        assert entitlement["status"] == "active", entitlement
+        ids["entitlement"], ids["file_name"] = entitlement["id"], "traffic.csv"
+
+        def release(*, publish: bool, files: bool = True, notes: str = "November") -> str:
+            rel = ok(api.post(f"products/{file_product['id']}/releases", owner,
+                              json={"label": "2026-11", "notes": notes}), 201)
+            if files:
+                ok(api.client.put(f"/api/v1/releases/{rel['id']}/files/{ids['file_name']}", data=RELEASE_FILE,
+                                  headers={**owner.headers, "Content-Type": "application/octet-stream"}), 201)
+            if publish:
+                ok(api.post(f"releases/{rel['id']}/publish", owner))
+            return rel["id"]
+
+        ids["release"] = release(publish=True)
+        # A draft's notes are its vendor's until it is published (buyers see published releases only).
+        ids["release_draft"] = release(publish=False, files=False, notes=self.secret("release-notes", "owner"))
+        ids["release_publish"] = release(publish=False)
+        ids["release_withdraw"] = release(publish=True)
+        url = ok(api.post(f"entitlements/{ids['entitlement']}/downloads", buyer,
+                          json={"release_id": ids["release"], "file": ids["file_name"]}), 201)["url"]
+        ids["token"] = url.rsplit("/", 1)[1]
 
         for name in ("webhook", "webhook_delete"):
             ids[name] = ok(api.post("webhook-endpoints", owner, json={"url": WEBHOOK_URL,

@@ -30,6 +30,7 @@ class Call:
     body: Any = None
     key: str | None = None  # Idempotency-Key
     action: str = ""  # the pair's name for what this request does
+    data: bytes | None = None  # a raw `application/octet-stream` body (a file upload) instead of JSON
 
     @property
     def url(self) -> str:
@@ -72,9 +73,14 @@ def release(app: Any, calls: list[Call], timeout: float = 60.0) -> list[Answer]:
         if call.key:
             headers["Idempotency-Key"] = call.key
         body = call.body if call.body is not None or call.method == "DELETE" else {}
+        if call.data is not None:
+            headers["Content-Type"] = "application/octet-stream"
         try:
             barrier.wait()
-            r = client.open(call.url, method=call.method, json=body, headers=headers)
+            if call.data is not None:
+                r = client.open(call.url, method=call.method, data=call.data, headers=headers)
+            else:
+                r = client.open(call.url, method=call.method, json=body, headers=headers)
             answers[i] = Answer(call, r.status_code, r.get_data(), r.mimetype,
                                 r.headers.get("Idempotent-Replayed") == "true")
         except BaseException as exc:  # reported below: a thread's exception must fail the test

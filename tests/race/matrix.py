@@ -16,6 +16,7 @@ order of them (tests.race.harness.serializable).
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import uuid
 from collections.abc import Callable
@@ -23,9 +24,11 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from exchange.canonical import sha256_hex
 from exchange.db import utcnow
 from exchange.fields import iso_z
 from tests.certflow import DOCS, certify, create_product, product_body, review, submit
+from tests.deliveryflow import CSV, fetch
 from tests.factories import PASSWORD, Actor, ApiHelper
 from tests.race.harness import PER_SIDE, Answer, Call, Findings, P, changes, query, scalar
 from tests.tradeflow import bid, live_fair, sign
@@ -49,6 +52,7 @@ class Env:
         self.ent2 = api.enterprise()
         self.assessor = api.assessor()
         self.product = certify(api, self.owner)
+        self.file_product = certify(api, self.owner, delivery_mode="file")
         self.fair, self.stall = live_fair(api, self.owner, [self.product["id"]])
 
     # -- organizations --------------------------------------------------------------------------
@@ -129,6 +133,28 @@ class Env:
         elif state == "settled":
             ok(api.post(f"{path}/acceptance", self.buyer))
         return ids
+
+    # -- delivery ---------------------------------------------------------------------------------
+    def release(self, *, files: dict[str, bytes] | None = None, publish: bool = False,
+                product: str | None = None) -> str:
+        """A release of the file product (or `product`): a draft with `files` (traffic.csv by
+        default), published if asked."""
+        api = self.api
+        rel = ok(api.post(f"products/{product or self.file_product['id']}/releases", self.owner,
+                          json={"label": "race"}), 201)["id"]
+        for name, data in ({"traffic.csv": CSV} if files is None else files).items():
+            ok(api.client.put(f"{P}/releases/{rel}/files/{name}", data=data,
+                              headers={**self.owner.headers, "Content-Type": "application/octet-stream"}), 201)
+        if publish:
+            ok(api.post(f"releases/{rel}/publish", self.owner))
+        return rel
+
+    def entitlement(self, product: dict[str, Any] | None = None) -> dict[str, str]:
+        """An escrowed trade of the buyer on the file product (or `product`) and its active entitlement."""
+        ids = self.trade("escrowed", product=product or self.file_product)
+        (ent,) = ok(self.api.get(f"entitlements?trade_id={ids['trade']}", self.buyer))["items"]
+        assert ent["status"] == "active", ent
+        return {**ids, "entitlement": ent["id"]}
 
     def seller_with_balance(self) -> tuple[Actor, int]:
         """A vendor of its own whose payable balance comes from one settled trade."""
@@ -524,6 +550,86 @@ def logout(env: Env) -> Case:
                 check=no_live_session(user, "after logging out"))
 
 
+def create_release(env: Env) -> Case:
+    label = f"race {uuid.uuid4().hex[:8]}"
+    return Case(Call("POST", f"products/{env.file_product['id']}/releases", env.owner, {"label": label}, _key()),
+                count=_count("releases", "label = :l", l=label))
+
+
+def upload_same_file(env: Env) -> Case:
+    """The same name again replaces the draft's file: every upload succeeds, one file remains."""
+    rel = env.release(files={})
+    data = b"race," + uuid.uuid4().hex.encode() + b"\n"
+
+    def one_file(env: Env, answers: list[Answer]) -> list[str]:
+        rows = [tuple(r) for r in query(env.app, "SELECT name, bytes, sha256 FROM release_files WHERE release_id = :r",
+                                        r=rel)]
+        want = [("counts.csv", len(data), hashlib.sha256(data).hexdigest())]
+        return [] if rows == want else [f"release files {rows}, want {want}"]
+    return Case(Call("PUT", f"releases/{rel}/files/counts.csv", env.owner, data=data), check=one_file)
+
+
+def delivered_by(trade: str, rel: str) -> Check:
+    """The trade waiting on the product was delivered by the release, exactly once."""
+    def check(env: Env, answers: list[Answer]) -> list[str]:
+        found = Findings()
+        moves = changes(env.app, 0, "trades", trade)
+        found.check(moves.count(("escrowed", "delivered")) == 1, f"trade {trade} moved {moves}")
+        shown = env.api.get(f"trades/{trade}", env.op).get_json()
+        found.check((shown["status"], shown["delivery_reference"], shown["delivery_evidence"])
+                    == ("delivered", rel, "release"), f"trade after the publication: {shown}")
+        return found.items
+    return check
+
+
+def publish_release(env: Env) -> Case:
+    product = certify(env.api, env.owner, delivery_mode="file")  # its own: the one trade waiting on it is this row's
+    ids = env.entitlement(product)
+    rel = env.release(product=product["id"])
+    return Case(Call("POST", f"releases/{rel}/publish", env.owner), ("releases", rel), "draft", "published",
+                read=f"releases/{rel}", reader=env.owner, audit="release.published", audit_id=rel,
+                check=delivered_by(ids["trade"], rel))
+
+
+def withdraw_release(env: Env) -> Case:
+    rel = env.release(publish=True)
+    return Case(Call("POST", f"releases/{rel}/withdraw", env.op), ("releases", rel), "published", "withdrawn",
+                read=f"releases/{rel}", reader=env.owner, audit="release.withdrawn", audit_id=rel)
+
+
+def link_log(env: Env, ent: str, kind: str, status: str) -> list[tuple[str, str]]:
+    """(user_id, object) of the access-log rows of an entitlement of that kind and outcome."""
+    return sorted(tuple(r) for r in query(
+        env.app, "SELECT user_id, object FROM accesses WHERE entitlement_id = :e AND kind = :k AND status = :s",
+        e=ent, k=kind, s=status))
+
+
+def issued_links_work(ent: str, files: dict[str, bytes]) -> Check:
+    """Every link issued was logged once and downloads its own file; nothing else was logged."""
+    def check(env: Env, answers: list[Answer]) -> list[str]:
+        found = Findings()
+        issued = [a for a in answers if a.ok]
+        want = sorted((a.call.actor.user_id, a.call.body["file"]) for a in issued)
+        found.check(link_log(env, ent, "download_link", "allowed") == want, "links logged "
+                    f"{link_log(env, ent, 'download_link', 'allowed')}, issued {want}")
+        for a in issued:
+            r = fetch(env.api, a.json()["url"])
+            found.check(r.status_code == 200 and r.data == files[a.call.body["file"]],
+                        f"{a.call.body['file']}: {r.status_code} {r.data[:80]!r}")
+        found.check(len(link_log(env, ent, "download", "allowed")) == len(issued), "downloads logged "
+                    f"{len(link_log(env, ent, 'download', 'allowed'))}, want {len(issued)}")
+        return found.items
+    return check
+
+
+def download_links(env: Env) -> Case:
+    ids = env.entitlement()
+    rel = env.release(publish=True)
+    return Case(Call("POST", f"entitlements/{ids['entitlement']}/downloads", env.buyer,
+                     {"release_id": rel, "file": "traffic.csv"}),
+                check=issued_links_work(ids["entitlement"], {"traffic.csv": CSV}))
+
+
 GONE = frozenset({404, 409})  # a second delete finds nothing to delete (serially: 404)
 ROWS: list[Row] = [
     # -- identity -------------------------------------------------------------------------------------
@@ -597,6 +703,13 @@ ROWS: list[Row] = [
     Row("trade resolution", "POST", f"{P}/trades/{{trade_id}}/resolution",
         trade_move("resolution", "op", "disputed", "settled", {"refund_amount": 0})),
     Row("payout create", "POST", f"{P}/payouts", payout, kind="create"),
+    # -- delivery -------------------------------------------------------------------------------------
+    Row("release create", "POST", f"{P}/products/{{product_id}}/releases", create_release, kind="create"),
+    Row("release file upload (same name)", "PUT", f"{P}/releases/{{release_id}}/files/{{name}}", upload_same_file,
+        kind="same"),
+    Row("release publish", "POST", f"{P}/releases/{{release_id}}/publish", publish_release),
+    Row("release withdraw (operator)", "POST", f"{P}/releases/{{release_id}}/withdraw", withdraw_release),
+    Row("download link", "POST", f"{P}/entitlements/{{entitlement_id}}/downloads", download_links, kind="same"),
     # -- events ---------------------------------------------------------------------------------------
     Row("webhook endpoint create", "POST", f"{P}/webhook-endpoints", create_endpoint, kind="create"),
     Row("webhook endpoint delete", "DELETE", f"{P}/webhook-endpoints/{{endpoint_id}}", delete_endpoint, losers=GONE),
@@ -852,6 +965,102 @@ def all_sessions_vs_refresh(env: Env) -> PairCase:
     return PairCase(calls, None, None, check=no_live_session(user, "after logging out of every session"))
 
 
+def publish_pair(env: Env) -> PairCase:
+    """The owner and a member of its organization publish one release: one manifest, one receipt,
+    the waiting trade delivered once."""
+    product = certify(env.api, env.owner, delivery_mode="file")
+    ids = env.entitlement(product)
+    rel = env.release(product=product["id"])
+    member = env.api.member(env.owner)
+    calls = sides(Call("POST", f"releases/{rel}/publish", env.owner, action="publish"),
+                  Call("POST", f"releases/{rel}/publish", member, action="publish (member)"))
+
+    def one_receipt(env: Env, answers: list[Answer]) -> list[str]:
+        found = Findings()
+        found.items.extend(delivered_by(ids["trade"], rel)(env, answers))
+        won = [a.json() for a in answers if a.ok]
+        shown = env.api.get(f"releases/{rel}", env.owner).get_json()
+        found.check(len(won) == 1 and won[0]["receipt"] == shown["receipt"]
+                    and won[0]["manifest_sha256"] == shown["manifest_sha256"],
+                    f"{len(won)} publications; the release shows {shown['receipt']}")
+        return found.items
+    moves = {"draft": "published"}
+    return PairCase(calls, ("releases", rel), "draft", {"publish": moves, "publish (member)": moves},
+                    read=f"releases/{rel}", reader=env.owner, check=one_receipt)
+
+
+def withdraw_vs_link(env: Env) -> PairCase:
+    """The vendor withdraws a release while the buyer asks for links to it: a link is issued only
+    before the withdrawal (serially), refused after it (logged), and none issued works afterwards."""
+    ids = env.entitlement()
+    ent, rel = ids["entitlement"], env.release(publish=True)
+    calls = sides(Call("POST", f"releases/{rel}/withdraw", env.owner, action="withdraw"),
+                  Call("POST", f"entitlements/{ent}/downloads", env.buyer, {"release_id": rel, "file": "traffic.csv"},
+                       action="link"))
+
+    def dead_after(env: Env, answers: list[Answer]) -> list[str]:
+        found = Findings()
+        links = [a for a in answers if a.call.action == "link"]
+        issued, refused = [a for a in links if a.ok], [a for a in links if not a.ok]
+        for a in refused:
+            found.check(a.status == 403 and b"release_withdrawn" in a.raw, f"link refused otherwise: {a.show()}")
+        logged = (link_log(env, ent, "download_link", "allowed"), link_log(env, ent, "download_link", "refused"))
+        found.check((len(logged[0]), len(logged[1])) == (len(issued), len(refused)),
+                    f"{len(issued)} issued, {len(refused)} refused, but the log says {logged}")
+        for a in issued:
+            r = fetch(env.api, a.json()["url"])
+            found.check(r.status_code == 403 and b"release_withdrawn" in r.data,
+                        f"a link issued before the withdrawal still answers {r.status_code}")
+        return found.items
+    return PairCase(calls, ("releases", rel), "published", {"withdraw": {"published": "withdrawn"}, "link": {}},
+                    read=f"releases/{rel}", reader=env.owner, check=dead_after)
+
+
+def upload_vs_publish(env: Env) -> PairCase:
+    """A file uploaded while the release is published is in its signed manifest (uploaded first) or
+    refused (409): never stored into a published release behind its manifest."""
+    rel = env.release()
+    late = b"date,district,vehicles\n2026-11-30,Nansha,40211\n"
+    calls = sides(Call("PUT", f"releases/{rel}/files/late.csv", env.owner, data=late, action="upload"),
+                  Call("POST", f"releases/{rel}/publish", env.owner, action="publish"))
+
+    def manifest_is_the_files(env: Env, answers: list[Answer]) -> list[str]:
+        found = Findings()
+        shown = env.api.get(f"releases/{rel}", env.owner).get_json()
+        uploaded = any(a.ok for a in answers if a.call.action == "upload")
+        files = [(f["name"], f["bytes"], f["sha256"]) for f in shown["files"]]
+        want = [("traffic.csv", len(CSV), hashlib.sha256(CSV).hexdigest())]
+        if uploaded:
+            want.insert(0, ("late.csv", len(late), hashlib.sha256(late).hexdigest()))
+        found.check(files == want, f"files {files}, want {want} (an upload succeeded: {uploaded})")
+        manifest = {"release_id": rel, "product_id": shown["product_id"],
+                    "files": [{"name": n, "bytes": b, "sha256": h} for n, b, h in files]}
+        found.check(shown["manifest_sha256"] == sha256_hex(manifest), "the manifest is not of the files shown")
+        return found.items
+    return PairCase(calls, ("releases", rel), "draft", {"publish": {"draft": "published"}, "upload": {}},
+                    read=f"releases/{rel}", reader=env.owner, check=manifest_is_the_files)
+
+
+def two_links(env: Env) -> PairCase:
+    """The buyer's admin and a member ask for links to two files of one release at once: every link is
+    issued, logged once under its user, and downloads its own file."""
+    ids = env.entitlement()
+    files = {"traffic.csv": CSV, "districts.csv": b"district,area_km2\nTianhe,137.4\nHaizhu,90.4\n"}
+    rel = env.release(files=files, publish=True)
+    member = env.api.member(env.buyer)
+    ent = ids["entitlement"]
+    calls = sides(Call("POST", f"entitlements/{ent}/downloads", env.buyer, {"release_id": rel, "file": "traffic.csv"},
+                       action="traffic"),
+                  Call("POST", f"entitlements/{ent}/downloads", member, {"release_id": rel, "file": "districts.csv"},
+                       action="districts"))
+    works = issued_links_work(ent, files)
+
+    def all_issued(env: Env, answers: list[Answer]) -> list[str]:
+        refused = [a.show() for a in answers if not a.ok]
+        return works(env, answers) + ([f"links refused: {refused}"] if refused else [])
+    return PairCase(calls, None, None, check=all_issued)
+
+
 PAIRS: list[Pair] = [
     Pair("certificate revoke/reinstate (suspended)", certificate_pair(True, "revoke", "reinstate")),
     Pair("certificate suspend/revoke (valid)", certificate_pair(False, "suspend", "revoke")),
@@ -872,4 +1081,8 @@ PAIRS: list[Pair] = [
     Pair("org suspend/member token refresh", suspend_vs_refresh, losers=frozenset({401, 409})),
     Pair("logout/token refresh", logout_vs_refresh, losers=frozenset({401})),
     Pair("logout of every session/token refresh", all_sessions_vs_refresh, losers=frozenset({401})),
+    Pair("release publish/publish (owner and member)", publish_pair),
+    Pair("release withdraw/download link", withdraw_vs_link, losers=frozenset({403, 409})),
+    Pair("release file upload/publish", upload_vs_publish),
+    Pair("download links (two users, two files)", two_links, losers=frozenset()),
 ]

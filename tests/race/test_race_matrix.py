@@ -2,7 +2,7 @@
 identical requests, and conflicting requests raced in pairs on one object. Each request runs in its
 own thread, test client and app context, hence its own session and PostgreSQL connection.
 
-A route of the app's URL map that writes (POST, PATCH, DELETE) without a row or an exemption fails.
+A route of the app's URL map that writes (POST, PATCH, PUT, DELETE) without a row or an exemption fails.
 
 Size when written: 55 rows over the 47 writing routes not exempted (2 are), x 8 requests, and 18
 pairs of 8 or 12 requests (4 of each side) — about 600 racing requests, 40-75 s on 2 shared cores. The
@@ -35,7 +35,7 @@ from tests.race.harness import (
 from tests.race.matrix import EXEMPT, PAIRS, ROWS, Env, Pair, Row
 from tests.security.test_authorization_matrix import openapi_path
 
-WRITES = {"POST", "PATCH", "DELETE"}
+WRITES = {"POST", "PATCH", "PUT", "DELETE"}
 
 
 def _params(items: list[Any]) -> list[Any]:
@@ -59,7 +59,7 @@ def env(_session_app: Any, database: Any) -> Any:
     pool holds a connection for every racing request and its short bookkeeping transactions."""
     database.reset(_session_app)
     app = create_app({**TEST_CONFIG, "DATABASE_URL": database.url, "DB_POOL_SIZE": N + 4,
-                      "DB_MAX_OVERFLOW": N + 4})
+                      "DB_MAX_OVERFLOW": N + 4, "STORAGE_URL": _session_app.config["STORAGE_URL"]})
     started = time.perf_counter()
     built = Env(ApiHelper(app))
     print(f"race matrix: {len(ROWS)} rows x {N} requests, {len(PAIRS)} pairs; "

@@ -25,7 +25,9 @@ from tests.factories import PASSWORD
 from tests.world import PRINCIPALS, SHA, WEBHOOK_URL, World, new_public_key, procurement_body
 
 _n = itertools.count(1)
-Body = dict[str, Any] | Callable[[World, str], Any] | None
+# A dict (or what a callable returns) is sent as JSON; bytes as the raw `application/octet-stream`
+# body of a file upload.
+Body = dict[str, Any] | bytes | Callable[[World, str], Any] | None
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,11 @@ def _payout(w: World, _principal: str) -> dict[str, Any]:
     return {"org_id": w.ids["owner_org"], "currency": "CNY", "amount": 1}
 
 
+def _download(w: World, _principal: str) -> dict[str, Any]:
+    return {"release_id": w.ids["release"], "file": w.ids["file_name"]}
+
+
+UPLOAD = b"date,district,vehicles\n2026-11-02,Yuexiu,77420\n"
 REASON = {"reason": "matrix check"}
 P = "/api/v1"
 PARTIES = {"buyer": 200, "owner": 200, "operator": 200}
@@ -180,6 +187,23 @@ ROWS: list[Row] = [
     R("GET", f"{P}/trades/{{trade_read}}", default=404, anonymous=401, **PARTIES, rule=f"{P}/trades/{{trade_id}}"),
     R("GET", f"{P}/payments/{{payment}}", default=404, anonymous=401, **PARTIES,
       rule=f"{P}/payments/{{payment_id}}"),
+    R("GET", f"{P}/entitlements", default=200, anonymous=401, rule=f"{P}/entitlements"),
+    R("GET", f"{P}/entitlements/{{entitlement}}", default=404, anonymous=401, **PARTIES,
+      rule=f"{P}/entitlements/{{entitlement_id}}"),
+    R("GET", f"{P}/entitlements/{{entitlement}}/accesses", default=404, anonymous=401, **PARTIES,
+      rule=f"{P}/entitlements/{{entitlement_id}}/accesses"),
+    # The buyer's entitlement on the product lets it see the published releases it covers, not drafts.
+    R("GET", f"{P}/products/{{file_product}}/releases", default=404, anonymous=401, **PARTIES,
+      rule=f"{P}/products/{{product_id}}/releases"),
+    R("GET", f"{P}/products/{{draft}}/releases", default=404, anonymous=401, owner=200, operator=200,
+      rule=f"{P}/products/{{product_id}}/releases"),
+    R("GET", f"{P}/releases/{{release}}", default=404, anonymous=401, **PARTIES, rule=f"{P}/releases/{{release_id}}"),
+    R("GET", f"{P}/releases/{{release_draft}}", default=404, anonymous=401, owner=200, operator=200,
+      rule=f"{P}/releases/{{release_id}}"),
+    # The signed token is the only credential: whoever holds the link downloads (a bearer token or
+    # none changes nothing); an altered token is refused to everyone.
+    R("GET", f"{P}/downloads/{{token}}", default=200, rule=f"{P}/downloads/{{token}}"),
+    R("GET", f"{P}/downloads/{{token}}x", default=403, rule=f"{P}/downloads/{{token}}"),
     # -- identity writes ------------------------------------------------------------------------------
     R("POST", f"{P}/organizations", _registration, default=201, suspended=403, rule=f"{P}/organizations"),
     R("PATCH", f"{P}/organizations/{{owner_org}}", {"display_name": "矩阵 Matrix"}, default=403, anonymous=401,
@@ -275,11 +299,32 @@ ROWS: list[Row] = [
       rule=f"{P}/trades/{{trade_id}}/delivery"),
     R("POST", f"{P}/trades/{{trade_accept}}/acceptance", default=404, anonymous=401, suspended=403, buyer=200,
       owner=403, operator=403, rule=f"{P}/trades/{{trade_id}}/acceptance"),
+    # An operator may open one on the buyer's behalf: after the buyer's, it is authorized but finds it disputed.
     R("POST", f"{P}/trades/{{trade_dispute}}/disputes", {"reason": "矩阵 not as described"}, default=404,
-      anonymous=401, suspended=403, buyer=201, owner=403, operator=403, rule=f"{P}/trades/{{trade_id}}/disputes"),
+      anonymous=401, suspended=403, buyer=201, owner=403, operator=409, rule=f"{P}/trades/{{trade_id}}/disputes"),
     R("POST", f"{P}/trades/{{trade_resolve}}/resolution", {"refund_amount": 0}, default=403, anonymous=401,
       operator=200, rule=f"{P}/trades/{{trade_id}}/resolution"),
     R("POST", f"{P}/payouts", _payout, default=403, anonymous=401, operator=201, rule=f"{P}/payouts"),
+    # -- delivery writes ------------------------------------------------------------------------------
+    # A listed product is visible to all: its owner alone adds releases (403 for the rest); a draft
+    # product is invisible but to its owner and operators (404).
+    R("POST", f"{P}/products/{{file_product}}/releases", {"label": "矩阵 matrix"}, default=403, anonymous=401,
+      owner=201, rule=f"{P}/products/{{product_id}}/releases"),
+    R("POST", f"{P}/products/{{draft}}/releases", {"label": "矩阵 matrix"}, default=404, anonymous=401,
+      suspended=403, owner=201, operator=403, rule=f"{P}/products/{{product_id}}/releases"),
+    # A release is seen by its owner, operators and (published and covered) the buyer: anyone else
+    # gets the 404 of an unknown release; one who sees it but may not change it, 403.
+    R("PUT", f"{P}/releases/{{release_draft}}/files/{{file_name}}", UPLOAD, default=404, anonymous=401,
+      suspended=403, owner=201, operator=403, rule=f"{P}/releases/{{release_id}}/files/{{name}}"),
+    R("POST", f"{P}/releases/{{release_publish}}/publish", default=404, anonymous=401, suspended=403, owner=200,
+      operator=403, rule=f"{P}/releases/{{release_id}}/publish"),
+    # The owner withdraws it; the operator, after it, is authorized but finds it withdrawn (409).
+    R("POST", f"{P}/releases/{{release_withdraw}}/withdraw", default=404, anonymous=401, suspended=403,
+      buyer=403, owner=200, operator=409, rule=f"{P}/releases/{{release_id}}/withdraw"),
+    # Members of the buying organization alone get links: the seller and operators see the
+    # entitlement but may not download through it (403).
+    R("POST", f"{P}/entitlements/{{entitlement}}/downloads", _download, default=404, anonymous=401,
+      suspended=403, buyer=201, owner=403, operator=403, rule=f"{P}/entitlements/{{entitlement_id}}/downloads"),
     # -- webhook endpoints: each organization sees and manages only its own ------------------------
     R("POST", f"{P}/webhook-endpoints", {"url": WEBHOOK_URL, "events": ["contract.signed"]}, default=201,
       anonymous=401, suspended=403, rule=f"{P}/webhook-endpoints"),
@@ -300,7 +345,16 @@ OPERATOR_ONLY = [row for row in ROWS if row.expect["operator"] < 300
                  and all(row.expect[p] in (401, 403) for p in PRINCIPALS if p != "operator")]
 
 
+def send(world: World, method: str, path: str, actor: Any, body: Any) -> Any:
+    """The request with `body` as JSON, or as a raw octet-stream upload when it is bytes."""
+    if isinstance(body, bytes):
+        r = world.api.request(method, path, actor, data=body, headers={"Content-Type": "application/octet-stream"})
+    else:
+        r = world.api.request(method, path, actor, json=body)
+    r.get_data()  # buffered, so the file a download streams from is closed now
+    r.close()
+    return r
+
+
 def call(world: World, row: Row, principal: str) -> Any:
-    actor = world.actors[principal]
-    body = row.body_for(world, principal)
-    return world.api.request(row.method, world.fill(row.path), actor, json=body)
+    return send(world, row.method, world.fill(row.path), world.actors[principal], row.body_for(world, principal))

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from exchange.db import new_id
-from tests.security.matrix import ROWS
+from tests.security.matrix import ROWS, send
 from tests.world import operations
 
 # path parameter -> an object private to the owner/buyer (invisible to the attackers below)
@@ -20,10 +20,11 @@ PRIVATE = {
     "org_id": "pending_org", "product_id": "draft", "certification_id": "cert_review", "objection_id": "objection",
     "procurement_id": "procurement_invited", "offer_id": "offer", "contract_id": "contract",
     "trade_id": "trade_read", "payment_id": "payment", "key_id": "key",
+    "entitlement_id": "entitlement", "release_id": "release_draft",
 }
 PREFIXES = {"org_id": "org", "product_id": "prd", "certification_id": "crt", "objection_id": "obj",
             "procurement_id": "prc", "offer_id": "ofr", "contract_id": "ctr", "trade_id": "trd",
-            "payment_id": "pay", "key_id": "key"}
+            "payment_id": "pay", "key_id": "key", "entitlement_id": "ent", "release_id": "rel"}
 ATTACKERS = ("anonymous", "vendor2", "enterprise2", "assessor2")
 # objects an attacker above may see by right (the objection's author is enterprise2)
 ENTITLED = {"objection": {"enterprise2"}}
@@ -70,8 +71,8 @@ def test_every_path_id_of_another_organization_looks_like_an_unknown_id(api, wor
                 continue
             actor = world.actors[attacker]
             body = _body(world, method, path, attacker)
-            seen = api.request(method, real, actor, json=body)
-            unknown = api.request(method, fake, actor, json=body)
+            seen = send(world, method, real, actor, body)
+            unknown = send(world, method, fake, actor, body)
             swept += 1
             if seen.status_code < 300 or _shape(seen) != _shape(unknown):
                 failures.append(f"{method} {path} as {attacker}: {_shape(seen)} vs unknown {_shape(unknown)}")

@@ -15,7 +15,8 @@ from tests.world import operations
 FAST = 1.0  # seconds: a refusal must never do the work it refuses
 
 
-# One populated exchange for the whole module: every request here is refused (or only reads).
+# One populated exchange for the whole module: every request here is refused, only reads, or writes a
+# release of its own.
 @pytest.fixture
 def world(shared_world):
     return shared_world
@@ -58,10 +59,25 @@ def test_every_list_refuses_pages_beyond_its_bounds(api, world, spec):
         assert r.status_code == 200 and r.get_json()["items"] == [], (path, r.get_json())
 
 
+UPLOAD = ("PUT", "/api/v1/releases/{release_id}/files/{name}")
+
+
+def raw_uploads(spec) -> set[tuple[str, str]]:
+    """Operations whose body is raw bytes, not JSON: their own size limit, never parsed."""
+    return {(m, p) for m, p, op in operations(spec) if m in ("POST", "PATCH", "PUT")
+            and "application/octet-stream" in op.get("requestBody", {}).get("content", {})}
+
+
+def json_writes(spec) -> list[tuple[str, str]]:
+    raw = raw_uploads(spec)
+    assert raw == {UPLOAD}, raw  # a new raw-body route needs its limit tested like the upload's below
+    return [(m, p) for m, p, _ in operations(spec) if m in ("POST", "PATCH", "PUT") and (m, p) not in raw]
+
+
 def test_bodies_over_one_mebibyte_are_413_on_every_write(api, world, spec):
     vendor = world.actors["owner"]
     big = json.dumps({"title": "x" * MAX_BODY_BYTES})
-    writes = [(m, p) for m, p, _ in operations(spec) if m in ("POST", "PATCH", "PUT")]
+    writes = json_writes(spec)
     assert len(writes) >= 40
     for method, path in writes:
         r, took = timed(api, method, world.path(path), vendor, data=big,
@@ -75,14 +91,47 @@ def test_deeply_nested_json_is_400_on_every_write(api, world, spec):
     vendor = world.actors["owner"]
     hostile = "[" * 100_000 + "]" * 100_000  # 200 kB, far deeper than any parser's stack
     just_too_deep = json.dumps({"a": json.loads("[" * MAX_JSON_DEPTH + "]" * MAX_JSON_DEPTH)})
-    for method, path, _ in operations(spec):
-        if method not in ("POST", "PATCH", "PUT") or path.startswith("/api/v1/webhooks/"):
+    for method, path in json_writes(spec):
+        if path.startswith("/api/v1/webhooks/"):
             continue
         for body in (hostile, just_too_deep):
             r, took = timed(api, method, world.path(path), vendor, data=body,
                             headers={"Content-Type": "application/json"})
             assert r.status_code == 400, (path, r.status_code, r.get_json())
             assert took < FAST, (path, took)
+
+
+def _draft_release(api, world) -> str:
+    r = api.post(f"products/{world.ids['file_product']}/releases", world.actors["owner"], json={"label": "api4"})
+    assert r.status_code == 201, r.get_json()
+    return r.get_json()["id"]
+
+
+def test_the_upload_has_its_own_size_limit_refused_fast_and_parses_nothing(api, world):
+    """The upload is outside the JSON limits: over DATAFAIR_MAX_UPLOAD_BYTES it is 413 before the
+    body is read; under it, a body over 1 MiB and nested past any JSON depth is a file, unparsed."""
+    vendor = world.actors["owner"]
+    release_id = _draft_release(api, world)
+    path = f"/api/v1/releases/{release_id}/files/data.json"
+    raw = {"Content-Type": "application/octet-stream"}
+    saved = api.app.config["MAX_UPLOAD_BYTES"]
+    try:
+        api.app.config["MAX_UPLOAD_BYTES"] = MAX_BODY_BYTES // 4
+        r, took = timed(api, "PUT", path, vendor, data=b"x" * (MAX_BODY_BYTES // 4 + 1), headers=raw)
+        assert r.status_code == 413 and r.mimetype == "application/problem+json", r.get_data()[:300]
+        assert took < FAST
+        api.app.config["MAX_UPLOAD_BYTES"] = 4 * MAX_BODY_BYTES
+        hostile = b"[" * (MAX_BODY_BYTES + 1) + b"]" * (MAX_BODY_BYTES + 1)
+        r, took = timed(api, "PUT", path, vendor, data=hostile, headers=raw)
+        assert r.status_code == 201, r.get_data()[:300]
+        assert r.get_json()["bytes"] == len(hostile) and took < FAST * 3, took
+    finally:
+        api.app.config["MAX_UPLOAD_BYTES"] = saved
+    # JSON is not a way around it: the upload takes raw bytes only.
+    r = api.request("PUT", path, vendor, data=json.dumps({"title": "x"}), headers={"Content-Type": "application/json"})
+    assert r.status_code == 415 and r.mimetype == "application/problem+json"
+    files = api.get(f"releases/{release_id}", vendor).get_json()["files"]
+    assert [(f["name"], f["bytes"]) for f in files] == [("data.json", len(hostile))]
 
 
 def test_a_ten_thousand_term_query_is_refused_fast_and_a_long_allowed_one_is_capped(api, world):

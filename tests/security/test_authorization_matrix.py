@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 
 from exchange.errors import PROBLEM_JSON
+from tests.deliveryflow import CSV, entitlement_of, fetch, link, pay, release, signed_trade
 from tests.security.matrix import DOC_ROUTES, ROWS, call
 from tests.world import PRINCIPALS, build_world
 
@@ -54,3 +55,17 @@ def test_authorization_matrix(api):
             if leaked:
                 failures.append(f"{label}: leaks {leaked}")
     assert not failures, f"{len(failures)} matrix failures:\n" + "\n".join(failures)
+
+
+def test_plain_members_of_the_buying_organization_get_links_and_the_sellers_do_not(api):
+    """The matrix's `buyer` is an organization admin: a plain member of the buying organization gets a
+    link too (the right is the organization's), a plain member of the seller does not."""
+    vendor, buyer = api.vendor(), api.enterprise()
+    trade = pay(api, buyer, signed_trade(api, vendor, buyer)["id"])
+    ent = entitlement_of(api, buyer, trade["id"])
+    rel = release(api, vendor, trade["product_id"])
+    got = link(api, api.member(buyer), ent["id"], rel["id"])
+    assert fetch(api, got["url"]).data == CSV
+    r = api.post(f"entitlements/{ent['id']}/downloads", api.member(vendor),
+                 json={"release_id": rel["id"], "file": "traffic.csv"})
+    assert r.status_code == 403 and r.mimetype == PROBLEM_JSON, r.get_json()

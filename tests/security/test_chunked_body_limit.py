@@ -5,6 +5,10 @@ body used to be cut at the limit without an error: 3 MiB whose first MiB was a v
 the product. Checked with the Flask test client on every POST/PATCH/PUT route of the URL map (the
 raw-body Stripe webhook included), and under a real gunicorn with chunked uploads on a raw socket.
 
+The file upload (`PUT /releases/{id}/files/{name}`) streams its raw body under its own limit,
+DATAFAIR_MAX_UPLOAD_BYTES, instead: past it 413 whatever the encoding, below it a body far over the
+JSON limit is taken whole.
+
 The test client passes the body through as the server would after de-chunking it, with
 `wsgi.input_terminated` set as gunicorn and werkzeug's server set it for chunked requests.
 """
@@ -86,6 +90,10 @@ def product_count(app) -> int:
 # Every body-taking route once (its first matrix row), as a principal that would succeed with a valid body.
 BODY_ROWS = list({(row.method, row.rule): row for row in reversed(ROWS) if row.method in BODY_METHODS}.values())
 BODY_ROWS.sort(key=lambda row: (row.rule, row.method))
+# Rows whose body is raw bytes (the file upload) have their own limit, tested below; the rest are JSON.
+UPLOAD_ROUTE = ("PUT", "/api/v1/releases/{release_id}/files/{name}")
+JSON_ROWS = [row for row in BODY_ROWS if not isinstance(row.body, bytes)]
+UPLOAD_LIMIT = 64 * 1024  # DATAFAIR_MAX_UPLOAD_BYTES for these tests: small, so over it is cheap
 
 
 def _principal(row) -> str:
@@ -98,9 +106,11 @@ def test_every_body_route_of_the_url_map_is_swept(world):
     swept = {(row.method, row.rule) for row in BODY_ROWS}
     assert routes == swept, f"not swept: {sorted(routes - swept)}; stale: {sorted(swept - routes)}"
     assert ("POST", "/api/v1/webhooks/stripe") in swept  # the raw-body route too
+    # The one route outside the JSON limit is the upload, swept by the tests of its own limit.
+    assert {(row.method, row.rule) for row in BODY_ROWS if row not in JSON_ROWS} == {UPLOAD_ROUTE}
 
 
-@pytest.mark.parametrize("row", BODY_ROWS, ids=[f"{r.method} {r.rule}" for r in BODY_ROWS])
+@pytest.mark.parametrize("row", JSON_ROWS, ids=[f"{r.method} {r.rule}" for r in JSON_ROWS])
 def test_an_oversized_chunked_body_is_413_on_every_route_and_changes_nothing(world, row):
     principal = _principal(row)
     body = oversized(row.body_for(world, principal) or {})
@@ -138,14 +148,92 @@ def test_a_declared_length_over_the_limit_is_still_413(world):
     assert product_count(world.api.app) == count
 
 
+# -- the file upload: its own limit ------------------------------------------------------------------
+@pytest.fixture
+def upload_limit(world):
+    app = world.api.app
+    saved = app.config["MAX_UPLOAD_BYTES"]
+    app.config["MAX_UPLOAD_BYTES"] = UPLOAD_LIMIT
+    yield UPLOAD_LIMIT
+    app.config["MAX_UPLOAD_BYTES"] = saved
+
+
+def new_release(world) -> str:
+    """A draft release of its own, on the world's certified file product."""
+    r = world.api.post(f"products/{world.ids['file_product']}/releases", world.actors["owner"],
+                       json={"label": "body limits"})
+    assert r.status_code == 201, r.get_json()
+    return r.get_json()["id"]
+
+
+def chunked_upload(world, release_id: str, body: bytes, name: str = "counts.bin") -> Any:
+    headers = {**world.actors["owner"].headers, "Content-Type": "application/octet-stream",
+               "Transfer-Encoding": "chunked"}
+    return world.api.client.open(f"/api/v1/releases/{release_id}/files/{name}", method="PUT", headers=headers,
+                                 input_stream=io.BytesIO(body), environ_overrides={"wsgi.input_terminated": True})
+
+
+def release_files(world, release_id: str) -> list[dict[str, Any]]:
+    return world.api.get(f"releases/{release_id}", world.actors["owner"]).get_json()["files"]
+
+
+def test_a_chunked_upload_over_its_own_limit_is_413_and_stores_nothing(world, upload_limit):
+    release_id = new_release(world)
+    before = snapshot(world.api.app)
+    r = chunked_upload(world, release_id, b"x" * (upload_limit + 1))
+    assert r.status_code == 413, (r.status_code, r.get_data()[:300])
+    assert r.mimetype == "application/problem+json" and r.get_json()["status"] == 413
+    assert not changed(before, snapshot(world.api.app)), "a refused upload changed the database"
+    assert release_files(world, release_id) == []
+
+
+@pytest.mark.parametrize("chunk", [True, False], ids=["chunked", "declared"])
+def test_an_upload_of_exactly_its_limit_is_a_file(world, upload_limit, chunk):
+    release_id = new_release(world)
+    body = bytes(range(256)) * (upload_limit // 256)
+    if chunk:
+        r = chunked_upload(world, release_id, body)
+    else:
+        r = world.api.client.put(f"/api/v1/releases/{release_id}/files/counts.bin", data=body,
+                                 headers={**world.actors["owner"].headers, "Content-Type": "application/octet-stream"})
+    assert r.status_code == 201, r.get_json()
+    assert r.get_json()["bytes"] == upload_limit and r.get_json()["sha256"] == hashlib.sha256(body).hexdigest()
+
+
+def test_a_declared_upload_length_over_its_own_limit_is_413(world, upload_limit):
+    release_id = new_release(world)
+    r = world.api.client.put(f"/api/v1/releases/{release_id}/files/counts.bin", data=b"x" * (upload_limit + 1),
+                             headers={**world.actors["owner"].headers, "Content-Type": "application/octet-stream"})
+    assert r.status_code == 413 and r.mimetype == "application/problem+json", r.get_data()[:300]
+    assert release_files(world, release_id) == []
+
+
+def test_an_upload_far_over_the_json_limit_is_taken_whole(world):
+    """The 1 MiB JSON limit is not the upload's: 3 MiB arrive whole, chunked, and are not parsed."""
+    app = world.api.app
+    saved = app.config["MAX_UPLOAD_BYTES"]
+    app.config["MAX_UPLOAD_BYTES"] = 4 * MAX_BODY_BYTES
+    try:
+        release_id = new_release(world)
+        body = oversized({"not": "parsed"})  # valid JSON of exactly the JSON limit, then 2 MiB more
+        r = chunked_upload(world, release_id, body, name="big.json")
+        assert r.status_code == 201, r.get_data()[:300]
+        assert r.get_json()["bytes"] == len(body) == MAX_BODY_BYTES + TAIL
+        assert r.get_json()["sha256"] == hashlib.sha256(body).hexdigest()
+    finally:
+        app.config["MAX_UPLOAD_BYTES"] = saved
+    assert [f["bytes"] for f in release_files(world, release_id)] == [MAX_BODY_BYTES + TAIL]
+
+
 # -- a real gunicorn, raw HTTP/1.1 -------------------------------------------------------------------
 
-def raw_post(base: str, path: str, headers: dict[str, str], body: bytes, *, chunk: bool) -> tuple[int, bytes]:
-    """POST `body` chunked (in CHUNK pieces) or with a Content-Length, over a plain socket."""
+def raw_post(base: str, path: str, headers: dict[str, str], body: bytes, *, chunk: bool,
+             method: str = "POST") -> tuple[int, bytes]:
+    """POST (or `method`) `body` chunked (in CHUNK pieces) or with a Content-Length, over a plain socket."""
     url = urlsplit(base)
     conn = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
     try:
-        conn.putrequest("POST", path)
+        conn.putrequest(method, path)
         for k, v in headers.items():
             conn.putheader(k, v)
         conn.putheader("Transfer-Encoding" if chunk else "Content-Length", "chunked" if chunk else str(len(body)))
@@ -167,7 +255,11 @@ def raw_post(base: str, path: str, headers: dict[str, str], body: bytes, *, chun
 def test_under_gunicorn_chunked_and_declared_oversize_bodies_are_413(world, database, tmp_path):
     vendor = world.actors["owner"]
     headers = {"Content-Type": "application/json", **vendor.headers}
-    with gunicorns(database.url, tmp_path, count=1) as (base,):
+    release_id = new_release(world)
+    upload = f"/api/v1/releases/{release_id}/files/counts.bin"
+    upload_headers = {**vendor.headers, "Content-Type": "application/octet-stream"}
+    with gunicorns(database.url, tmp_path, count=1, DATAFAIR_MAX_UPLOAD_BYTES=str(2 * MAX_BODY_BYTES),
+                   DATAFAIR_STORAGE_URL=f"file://{tmp_path / 'storage'}") as (base,):
         count = product_count(world.api.app)
         status, answer = raw_post(base, "/api/v1/products", headers, oversized(product_body()), chunk=True)
         assert status == 413, answer[:300]
@@ -183,3 +275,13 @@ def test_under_gunicorn_chunked_and_declared_oversize_bodies_are_413(world, data
         status, answer = raw_post(base, "/api/v1/products", headers, padded(product_body()), chunk=True)
         assert status == 201, answer[:300]
         assert product_count(world.api.app) == count + 1
+        # The upload's own limit (2 MiB here), chunked and declared; under it, past the JSON limit, it is a file.
+        for chunk in (True, False):
+            status, answer = raw_post(base, upload, upload_headers, b"x" * (2 * MAX_BODY_BYTES + 1), chunk=chunk,
+                                      method="PUT")
+            assert status == 413, (chunk, answer[:300])
+        assert release_files(world, release_id) == []
+        body = b"y" * (MAX_BODY_BYTES + CHUNK)
+        status, answer = raw_post(base, upload, upload_headers, body, chunk=True, method="PUT")
+        assert status == 201, answer[:300]
+        assert json.loads(answer)["sha256"] == hashlib.sha256(body).hexdigest()

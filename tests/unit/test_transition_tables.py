@@ -26,6 +26,13 @@ from certification.states import (
     ObjectionStatus,
     StageStatus,
 )
+from delivery.states import (
+    ENTITLEMENT_TRANSITIONS,
+    RELEASE_TRANSITIONS,
+    AccessStatus,
+    EntitlementStatus,
+    ReleaseStatus,
+)
 from exchange.errors import InvalidTransition
 from exchange.events.states import DELIVERY_TRANSITIONS, DeliveryStatus
 from exchange.identity.states import ORG_TRANSITIONS, OrgStatus
@@ -117,7 +124,22 @@ TABLES: list[tuple[str, Mapping, type[StrEnum], set[tuple[str, str]]]] = [
     ("webhook delivery", DELIVERY_TRANSITIONS, DeliveryStatus, {
         ("pending", "delivered"), ("pending", "failed"), ("pending", "cancelled"),
     }),
+    ("entitlement", ENTITLEMENT_TRANSITIONS, EntitlementStatus, {
+        ("active", "suspended"), ("active", "revoked"), ("active", "expired"),
+        ("suspended", "active"), ("suspended", "revoked"), ("suspended", "expired"),
+    }),
+    ("release", RELEASE_TRANSITIONS, ReleaseStatus, {
+        ("draft", "published"),
+        ("published", "withdrawn"),
+    }),
 ]
+
+# Enums named "...Status" that are the outcome of a logged event, not the state of a row: a row is
+# written once with it and never moves, so there is no transition to check. Each is named here
+# explicitly (a new one fails the discovery test until it is listed here or given a table).
+OUTCOMES: set[type[StrEnum]] = {
+    AccessStatus,  # an access-log row's outcome (allowed / refused); the log is append-only
+}
 
 
 def _cases():
@@ -162,7 +184,7 @@ def _states_modules() -> list[str]:
 
 
 def test_every_status_enum_has_a_table_tested_here():
-    covered = {enum for _, _, enum, _ in TABLES}
+    covered = {enum for _, _, enum, _ in TABLES} | OUTCOMES
     found: dict[type[StrEnum], str] = {}
     for name in _states_modules():
         module = importlib.import_module(name)
@@ -171,10 +193,15 @@ def test_every_status_enum_has_a_table_tested_here():
                     and attr.endswith("Status")):
                 found[value] = name
     assert found, "no status enums found: the discovery is broken"
+    assert set(found) >= OUTCOMES, "an excluded outcome enum is no longer a status enum of a states module"
     missing = {f"{m}.{e.__name__}" for e, m in found.items() if e not in covered}
     assert not missing, f"status enums without a table in tests/unit/test_transition_tables.py: {sorted(missing)}"
     # And each of them has a transition table in its module (a mapping keyed by the enum).
     for enum, name in found.items():
         tables = [v for v in vars(importlib.import_module(name)).values()
                   if isinstance(v, Mapping) and v and all(isinstance(k, enum) for k in v)]
+        if enum in OUTCOMES:
+            # An outcome that gains a table has become a state: it belongs in TABLES then.
+            assert not tables, f"{name}.{enum.__name__} has a transition table: test it in TABLES"
+            continue
         assert tables, f"{name}.{enum.__name__} has no transition table"
