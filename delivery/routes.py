@@ -157,7 +157,9 @@ def upload_file(release_id: str, name: str) -> Any:
         raise UnsupportedMediaType("Send the file as 'Content-Type: application/octet-stream'.")
     # werkzeug refuses a Content-Length over the limit before the first byte; a chunked body is
     # counted as it streams (delivery.storage stops one byte past the limit).
-    request.max_content_length = int(current_app.config["MAX_UPLOAD_BYTES"])
+    # One byte more than the limit: werkzeug refuses any read past its bound, and storage reads one
+    # byte past the limit to know a body is over it (an upload of exactly the limit is accepted).
+    request.max_content_length = int(current_app.config["MAX_UPLOAD_BYTES"]) + 1
     return releases.put_file(db.session, release_id=release_id, name=name, read=request.stream.read,
                              expected_sha256=request.headers.get("Content-SHA256"), actor=current_principal())
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from delivery.states import EntitlementStatus
-from exchange.fields import PaginationArgsSchema, StrictInteger, StrictSchema, Text, UTCDateTime, page_schema
+from exchange.fields import PaginationArgsSchema, StrictSchema, Text, UTCDateTime, page_schema
 
 ID = validate.Length(min=1, max=40)
 

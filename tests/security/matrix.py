@@ -323,8 +323,10 @@ ROWS: list[Row] = [
       buyer=403, owner=200, operator=409, rule=f"{P}/releases/{{release_id}}/withdraw"),
     # Members of the buying organization alone get links: the seller and operators see the
     # entitlement but may not download through it (403).
+    # A suspended member reaches the entitlement check (delivery's exemption, so a suspended buyer's
+    # refusal is logged with its reason): not a party of this entitlement, it gets 404 like others.
     R("POST", f"{P}/entitlements/{{entitlement}}/downloads", _download, default=404, anonymous=401,
-      suspended=403, buyer=201, owner=403, operator=403, rule=f"{P}/entitlements/{{entitlement_id}}/downloads"),
+      buyer=201, owner=403, operator=403, rule=f"{P}/entitlements/{{entitlement_id}}/downloads"),
     # -- webhook endpoints: each organization sees and manages only its own ------------------------
     R("POST", f"{P}/webhook-endpoints", {"url": WEBHOOK_URL, "events": ["contract.signed"]}, default=201,
       anonymous=401, suspended=403, rule=f"{P}/webhook-endpoints"),
