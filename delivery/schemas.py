@@ -5,7 +5,7 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from delivery.states import EntitlementStatus
-from exchange.fields import PaginationArgsSchema, StrictInteger, StrictSchema, Text, UTCDateTime, page_schema
+from exchange.fields import PaginationArgsSchema, StrictSchema, Text, UTCDateTime, page_schema
 
 ID = validate.Length(min=1, max=40)
 
@@ -62,8 +62,10 @@ class AccessPageSchema(Schema):
 
 
 class CursorArgsSchema(StrictSchema):
-    after = StrictInteger(minimum=0, metadata={"description": "The `next` of the previous page."})
-    limit = StrictInteger(load_default=20, minimum=1, maximum=100)
+    # Query strings are text: a strict integer field would refuse every `?after=` and `?limit=`.
+    after = fields.Integer(validate=validate.Range(min=0, max=2**63 - 1),
+                           metadata={"description": "The `next` of the previous page."})
+    limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
 
 
 class ReleaseCreateSchema(StrictSchema):
