@@ -218,6 +218,11 @@ def auto_acceptance_refusal(session: Session, *, trade: Trade) -> str | None:
     if ent is None:
         return None
     verdict = evaluate(session, ent)
+    if verdict.status == E.ACTIVE and ent.status == E.SUSPENDED:
+        # Access resumed and nothing persisted it yet (this sweep may run before the entitlements'):
+        # persisting it restarts the acceptance period, which must not end in this same step.
+        persist(session, ent, verdict)
+        return "access resumed just now: the acceptance period starts again"
     if verdict.status in (E.ACTIVE, E.EXPIRED):
         return None
     if ent.status in LIVE:

@@ -20,7 +20,7 @@ from delivery.models import Entitlement, Release, ReleaseFile
 from delivery.states import LIVE, RELEASE_TRANSITIONS, EntitlementStatus, ReleaseStatus
 from exchange.canonical import sha256_hex
 from exchange.db import utcnow
-from exchange.errors import Conflict, NotFound, PayloadTooLarge, ValidationFailed, field_error
+from exchange.errors import Conflict, Forbidden, NotFound, PayloadTooLarge, ValidationFailed, field_error
 from exchange.events import outbox
 from exchange.fields import Facts, iso_z
 from exchange.identity import audit
@@ -80,6 +80,10 @@ def _owned(session: Session, release_id: str, actor: Principal, *, lock: bool = 
         listings.owned_product(session, product_id=release.product_id, actor=actor)
     except NotFound:
         raise NotFound("No such release.") from None
+    except Forbidden:
+        # Forbidden only to whom may read the release; anyone else learns nothing of it (as GET).
+        get(session, release_id=release.id, principal=actor)
+        raise
     return release
 
 

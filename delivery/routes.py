@@ -140,7 +140,9 @@ def get_release(release_id: str) -> Any:
     return releases.shown(db.session, releases.get(db.session, release_id=release_id, principal=current_principal()))
 
 
-@blp.route("/releases/<release_id>/files/<name>", methods=["PUT"])
+# Longer than the 200 a name may have, so a long name reaches the view and its 422 (the default
+# converter stops at 64 characters: a valid 65..200-character name matched no route).
+@blp.route("/releases/<release_id>/files/<string(maxlength=1000):name>", methods=["PUT"])
 @blp.response(201, ReleaseFileSchema, example=ex.RELEASE_FILE_EXAMPLE)
 @blp.doc(operationId="uploadReleaseFile", security=AUTH, parameters=UPLOAD_PARAMETERS, requestBody=UPLOAD_BODY)
 @blp.problems(*WRITE_ERRORS, 413)
@@ -156,7 +158,11 @@ def upload_file(release_id: str, name: str) -> Any:
         raise UnsupportedMediaType("Send the file as 'Content-Type: application/octet-stream'.")
     # werkzeug refuses a Content-Length over the limit before the first byte; a chunked body is
     # counted as it streams (delivery.storage stops one byte past the limit).
-    request.max_content_length = int(current_app.config["MAX_UPLOAD_BYTES"])
+    # A chunked body has no length: werkzeug's maximum refuses any read once it is reached, even the
+    # read that finds the end, so a body of exactly the limit would be 413; one byte more lets storage
+    # (which refuses more than `limit`) decide.
+    limit = int(current_app.config["MAX_UPLOAD_BYTES"])
+    request.max_content_length = limit if request.content_length is not None else limit + 1
     return releases.put_file(db.session, release_id=release_id, name=name, read=request.stream.read,
                              expected_sha256=request.headers.get("Content-SHA256"), actor=current_principal())
 
