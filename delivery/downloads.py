@@ -118,7 +118,7 @@ class Served:
     access: Any
 
 
-def open_download(session: Session, *, token: str, byte_range: Any) -> Served:
+def open_download(session: Session, *, token: str, byte_range: Any, if_none_match: Any = None) -> Served:
     """Check a download token and the access it grants at this moment; log it.
 
     Forbidden (logged against the entitlement when the token is authentic) for an expired or
@@ -148,12 +148,14 @@ def open_download(session: Session, *, token: str, byte_range: Any) -> Served:
     target = storage()
     if row is None or not target.exists(row.sha256):
         raise NotFound("This file is no longer stored.")
-    # The bytes this answer carries: a satisfiable Range's span, else the whole file.
-    span = byte_range.range_for_length(row.bytes) if byte_range is not None else None
-    size = row.bytes if span is None else span[1] - span[0]
+    # The bytes this answer carries: none for a 304 (the client holds this sha256), a satisfiable
+    # Range's span, else the whole file.
+    unchanged = if_none_match is not None and if_none_match.contains(row.sha256)
+    span = byte_range.range_for_length(row.bytes) if byte_range is not None and not unchanged else None
+    size = 0 if unchanged else row.bytes if span is None else span[1] - span[0]
+    details = {"not_modified": True} if unchanged else {"range": [span[0], span[1] - 1]} if span else None
     access = accesses.allowed(session, entitlement_id=ent.id, kind=AccessKind.DOWNLOAD, user_id=claims["u"],
-                              release_id=release.id, obj=row.name, size=size, sha256=row.sha256,
-                              details={"range": [span[0], span[1] - 1]} if span else None)
+                              release_id=release.id, obj=row.name, size=size, sha256=row.sha256, details=details)
     accesses.DOWNLOADS.inc()
     accesses.BYTES.inc(size)
     path = target.path(row.sha256)

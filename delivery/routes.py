@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import current_app, request, send_file
-from werkzeug.exceptions import UnsupportedMediaType
+from werkzeug.exceptions import RequestedRangeNotSatisfiable, UnsupportedMediaType
 from werkzeug.wsgi import wrap_file
 
 from delivery import accesses, downloads, entitlements, releases
@@ -25,6 +25,7 @@ from delivery.schemas import (
 )
 from exchange.api import AUTH, Blueprint, paginate
 from exchange.db import db
+from exchange.errors import problem
 from exchange.principal import current_principal
 
 blp = Blueprint("delivery", __name__, url_prefix="/api/v1",
@@ -221,10 +222,16 @@ def download(token: str) -> Any:
     No other credential: the token is the link's. Re-checked now (403 naming the reason if access is
     no longer lawful, the release was withdrawn, or the token expired or was altered). Honours
     `Range` (206) and `If-None-Match`; `ETag` is the file's sha256."""
-    served = downloads.open_download(db.session, token=token, byte_range=request.range)
+    served = downloads.open_download(db.session, token=token, byte_range=request.range,
+                                     if_none_match=request.if_none_match)
     if served.path is not None:
-        response = send_file(served.path, mimetype="application/octet-stream", as_attachment=True,
-                             download_name=served.name, conditional=True, etag=served.sha256, max_age=0)
+        try:
+            response = send_file(served.path, mimetype="application/octet-stream", as_attachment=True,
+                                 download_name=served.name, conditional=True, etag=served.sha256, max_age=0)
+        except RequestedRangeNotSatisfiable:
+            # The problem renderer keeps no werkzeug header; a 416 names the length (RFC 9110 14.4).
+            return problem(416, "Range Not Satisfiable", f"This file has {served.bytes} bytes.",
+                           headers={"Content-Range": f"bytes */{served.bytes}"})
     else:
         response = current_app.response_class(wrap_file(request.environ, served.stream),
                                               mimetype="application/octet-stream", direct_passthrough=True)
