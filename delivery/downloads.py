@@ -15,7 +15,7 @@ from datetime import timedelta
 from typing import Any
 
 from flask import current_app
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from itsdangerous import BadPayload, BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -127,7 +127,13 @@ def open_download(session: Session, *, token: str, byte_range: Any, if_none_matc
     try:
         claims = serializer.loads(token, max_age=link_seconds())
     except SignatureExpired as exc:
-        claims = exc.payload if isinstance(exc.payload, dict) else None
+        # The exception carries the payload still encoded (bytes): decoded, it names the entitlement
+        # the refusal is logged against (the signature was valid, only the time ran out).
+        try:
+            claims = serializer.load_payload(exc.payload) if exc.payload is not None else None
+        except BadPayload:
+            claims = None
+        claims = claims if isinstance(claims, dict) else None
         ent_id = claims.get("e") if claims else None
         if isinstance(ent_id, str) and session.get(Entitlement, ent_id) is not None:
             raise _refuse(ent_id, AccessKind.DOWNLOAD, claims.get("u"), claims.get("r"), claims.get("f"),
