@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from delivery import accesses, entitlements
 from delivery.models import Entitlement, Release, ReleaseFile
-from delivery.releases import storage
+from delivery.releases import storage, valid_file_name
 from delivery.states import AccessKind, ReleaseStatus
 from exchange.db import utcnow
 from exchange.errors import Forbidden, NotFound, field_error
@@ -143,6 +143,10 @@ def open_download(session: Session, *, token: str, byte_range: Any, if_none_matc
         accesses.REFUSALS.labels(reason="token_invalid").inc()
         raise Forbidden("token_invalid: this download link is not valid") from None
     if not isinstance(claims, dict) or not all(isinstance(claims.get(k), str) for k in ("e", "r", "f", "u")):
+        raise Forbidden("token_invalid: this download link is not valid")
+    # Only names the upload rule admits were ever signed; anything else (a NUL PostgreSQL refuses
+    # with a 500, a path) is no link of ours, whatever its signature.
+    if not valid_file_name(claims["f"]) or any(len(claims[k]) > 40 or "\0" in claims[k] for k in ("e", "r", "u")):
         raise Forbidden("token_invalid: this download link is not valid")
     ent = session.get(Entitlement, claims["e"])
     release = session.get(Release, claims["r"])

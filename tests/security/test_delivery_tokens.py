@@ -177,12 +177,25 @@ def test_one_entitlement_never_reaches_another(app, api, got):
     assert get(api, bent).get_json()["detail"] == INVALID
 
 
-@pytest.mark.parametrize("name", ["../traffic.csv", "traffic.csv/", "/etc/passwd", "..", ".", "traffic.csv\x00",
-                                  "TRAFFIC.CSV", "traffic.csv ", "%2e%2e%2ftraffic.csv"])
-def test_path_tricks_in_a_signed_file_name(app, api, got, name):
-    # Files are stored by sha256 and looked up by exact name in the release: no name reaches a path.
+@pytest.mark.parametrize(("name", "status"), [
+    ("../traffic.csv", 403), ("traffic.csv/", 403), ("/etc/passwd", 403), ("..", 403), (".", 403),
+    ("traffic.csv\x00", 403), ("traffic.csv ", 403), ("%2e%2e%2ftraffic.csv", 403), ("a" * 201, 403),
+    ("TRAFFIC.CSV", 404), ("traffic.csv.bak", 404),
+])
+def test_path_tricks_in_a_signed_file_name(app, api, got, name, status):
+    # Even signed with the app's secret: a name outside the upload rule is no link of ours; a valid
+    # one is looked up by exact name in the release (files are stored by sha256, no name is a path).
     r = get(api, signed(app, claims_of(got, f=name)))
-    assert r.status_code == 404 and CSV not in r.data
+    assert r.status_code == status and CSV not in r.data
+    if status == 403:
+        assert r.get_json()["detail"] == INVALID
+
+
+@pytest.mark.parametrize("claim", ["e", "r", "u"])
+def test_signed_nul_or_overlong_ids_are_403(app, api, got, claim):
+    for value in ("ent_\x00", "x" * 41):
+        r = get(api, signed(app, claims_of(got, **{claim: value})))
+        assert r.status_code == 403 and r.get_json()["detail"] == INVALID
 
 
 @pytest.mark.parametrize("path", ["/api/v1/downloads/", "/api/v1/downloads/../releases",
