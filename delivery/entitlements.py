@@ -253,8 +253,9 @@ def list_query(*, principal: Principal, status: str | None, product_id: str | No
         if value:
             stmt = stmt.where(column == value)
     if status:
-        # The persisted status may lag the computed one; the route filters the page on the computed status.
-        stmt = stmt.where(Entitlement.status.in_([status, *([s for s in LIVE] if status in LIVE else [])]))
+        # The persisted status may lag the computed one (the route filters on the computed status):
+        # any live row may be computed in any status now; revoked and expired rows stay what they are.
+        stmt = stmt.where(Entitlement.status.in_([str(s) for s in {E(status), *LIVE}]))
     return stmt.order_by(Entitlement.created_at.desc(), Entitlement.id)
 
 

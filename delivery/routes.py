@@ -67,11 +67,16 @@ def list_entitlements(args: dict[str, Any]) -> Any:
     principal = current_principal()
     stmt = entitlements.list_query(principal=principal, status=args.get("status"), product_id=args.get("product_id"),
                                    trade_id=args.get("trade_id"), contract_id=args.get("contract_id"))
-    page = paginate(db.session, stmt, page=args["page"], per_page=args["per_page"])
-    shown = [entitlements.shown(db.session, e) for e in page["items"]]
-    if args.get("status"):
-        shown = [e for e in shown if e.status == args["status"]]
-    return {**page, "items": shown}
+    if not args.get("status"):
+        page = paginate(db.session, stmt, page=args["page"], per_page=args["per_page"])
+        return {**page, "items": [entitlements.shown(db.session, e) for e in page["items"]]}
+    # The status is computed now, not a column: the candidates are decided first, then paged, so
+    # `total` counts what matches and no page comes back short.
+    matched = [e for e in (entitlements.shown(db.session, row) for row in db.session.execute(stmt).scalars())
+               if e.status == args["status"]]
+    start = (args["page"] - 1) * args["per_page"]
+    return {"items": matched[start:start + args["per_page"]], "total": len(matched), "page": args["page"],
+            "per_page": args["per_page"]}
 
 
 @blp.route("/entitlements/<entitlement_id>", methods=["GET"])

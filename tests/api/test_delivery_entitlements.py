@@ -275,6 +275,9 @@ def test_expired_after_ends_at(app, api):
     assert fetch(api, issued["url"]).get_json()["detail"] == "entitlement_expired: ends_at passed"
     r = api.post(f"entitlements/{ent['id']}/downloads", buyer, json={"release_id": rel["id"], "file": "traffic.csv"})
     assert r.status_code == 403 and r.get_json()["detail"] == "entitlement_expired: ends_at passed"
+    # Filtered on the status computed now, before the sweep persisted it.
+    assert api.get(f"entitlements?status=expired&trade_id={got['trade']['id']}", buyer).get_json()["total"] == 1
+    assert api.get(f"entitlements?status=active&trade_id={got['trade']['id']}", buyer).get_json()["total"] == 0
     assert "entitlements changed status" in sweep(app)
     assert persisted(app, ent["id"]) == ("expired", "ends_at passed")
     assert api.get(f"entitlements?status=expired&trade_id={got['trade']['id']}", buyer).get_json()["total"] == 1
@@ -324,3 +327,15 @@ def test_a_release_published_after_the_end_is_not_covered(app, api):
                  json={"release_id": rel["id"], "file": "traffic.csv"})
     assert r.status_code == 422 and "release_id" in r.get_json()["errors"]
     assert api.get(f"trades/{got['trade']['id']}", got["buyer"]).get_json()["status"] == "escrowed"
+
+
+def test_status_filter_counts_the_computed_status(api):
+    vendor, buyer = api.vendor(), api.enterprise()
+    gone, kept, hit = bought(api, vendor, buyer), bought(api, vendor, buyer), bought(api, vendor, buyer)
+    # Computed only: a suspended or revoked certificate is not persisted on the entitlement until the sweep.
+    _certificate(api, hit, "suspend")
+    _certificate(api, gone, "revoke")
+    for status, expected in (("active", [kept]), ("suspended", [hit]), ("revoked", [gone]), ("expired", [])):
+        page = api.get(f"entitlements?status={status}&per_page=1", buyer).get_json()
+        assert [e["id"] for e in page["items"]] == [x["ent"]["id"] for x in expected], status
+        assert page["total"] == len(expected), (status, page)
