@@ -374,3 +374,20 @@ def test_auto_acceptance_not_held_by_an_expired_entitlement(app, api):
             .values(ends_at=utcnow() - timedelta(seconds=1)))
     sweep(app)
     assert trade_of(api, got)["status"] == "settled"
+
+
+def test_sweep_delivers_what_a_racing_escrow_and_publish_both_missed(app, api, sold):
+    """An escrow and a publication committing at once each miss the other's uncommitted row (the
+    escrow sees no published release, the publication no entitlement): the trade is left escrowed
+    beside a covered published release. Its outcome is made here with the publication written
+    straight to the table; the sweep must deliver the trade from that release."""
+    from delivery.models import Release
+
+    rel = release(api, sold["vendor"], sold["trade"]["product_id"], publish=False)
+    execute(app, update(Release).where(Release.id == rel["id"]).values(
+        status="published", published_at=utcnow(), manifest_sha256="a" * 64))
+    assert trade_of(api, sold)["status"] == "escrowed"
+    sweep(app)
+    trade = trade_of(api, sold)
+    assert (trade["status"], trade["delivery_evidence"], trade["delivery_reference"], trade["delivery_sha256"]) == (
+        "delivered", "release", rel["id"], "a" * 64)
