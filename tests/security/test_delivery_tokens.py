@@ -13,8 +13,9 @@ import pytest
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 
 from delivery.downloads import SALT
-from exchange.db import utcnow
+from exchange.db import db, utcnow
 from exchange.logs import JSONFormatter
+from exchange.models import IdempotencyRecord
 from tests.deliveryflow import CSV, bought, fetch, link
 
 INVALID = "token_invalid: this download link is not valid"
@@ -227,3 +228,22 @@ def test_the_token_never_reaches_the_request_log(app, api, got, caplog):
     paths = [r.__dict__.get("path") for r in records]
     assert paths.count("/api/v1/downloads/[redacted]") == 3, paths
     assert all(r.__dict__.get("route") for r in records)
+
+
+def test_an_idempotent_replay_neither_stores_nor_replays_the_link(app, api, got):
+    body = {"release_id": got["release"]["id"], "file": "traffic.csv"}
+    headers = {"Idempotency-Key": "link-once"}
+    path = f"entitlements/{got['ent']['id']}/downloads"
+    first = api.post(path, got["buyer"], json=body, headers=headers)
+    assert first.status_code == 201
+    token = token_of(first.get_json()["url"])
+    replay = api.post(path, got["buyer"], json=body, headers=headers)
+    assert replay.status_code == 201 and replay.headers.get("Idempotent-Replayed") == "true"
+    assert replay.get_json()["url"] is None and replay.get_json()["sha256"] == first.get_json()["sha256"]
+    with app.app_context():
+        from sqlalchemy import select
+
+        rows = [dict(r) for r in db.session.execute(select(IdempotencyRecord.__table__)).mappings()]
+        db.session.rollback()
+    assert rows and not [r for r in rows if token in repr(r) or token.rsplit(".", 1)[1] in repr(r)]
+    assert fetch(api, first.get_json()["url"]).data == CSV  # the first answer's link works
