@@ -108,11 +108,18 @@ def test_upload_replaces_same_name_and_checks_digest(app, api, sold):
     assert got == {"name": "traffic.csv", "bytes": len(CSV), "sha256": sha(CSV), "media_type": "text/csv"}
     assert release_of(api, vendor, rel["id"])["files"] == [got]
     before = snapshot(app)
+    body = b"bytes this test alone uploads " + rel["id"].encode()
     for header in (sha(b"something else"), "ABC", "E" * 64):
-        r = upload(api, vendor, rel["id"], "other.csv", CSV, expect=422, **{"Content-SHA256": header})
+        r = upload(api, vendor, rel["id"], "other.csv", body, expect=422, **{"Content-SHA256": header})
         assert "Content-SHA256" in r.get_json()["errors"]
     assert changed(before, snapshot(app)) == []
-    assert [f["name"] for f in release_of(api, vendor, rel["id"])["files"]] == ["traffic.csv"]
+    with app.app_context():
+        from delivery.releases import storage
+
+        assert not storage().exists(sha(body))  # nor in storage
+        upload(api, vendor, rel["id"], "other.csv", body, **{"Content-SHA256": sha(body)})
+        assert storage().exists(sha(body))
+    assert [f["name"] for f in release_of(api, vendor, rel["id"])["files"]] == ["other.csv", "traffic.csv"]
 
 
 @pytest.mark.parametrize("content_type", [None, "text/csv", "application/json", "multipart/form-data; boundary=x"])
