@@ -142,6 +142,11 @@ def persist(session: Session, ent: Entitlement, verdict: Verdict, *, actor: Prin
 
 def refresh(session: Session, ent_id: str, now: datetime | None = None) -> bool:
     """Lock one entitlement, evaluate it and persist a change (one sweep item)."""
+    trade_id = session.execute(select(Entitlement.trade_id).where(Entitlement.id == ent_id)).scalar_one_or_none()
+    if trade_id is None:
+        return False
+    # Its trade first, as trading's hooks lock them (the reverse order deadlocks against a dispute).
+    session.execute(select(Trade.id).where(Trade.id == trade_id).with_for_update()).scalar_one()
     ent = load_for_update(session, Entitlement, ent_id)
     if ent is None or ent.status not in LIVE:
         return False
