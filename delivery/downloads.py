@@ -15,13 +15,13 @@ from datetime import timedelta
 from typing import Any
 
 from flask import current_app
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from itsdangerous import BadPayload, BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from delivery import accesses, entitlements
 from delivery.models import Entitlement, Release, ReleaseFile
-from delivery.releases import storage
+from delivery.releases import storage, valid_file_name
 from delivery.states import AccessKind, ReleaseStatus
 from exchange.db import utcnow
 from exchange.errors import Forbidden, NotFound, field_error
@@ -118,7 +118,7 @@ class Served:
     access: Any
 
 
-def open_download(session: Session, *, token: str, byte_range: Any) -> Served:
+def open_download(session: Session, *, token: str, byte_range: Any, if_none_match: Any = None) -> Served:
     """Check a download token and the access it grants at this moment; log it.
 
     Forbidden (logged against the entitlement when the token is authentic) for an expired or
@@ -127,7 +127,13 @@ def open_download(session: Session, *, token: str, byte_range: Any) -> Served:
     try:
         claims = serializer.loads(token, max_age=link_seconds())
     except SignatureExpired as exc:
-        claims = exc.payload if isinstance(exc.payload, dict) else None
+        # The exception carries the payload still encoded (bytes): decoded, it names the entitlement
+        # the refusal is logged against (the signature was valid, only the time ran out).
+        try:
+            claims = serializer.load_payload(exc.payload) if exc.payload is not None else None
+        except BadPayload:
+            claims = None
+        claims = claims if isinstance(claims, dict) else None
         ent_id = claims.get("e") if claims else None
         if isinstance(ent_id, str) and session.get(Entitlement, ent_id) is not None:
             raise _refuse(ent_id, AccessKind.DOWNLOAD, claims.get("u"), claims.get("r"), claims.get("f"),
@@ -137,6 +143,10 @@ def open_download(session: Session, *, token: str, byte_range: Any) -> Served:
         accesses.REFUSALS.labels(reason="token_invalid").inc()
         raise Forbidden("token_invalid: this download link is not valid") from None
     if not isinstance(claims, dict) or not all(isinstance(claims.get(k), str) for k in ("e", "r", "f", "u")):
+        raise Forbidden("token_invalid: this download link is not valid")
+    # Only names the upload rule admits were ever signed; anything else (a NUL PostgreSQL refuses
+    # with a 500, a path) is no link of ours, whatever its signature.
+    if not valid_file_name(claims["f"]) or any(len(claims[k]) > 40 or "\0" in claims[k] for k in ("e", "r", "u")):
         raise Forbidden("token_invalid: this download link is not valid")
     ent = session.get(Entitlement, claims["e"])
     release = session.get(Release, claims["r"])
@@ -148,12 +158,14 @@ def open_download(session: Session, *, token: str, byte_range: Any) -> Served:
     target = storage()
     if row is None or not target.exists(row.sha256):
         raise NotFound("This file is no longer stored.")
-    # The bytes this answer carries: a satisfiable Range's span, else the whole file.
-    span = byte_range.range_for_length(row.bytes) if byte_range is not None else None
-    size = row.bytes if span is None else span[1] - span[0]
+    # The bytes this answer carries: none for a 304 (the client holds this sha256), a satisfiable
+    # Range's span, else the whole file.
+    unchanged = if_none_match is not None and if_none_match.contains(row.sha256)
+    span = byte_range.range_for_length(row.bytes) if byte_range is not None and not unchanged else None
+    size = 0 if unchanged else row.bytes if span is None else span[1] - span[0]
+    details = {"not_modified": True} if unchanged else {"range": [span[0], span[1] - 1]} if span else None
     access = accesses.allowed(session, entitlement_id=ent.id, kind=AccessKind.DOWNLOAD, user_id=claims["u"],
-                              release_id=release.id, obj=row.name, size=size, sha256=row.sha256,
-                              details={"range": [span[0], span[1] - 1]} if span else None)
+                              release_id=release.id, obj=row.name, size=size, sha256=row.sha256, details=details)
     accesses.DOWNLOADS.inc()
     accesses.BYTES.inc(size)
     path = target.path(row.sha256)

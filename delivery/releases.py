@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from delivery import entitlements, evidence
+from delivery import entitlements
 from delivery import storage as store
 from delivery.models import Entitlement, Release, ReleaseFile
 from delivery.states import LIVE, RELEASE_TRANSITIONS, EntitlementStatus, ReleaseStatus
@@ -204,21 +204,24 @@ def _buyers(session: Session, release: Release) -> list[str]:
 
 
 def _deliver_waiting_trades(session: Session, release: Release) -> None:
-    """Escrowed trades on the product whose entitlement is active now become `delivered`. Trades are
-    locked before their entitlements, in id order (the order of every trading path)."""
-    waiting = session.execute(
-        select(Trade.id, Entitlement.id).join(Entitlement, Trade.id == Entitlement.trade_id)
+    """Escrowed trades on the product whose entitlement is active now become `delivered`."""
+    # The trade before its entitlement, as trading's hooks lock them (a dispute, a resolution, an
+    # auto-acceptance): the reverse order would deadlock against them.
+    waiting = list(session.execute(
+        select(Trade).join(Entitlement, Entitlement.trade_id == Trade.id)
         .where(Entitlement.product_id == release.product_id, Entitlement.status.in_([str(s) for s in LIVE]),
                Entitlement.ends_at > release.published_at, Entitlement.delivery_mode == "file",
                Trade.status == "escrowed")
-        .order_by(Trade.id).with_for_update(of=Trade)).all()
-    for _trade_id, ent_id in waiting:
-        ent = load_for_update(session, Entitlement, ent_id)
+        .order_by(Trade.id).with_for_update(of=Trade)).scalars())
+    for trade in waiting:
+        ent = session.execute(select(Entitlement).where(Entitlement.trade_id == trade.id)
+                              .with_for_update()).scalar_one()
+        if ent.status not in LIVE:
+            continue
         verdict = entitlements.evaluate(session, ent)
         entitlements.persist(session, ent, verdict)
         if verdict.status != EntitlementStatus.ACTIVE:
             continue
-        trade = evidence.locked_trade(session, ent.trade_id)
         settlement.deliver_by_exchange(session, trade=trade, reference=release.id, sha256=release.manifest_sha256,
                                        evidence="release")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import current_app, request, send_file
-from werkzeug.exceptions import UnsupportedMediaType
+from werkzeug.exceptions import RequestedRangeNotSatisfiable, UnsupportedMediaType
 from werkzeug.wsgi import FileWrapper, wrap_file
 
 from delivery import accesses, downloads, entitlements, releases
@@ -25,6 +25,7 @@ from delivery.schemas import (
 )
 from exchange.api import AUTH, Blueprint, paginate
 from exchange.db import db
+from exchange.errors import problem
 from exchange.principal import current_principal
 
 blp = Blueprint("delivery", __name__, url_prefix="/api/v1",
@@ -66,11 +67,16 @@ def list_entitlements(args: dict[str, Any]) -> Any:
     principal = current_principal()
     stmt = entitlements.list_query(principal=principal, status=args.get("status"), product_id=args.get("product_id"),
                                    trade_id=args.get("trade_id"), contract_id=args.get("contract_id"))
-    page = paginate(db.session, stmt, page=args["page"], per_page=args["per_page"])
-    shown = [entitlements.shown(db.session, e) for e in page["items"]]
-    if args.get("status"):
-        shown = [e for e in shown if e.status == args["status"]]
-    return {**page, "items": shown}
+    if not args.get("status"):
+        page = paginate(db.session, stmt, page=args["page"], per_page=args["per_page"])
+        return {**page, "items": [entitlements.shown(db.session, e) for e in page["items"]]}
+    # The status is computed now, not a column: the candidates are decided first, then paged, so
+    # `total` counts what matches and no page comes back short.
+    matched = [e for e in (entitlements.shown(db.session, row) for row in db.session.execute(stmt).scalars())
+               if e.status == args["status"]]
+    start = (args["page"] - 1) * args["per_page"]
+    return {"items": matched[start:start + args["per_page"]], "total": len(matched), "page": args["page"],
+            "per_page": args["per_page"]}
 
 
 @blp.route("/entitlements/<entitlement_id>", methods=["GET"])
@@ -140,7 +146,8 @@ def get_release(release_id: str) -> Any:
     return releases.shown(db.session, releases.get(db.session, release_id=release_id, principal=current_principal()))
 
 
-# `name` may be up to 200 characters (API.md), past the default 64-character bound of path values.
+# `name` may have up to 200 characters (API.md), past the default 64-character bound of path values;
+# a longer one matches no route (the documented maxLength is the enforced one).
 @blp.route("/releases/<release_id>/files/<string(maxlength=200):name>", methods=["PUT"])
 @blp.response(201, ReleaseFileSchema, example=ex.RELEASE_FILE_EXAMPLE)
 @blp.doc(operationId="uploadReleaseFile", security=AUTH, parameters=UPLOAD_PARAMETERS, requestBody=UPLOAD_BODY)
@@ -157,9 +164,11 @@ def upload_file(release_id: str, name: str) -> Any:
         raise UnsupportedMediaType("Send the file as 'Content-Type: application/octet-stream'.")
     # werkzeug refuses a Content-Length over the limit before the first byte; a chunked body is
     # counted as it streams (delivery.storage stops one byte past the limit).
-    # One byte more than the limit: werkzeug refuses any read past its bound, and storage reads one
-    # byte past the limit to know a body is over it (an upload of exactly the limit is accepted).
-    request.max_content_length = int(current_app.config["MAX_UPLOAD_BYTES"]) + 1
+    # A chunked body has no length: werkzeug's maximum refuses any read once it is reached, even the
+    # read that finds the end, so a body of exactly the limit would be 413; one byte more lets storage
+    # (which refuses more than `limit`) decide.
+    limit = int(current_app.config["MAX_UPLOAD_BYTES"])
+    request.max_content_length = limit if request.content_length is not None else limit + 1
     return releases.put_file(db.session, release_id=release_id, name=name, read=request.stream.read,
                              expected_sha256=request.headers.get("Content-SHA256"), actor=current_principal())
 
@@ -218,20 +227,32 @@ def download(token: str) -> Any:
     No other credential: the token is the link's. Re-checked now (403 naming the reason if access is
     no longer lawful, the release was withdrawn, or the token expired or was altered). Honours
     `Range` (206) and `If-None-Match`; `ETag` is the file's sha256."""
-    served = downloads.open_download(db.session, token=token, byte_range=request.range)
-    if served.path is not None and request.range is None:
-        # The whole file: the server's wsgi.file_wrapper (sendfile under gunicorn), constant memory.
-        response = send_file(served.path, mimetype="application/octet-stream", as_attachment=True,
-                             download_name=served.name, conditional=True, etag=served.sha256, max_age=0)
-    elif served.path is not None:
-        # A range: werkzeug's own FileWrapper is seekable, so the range starts with a seek; gunicorn's
-        # wrapper is not, and werkzeug would read and discard every byte before the range.
-        response = current_app.response_class(FileWrapper(open(served.path, "rb")),  # noqa: SIM115 - closed by the server
-                                              mimetype="application/octet-stream", direct_passthrough=True)
-        response.content_length = served.bytes
-        response.set_etag(served.sha256)
-        response.headers["Content-Disposition"] = f'attachment; filename="{served.name}"'
-        response.make_conditional(request.environ, accept_ranges=True, complete_length=served.bytes)
+    served = downloads.open_download(db.session, token=token, byte_range=request.range,
+                                     if_none_match=request.if_none_match)
+    if served.path is not None:
+        try:
+            if request.range is None:
+                # The whole file: the server's wsgi.file_wrapper (sendfile under gunicorn), constant memory.
+                response = send_file(served.path, mimetype="application/octet-stream", as_attachment=True,
+                                     download_name=served.name, conditional=True, etag=served.sha256, max_age=0)
+            else:
+                # A range: werkzeug's own FileWrapper is seekable, so the range starts with a seek;
+                # gunicorn's is not, and werkzeug would read and discard every byte before the range.
+                handle = open(served.path, "rb")  # noqa: SIM115 - closed by the server once sent
+                response = current_app.response_class(FileWrapper(handle), mimetype="application/octet-stream",
+                                                      direct_passthrough=True)
+                response.content_length = served.bytes
+                response.set_etag(served.sha256)
+                response.headers["Content-Disposition"] = f'attachment; filename="{served.name}"'
+                try:
+                    response.make_conditional(request.environ, accept_ranges=True, complete_length=served.bytes)
+                except RequestedRangeNotSatisfiable:
+                    handle.close()
+                    raise
+        except RequestedRangeNotSatisfiable:
+            # The problem renderer keeps no werkzeug header; a 416 names the length (RFC 9110 14.4).
+            return problem(416, "Range Not Satisfiable", f"This file has {served.bytes} bytes.",
+                           headers={"Content-Range": f"bytes */{served.bytes}"})
     else:
         response = current_app.response_class(wrap_file(request.environ, served.stream),
                                               mimetype="application/octet-stream", direct_passthrough=True)

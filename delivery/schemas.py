@@ -5,7 +5,7 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from delivery.states import EntitlementStatus
-from exchange.fields import PaginationArgsSchema, StrictSchema, Text, UTCDateTime, page_schema
+from exchange.fields import OneTimeSecret, PaginationArgsSchema, StrictSchema, Text, UTCDateTime, page_schema
 
 ID = validate.Length(min=1, max=40)
 
@@ -112,7 +112,8 @@ class DownloadCreateSchema(StrictSchema):
 
 
 class DownloadLinkSchema(Schema):
-    url = fields.String(metadata={"description": "GET it with no other credential, before `expires_at`."})
+    # The URL is the download's only credential: never kept in the idempotency store (nor replayed).
+    url = OneTimeSecret(description="GET it with no other credential, before `expires_at`.")
     expires_at = UTCDateTime()
     bytes = fields.Integer()
     sha256 = fields.String(metadata={"description": "Check the bytes against it (on S3 the ETag is not the sha256)."})

@@ -74,7 +74,9 @@ def before_request() -> Response | None:
     g.started = time.perf_counter()
     write_intent.set(request.method not in SAFE_METHODS)
     _refuse_nul_in_url()
-    if request.endpoint in current_app.extensions.get(STREAMED_BODIES, ()):
+    if request.url_rule is None:
+        pass  # no route matches: the answer is 404 (or 405), whatever the body
+    elif request.endpoint in current_app.extensions.get(STREAMED_BODIES, ()):
         pass  # the view streams its raw body itself, under its own size limit (file uploads)
     elif request.method in BODY_METHODS and _has_body() and request.path.startswith(RAW_BODY_PREFIXES):
         request_body()  # the same limit for raw bodies (the Stripe webhook): 413 past MAX_BODY_BYTES

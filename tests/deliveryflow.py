@@ -91,3 +91,36 @@ def access_log(api: ApiHelper, actor: Actor, ent_id: str) -> list[dict[str, Any]
         if page["next"] is None:
             return items
         after = page["next"]
+def bought(api: ApiHelper, vendor: Actor | None = None, buyer: Actor | None = None, published: bool = True,
+           files: dict[str, bytes] | None = None, **product: Any) -> dict[str, Any]:
+    """A file product sold and paid for (a release published first unless `published=False`):
+    the parties, the trade, its entitlement and the release (None when not published)."""
+    vendor, buyer = vendor or api.vendor(), buyer or api.enterprise()
+    trade = signed_trade(api, vendor, buyer, **product)
+    rel = release(api, vendor, trade["product_id"], files) if published else None
+    trade = pay(api, buyer, trade["id"])
+    return {"vendor": vendor, "buyer": buyer, "trade": trade, "ent": entitlement_of(api, buyer, trade["id"]),
+            "release": rel}
+
+
+def sweep(app: Any) -> str:
+    """Run the `sweep` command as cron does (every registered sweep, each item its own transaction)."""
+    result = app.test_cli_runner().invoke(args=["sweep"])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def execute(app: Any, stmt: Any) -> None:
+    """One statement committed straight to the database (moving the clock of one row)."""
+    from exchange.db import db
+
+    with app.app_context():
+        db.session.execute(stmt)
+        db.session.commit()
+
+
+def accesses(api: ApiHelper, actor: Actor, ent_id: str, **query: Any) -> dict[str, Any]:
+    qs = "&".join(f"{k}={v}" for k, v in query.items())
+    r = api.get(f"entitlements/{ent_id}/accesses" + (f"?{qs}" if qs else ""), actor)
+    assert r.status_code == 200, r.get_json()
+    return r.get_json()

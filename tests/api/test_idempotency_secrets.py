@@ -119,7 +119,9 @@ NOT_SECRETS = {"public_key", "key_id"}  # a public key and a key's id are publis
 TESTED = {("POST /api/v1/webhook-endpoints", "secret"),
           ("POST /api/v1/trades/<trade_id>/payments", "client_secret"),
           ("POST /api/v1/payments/<payment_id>/confirm", "client_secret"),
-          ("POST /api/v1/payments/<payment_id>/cancel", "client_secret")}
+          ("POST /api/v1/payments/<payment_id>/cancel", "client_secret"),
+          # A download link's URL carries its token (tests/security/test_delivery_tokens.py).
+          ("POST /api/v1/entitlements/<entitlement_id>/downloads", "url")}
 
 
 def _fields(schema: Schema, prefix: str = "") -> list[tuple[str, fields.Field]]:

@@ -224,8 +224,8 @@ def test_the_upload_file_name_bound_is_the_documented_one(api, world):
     release_id = r.get_json()["id"]
     raw = {"Content-Type": "application/octet-stream"}
     longest = "n" * 196 + ".csv"
-    # Past 200 characters no route matches; the kernel's body checks answer before routing does (415).
-    for name, want in ((longest, {201}), ("n" * 197 + ".csv", {404, 415}), (".hidden", {422}),
+    # Past 200 characters no route matches: 404, whatever the body.
+    for name, want in ((longest, {201}), ("n" * 197 + ".csv", {404}), (".hidden", {422}),
                        ("交通.csv", {422}), ("a b.csv", {422})):
         r = api.request("PUT", f"releases/{release_id}/files/{name}", owner, data=b"a,b\n1,2\n", headers=raw)
         assert r.status_code in want, (len(name), name[:20], r.status_code, r.get_data()[:200])
