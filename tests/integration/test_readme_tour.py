@@ -46,8 +46,10 @@ def test_the_readme_tour_delivers_a_file_matching_the_signed_manifest(tmp_path):
     access_log = tmp_path / "access.log"
     with gunicorns(env["DATABASE_URL"], tmp_path, count=1, DATAFAIR_STORAGE_URL=env["DATAFAIR_STORAGE_URL"],
                    DATAFAIR_ACCESS_LOG=str(access_log)) as (base,):
-        script = tour_script().replace("http://127.0.0.1:8000", base).replace(".venv/bin/python", sys.executable)
-        script = script.replace("/tmp/", f"{tmp_path}/")  # noqa: S108 - the README's paths, moved here
+        # The README's scratch files first (the checkout itself may live under /tmp), then the server and
+        # the interpreter.
+        script = tour_script().replace("/tmp/", f"{tmp_path}/")  # noqa: S108 - the README's paths, moved here
+        script = script.replace("http://127.0.0.1:8000", base).replace(".venv/bin/python", sys.executable)
         run = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=ROOT, capture_output=True, text=True,
                              timeout=120)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
