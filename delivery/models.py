@@ -5,7 +5,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, CheckConstraint, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from delivery.states import AccessKind, AccessStatus, EntitlementStatus, ReleaseStatus
@@ -117,3 +128,51 @@ class Access(Base):
     refused_reason: Mapped[str | None] = mapped_column(Text)
     # What else a reader of the log needs (a byte range, the link an access came through).
     details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class ApiUpstream(TimestampMixin, Base):
+    """The vendor's API behind the gateway for one `api` product: its base URL and, encrypted at rest,
+    the header the exchange adds to every forwarded call (never shown again)."""
+
+    __tablename__ = "api_upstreams"
+    __table_args__ = (CheckConstraint("timeout_ms BETWEEN 100 AND 25000", name="timeout_ms"),)
+
+    product_id: Mapped[str] = mapped_column(ForeignKey("products.id"), primary_key=True)
+    base_url: Mapped[str] = mapped_column(String(2000))
+    auth_header_name: Mapped[str | None] = mapped_column(String(100))
+    auth_header_secret: Mapped[bytes | None] = mapped_column(LargeBinary)
+    timeout_ms: Mapped[int] = mapped_column(Integer, default=10000)
+    updated_by: Mapped[str] = mapped_column(String(40))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class ApiKey(TimestampMixin, Base):
+    """A buyer's gateway key for one entitlement: shown once, stored as its sha256, revocable."""
+
+    __tablename__ = "api_keys"
+    __table_args__ = (Index("ix_api_keys_entitlement", "entitlement_id", "revoked_at"),)
+
+    id: Mapped[str] = IdColumn("key")
+    entitlement_id: Mapped[str] = mapped_column(ForeignKey("entitlements.id"))
+    label: Mapped[str] = mapped_column(String(100))
+    prefix: Mapped[str] = mapped_column(String(12))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_by: Mapped[str] = mapped_column(String(40))
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class UsagePeriod(Base):
+    """Counted calls of one entitlement in one usage period; the sweep closes a period once it has
+    ended, with its `usage` ledger entry (per_call) — `entry_id` then set, never changed again."""
+
+    __tablename__ = "usage_periods"
+    __table_args__ = (CheckConstraint("calls >= 0", name="calls"),)
+
+    entitlement_id: Mapped[str] = mapped_column(ForeignKey("entitlements.id"), primary_key=True)
+    start: Mapped[datetime] = mapped_column(UTCDateTime(), primary_key=True)
+    end: Mapped[datetime] = mapped_column(UTCDateTime())
+    calls: Mapped[int] = mapped_column(BigInteger, default=0)
+    amount: Mapped[int | None] = mapped_column(BigInteger)
+    fee: Mapped[int | None] = mapped_column(BigInteger)
+    entry_id: Mapped[str | None] = mapped_column(String(40))
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)

@@ -204,6 +204,9 @@ class Trade(TimestampMixin, Base):
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
     # release | declared | api_call | query (API.md, Delivery and use).
     delivery_evidence: Mapped[str | None] = mapped_column(String(20))
+    # What usage drawdowns released from escrow so far (per_call trades), gross; settlements add to
+    # `settled_amount` on read.
+    drawn_amount: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     # The acceptance period runs from here: set at delivery, moved when a suspended entitlement resumes.
     acceptance_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     settled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

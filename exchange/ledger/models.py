@@ -35,6 +35,7 @@ class EntryKind(StrEnum):
     REFUND = "refund"          # escrow back to the buyer
     PAYOUT = "payout"          # seller payable paid out
     REVERSAL = "reversal"      # the mirror of an earlier entry (history is never edited)
+    USAGE = "usage"            # a metered drawdown of a per_call escrow: escrow -> seller payable + fee
 
 
 ENTRY_KINDS = tuple(k.value for k in EntryKind)
