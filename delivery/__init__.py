@@ -30,7 +30,9 @@ def init_app(app: Flask, api: Any) -> None:
     from exchange.jobs import scheduler as jobs
 
     api.register_blueprint(routes.blp)
+    app.register_blueprint(routes.data_plane)
     stream_body(app, "delivery.upload_file")
+    stream_body(app, "gateway.gateway_call")
     # A suspended buyer's link request is refused by the entitlement check, with its reason, and logged.
     exempt_from_suspension(app, "delivery.create_download")
     hooks.register(app, "trade_escrowed", entitlements.on_trade_escrowed)

@@ -37,9 +37,10 @@ def allowed(session: Session, *, entitlement_id: str, kind: str, user_id: str | 
 
 
 def refused(*, entitlement_id: str, kind: str, user_id: str | None, release_id: str | None, obj: str | None,
-            reason: str, code: str) -> None:
+            reason: str, code: str, api_key_id: str | None = None) -> None:
     """Log a refusal once the request's transaction has ended (committed or rolled back)."""
     values = {"entitlement_id": entitlement_id, "at": utcnow(), "kind": kind, "user_id": user_id,
+              "api_key_id": api_key_id,
               "release_id": release_id, "object": obj, "status": AccessStatus.REFUSED, "refused_reason": reason,
               "details": {"code": code}}
 

@@ -96,6 +96,8 @@ def evaluate(session: Session, ent: Entitlement, now: datetime | None = None) ->
         return Verdict(E.REVOKED, tuple(revoked))
     if ended:
         return Verdict(E.EXPIRED, ("ends_at passed",))
+    if ent.calls_included is not None and ent.calls_used >= ent.calls_included:
+        return Verdict(E.EXPIRED, ("calls_used_up",))
     causes: list[str] = []
     if trade.status == T.DISPUTED:
         causes.append("dispute open")
@@ -192,7 +194,9 @@ def on_trade_escrowed(session: Session, *, trade: Trade) -> None:
                       delivery_mode=terms.get("delivery_mode") or _product_mode(session, contract),
                       scope=terms.get("scope"), starts_at=starts,
                       ends_at=starts + timedelta(days=int(terms.get("duration_days") or 365)),
-                      status=E.ACTIVE, calls_used=0, checked_at=starts)
+                      status=E.ACTIVE, calls_used=0, checked_at=starts,
+                      # per_call: the calls bought up front (trading requires terms.calls for them).
+                      calls_included=int(terms["calls"]) if terms.get("calls") else None)
     session.add(ent)
     session.flush()
     verdict = evaluate(session, ent)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from delivery.models import Entitlement, Release
+from delivery.models import ApiUpstream, Entitlement, Release
 from delivery.states import EntitlementStatus, ReleaseStatus
 from trading import settlement
 from trading.models import Trade
@@ -47,6 +47,9 @@ def on_active(session: Session, ent: Entitlement, *, resumed: bool) -> None:
 def declared_delivery_refusal(session: Session, *, trade: Trade) -> str | None:
     """Trading asks before a seller declares a delivery: refused where the exchange delivers itself."""
     ent = session.execute(select(Entitlement).where(Entitlement.contract_id == trade.contract_id)).scalar_one_or_none()
+    if ent is not None and ent.delivery_mode == "api" and session.get(ApiUpstream, ent.product_id) is not None:
+        return ("The exchange delivers this trade itself through its API gateway (the first counted call); a "
+                "declared delivery is only for products the exchange does not deliver.")
     if ent is None or ent.delivery_mode not in ("file", "privacy_computing"):
         return None
     if session.execute(covered_releases(ent).limit(1)).first() is not None:

@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
+from flask import Blueprint as Blueprint_
 from flask import current_app, request, send_file
 from werkzeug.exceptions import RequestedRangeNotSatisfiable, UnsupportedMediaType
 from werkzeug.wsgi import FileWrapper, wrap_file
 
-from delivery import accesses, downloads, entitlements, releases
+from delivery import accesses, downloads, entitlements, gateway, releases
 from delivery import schemas as ex
 from delivery.schemas import (
     AccessPageSchema,
+    ApiKeyCreatedSchema,
+    ApiKeyCreateSchema,
+    ApiKeyListSchema,
+    ApiKeySchema,
+    ApiUpstreamSchema,
+    ApiUpstreamSetSchema,
     CursorArgsSchema,
     DownloadCreateSchema,
     DownloadLinkSchema,
@@ -22,10 +30,13 @@ from delivery.schemas import (
     ReleaseFileSchema,
     ReleaseListSchema,
     ReleaseSchema,
+    UsageArgsSchema,
+    UsageSchema,
 )
 from exchange.api import AUTH, Blueprint, paginate
 from exchange.db import db
-from exchange.errors import problem
+from exchange.errors import DomainError, PayloadTooLarge, problem
+from exchange.fields import Facts
 from exchange.principal import current_principal
 
 blp = Blueprint("delivery", __name__, url_prefix="/api/v1",
@@ -260,4 +271,122 @@ def download(token: str) -> Any:
         response.content_length = served.bytes
     response.headers["Cache-Control"] = "private, no-store"
     response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+# -- the API gateway: control plane ----------------------------------------------------------------
+@blp.route("/products/<product_id>/api-upstream", methods=["PUT"])
+@blp.arguments(ApiUpstreamSetSchema, example=ex.API_UPSTREAM_SET_EXAMPLE)
+@blp.response(200, ApiUpstreamSchema, example=ex.API_UPSTREAM_EXAMPLE)
+@blp.doc(operationId="setApiUpstream", security=AUTH)
+@blp.problems(*WRITE_ERRORS)
+def set_api_upstream(data: dict[str, Any], product_id: str) -> Any:
+    """Set the vendor's API behind the gateway.
+
+    The owner of an `api` product (409 for another delivery mode). `base_url`: a public http(s) URL
+    (https in production), checked now and again at every call. `auth_header` is added to every
+    forwarded call; its value is stored encrypted and never shown again."""
+    return gateway.set_upstream(db.session, product_id=product_id, base_url=data["base_url"],
+                                auth_header=data.get("auth_header"), timeout_ms=data["timeout_ms"],
+                                actor=current_principal())
+
+
+@blp.route("/entitlements/<entitlement_id>/api-keys", methods=["POST"])
+@blp.arguments(ApiKeyCreateSchema, example=ex.API_KEY_CREATE_EXAMPLE)
+@blp.response(201, ApiKeyCreatedSchema, example=ex.API_KEY_CREATED_EXAMPLE)
+@blp.doc(operationId="createApiKey", security=AUTH)
+@blp.problems(*WRITE_ERRORS)
+def create_api_key(data: dict[str, Any], entitlement_id: str) -> Any:
+    """Create an API key for the gateway.
+
+    An admin of the buying organization, for an `api` entitlement. `key` is shown once (stored as a
+    hash; `prefix` recognises it later). At most 5 live keys per entitlement (409)."""
+    row, key = gateway.create_key(db.session, entitlement_id=entitlement_id, label=data["label"],
+                                  actor=current_principal())
+    return Facts(row, key=key)
+
+
+@blp.route("/entitlements/<entitlement_id>/api-keys", methods=["GET"])
+@blp.response(200, ApiKeyListSchema, example={"items": [ex.API_KEY_EXAMPLE]})
+@blp.doc(operationId="listApiKeys", security=AUTH)
+@blp.problems(401, 403, 404)
+def list_api_keys(entitlement_id: str) -> Any:
+    """List an entitlement's API keys (never the keys themselves).
+
+    The buying organization and operators (403 for the seller; 404 for others)."""
+    return {"items": gateway.list_keys(db.session, entitlement_id=entitlement_id, actor=current_principal())}
+
+
+@blp.route("/entitlements/<entitlement_id>/api-keys/<key_id>", methods=["DELETE"])
+@blp.response(200, ApiKeySchema, example={**ex.API_KEY_EXAMPLE, "revoked_at": "2026-12-02T09:00:00Z"})
+@blp.doc(operationId="revokeApiKey", security=AUTH)
+@blp.problems(401, 403, 404, 409)
+def revoke_api_key(entitlement_id: str, key_id: str) -> Any:
+    """Revoke an API key at once.
+
+    An admin of the buying organization: the next call with the key is 401."""
+    return gateway.revoke_key(db.session, entitlement_id=entitlement_id, key_id=key_id, actor=current_principal())
+
+
+@blp.route("/entitlements/<entitlement_id>/usage", methods=["GET"])
+@blp.arguments(UsageArgsSchema, location="query")
+@blp.response(200, UsageSchema, example=ex.USAGE_EXAMPLE)
+@blp.doc(operationId="getEntitlementUsage", security=AUTH)
+@blp.problems(401, 404, 422)
+def get_usage(args: dict[str, Any], entitlement_id: str) -> Any:
+    """Read an entitlement's metered usage.
+
+    The parties and operators. `granularity=period` (default): the usage periods as the sweep closed
+    them, with their `usage` ledger entry (`entry_id` null while open); `hour`/`day` aggregate the
+    counted calls."""
+    ent = entitlements.visible(db.session, entitlement_id, current_principal())
+    periods = gateway.usage(db.session, entitlement_id=ent.id, principal=current_principal())
+    return {"calls_included": ent.calls_included, "calls_used": ent.calls_used,
+            "periods": gateway.aggregate(periods, args["granularity"])}
+
+
+# -- the API gateway: data plane (not an /api/v1 operation: documented in docs/delivery.md) --------
+data_plane = Blueprint_("gateway", __name__)
+GATEWAY_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+GATEWAY_PREFIX = "/gateway/v1/"
+
+
+@data_plane.route("/gateway/v1/<product_id>/", defaults={"path": ""}, methods=GATEWAY_METHODS, merge_slashes=False)
+@data_plane.route("/gateway/v1/<product_id>/<path:path>", methods=GATEWAY_METHODS, merge_slashes=False)
+def gateway_call(product_id: str, path: str) -> Any:
+    """Forward one metered call to the product's upstream (see delivery.gateway)."""
+    raw = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI") or request.full_path
+    raw_path = raw.split("?", 1)[0]
+    prefix = f"{GATEWAY_PREFIX}{product_id}/"
+    sub_path = raw_path[len(prefix):] if raw_path.startswith(prefix) else quote(path, safe="/%:@!$&'()*+,;=-._~")
+    auth = request.headers.get("Authorization", "")
+    grant = gateway.authorize(db.session, product_id=product_id,
+                              bearer=auth[7:].strip() if auth[:7].lower() == "bearer " else None)
+    # Nothing below holds a transaction open: the upstream call may take seconds.
+    db.session.rollback()
+    sub_path = gateway.target_path(sub_path)
+    gateway.rate_limit(grant)
+    body = request.stream.read(gateway.MAX_REQUEST_BYTES + 1) if request.method not in ("GET", "HEAD") else b""
+    if len(body) > gateway.MAX_REQUEST_BYTES:
+        raise PayloadTooLarge(f"A gateway request body may be at most {gateway.MAX_REQUEST_BYTES} bytes.")
+    reservation = gateway.reserve(grant)
+    try:
+        answer = gateway.forward(grant, method=request.method, sub_path=sub_path,
+                                 query=request.query_string.decode("latin-1"),
+                                 headers=list(request.headers.items()), body=body)
+    except DomainError:
+        gateway.give_back(reservation)
+        raise
+    if answer.status >= 500:
+        gateway.give_back(reservation)
+        remaining = None if reservation.remaining is None else reservation.remaining + 1
+    else:
+        gateway.counted(grant, method=request.method, path=sub_path, status=answer.status)
+        remaining = reservation.remaining
+    response = current_app.response_class(answer.body, status=answer.status, headers=answer.headers,
+                                          direct_passthrough=True)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Content-Security-Policy"] = "sandbox"
+    if remaining is not None:
+        response.headers["Datafair-Calls-Remaining"] = str(remaining)
     return response

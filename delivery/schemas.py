@@ -165,3 +165,79 @@ DOWNLOAD_LINK_EXAMPLE = {"url": "http://127.0.0.1:8000/api/v1/downloads/eyJlIjoi
                          "expires_at": "2026-12-01T08:15:00Z", "bytes": 48_213, "sha256": EXAMPLE_FILE_SHA256,
                          "entitlement_id": EXAMPLE_ENTITLEMENT_ID, "release_id": EXAMPLE_RELEASE_ID,
                          "file": "traffic-2026-11.csv"}
+
+
+# -- the API gateway -------------------------------------------------------------------------------
+class AuthHeaderSchema(StrictSchema):
+    name = fields.String(required=True, validate=validate.Regexp(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,100}$"))
+    value = fields.String(required=True, load_only=True, validate=validate.Length(min=1, max=4000))
+
+
+class ApiUpstreamSetSchema(StrictSchema):
+    base_url = fields.String(required=True, validate=validate.Length(min=1, max=2000))
+    auth_header = fields.Nested(AuthHeaderSchema, allow_none=True, metadata={
+        "description": "Sent with every forwarded call; the value is stored encrypted and never shown again."})
+    timeout_ms = fields.Integer(load_default=10000, validate=validate.Range(min=100, max=25000))
+
+
+class ApiUpstreamSchema(Schema):
+    product_id = fields.String()
+    base_url = fields.String()
+    auth_header_name = fields.String(allow_none=True)
+    timeout_ms = fields.Integer()
+    updated_at = UTCDateTime()
+
+
+class ApiKeyCreateSchema(StrictSchema):
+    label = Text(required=True, max_length=100)
+
+
+class ApiKeySchema(Schema):
+    id = fields.String()
+    label = fields.String()
+    prefix = fields.String(metadata={"description": "The key's first 12 characters (`dfk_` included)."})
+    created_at = UTCDateTime()
+    revoked_at = UTCDateTime(allow_none=True)
+
+
+class ApiKeyCreatedSchema(ApiKeySchema):
+    key = OneTimeSecret(description="Shown once: send it as `Authorization: Bearer <key>` to /gateway/v1/...")
+
+
+class ApiKeyListSchema(Schema):
+    items = fields.List(fields.Nested(ApiKeySchema), required=True)
+
+
+class UsageArgsSchema(StrictSchema):
+    granularity = fields.String(load_default="period", validate=validate.OneOf(["period", "hour", "day"]))
+
+
+class UsagePeriodSchema(Schema):
+    start = UTCDateTime()
+    end = UTCDateTime()
+    calls = fields.Integer()
+    amount = fields.Integer(allow_none=True, metadata={"description": "calls x unit price, gross (per_call)."})
+    fee = fields.Integer(allow_none=True)
+    entry_id = fields.String(allow_none=True, metadata={"description": "The `usage` ledger entry; null until closed."})
+
+
+class UsageSchema(Schema):
+    calls_included = fields.Integer(allow_none=True)
+    calls_used = fields.Integer()
+    periods = fields.List(fields.Nested(UsagePeriodSchema))
+
+
+EXAMPLE_KEY_ID = "key_0193f3c11a2b3c4d5e6f708192a3b4c5"
+API_UPSTREAM_SET_EXAMPLE = {"base_url": "https://api.gz-transport.example/v2",
+                            "auth_header": {"name": "X-Api-Key", "value": "vendor-secret-0193f3c1"},
+                            "timeout_ms": 5000}
+API_UPSTREAM_EXAMPLE = {"product_id": "prd_0193f1c2a9e85d47b0c3e6f19a2d8b54",
+                        "base_url": "https://api.gz-transport.example/v2", "auth_header_name": "X-Api-Key",
+                        "timeout_ms": 5000, "updated_at": "2026-12-02T07:00:00Z"}
+API_KEY_CREATE_EXAMPLE = {"label": "dispatch service"}
+API_KEY_EXAMPLE = {"id": EXAMPLE_KEY_ID, "label": "dispatch service", "prefix": "dfk_Xq3v9LmA",
+                   "created_at": "2026-12-02T07:05:00Z", "revoked_at": None}
+API_KEY_CREATED_EXAMPLE = {**API_KEY_EXAMPLE, "key": "dfk_Xq3v9LmAZb81c0pQnE2rT5uVwY7xK4sH6jD3fG9aB1c"}
+USAGE_EXAMPLE = {"calls_included": 10000, "calls_used": 342, "periods": [
+    {"start": "2026-12-02T07:00:00Z", "end": "2026-12-02T08:00:00Z", "calls": 342, "amount": 273600, "fee": 5472,
+     "entry_id": "jrn_0193f3d2a4b6c8d0e2f4a6b8c0d2e4f6"}]}

@@ -111,6 +111,12 @@ def load_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "STORAGE_URL": env.get("DATAFAIR_STORAGE_URL") or None,
         "MAX_UPLOAD_BYTES": _int(env, "DATAFAIR_MAX_UPLOAD_BYTES", 5 << 30, minimum=1),
         "DOWNLOAD_LINK_SECONDS": _int(env, "DATAFAIR_DOWNLOAD_LINK_SECONDS", 300, minimum=1),
+        # The API gateway (API.md, API gateway): per-key rate, response cap, usage periods.
+        "GATEWAY_RATE_LIMIT": env.get("DATAFAIR_GATEWAY_RATE_LIMIT", "600/minute"),
+        "GATEWAY_MAX_RESPONSE_BYTES": _int(env, "DATAFAIR_GATEWAY_MAX_RESPONSE_BYTES", 50 << 20, minimum=1),
+        "USAGE_PERIOD_MINUTES": _int(env, "DATAFAIR_USAGE_PERIOD_MINUTES", 60, minimum=1),
+        "ALLOW_PRIVATE_URLS": (env.get("DATAFAIR_ALLOW_PRIVATE_URLS", "0") == "1"
+                               or env.get("DATAFAIR_WEBHOOK_ALLOW_PRIVATE", "0") == "1"),
         # prometheus-client's multiprocess mode under gunicorn (the library reads the same variable).
         "PROMETHEUS_MULTIPROC_DIR": env.get("PROMETHEUS_MULTIPROC_DIR") or None,
     }
@@ -193,6 +199,9 @@ def validate_config(config: Mapping[str, Any]) -> None:
     secret = config["SECRET_KEY"] or ""
     if config["DATAFAIR_ENV"] == "production":
         _validate_production_secrets(config)
+        if config.get("ALLOW_PRIVATE_URLS"):
+            raise ConfigError("DATAFAIR_ALLOW_PRIVATE_URLS (or DATAFAIR_WEBHOOK_ALLOW_PRIVATE) is for development "
+                              "and tests only: production never calls loopback or private addresses")
         if config.get("PASSWORD_HASH_METHOD", "").split(":")[0] not in ("scrypt",):
             raise ConfigError("production requires the scrypt password hash")
     elif len(secret) < MIN_SECRET_LENGTH:

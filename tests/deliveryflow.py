@@ -124,3 +124,22 @@ def accesses(api: ApiHelper, actor: Actor, ent_id: str, **query: Any) -> dict[st
     r = api.get(f"entitlements/{ent_id}/accesses" + (f"?{qs}" if qs else ""), actor)
     assert r.status_code == 200, r.get_json()
     return r.get_json()
+
+
+def api_bought(api: ApiHelper, upstream_url: str, vendor: Actor | None = None, buyer: Actor | None = None,
+               header: dict[str, str] | None = None, **product: Any) -> dict[str, Any]:
+    """An `api` product with its upstream set, sold and paid for, and a key for the buyer."""
+    vendor, buyer = vendor or api.vendor(), buyer or api.enterprise()
+    contract = contract_for(api, vendor, buyer, **{"delivery_mode": "api", **product})
+    sign(api, buyer, contract["id"])
+    trade_id = sign(api, vendor, contract["id"])["trade_id"]
+    body = {"base_url": upstream_url, "auth_header": header or {"name": "X-Api-Key", "value": "vendor-secret-1"},
+            "timeout_ms": 3000}
+    r = api.request("PUT", f"products/{contract['product_id']}/api-upstream", vendor, json=body)
+    assert r.status_code == 200, r.get_json()
+    trade = pay(api, buyer, trade_id)
+    ent = entitlement_of(api, buyer, trade_id)
+    r = api.post(f"entitlements/{ent['id']}/api-keys", buyer, json={"label": "tests"})
+    assert r.status_code == 201, r.get_json()
+    return {"vendor": vendor, "buyer": buyer, "trade": trade, "ent": ent, "key": r.get_json()["key"],
+            "key_id": r.get_json()["id"], "product_id": contract["product_id"]}

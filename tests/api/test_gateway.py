@@ -1,0 +1,79 @@
+"""The API gateway against a real upstream on loopback (tests/upstream.py): what reaches the vendor,
+what comes back, what is counted and logged."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.deliveryflow import api_bought
+from tests.upstream import Upstream, upstream  # noqa: F401 - fixture
+
+pytestmark = pytest.mark.allow_hosts(["127.0.0.1"])
+
+
+@pytest.fixture(autouse=True)
+def _private_upstreams(app):
+    # The upstream is a loopback server: development and tests only (production refuses the setting).
+    app.config["ALLOW_PRIVATE_URLS"] = True
+
+
+def call(api, deal, path, method="GET", **kw):
+    headers = {"Authorization": f"Bearer {deal['key']}", **kw.pop("headers", {})}
+    return api.client.open(f"/gateway/v1/{deal['product_id']}/{path}", method=method, headers=headers, **kw)
+
+
+def test_a_call_reaches_the_vendor_with_its_header_and_never_the_buyers_credentials(api, upstream):  # noqa: F811
+    deal = api_bought(api, upstream.url)
+    r = call(api, deal, "stations/flows?day=2026-11-02", headers={"Cookie": "session=buyer", "X-Trace": "t1",
+                                                                 "Proxy-Authorization": "Basic eA==",
+                                                                 "Connection": "X-Drop", "X-Drop": "1"})
+    assert r.status_code == 200, r.get_data()[:300]
+    assert r.get_json()["path"] == "/v2/stations/flows?day=2026-11-02"
+    assert "set-cookie" not in {k.lower() for k in r.headers.keys()}
+    assert r.headers["X-Vendor"] == "gz"
+    assert r.headers["X-Content-Type-Options"] == "nosniff" and r.headers["Content-Security-Policy"] == "sandbox"
+    (got,) = upstream.received
+    assert got.headers["x-api-key"] == "vendor-secret-1" and got.headers["x-trace"] == "t1"
+    for absent in ("authorization", "cookie", "proxy-authorization", "x-drop"):
+        assert absent not in got.headers, absent
+    trade = api.get(f"trades/{deal['trade']['id']}", deal["buyer"]).get_json()
+    assert trade["status"] == "delivered" and trade["delivery_evidence"] == "api_call"
+    log = api.get(f"entitlements/{deal['ent']['id']}/accesses", deal["buyer"]).get_json()["items"]
+    assert [(a["kind"], a["api_key_id"], a["status"]) for a in log] == [("api_call", deal["key_id"], "allowed")]
+
+
+@pytest.mark.parametrize("path", ["../admin", "a/../../admin", "%2e%2e/admin", "a//b", "http://evil.example/x",
+                                  "%2F%2Fevil.example"])
+def test_paths_that_would_leave_the_base_url_are_400_and_not_forwarded(api, upstream, path):  # noqa: F811
+    deal = api_bought(api, upstream.url)
+    r = call(api, deal, path)
+    # 400 from the gateway; 404 where the client itself resolved the dots and left the product's prefix.
+    assert r.status_code in (400, 404), (path, r.status_code, r.get_data()[:200])
+    assert upstream.count() == 0
+
+
+def test_bad_and_revoked_keys_are_401_and_upstream_failures_are_not_counted(api, upstream):  # noqa: F811
+    deal = api_bought(api, upstream.url)
+    assert call(api, {**deal, "key": "dfk_nope"}, "x").status_code == 401
+    upstream.answer = lambda r: (503, {}, b"down")
+    r = call(api, deal, "x")
+    assert r.status_code == 503
+    usage = api.get(f"entitlements/{deal['ent']['id']}/usage", deal["buyer"]).get_json()
+    assert usage["calls_used"] == 0
+    upstream.answer = None
+    assert call(api, deal, "x").status_code == 200
+    assert api.get(f"entitlements/{deal['ent']['id']}/usage", deal["buyer"]).get_json()["calls_used"] == 1
+    r = api.delete(f"entitlements/{deal['ent']['id']}/api-keys/{deal['key_id']}", deal["buyer"])
+    assert r.status_code == 200 and r.get_json()["revoked_at"]
+    assert call(api, deal, "x").status_code == 401
+
+
+def test_a_dispute_refuses_calls_with_the_reason_and_logs_it(api, upstream):  # noqa: F811
+    deal = api_bought(api, upstream.url)
+    assert api.post(f"trades/{deal['trade']['id']}/disputes", deal["buyer"], json={"reason": "wrong data"}
+                    ).status_code == 201
+    r = call(api, deal, "x")
+    assert r.status_code == 403 and r.get_json()["detail"] == "entitlement_suspended: dispute open"
+    assert upstream.count() == 0
+    log = api.get(f"entitlements/{deal['ent']['id']}/accesses", deal["buyer"]).get_json()["items"]
+    assert [(a["kind"], a["status"]) for a in log] == [("api_call", "refused")]
