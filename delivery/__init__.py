@@ -22,7 +22,7 @@ def entitlement_event_types() -> frozenset[str]:
 def init_app(app: Flask, api: Any) -> None:
     """Routes; trading's hooks (escrow creates the entitlement, disputes and resolutions change it,
     declared deliveries and auto-acceptance ask first); the entitlement sweep; event types; the demo."""
-    from delivery import demo, entitlements, evidence, routes
+    from delivery import demo, entitlements, evidence, metering, routes
     from exchange import hooks
     from exchange.events import outbox
     from exchange.http import exempt_from_suspension, stream_body
@@ -42,5 +42,11 @@ def init_app(app: Flask, api: Any) -> None:
     hooks.register(app, "trade_auto_accepting", entitlements.auto_acceptance_refusal)
     jobs.register_sweep(app, "delivery.entitlements", due=entitlements.sweep_due, apply=entitlements.refresh,
                         report="{} entitlements changed status")
+    jobs.register_sweep(app, "delivery.usage_periods", due=metering.periods_due, apply=metering.close_period,
+                        report="{} usage periods closed")
+    jobs.register_sweep(app, "delivery.per_call_endings", due=metering.endings_due, apply=metering.settle_ending,
+                        report="{} per_call trades settled at their entitlement's end")
+    hooks.register(app, "per_call_resolving", metering.on_per_call_resolving)
+    hooks.register(app, "per_call_refunded_calls", metering.on_per_call_refunded_calls)
     outbox.register_event_types(app, EVENT_TYPES | entitlement_event_types())
     exchange_demo.register_seeder(app, "delivery", demo.seed)

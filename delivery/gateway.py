@@ -29,6 +29,7 @@ from urllib.parse import unquote, urlsplit
 
 import urllib3
 from flask import current_app
+from prometheus_client import Counter, Histogram
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
@@ -39,6 +40,7 @@ from exchange import sealing
 from exchange.db import db, upsert, utcnow
 from exchange.errors import Conflict, DomainError, Forbidden, NotFound, RateLimited, Unauthorized
 from exchange.identity import audit
+from exchange.metrics import PROCESS_REGISTRY
 from exchange.netguard import PublicURL, check_outbound_url
 from exchange.principal import Principal
 from exchange.ratelimit import consume
@@ -46,6 +48,15 @@ from listings import services as listings
 from listings.models import Product
 from trading import settlement
 from trading.models import Trade
+
+# Per process (multiprocess mode under gunicorn aggregates the workers), shown by /metrics.
+CALLS = Counter("datafair_gateway_calls", "Gateway calls by the status answered", ["status"], registry=PROCESS_REGISTRY)
+ADDED_SECONDS = Histogram("datafair_gateway_added_seconds", "Time the gateway adds to the upstream's answer",
+                          registry=PROCESS_REGISTRY,
+                          buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0))
+METERED = Counter("datafair_gateway_calls_metered", "Calls counted against an entitlement", registry=PROCESS_REGISTRY)
+PERIODS_CLOSED = Counter("datafair_usage_periods_closed", "Usage periods closed by the sweep",
+                         registry=PROCESS_REGISTRY)
 
 KEY_PREFIX = "dfk_"
 MAX_LIVE_KEYS = 5
@@ -275,6 +286,7 @@ def counted(grant: Grant, *, method: str, path: str, status: int) -> None:
                                            sha256=hashlib.sha256(grant.entitlement_id.encode()).hexdigest(),
                                            evidence="api_call")
     session.commit()
+    METERED.inc()
 
 
 def rate_limit(grant: Grant) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 from urllib.parse import quote
 
@@ -355,6 +356,18 @@ GATEWAY_PREFIX = "/gateway/v1/"
 @data_plane.route("/gateway/v1/<product_id>/<path:path>", methods=GATEWAY_METHODS, merge_slashes=False)
 def gateway_call(product_id: str, path: str) -> Any:
     """Forward one metered call to the product's upstream (see delivery.gateway)."""
+    started = time.perf_counter()
+    try:
+        response, upstream_seconds = _gateway_call(product_id, path)
+    except DomainError as exc:
+        gateway.CALLS.labels(status=str(exc.status)).inc()
+        raise
+    gateway.CALLS.labels(status=str(response.status_code)).inc()
+    gateway.ADDED_SECONDS.observe(max(0.0, time.perf_counter() - started - upstream_seconds))
+    return response
+
+
+def _gateway_call(product_id: str, path: str) -> tuple[Any, float]:
     raw = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI") or request.full_path
     raw_path = raw.split("?", 1)[0]
     prefix = f"{GATEWAY_PREFIX}{product_id}/"
@@ -366,10 +379,13 @@ def gateway_call(product_id: str, path: str) -> Any:
     db.session.rollback()
     sub_path = gateway.target_path(sub_path)
     gateway.rate_limit(grant)
+    # The gateway's own body limit (10 MiB), not the API's 1 MiB JSON one; one byte more tells "over".
+    request.max_content_length = gateway.MAX_REQUEST_BYTES + 1
     body = request.stream.read(gateway.MAX_REQUEST_BYTES + 1) if request.method not in ("GET", "HEAD") else b""
     if len(body) > gateway.MAX_REQUEST_BYTES:
         raise PayloadTooLarge(f"A gateway request body may be at most {gateway.MAX_REQUEST_BYTES} bytes.")
     reservation = gateway.reserve(grant)
+    sent = time.perf_counter()
     try:
         answer = gateway.forward(grant, method=request.method, sub_path=sub_path,
                                  query=request.query_string.decode("latin-1"),
@@ -377,6 +393,7 @@ def gateway_call(product_id: str, path: str) -> Any:
     except DomainError:
         gateway.give_back(reservation)
         raise
+    upstream_seconds = time.perf_counter() - sent
     if answer.status >= 500:
         gateway.give_back(reservation)
         remaining = None if reservation.remaining is None else reservation.remaining + 1
@@ -389,4 +406,4 @@ def gateway_call(product_id: str, path: str) -> Any:
     response.headers["Content-Security-Policy"] = "sandbox"
     if remaining is not None:
         response.headers["Datafair-Calls-Remaining"] = str(remaining)
-    return response
+    return response, upstream_seconds
