@@ -72,7 +72,8 @@ def create_from_offer(session: Session, *, offer: Offer, revision: Any, certific
         number=yearly_number(session, "contract", "DFC", now.year), offer_id=offer.id,
         procurement_id=offer.procurement_id, buyer_org_id=offer.buyer_org_id, seller_org_id=offer.seller_org_id,
         product_id=offer.product_id, product_version=revision.version, certificate_number=certificate.number,
-        category=revision.category, amount=offer.amount, currency=offer.currency, terms=dict(offer.terms),
+        category=revision.category, amount=rules.deal_amount(offer.amount, offer.terms), currency=offer.currency,
+        terms=dict(offer.terms),
         status=K.PENDING_SIGNATURES, digest="",
     )
     contract.digest = sha256_hex(digest_payload(contract))
@@ -204,10 +205,13 @@ def _conclude(session: Session, contract: Contract, signed: list[Signature]) -> 
     contract.on_site = on_site is not None
     contract.fair_id = on_site.fair_id if on_site else None
     bps = int(current_app.config["FEE_BPS"])
+    # A per_call trade's fee is what its drawdowns took so far (each adds its share); any other
+    # trade shows the fee its settlement will take.
+    fee = 0 if rules.contract_is_per_call(session, contract.id) else fee_for(contract.amount, bps)
     trade = Trade(
         contract_id=contract.id, buyer_org_id=contract.buyer_org_id, seller_org_id=contract.seller_org_id,
         product_id=contract.product_id, category=contract.category, amount=contract.amount,
-        fee=fee_for(contract.amount, bps), fee_bps=bps, refunded_amount=0, currency=contract.currency,
+        fee=fee, fee_bps=bps, refunded_amount=0, currency=contract.currency,
         status=TradeStatus.AWAITING_PAYMENT, on_site=contract.on_site, fair_id=contract.fair_id,
     )
     session.add(trade)

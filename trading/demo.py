@@ -16,7 +16,7 @@ from exchange.identity.models import Organization, User
 from exchange.principal import Principal
 from listings.models import Fair, Product, ProductVersion, Stall
 from listings.states import ProductStatus
-from trading import contracts, offers, payments, procurements, settlement
+from trading import contracts, offers, payments, procurements, rules, settlement
 from trading.models import Contract
 
 SHA = "9f2c4e1a7b3d5f60182a4c6e8b0d2f4a6c8e0b2d4f6a8c0e2b4d6f8a0c2e4b6d"
@@ -39,9 +39,15 @@ def _listed(session: Session, owner: Organization) -> list[tuple[Product, Produc
     ).all())
 
 
+DEMO_CALLS = 10_000
+
+
 def _terms(version: ProductVersion) -> dict[str, Any]:
-    return {"scope": version.license.get("scope", "commercial"),
-            "duration_days": version.license.get("duration_days", 365), "delivery_mode": version.delivery_mode}
+    terms = {"scope": version.license.get("scope", "commercial"),
+             "duration_days": version.license.get("duration_days", 365), "delivery_mode": version.delivery_mode}
+    if version.price.get("model") == rules.PER_CALL:
+        terms["calls"] = DEMO_CALLS
+    return terms
 
 
 def _price(version: ProductVersion, discount_pct: int = 0) -> dict[str, Any]:
@@ -114,7 +120,13 @@ def seed(session: Session, orgs: dict[str, Organization]) -> dict[str, int]:
         payments.confirm_payment(session, payment_id=payment.id, actor=operator)
         settlement.deliver(session, trade_id=trade.id, reference=f"sftp://demo/{trade.id}.zip", sha256=SHA,
                            actor=seller)
-        if i < 2:
+        if i < 2 and settlement.is_per_call(session, trade):
+            # No acceptance: a quarter of the calls used, then the entitlement ends.
+            settlement.draw_usage(session, trade_id=trade.id, amount=trade.amount // DEMO_CALLS * (DEMO_CALLS // 4),
+                                  period="demo")
+            settlement.end_per_call(session, trade_id=trade.id)
+            made["settled"] += 1
+        elif i < 2:
             settlement.accept(session, trade_id=trade.id, actor=buyer)
             made["settled"] += 1
         else:

@@ -49,6 +49,7 @@ def _check_terms(revision: Any, price: dict[str, Any], terms: dict[str, Any]) ->
         raise field_error("price.currency", f"must be the product's currency ({revision.price['currency']})")
     if terms["delivery_mode"] != revision.delivery_mode:
         raise field_error("terms.delivery_mode", f"must be the product's delivery mode ({revision.delivery_mode})")
+    rules.check_calls(revision, price, terms)
 
 
 def _check_procurement(session: Session, procurement_id: str | None, *, buyer_org_id: str,

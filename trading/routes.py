@@ -520,7 +520,8 @@ def accept_delivery(trade_id: str) -> Any:
 
     The buyer (403 for others who can see the trade): `delivered` -> `settled` (`settlement`
     `accepted`); the escrow goes to the seller's payable balance less the exchange's fee, in one
-    ledger entry. 409 unless `delivered`."""
+    ledger entry. 409 unless `delivered`, and for a per_call trade (it settles when its entitlement
+    ends)."""
     return settlement.accept(db.session, trade_id=trade_id, actor=current_principal())
 
 
@@ -554,7 +555,13 @@ def resolve_dispute(data: dict[str, Any], trade_id: str) -> Any:
     `resolved`. `end_access: true` revokes the buyer's entitlement (no more downloads); otherwise access
     resumes unless the trade ends `refunded` (which revokes it). A Stripe payment is refunded at its
     provider first (502/503 if it refuses or does not answer: the trade stays `disputed`, and a retry
-    replays the same refund). 409 unless `disputed`."""
+    replays the same refund). 409 unless `disputed`.
+
+    A per_call trade: the calls counted but not yet drawn are drawn first; `refund_amount` must be a
+    whole number of calls (422 otherwise) and at most what then remains in escrow. With `end_access`
+    the unused calls are refunded too and the trade ends `settled` (`refunded` if no call was ever
+    drawn); without it the trade returns to `delivered`, the entitlement loses the refunded calls and
+    metering resumes."""
     return settlement.resolve(db.session, trade_id=trade_id, refund_amount=data["refund_amount"],
                               comment=data.get("comment"), end_access=data["end_access"],
                               actor=current_principal())

@@ -15,8 +15,10 @@ from exchange.errors import Conflict, NotFound, field_error
 from exchange.identity import services as identity
 from exchange.identity.models import Organization
 from exchange.identity.states import OrgStatus
+from exchange.money import MAX_AMOUNT
 from listings import services as listings
 from listings.models import Product, ProductVersion
+from trading.models import Contract
 
 
 def organization(session: Session, org_id: str, *, field: str = "to_org_id", role: str = "buyer") -> Organization:
@@ -75,3 +77,50 @@ def for_parties(session: Session, model: Any, object_id: str, principal: Any, *,
     if row is None or not (principal.is_operator or principal.org_id in {getattr(row, p) for p in parties}):
         raise NotFound(f"No such {what}.")
     return row
+
+
+# -- per_call products (API.md, Delivery and use, Metering) ----------------------------------------
+PER_CALL = "per_call"
+MAX_CALLS = 10**9
+
+
+def check_calls(revision: Any, price: dict[str, Any], terms: dict[str, Any]) -> None:
+    """`terms.calls` is the quantity a per_call deal buys (its `price.amount` the unit price) and has
+    no meaning for any other price model: 422 naming `terms.calls` when missing, misplaced, or when
+    the total would not fit an exact JSON integer."""
+    calls = terms.get("calls")
+    if revision.price.get("model") != PER_CALL:
+        if calls is not None:
+            raise field_error("terms.calls", "only for per_call products")
+        return
+    if calls is None:
+        raise field_error("terms.calls", "required for a per_call product (the calls bought up front)")
+    if calls * price["amount"] > MAX_AMOUNT:
+        raise field_error("terms.calls", f"calls x unit price must not exceed {MAX_AMOUNT}")
+
+
+def deal_amount(price_amount: int, terms: dict[str, Any]) -> int:
+    """The contract's total: the unit price times the calls bought for a per_call deal, else the price."""
+    calls = terms.get("calls")
+    return price_amount * calls if calls is not None else price_amount
+
+
+def contract_is_per_call(session: Session, contract_id: str) -> bool:
+    """Whether the product version a contract was made on is priced per call."""
+    return bool(session.execute(select(per_call_contract(contract_id))).scalar())
+
+
+def per_call_contract(contract_id: Any) -> Any:
+    """An EXISTS clause: the contract `contract_id` (a column or a value) was made on a per_call version."""
+    return (select(Contract.id)
+            .join(ProductVersion, (Contract.product_id == ProductVersion.product_id)
+                  & (Contract.product_version == ProductVersion.version))
+            .where(Contract.id == contract_id, ProductVersion.price["model"].as_string() == PER_CALL)
+            .exists())
+
+
+def calls_bought(session: Session, contract_id: str) -> tuple[int, int]:
+    """A per_call contract's (calls, unit price)."""
+    contract = session.get(Contract, contract_id)
+    calls = int(contract.terms["calls"])
+    return calls, contract.amount // calls

@@ -20,6 +20,7 @@ from exchange.fields import (
 from exchange.money import CURRENCIES
 from exchange.principal import viewer
 from listings.states import CATEGORIES, DELIVERY_MODES, LICENSE_SCOPES
+from trading.rules import MAX_CALLS
 from trading.states import ContractStatus, OfferStatus, PaymentStatus, ProcurementStatus, TradeStatus
 
 ID = validate.Length(min=1, max=40)
@@ -108,6 +109,9 @@ class TermsSchema(StrictSchema):
     scope = fields.String(required=True, validate=validate.OneOf(LICENSE_SCOPES))
     duration_days = StrictInteger(required=True, minimum=1, maximum=36_500)
     delivery_mode = fields.String(required=True, validate=validate.OneOf(DELIVERY_MODES))
+    calls = StrictInteger(minimum=1, maximum=MAX_CALLS, metadata={
+        "description": "per_call products only, and required for them: the calls bought up front "
+                       "(price.amount is then the unit price; the contract's amount is calls x unit price)"})
 
 
 class OfferCreateSchema(StrictSchema):
@@ -233,7 +237,12 @@ class TradeSchema(Schema):
     settlement = fields.String(allow_none=True)
 
     def _settled_amount(self, trade: object) -> int:
-        return trade.paid_amount - trade.refunded_amount if trade.settled_at is not None else 0
+        # Usage drawdowns as they happened, plus what a settlement released at the end (a per_call
+        # trade's end refunds everything left, so nothing is released then).
+        drawn = trade.drawn_amount or 0
+        if trade.settled_at is None:
+            return drawn
+        return drawn + trade.paid_amount - trade.refunded_amount - drawn
 
 
 class TradeArgsSchema(PaginationArgsSchema):

@@ -47,6 +47,7 @@ from exchange.payments import (
 from exchange.principal import Principal
 from exchange.states import load_for_update, transition
 from listings import services as listings
+from trading import rules
 from trading.models import Dispute, Payment, Payout, Trade
 from trading.states import (
     DISPUTE_TRANSITIONS,
@@ -122,6 +123,11 @@ def _locked_trade(session: Session, trade_id: str) -> Trade:
     return session.execute(select(Trade).where(Trade.id == trade_id).with_for_update()).scalar_one()
 
 
+def _in_escrow(trade: Trade) -> int:
+    """What the trade's escrow still holds: paid, less refunds and usage drawdowns."""
+    return trade.paid_amount - trade.refunded_amount - trade.drawn_amount
+
+
 def _per_item(session: Session, fn: Callable[[], Any], what: str) -> int:
     """One item of a job: its own transactions, committed; a failure is logged and rolled back so
     that the rest of the batch goes on."""
@@ -143,10 +149,12 @@ def deliver(session: Session, *, trade_id: str, reference: str, sha256: str, act
     trade = visible(session, trade_id, actor, lock=True)
     if actor.org_id != trade.seller_org_id:
         raise Forbidden("Only the seller delivers.")
-    if trade.status == T.ESCROWED:
-        refused = hooks.refusal("trade_delivery_declared", session, trade=trade)
-        if refused:
-            raise Conflict(refused)
+    # The table also lets a disputed per_call trade return to delivered, but only by a resolution.
+    if trade.status != T.ESCROWED:
+        raise Conflict(f"This trade is {trade.status}; only an escrowed trade is delivered.")
+    refused = hooks.refusal("trade_delivery_declared", session, trade=trade)
+    if refused:
+        raise Conflict(refused)
     _delivered(trade, reference=reference, sha256=sha256, evidence="declared", actor=actor)
     session.flush()
     return trade
@@ -199,6 +207,8 @@ def accept(session: Session, *, trade_id: str, actor: Principal) -> Trade:
     trade = visible(session, trade_id, actor, lock=True)
     if actor.org_id != trade.buyer_org_id:
         raise Forbidden("Only the buyer accepts a delivery.")
+    if is_per_call(session, trade):
+        raise Conflict("A per_call trade has no acceptance: it settles when its entitlement ends.")
     # The table also lets a dispute end settled, but only through an operator's resolution.
     if trade.status != T.DELIVERED:
         raise Conflict(f"This trade is {trade.status}; only a delivered trade can be accepted.")
@@ -209,11 +219,13 @@ def accept(session: Session, *, trade_id: str, actor: Principal) -> Trade:
 
 
 def auto_acceptance_due(session: Session, now: datetime, limit: int) -> list[str]:
-    """Ids of at most `limit` delivered trades whose acceptance period has ended, the oldest first."""
+    """Ids of at most `limit` delivered trades whose acceptance period has ended, the oldest first
+    (never a per_call trade: it settles when its entitlement ends)."""
     ends = now - timedelta(days=int(current_app.config["ACCEPTANCE_DAYS"]))
     started = func.coalesce(Trade.acceptance_started_at, Trade.delivered_at)
     return list(session.execute(
-        select(Trade.id).where(Trade.status == T.DELIVERED, started <= ends)
+        select(Trade.id)
+        .where(Trade.status == T.DELIVERED, started <= ends, ~rules.per_call_contract(Trade.contract_id))
         .order_by(started, Trade.id).limit(limit)
     ).scalars())
 
@@ -224,7 +236,7 @@ def auto_accept(session: Session, trade_id: str, now: datetime) -> bool:
     trade = _locked_trade(session, trade_id)
     ends = now - timedelta(days=int(current_app.config["ACCEPTANCE_DAYS"]))
     started = trade.acceptance_started_at or trade.delivered_at
-    if trade.status != T.DELIVERED or started is None or started > ends:
+    if trade.status != T.DELIVERED or started is None or started > ends or is_per_call(session, trade):
         return False
     # Never while the buyer's access is suspended (delivery answers); the period restarts when it resumes.
     held = hooks.refusal("trade_auto_accepting", session, trade=trade)
@@ -235,6 +247,87 @@ def auto_accept(session: Session, trade_id: str, now: datetime) -> bool:
         return False
     _move(trade, T.SETTLED)
     _settle(session, trade, how="auto_accepted")
+    session.flush()
+    return True
+
+
+# -- metered usage (per_call trades) ----------------------------------------------------------------
+# Set on the session while a resolution asks delivery to draw the counted calls (the
+# `per_call_resolving` hook): only then may a disputed trade's escrow be drawn.
+_RESOLVING = "trading.per_call_resolving"
+
+
+def is_per_call(session: Session, trade: Trade) -> bool:
+    """Whether the trade's contract was made on a per_call product version."""
+    return rules.contract_is_per_call(session, trade.contract_id)
+
+
+def draw_usage(session: Session, *, trade_id: str, amount: int, period: str) -> str | None:
+    """Release `amount` (gross) of a per_call trade's escrow for the calls of one usage period: one
+    `usage` entry, escrow -> seller payable + fee, in the caller's transaction. Returns its id, or
+    None while the trade is disputed (nothing drawn; the caller tries again after the resolution).
+
+    The fee is `fee_for(all drawn so far) - fees already taken`, so the fees of many drawdowns sum
+    to the fee of their total, whatever the rounding. Conflict unless the trade is a per_call trade
+    `escrowed` or `delivered`, or when `amount` exceeds what remains in escrow.
+    """
+    if type(amount) is not int or amount <= 0:
+        raise field_error("amount", "must be a positive integer of minor units")
+    trade = _locked_trade(session, trade_id)
+    if trade.status == T.DISPUTED and session.info.get(_RESOLVING) != trade.id:
+        return None
+    if trade.status not in (T.ESCROWED, T.DELIVERED, T.DISPUTED):
+        raise Conflict(f"This trade is {trade.status}; only an escrowed or delivered trade's usage is drawn.")
+    if not is_per_call(session, trade):
+        raise Conflict("Only a per_call trade's escrow is drawn by usage.")
+    remaining = _in_escrow(trade)
+    if amount > remaining:
+        raise Conflict(f"The escrow holds {remaining}; cannot draw {amount} of usage.")
+    drawn = trade.drawn_amount + amount
+    fee = fee_for(drawn, trade.fee_bps) - trade.fee
+    trade.drawn_amount, trade.fee = drawn, trade.fee + fee
+    trade.updated_at = utcnow()
+    entry = post_entry(session, kind=EntryKind.USAGE, trade_id=trade.id, postings=[
+        Posting(_escrow(trade), -amount),
+        *([Posting(_payable(trade.seller_org_id, trade.currency), amount - fee)] if amount > fee else []),
+        *([Posting(_fees(trade.currency), fee)] if fee else []),
+    ], metadata={"period": period, "fee_bps": trade.fee_bps})
+    session.flush()
+    return entry.id
+
+
+def _refund_rest(session: Session, trade: Trade, amount: int, reason: str) -> None:
+    if amount:
+        post_entry(session, kind=EntryKind.REFUND, trade_id=trade.id,
+                   postings=[Posting(_escrow(trade), -amount), Posting(_funding(trade), amount)],
+                   metadata={"reason": reason})
+        trade.refunded_amount += amount
+        _record_fair_sale(session, trade)
+
+
+def _end_metered(trade: Trade, *, how: str, actor: Principal | None) -> None:
+    """A per_call trade whose escrow is empty ends: `refunded` if no call was ever drawn (the
+    status line allows it only from escrowed or disputed), else `settled`."""
+    nothing_drawn = trade.drawn_amount == 0 and trade.status in (T.ESCROWED, T.DISPUTED)
+    _move(trade, T.REFUNDED if nothing_drawn else T.SETTLED, actor=actor)
+    trade.settled_at, trade.settlement = utcnow(), "refunded" if nothing_drawn else how
+
+
+def end_per_call(session: Session, *, trade_id: str) -> bool:
+    """A per_call trade's entitlement ended (expired, revoked, calls used up): what remains in escrow
+    (the unused calls) goes back to the buyer (a `refund` entry) and the trade ends — `settled`, or
+    `refunded` when no call was ever drawn. False if it had already ended. Conflict while it is
+    disputed (the resolution decides; end it after) or awaits payment, or unless it is per_call.
+    """
+    trade = _locked_trade(session, trade_id)
+    if trade.status in (T.SETTLED, T.REFUNDED):
+        return False
+    if trade.status not in (T.ESCROWED, T.DELIVERED):
+        raise Conflict(f"This trade is {trade.status}; only an escrowed or delivered per_call trade ends.")
+    if not is_per_call(session, trade):
+        raise Conflict("Only a per_call trade ends with its entitlement.")
+    _refund_rest(session, trade, _in_escrow(trade), "unused calls")
+    _end_metered(trade, how="usage_ended", actor=None)
     session.flush()
     return True
 
@@ -260,14 +353,33 @@ def resolve(session: Session, *, trade_id: str, refund_amount: int, comment: str
 
     A full refund ends `refunded`; a partial one `settled` with `refunded_amount`. `end_access`
     revokes the buyer's entitlement (the `trade_resolved` hook, same transaction).
+
+    A per_call trade: delivery first draws the calls counted but not yet drawn (the
+    `per_call_resolving` hook); `refund_amount` is then a whole number of calls, at most what
+    remains. With `end_access` the rest (the unused calls) is refunded too and the trade ends
+    `settled` (`refunded` if nothing was ever drawn); without it the trade returns to `delivered`
+    and delivery takes the refunded calls off the entitlement (the `per_call_refunded_calls` hook).
     """
     actor.require_operator()
     # Locked until the refund's intent commits: a racing resolution sees that intent (below).
     trade = visible(session, trade_id, actor, lock=True)
     if trade.status != T.DISPUTED:
         raise Conflict(f"This trade is {trade.status}, not disputed.")
-    if refund_amount > trade.paid_amount - trade.refunded_amount:
-        raise field_error("refund_amount", f"cannot exceed what was paid ({trade.paid_amount - trade.refunded_amount})")
+    per_call = is_per_call(session, trade)
+    refund_total = refund_amount
+    if per_call:
+        session.info[_RESOLVING] = trade.id
+        try:
+            hooks.call("per_call_resolving", session, trade=trade)
+        finally:
+            session.info.pop(_RESOLVING, None)
+        _calls, unit = rules.calls_bought(session, trade.contract_id)
+        if refund_amount % unit:
+            raise field_error("refund_amount", f"must be a whole number of calls (the unit price is {unit})")
+        if end_access:
+            refund_total = _in_escrow(trade)
+    if refund_amount > _in_escrow(trade):
+        raise field_error("refund_amount", f"cannot exceed what remains in escrow ({_in_escrow(trade)})")
     payment = session.execute(
         select(Payment).where(Payment.trade_id == trade.id, Payment.status == PS.SUCCEEDED)
     ).scalar_one_or_none()
@@ -277,26 +389,28 @@ def resolve(session: Session, *, trade_id: str, refund_amount: int, comment: str
             Dispute.trade_id == trade.id, Dispute.status == DisputeStatus.OPEN)).scalars().first()
         step = f"refund-{open_id}" if open_id else "refund"
         begun = find_call(session, provider=payment.provider, subject_id=trade.id, step=step)
-        if begun is not None and begun.status != "failed" and begun.amount != refund_amount:
+        if begun is not None and begun.status != "failed" and begun.amount != refund_total:
             # Another resolution's refund is under way (or made): settling without it would lose it.
             raise Conflict(f"A refund of {begun.amount} is already under way for this dispute; "
                            "retry that resolution with the same refund_amount.")
-    if refund_amount and payment is not None and payment.provider != "manual":
+    if refund_total and payment is not None and payment.provider != "manual":
         call = begin_call(session, provider=payment.provider, operation="refund", subject_id=trade.id,
-                          step=step, amount=refund_amount, currency=trade.currency, target=payment.provider_ref)
+                          step=step, amount=refund_total, currency=trade.currency, target=payment.provider_ref)
         gateway, ref, key = get_gateway(payment.provider), payment.provider_ref, call.idempotency_key
-        run_provider_call(session, call, lambda: gateway.refund(provider_ref=ref, amount=refund_amount,
+        run_provider_call(session, call, lambda: gateway.refund(provider_ref=ref, amount=refund_total,
                                                                 idempotency_key=key))
     trade = _locked_trade(session, trade_id)
     if trade.status != T.DISPUTED:
         raise Conflict(f"This trade is {trade.status}, not disputed.")
-    if refund_amount:
-        post_entry(session, kind=EntryKind.REFUND, trade_id=trade.id,
-                   postings=[Posting(_escrow(trade), -refund_amount), Posting(_funding(trade), refund_amount)],
-                   metadata={"reason": "dispute resolution"})
-        trade.refunded_amount += refund_amount
-        _record_fair_sale(session, trade)
-    if trade.refunded_amount >= trade.paid_amount:
+    _refund_rest(session, trade, refund_total, "dispute resolution")
+    if per_call and end_access:
+        _end_metered(trade, how="dispute_resolved", actor=actor)
+    elif per_call:
+        _move(trade, T.DELIVERED, actor=actor)
+        if refund_total:
+            hooks.call("per_call_refunded_calls", session, trade=trade,
+                       calls=refund_total // rules.calls_bought(session, trade.contract_id)[1])
+    elif trade.refunded_amount >= trade.paid_amount:
         _move(trade, T.REFUNDED, actor=actor)
         trade.fee = 0
         trade.settled_at, trade.settlement = utcnow(), "refunded"
@@ -308,7 +422,7 @@ def resolve(session: Session, *, trade_id: str, refund_amount: int, comment: str
     ).scalar_one_or_none()
     if dispute is not None:
         transition(dispute, DISPUTE_TRANSITIONS, DisputeStatus.RESOLVED, actor=actor, what="Dispute")
-        dispute.refund_amount = refund_amount
+        dispute.refund_amount = refund_total
         dispute.resolved_by, dispute.resolved_at, dispute.comment = actor.user_id, utcnow(), comment
     hooks.call("trade_resolved", session, trade=trade, end_access=end_access, actor=actor)
     audit.record(session, actor, "trade.resolved", "trade", trade.id, refund_amount=refund_amount,

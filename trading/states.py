@@ -67,9 +67,11 @@ class TradeStatus(StrEnum):
 T = TradeStatus
 TRADE_TRANSITIONS: dict[TradeStatus, frozenset[TradeStatus]] = {
     T.AWAITING_PAYMENT: frozenset({T.ESCROWED}),
-    T.ESCROWED: frozenset({T.DELIVERED, T.DISPUTED}),
+    # A per_call trade settles (or, no call ever drawn, is refunded) when its entitlement ends,
+    # delivered or not; a resolution that keeps its access returns it to delivered, metering on.
+    T.ESCROWED: frozenset({T.DELIVERED, T.DISPUTED, T.SETTLED, T.REFUNDED}),
     T.DELIVERED: frozenset({T.SETTLED, T.DISPUTED}),
-    T.DISPUTED: frozenset({T.SETTLED, T.REFUNDED}),
+    T.DISPUTED: frozenset({T.SETTLED, T.REFUNDED, T.DELIVERED}),
     T.SETTLED: frozenset(),
     T.REFUNDED: frozenset(),
 }

@@ -107,8 +107,12 @@ TABLES: list[tuple[str, Mapping, type[StrEnum], set[tuple[str, str]]]] = [
     ("trade", TRADE_TRANSITIONS, TradeStatus, {
         ("awaiting_payment", "escrowed"),
         ("escrowed", "delivered"), ("escrowed", "disputed"),
+        # A per_call trade whose entitlement ended (refunded: no call was ever drawn).
+        ("escrowed", "settled"), ("escrowed", "refunded"),
         ("delivered", "settled"), ("delivered", "disputed"),
         ("disputed", "settled"), ("disputed", "refunded"),
+        # A per_call resolution that keeps access.
+        ("disputed", "delivered"),
     }),
     ("payment", PAYMENT_TRANSITIONS, PaymentStatus, {
         ("pending", "succeeded"), ("pending", "failed"), ("pending", "canceled"),
