@@ -6,8 +6,9 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from tests.certflow import certify
 from tests.factories import Actor, ApiHelper
-from tests.tradeflow import contract_for, sign
+from tests.tradeflow import bid, contract_for, sign, terms
 
 CSV = b"date,district,vehicles\n2026-11-01,Tianhe,120433\n2026-11-01,Haizhu,98211\n"
 
@@ -130,7 +131,15 @@ def api_bought(api: ApiHelper, upstream_url: str, vendor: Actor | None = None, b
                header: dict[str, str] | None = None, **product: Any) -> dict[str, Any]:
     """An `api` product with its upstream set, sold and paid for, and a key for the buyer."""
     vendor, buyer = vendor or api.vendor(), buyer or api.enterprise()
-    contract = contract_for(api, vendor, buyer, **{"delivery_mode": "api", **product})
+    calls = product.pop("calls", None)
+    if calls is None:
+        contract = contract_for(api, vendor, buyer, **{"delivery_mode": "api", **product})
+    else:  # per_call: `calls` bought at the product's unit price
+        listed = certify(api, vendor, **{"delivery_mode": "api", **product})
+        offer = bid(api, buyer, listed, terms={**terms(listed), "calls": calls})
+        r = api.post(f"offers/{offer['id']}/accept", vendor)
+        assert r.status_code == 201, r.get_json()
+        contract = r.get_json()
     sign(api, buyer, contract["id"])
     trade_id = sign(api, vendor, contract["id"])["trade_id"]
     body = {"base_url": upstream_url, "auth_header": header or {"name": "X-Api-Key", "value": "vendor-secret-1"},

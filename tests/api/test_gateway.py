@@ -77,3 +77,51 @@ def test_a_dispute_refuses_calls_with_the_reason_and_logs_it(api, upstream):  # 
     assert upstream.count() == 0
     log = api.get(f"entitlements/{deal['ent']['id']}/accesses", deal["buyer"]).get_json()["items"]
     assert [(a["kind"], a["status"]) for a in log] == [("api_call", "refused")]
+
+
+def test_per_call_quota_metering_usage_entries_and_the_final_refund(api, app, upstream):  # noqa: F811
+    """3 of 5 calls bought are used (a 503 in between is given back), the period is closed with one
+    `usage` entry, the entitlement ends, the 2 unused calls are refunded and the trade settles."""
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from delivery.models import Entitlement, UsagePeriod
+    from exchange.db import db, utcnow
+    from exchange.ledger.verify import verify
+    from exchange.money import fee_for
+    from tests.deliveryflow import execute, sweep
+
+    deal = api_bought(api, upstream.url, calls=5, price={"model": "per_call", "amount": 80, "currency": "CNY"})
+    assert deal["trade"]["amount"] == 400
+    remaining = []
+    for i in range(4):
+        upstream.answer = (lambda r: (503, {}, b"busy")) if i == 1 else None
+        r = call(api, deal, "flows")
+        remaining.append((r.status_code, r.headers.get("Datafair-Calls-Remaining")))
+    assert remaining == [(200, "4"), (503, "4"), (200, "3"), (200, "2")]
+    usage = api.get(f"entitlements/{deal['ent']['id']}/usage", deal["buyer"]).get_json()
+    assert usage["calls_included"] == 5 and usage["calls_used"] == 3
+    assert [(p["calls"], p["entry_id"]) for p in usage["periods"]] == [(3, None)]
+    # The period ends (moved back rather than waited for) and the sweep draws it.
+    execute(app, update(UsagePeriod).where(UsagePeriod.entitlement_id == deal["ent"]["id"])
+            .values(start=utcnow() - timedelta(hours=2), end=utcnow() - timedelta(seconds=1)))
+    sweep(app)
+    (period,) = api.get(f"entitlements/{deal['ent']['id']}/usage", deal["buyer"]).get_json()["periods"]
+    assert period["calls"] == 3 and period["amount"] == 240 and period["fee"] == fee_for(240, 200)
+    assert period["entry_id"]
+    trade = api.get(f"trades/{deal['trade']['id']}", deal["buyer"]).get_json()
+    assert trade["status"] == "delivered" and trade["settled_amount"] == 240
+    # The entitlement ends (its window moved back): the unused 2 calls go back, the trade settles.
+    execute(app, update(Entitlement).where(Entitlement.id == deal["ent"]["id"])
+            .values(ends_at=utcnow() - timedelta(seconds=1)))
+    sweep(app)
+    trade = api.get(f"trades/{deal['trade']['id']}", deal["buyer"]).get_json()
+    assert trade["status"] == "settled" and trade["refunded_amount"] == 160 and trade["settled_amount"] == 240
+    assert trade["fee"] == fee_for(240, 200)
+    kinds = [e["kind"] for e in api.get(f"ledger/entries?trade_id={trade['id']}", deal["buyer"]).get_json()["items"]]
+    assert sorted(kinds) == ["payment", "refund", "usage"]
+    with app.app_context():
+        assert verify(db.session)["valid"]
+        db.session.rollback()
+    assert call(api, deal, "flows").status_code in (403, 429)
