@@ -71,3 +71,21 @@ def test_plain_members_of_the_buying_organization_get_links_and_the_sellers_do_n
     r = api.post(f"entitlements/{ent['id']}/downloads", api.member(vendor),
                  json={"release_id": rel["id"], "file": "traffic.csv"})
     assert r.status_code == 403 and r.mimetype == PROBLEM_JSON, r.get_json()
+
+
+def test_only_admins_of_the_buying_organization_manage_its_api_keys(api):
+    """The matrix's `buyer` is an organization admin: a plain member of the buying organization sees
+    the keys (the organization's) but neither creates nor revokes one; the key it could not revoke
+    still shows as live."""
+    vendor, buyer = api.vendor(), api.enterprise()
+    trade = pay(api, buyer, signed_trade(api, vendor, buyer, delivery_mode="api")["id"])
+    ent = entitlement_of(api, buyer, trade["id"])
+    key = api.post(f"entitlements/{ent['id']}/api-keys", buyer, json={"label": "admin's"}).get_json()
+    member = api.member(buyer)
+    r = api.post(f"entitlements/{ent['id']}/api-keys", member, json={"label": "member's"})
+    assert r.status_code == 403 and r.mimetype == PROBLEM_JSON, r.get_json()
+    r = api.delete(f"entitlements/{ent['id']}/api-keys/{key['id']}", member)
+    assert r.status_code == 403 and r.mimetype == PROBLEM_JSON, r.get_json()
+    listed = api.get(f"entitlements/{ent['id']}/api-keys", member)
+    assert listed.status_code == 200, listed.get_json()
+    assert [(k["id"], k["revoked_at"]) for k in listed.get_json()["items"]] == [(key["id"], None)]
