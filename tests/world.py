@@ -39,6 +39,8 @@ PATH_OBJECTS = {
 }
 # A public address literal: webhook targets are resolved, and nothing else resolves offline.
 WEBHOOK_URL = "https://93.184.216.34/hooks/datafair"
+# The same for the API gateway's upstream of `api_product` (never called: the data plane has its own tests).
+UPSTREAM_URL = "https://93.184.216.34/v2"
 
 
 def new_public_key() -> str:
@@ -261,6 +263,26 @@ class Builder:
         url = ok(api.post(f"entitlements/{ids['entitlement']}/downloads", buyer,
                           json={"release_id": ids["release"], "file": ids["file_name"]}), 201)["url"]
         ids["token"] = url.rsplit("/", 1)[1]
+
+        # -- the API gateway: an `api` product of its own with its vendor's upstream (the header value
+        # private to all but operators, who see everything anyway), sold to the buyer (escrowed: its api
+        # entitlement active) and a live key of the buyer's to revoke. Not `product`: with an upstream
+        # the exchange delivers its trades itself, and trade_deliver's declared delivery would be 409.
+        # `api_key`, not `key`: {key_id} already names an organization's signing key in PATH_OBJECTS.
+        api_product = certify(api, owner, delivery_mode="api")
+        ids["api_product"] = api_product["id"]
+        ok(api.request("PUT", f"products/{api_product['id']}/api-upstream", owner,
+                       json={"base_url": UPSTREAM_URL, "timeout_ms": 3000,
+                             "auth_header": {"name": "X-Api-Key", "value": self.secret("upstream-header")}}))
+        contract_id = ok(api.post(f"offers/{bid(api, buyer, api_product)['id']}/accept", owner), 201)["id"]
+        sign(api, buyer, contract_id)
+        ids["trade_api"] = sign(api, owner, contract_id)["trade_id"]
+        pay(ids["trade_api"])
+        (api_ent,) = ok(api.get(f"entitlements?trade_id={ids['trade_api']}", buyer))["items"]
+        assert (api_ent["status"], api_ent["delivery_mode"]) == ("active", "api"), api_ent
+        ids["api_entitlement"] = api_ent["id"]
+        ids["api_key"] = ok(api.post(f"entitlements/{api_ent['id']}/api-keys", buyer, json={"label": "world"}),
+                            201)["id"]
 
         for name in ("webhook", "webhook_delete"):
             ids[name] = ok(api.post("webhook-endpoints", owner, json={"url": WEBHOOK_URL,

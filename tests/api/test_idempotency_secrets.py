@@ -2,7 +2,7 @@
 Conventions and Trades, payments and the ledger).
 
 The idempotency store keeps a response for 24 h to replay it. A response that carries a one-time
-secret (a webhook endpoint's signing secret, a Stripe `client_secret`) is stored, and so replayed,
+secret (a webhook endpoint's signing secret, a Stripe `client_secret`, a gateway API key) is stored, and so replayed,
 with that field null: the first answer shows the secret once, a replay carries `null`, and the
 secret's value appears nowhere in the idempotency table. Everything else in the replay is the first
 response's body byte for byte.
@@ -22,6 +22,7 @@ from sqlalchemy import select
 from exchange.db import db
 from exchange.fields import ONE_TIME_SECRET
 from exchange.models import IdempotencyRecord
+from tests.deliveryflow import entitlement_of, pay, signed_trade
 from tests.tradeflow import contract_for, sign
 
 PUBLIC_URL = "https://93.184.215.14/datafair/events"
@@ -41,6 +42,13 @@ def _payment(provider: str, **product: Any) -> Callable[[Any], tuple[Any, str, d
         return buyer, f"trades/{trade_id}/payments", {"provider": provider}
 
     return make
+
+
+def _api_key(api: Any) -> tuple[Any, str, dict[str, Any]]:
+    """A key of an `api` entitlement: whoever replays the request must not get the key again."""
+    vendor, buyer = api.vendor(), api.enterprise()
+    trade = pay(api, buyer, signed_trade(api, vendor, buyer, delivery_mode="api")["id"])
+    return buyer, f"entitlements/{entitlement_of(api, buyer, trade['id'])['id']}/api-keys", {"label": "replayed"}
 
 
 def _stored(api: Any, key: str) -> list[dict[str, Any]]:
@@ -82,6 +90,7 @@ def _replays_without_the_secret(api: Any, make: Callable[[Any], tuple[Any, str, 
 
 SECRET_ROUTES = [
     pytest.param(_webhook_endpoint, "secret", id="POST /webhook-endpoints secret"),
+    pytest.param(_api_key, "key", id="POST /entitlements/{id}/api-keys key"),
 ]
 
 
@@ -121,7 +130,8 @@ TESTED = {("POST /api/v1/webhook-endpoints", "secret"),
           ("POST /api/v1/payments/<payment_id>/confirm", "client_secret"),
           ("POST /api/v1/payments/<payment_id>/cancel", "client_secret"),
           # A download link's URL carries its token (tests/security/test_delivery_tokens.py).
-          ("POST /api/v1/entitlements/<entitlement_id>/downloads", "url")}
+          ("POST /api/v1/entitlements/<entitlement_id>/downloads", "url"),
+          ("POST /api/v1/entitlements/<entitlement_id>/api-keys", "key")}
 
 
 def _fields(schema: Schema, prefix: str = "") -> list[tuple[str, fields.Field]]:

@@ -22,7 +22,7 @@ from exchange.db import utcnow
 from exchange.fields import iso_z
 from tests.certflow import DOCS, product_body
 from tests.factories import PASSWORD
-from tests.world import PRINCIPALS, SHA, WEBHOOK_URL, World, new_public_key, procurement_body
+from tests.world import PRINCIPALS, SHA, UPSTREAM_URL, WEBHOOK_URL, World, new_public_key, procurement_body
 
 _n = itertools.count(1)
 # A dict (or what a callable returns) is sent as JSON; bytes as the raw `application/octet-stream`
@@ -327,6 +327,26 @@ ROWS: list[Row] = [
     # refusal is logged with its reason): not a party of this entitlement, it gets 404 like others.
     R("POST", f"{P}/entitlements/{{entitlement}}/downloads", _download, default=404, anonymous=401,
       buyer=201, owner=403, operator=403, rule=f"{P}/entitlements/{{entitlement_id}}/downloads"),
+    # -- the API gateway's control plane (api_product, sold to the buyer: api_entitlement) -----------
+    # A listed product is visible to all: its owner alone sets the upstream (403 for the rest,
+    # operators too; the suspended member is refused by the kernel first).
+    R("PUT", f"{P}/products/{{api_product}}/api-upstream", {"base_url": UPSTREAM_URL, "timeout_ms": 2000},
+      default=403, anonymous=401, owner=200, rule=f"{P}/products/{{product_id}}/api-upstream"),
+    # The parties and operators see the entitlement: only an admin of the buying organization makes a
+    # key (the seller and operators 403); anyone else gets the 404 of an unknown entitlement.
+    R("POST", f"{P}/entitlements/{{api_entitlement}}/api-keys", {"label": "矩阵 matrix"}, default=404,
+      anonymous=401, suspended=403, buyer=201, owner=403, operator=403,
+      rule=f"{P}/entitlements/{{entitlement_id}}/api-keys"),
+    # The keys' list is the buying organization's and operators'; the seller sees the entitlement, not
+    # its keys (403). A suspended member reads like anyone not a party: 404.
+    R("GET", f"{P}/entitlements/{{api_entitlement}}/api-keys", default=404, anonymous=401, buyer=200, owner=403,
+      operator=200, rule=f"{P}/entitlements/{{entitlement_id}}/api-keys"),
+    # The buyer revokes first; the seller and operators, after it, are refused as non-buyers (403).
+    R("DELETE", f"{P}/entitlements/{{api_entitlement}}/api-keys/{{api_key}}", default=404, anonymous=401,
+      suspended=403, buyer=200, owner=403, operator=403,
+      rule=f"{P}/entitlements/{{entitlement_id}}/api-keys/{{key_id}}"),
+    R("GET", f"{P}/entitlements/{{api_entitlement}}/usage", default=404, anonymous=401, **PARTIES,
+      rule=f"{P}/entitlements/{{entitlement_id}}/usage"),
     # -- webhook endpoints: each organization sees and manages only its own ------------------------
     R("POST", f"{P}/webhook-endpoints", {"url": WEBHOOK_URL, "events": ["contract.signed"]}, default=201,
       anonymous=401, suspended=403, rule=f"{P}/webhook-endpoints"),
@@ -342,6 +362,9 @@ ROWS: list[Row] = [
 # Routes outside the API document: the document itself and its viewer, and the Prometheus scrape
 # endpoint (infrastructure: nginx and the Ingress never route it; tests/api/test_metrics_and_health.py).
 DOC_ROUTES = frozenset({f"{P}/openapi.json", f"{P}/docs", f"{P}/docs/static/<path:filename>", "/metrics"})
+# The API gateway's data plane: served, outside the API document (docs/delivery.md documents it), its
+# only credential a buyer's `dfk_` key, not a token of the kernel's; tested in tests/api/test_gateway.py.
+DATA_PLANE_ROUTES = frozenset({"/gateway/v1/<product_id>/", "/gateway/v1/<product_id>/<path:path>"})
 
 OPERATOR_ONLY = [row for row in ROWS if row.expect["operator"] < 300
                  and all(row.expect[p] in (401, 403) for p in PRINCIPALS if p != "operator")]
