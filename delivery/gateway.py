@@ -98,10 +98,14 @@ def set_upstream(session: Session, *, product_id: str, base_url: str, auth_heade
     if product.delivery_mode != "api":
         raise Conflict(f"This product is delivered by {product.delivery_mode}; an upstream is for `api` products.")
     target = _check(base_url)
-    row = session.get(ApiUpstream, product.id)
-    if row is None:
-        row = ApiUpstream(product_id=product.id)
-        session.add(row)
+    # An upsert, then the row locked: two first PUTs racing must not both INSERT it.
+    now = utcnow()
+    session.execute(upsert(session.get_bind(), ApiUpstream.__table__,
+                           {"product_id": product.id, "base_url": target.url, "timeout_ms": timeout_ms,
+                            "updated_by": actor.user_id, "updated_at": now, "created_at": now},
+                           index_elements=["product_id"]))
+    row = session.execute(select(ApiUpstream).where(ApiUpstream.product_id == product.id).with_for_update()
+                          .execution_options(populate_existing=True)).scalar_one()
     row.base_url, row.timeout_ms, row.updated_by = target.url, timeout_ms, actor.user_id
     if auth_header:
         row.auth_header_name = auth_header["name"]
