@@ -341,7 +341,9 @@ def forward(grant: Grant, *, method: str, sub_path: str, query: str, headers: li
             resp.release_conn()
             pool.close()
             raise BadGateway(f"The upstream's answer is over {cap} bytes.")
-        relayed = [(k, v) for k, v in resp.headers.items() if k.lower() not in NOT_RELAYED]
+        # The upstream's own Connection names more hop-by-hop headers (RFC 9110 7.6.1): not relayed either.
+        hops = {h.strip().lower() for h in resp.headers.get("Connection", "").split(",")}
+        relayed = [(k, v) for k, v in resp.headers.items() if k.lower() not in NOT_RELAYED and k.lower() not in hops]
         return Upstream(resp.status, relayed, _stream(resp, pool, deadline=deadline, cap=cap))
     raise BadGateway(f"The upstream could not be reached ({type(last).__name__ if last else 'no address'}).")
 

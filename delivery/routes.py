@@ -366,7 +366,11 @@ def gateway_call(product_id: str, path: str) -> Any:
     db.session.rollback()
     sub_path = gateway.target_path(sub_path)
     gateway.rate_limit(grant)
-    body = request.stream.read(gateway.MAX_REQUEST_BYTES + 1) if request.method not in ("GET", "HEAD") else b""
+    # The app's 1 MiB JSON limit is werkzeug's maximum for every stream: a gateway body has its own,
+    # 10 MiB (a chunked body is let one byte past it so that the check below, not werkzeug, decides).
+    limit = gateway.MAX_REQUEST_BYTES
+    request.max_content_length = limit if request.content_length is not None else limit + 1
+    body = request.stream.read(limit + 1) if request.method not in ("GET", "HEAD") else b""
     if len(body) > gateway.MAX_REQUEST_BYTES:
         raise PayloadTooLarge(f"A gateway request body may be at most {gateway.MAX_REQUEST_BYTES} bytes.")
     reservation = gateway.reserve(grant)
