@@ -365,6 +365,7 @@ def gateway_call(product_id: str, path: str) -> Any:
     # Nothing below holds a transaction open: the upstream call may take seconds.
     db.session.rollback()
     sub_path = gateway.target_path(sub_path)
+    query = gateway.target_query(request.query_string.decode("latin-1"))
     gateway.rate_limit(grant)
     # The app's 1 MiB JSON limit is werkzeug's maximum for every stream: a gateway body has its own,
     # 10 MiB (a chunked body is let one byte past it so that the check below, not werkzeug, decides).
@@ -376,7 +377,7 @@ def gateway_call(product_id: str, path: str) -> Any:
     reservation = gateway.reserve(grant)
     try:
         answer = gateway.forward(grant, method=request.method, sub_path=sub_path,
-                                 query=request.query_string.decode("latin-1"),
+                                 query=query,
                                  headers=list(request.headers.items()), body=body)
     except DomainError:
         gateway.give_back(reservation)
