@@ -395,15 +395,21 @@ def _chunks(resp: Any, *, deadline: float, cap: int, timeout_s: float) -> Iterat
         yield chunk
 
 
+class CutOff(Exception):
+    """Raised inside a relayed body past the cap or the deadline, once the status has been sent."""
+
+
 def _stream(first: bytes, chunks: Iterator[bytes], resp: Any, pool: Any) -> Iterator[bytes]:
-    """The body relayed, cut off (the rest never sent) past the byte cap or the overall deadline."""
+    """The body relayed, cut off past the byte cap or the overall deadline. A cut raises: the server
+    then drops the connection (no last chunk, fewer bytes than declared), so the client sees a broken
+    answer; ending quietly would send a complete-looking chunked body, silently truncated."""
     try:
         if first:
             yield first
         try:
             yield from chunks
-        except DomainError:
-            return
+        except DomainError as exc:
+            raise CutOff(exc.detail) from exc
     finally:
         resp.release_conn()
         pool.close()
