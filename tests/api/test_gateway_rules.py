@@ -321,3 +321,38 @@ def test_a_suspended_entitlement_is_403_with_the_reason_logged_and_not_forwarded
     log = api.get(f"entitlements/{deal['ent']['id']}/accesses", api.operator()).get_json()["items"]
     refused = [a for a in log if a["status"] == "refused"]
     assert len(refused) == 1 and refused[0]["api_key_id"] == deal["key_id"] and reason in refused[0]["refused_reason"]
+
+
+def test_http_is_for_development_https_for_production(api, app, upstream):  # noqa: F811
+    deal = api_bought(api, upstream.url)
+    app.config["ALLOW_PRIVATE_URLS"] = False
+    assert app.config["DATAFAIR_ENV"] != "production"
+    assert put_upstream(api, deal["vendor"], deal["product_id"], base_url="http://93.184.215.14/v1").status_code == 200
+    app.config["DATAFAIR_ENV"] = "production"  # the app fixture restores the config after the test
+    r = put_upstream(api, deal["vendor"], deal["product_id"], base_url="http://93.184.215.14/v2")
+    assert r.status_code == 422, r.get_json()
+    ok = put_upstream(api, deal["vendor"], deal["product_id"], base_url="https://93.184.215.14/v2")
+    assert ok.status_code == 200 and ok.get_json()["base_url"].startswith("https://")
+
+
+def test_a_used_up_entitlement_is_still_429_not_403(api, app, upstream):  # noqa: F811
+    deal = api_bought(api, upstream.url)
+    # As the sweep leaves a per_call entitlement whose calls are used up (API.md: 429, not 403).
+    execute(app, update(Entitlement).where(Entitlement.id == deal["ent"]["id"]).values(
+        calls_included=2, calls_used=2, status="expired", status_reason="calls_used_up"))
+    r = call(api, deal, "x")
+    assert r.status_code == 429 and "quota_exhausted" in r.get_json()["detail"]
+    assert upstream.count() == 0
+
+
+def test_an_unmetered_call_has_no_remaining_header_and_head_keeps_its_length(api, upstream):  # noqa: F811
+    upstream.answer = lambda r: (200, {"Content-Type": "text/csv"}, b"a,b\n1,2\n")
+    deal = api_bought(api, upstream.url)
+    r = call(api, deal, "export.csv", method="HEAD")
+    assert r.status_code == 200 and r.get_data() == b"" and r.headers["Content-Length"] == "8"
+    assert "Datafair-Calls-Remaining" not in r.headers
+    r = call(api, deal, "import", method="POST", data=b"a,b\n3,4\n", headers={"Content-Type": "text/csv"})
+    assert r.status_code == 200 and r.get_data() == b"a,b\n1,2\n"
+    got = upstream.received[-1]
+    assert got.body == b"a,b\n3,4\n" and got.headers["content-type"] == "text/csv"
+    assert calls_used(api, deal) == 2
