@@ -5,6 +5,7 @@ or streams more than the cap without declaring it, and a key revoked while it is
 from __future__ import annotations
 
 import http.client
+import io
 import socket
 import threading
 import time
@@ -241,3 +242,17 @@ def test_conflicting_content_length_and_transfer_encoding_is_400_from_gunicorn(a
                   % (pid.encode(), auth))
         assert ok.startswith(b"HTTP/1.1 200"), ok[:300]
         assert [r.path for r in upstream.received] == ["/v2/honest"]
+
+
+@pytest.mark.parametrize(("size", "status"), [(10 << 20, 200), ((10 << 20) + 1, 413), (12 << 20, 413)])
+def test_a_chunked_body_has_the_same_10_mib_limit(api, app, upstream, size, status):  # noqa: F811
+    # As gunicorn passes a de-chunked body on: no Content-Length, the stream terminated.
+    deal = api_bought(api, upstream.url)
+    r = api.client.open(f"/gateway/v1/{deal['product_id']}/bulk", method="POST", input_stream=io.BytesIO(b"x" * size),
+                        headers={"Authorization": f"Bearer {deal['key']}", "Content-Type": "text/plain",
+                                 "Transfer-Encoding": "chunked"},
+                        environ_overrides={"wsgi.input_terminated": True})
+    assert r.status_code == status, r.get_data()[:200]
+    assert upstream.count() == (1 if status == 200 else 0) and calls_used(app, deal) == upstream.count()
+    if status == 200:
+        assert len(upstream.received[0].body) == size
