@@ -202,6 +202,14 @@ def target_path(sub_path: str) -> str:
     return sub_path
 
 
+def target_query(query: str) -> str:
+    """The query as received (percent-encoding kept); BadPath (400) for a raw control character, which
+    no HTTP server passes on but a WSGI environ can carry."""
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in query):
+        raise BadPath("The query may not contain control characters.")
+    return query
+
+
 def authorize(session: Session, *, product_id: str, bearer: str | None) -> Grant:
     """The key's entitlement, checked at this moment. Unauthorized (401) for a bad or revoked key,
     Forbidden (403, logged) for a refused access, RateLimited (429) when the calls are used up."""
@@ -357,26 +365,67 @@ def forward(grant: Grant, *, method: str, sub_path: str, query: str, headers: li
             resp.release_conn()
             pool.close()
             raise BadGateway(f"The upstream's answer is over {cap} bytes.")
-        relayed = [(k, v) for k, v in resp.headers.items() if k.lower() not in NOT_RELAYED]
-        return Upstream(resp.status, relayed, _stream(resp, pool, deadline=deadline, cap=cap))
+        # The upstream's own Connection names more hop-by-hop headers (RFC 9110 7.6.1): not relayed either.
+        hops = {h.strip().lower() for h in resp.headers.get("Connection", "").split(",")}
+        relayed = [(k, v) for k, v in resp.headers.items() if k.lower() not in NOT_RELAYED and k.lower() not in hops]
+        if declared and declared.isdigit():
+            # Relayed as declared (the body is relayed undecoded): a body cut short past the deadline
+            # is then visibly short to the client, not a complete-looking answer.
+            relayed.append(("Content-Length", declared))
+        chunks = _chunks(resp, deadline=deadline, cap=cap, timeout_s=grant.timeout_s)
+        try:
+            # The first bytes before the status is relayed: an answer that is too large or too slow
+            # from the start is still a 502/504 (nothing sent yet), and the call is given back.
+            first = next(chunks, b"")
+        except DomainError:
+            resp.release_conn()
+            pool.close()
+            raise
+        return Upstream(resp.status, relayed, _stream(first, chunks, resp, pool))
     raise BadGateway(f"The upstream could not be reached ({type(last).__name__ if last else 'no address'}).")
 
 
-def _stream(resp: Any, pool: Any, *, deadline: float, cap: int) -> Iterator[bytes]:
-    """The upstream's body, cut off past the byte cap or the overall deadline."""
+def _chunks(resp: Any, *, deadline: float, cap: int, timeout_s: float) -> Iterator[bytes]:
+    """The upstream's body as it arrives; BadGateway past the byte cap, GatewayTimeout past the
+    overall deadline. `read1` returns what has arrived: `read(n)` would wait for n bytes, and an
+    upstream dripping a byte a second (each within the read timeout) would hold the call for ever."""
     sent = 0
+    sock = getattr(getattr(resp, "connection", None), "sock", None)
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise GatewayTimeout(f"The upstream did not answer within {timeout_s:g} s.")
+        if sock is not None:
+            sock.settimeout(left)
+        try:
+            chunk = resp.read1(CHUNK)
+        except urllib3.exceptions.ReadTimeoutError:
+            raise GatewayTimeout(f"The upstream did not answer within {timeout_s:g} s.") from None
+        except urllib3.exceptions.HTTPError:
+            raise BadGateway("The upstream's answer broke off.") from None
+        if not chunk:
+            return
+        sent += len(chunk)
+        if sent > cap:
+            raise BadGateway(f"The upstream's answer is over {cap} bytes.")
+        yield chunk
+
+
+class CutOff(Exception):
+    """Raised inside a relayed body past the cap or the deadline, once the status has been sent."""
+
+
+def _stream(first: bytes, chunks: Iterator[bytes], resp: Any, pool: Any) -> Iterator[bytes]:
+    """The body relayed, cut off past the byte cap or the overall deadline. A cut raises: the server
+    then drops the connection (no last chunk, fewer bytes than declared), so the client sees a broken
+    answer; ending quietly would send a complete-looking chunked body, silently truncated."""
     try:
-        while time.monotonic() < deadline:
-            try:
-                chunk = resp.read(CHUNK)
-            except urllib3.exceptions.HTTPError:
-                return
-            if not chunk:
-                return
-            sent += len(chunk)
-            if sent > cap:
-                return
-            yield chunk
+        if first:
+            yield first
+        try:
+            yield from chunks
+        except DomainError as exc:
+            raise CutOff(exc.detail) from exc
     finally:
         resp.release_conn()
         pool.close()

@@ -378,17 +378,20 @@ def _gateway_call(product_id: str, path: str) -> tuple[Any, float]:
     # Nothing below holds a transaction open: the upstream call may take seconds.
     db.session.rollback()
     sub_path = gateway.target_path(sub_path)
+    query = gateway.target_query(request.query_string.decode("latin-1"))
     gateway.rate_limit(grant)
-    # The gateway's own body limit (10 MiB), not the API's 1 MiB JSON one; one byte more tells "over".
-    request.max_content_length = gateway.MAX_REQUEST_BYTES + 1
-    body = request.stream.read(gateway.MAX_REQUEST_BYTES + 1) if request.method not in ("GET", "HEAD") else b""
+    # The app's 1 MiB JSON limit is werkzeug's maximum for every stream: a gateway body has its own,
+    # 10 MiB (a chunked body is let one byte past it so that the check below, not werkzeug, decides).
+    limit = gateway.MAX_REQUEST_BYTES
+    request.max_content_length = limit if request.content_length is not None else limit + 1
+    body = request.stream.read(limit + 1) if request.method not in ("GET", "HEAD") else b""
     if len(body) > gateway.MAX_REQUEST_BYTES:
         raise PayloadTooLarge(f"A gateway request body may be at most {gateway.MAX_REQUEST_BYTES} bytes.")
     reservation = gateway.reserve(grant)
     sent = time.perf_counter()
     try:
         answer = gateway.forward(grant, method=request.method, sub_path=sub_path,
-                                 query=request.query_string.decode("latin-1"),
+                                 query=query,
                                  headers=list(request.headers.items()), body=body)
     except DomainError:
         gateway.give_back(reservation)

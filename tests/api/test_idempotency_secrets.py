@@ -131,6 +131,7 @@ TESTED = {("POST /api/v1/webhook-endpoints", "secret"),
           ("POST /api/v1/payments/<payment_id>/cancel", "client_secret"),
           # A download link's URL carries its token (tests/security/test_delivery_tokens.py).
           ("POST /api/v1/entitlements/<entitlement_id>/downloads", "url"),
+          # A gateway key (tests/api/test_gateway_rules.py, the replay answers key null).
           ("POST /api/v1/entitlements/<entitlement_id>/api-keys", "key")}
 
 
