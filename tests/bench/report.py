@@ -129,8 +129,10 @@ def _gateway_rows(g: dict[str, Any] | None) -> list[dict[str, Any]]:
              f"gthread {_spread(g['gateway_rps'])}", f"{sync['rps'] / g['gateway_rps']['median']:.2f}",
              "(context: the worker model)", None),
         _row("metered calls/s (one entitlement; every 200 counted once)", _spread(m["metered_calls_s"]),
-             f"calls_used {m['calls_used']} = 200s answered {m['answered_200']}", "",
+             f"metered {m['metered_in_timed_runs']}, 200s received {m['answered_200']}", "",
              "exact", m["exact"]),
+        _row("PostgreSQL work per gateway call", f"{g['per_call']['statements']} statements",
+             f"in {g['per_call']['transactions']} transactions", "", "(context)", None),
         _row("`usage` ledger entries per hour", f"{m['ledger_entries_per_hour']:g}",
              "entitlements with calls x 60 / period minutes", "", "(not per call)", None),
     ]
