@@ -156,7 +156,8 @@ def _footer(r: dict[str, Any]) -> str:
     m = r["machine"]
     gen = ", ".join(f"{k}: {v:.0f} s" for k, v in r.get("generate_seconds", {}).items())
     text = (f"{m['cpus']} cores, server pinned to one core and the load generator to the other: {m['pinned']}; "
-            f"gunicorn workers: {m['workers']} (delivery: 1; gateway: 2 x 4 threads).")
+            f"gunicorn workers: {m['workers']} " + (f"gthread x {m['threads']} threads" if m.get("threads", 1) > 1
+                                                    else "sync") + " (delivery: 1; gateway: 2 x 4 threads).")
     if gen:
         text += f" Generation ({gen})."
     if "total_seconds" in r:

@@ -43,6 +43,8 @@ from tests.bench.harness import (
 )
 
 HERE = Path(__file__).parent
+# The servers run deploy/gunicorn.conf.py with the harness's environment, which sets no DATAFAIR_THREADS.
+GUNICORN_THREADS = 4
 PG_NAME, PGBENCH_NAME, SQLITE_NAME = "datafair_bench", "datafair_bench_pgbench", "bench.db"
 
 
@@ -76,7 +78,7 @@ def _dispose(app: Any) -> None:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     sizes = _sizes(args)
     results: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "pinned": PIN, "workers": WORKERS,
-                                           "quick": args.quick},
+                                           "threads": GUNICORN_THREADS, "quick": args.quick},
                                "generate_seconds": {}, "growth": {}}
     started = time.perf_counter()
 
@@ -184,7 +186,8 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.setdefault("DATABASE_URL", f"sqlite:///{OUT / 'import.db'}")
         if args.only:
             results = json.loads(target.read_text()) if target.exists() else {
-                "machine": {"cpus": os.cpu_count(), "pinned": PIN, "workers": WORKERS, "quick": args.quick}}
+                "machine": {"cpus": os.cpu_count(), "pinned": PIN, "workers": WORKERS,
+                            "threads": GUNICORN_THREADS, "quick": args.quick}}
             results[args.only] = PARTS[args.only](_sizes(args))
         else:
             results = run(args)
