@@ -28,6 +28,9 @@ $(NODE_STAMP): package.json package-lock.json
 migrate: install
 	$(BIN)/flask --app app db upgrade
 
+# The demo's API product has this server's own /_demo-upstream/v1 as its upstream (development only):
+# a loopback address, refused unless private URLs are allowed (never in production: the app refuses it).
+run: export DATAFAIR_ALLOW_PRIVATE_URLS ?= 1
 run: migrate
 	$(BIN)/flask --app app seed-demo --if-empty
 	@echo ""

@@ -31,6 +31,10 @@ def init_app(app: Flask, api: Any) -> None:
 
     api.register_blueprint(routes.blp)
     app.register_blueprint(routes.data_plane)
+    if app.config["DATAFAIR_ENV"] == "development":
+        from delivery import demo_upstream
+
+        app.register_blueprint(demo_upstream.blp)  # the demo's vendor API, for `make run` offline
     stream_body(app, "delivery.upload_file")
     stream_body(app, "gateway.gateway_call")
     # A suspended buyer's link request is refused by the entitlement check, with its reason, and logged.

@@ -1,18 +1,25 @@
 """Demo delivery: the Guangzhou metro OD matrix (a `file` product) gets a published release with a
 real CSV, a Foshan manufacturer buys it (its entitlement active, the trade delivered by the release),
 and the access log shows a link issued and a download. Idempotent: nothing is added once the product
-has a release."""
+has a release.
+
+The gateway: the real-time traffic product (`api`, bought by the Foshan manufacturer in trading's
+demo) gets the development server's own demo upstream (delivery.demo_upstream). No API key is made:
+a key is shown once, so the README's tour creates one itself."""
 
 from __future__ import annotations
 
 import io
+import os
 from datetime import datetime, timedelta
 
+from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from delivery import downloads, releases
-from delivery.models import Entitlement, Release
+from delivery import demo_upstream, downloads, gateway, releases
+from delivery.models import ApiUpstream, Entitlement, Release
+from exchange.errors import DomainError
 from exchange.identity.models import Organization, User
 from exchange.principal import Principal
 from listings.models import Product, ProductVersion
@@ -22,6 +29,9 @@ from trading import contracts, offers, payments
 FILE_NAME = "metro-od-2026-11-02.csv"
 STATIONS = ("体育西路", "珠江新城", "天河客运站", "五山", "公园前", "客村", "嘉禾望岗", "广州南站")
 LOCAL_BASE_URL = "http://127.0.0.1:8000"
+# Where the demo upstream is served: `make run`'s own server unless told otherwise (the README tour's test
+# runs a server on another port).
+DEMO_UPSTREAM_URL = LOCAL_BASE_URL + demo_upstream.PREFIX
 
 
 def metro_csv() -> bytes:
@@ -46,19 +56,23 @@ def _admin(session: Session, org: Organization) -> Principal:
     return Principal.of(user)
 
 
-def _file_product(session: Session, owner: Organization) -> tuple[Product, ProductVersion] | None:
+def _listed_product(session: Session, owner: Organization, mode: str) -> tuple[Product, ProductVersion] | None:
     return session.execute(
         select(Product, ProductVersion)
         .join(ProductVersion, (ProductVersion.product_id == Product.id)
               & (ProductVersion.version == Product.listed_version))
         .where(Product.owner_org_id == owner.id, Product.status == ProductStatus.LISTED,
-               Product.delivery_mode == "file")
+               Product.delivery_mode == mode)
         .order_by(Product.created_at, Product.id)).first()
 
 
 def seed(session: Session, orgs: dict[str, Organization]) -> dict[str, int]:
-    """Seed the demo's delivery; returns counts of what was made."""
-    found = _file_product(session, orgs["gz_transport"])
+    """Seed the demo's delivery (the file, then the gateway); returns counts of what was made."""
+    return {**seed_files(session, orgs), **seed_gateway(session, orgs)}
+
+
+def seed_files(session: Session, orgs: dict[str, Organization]) -> dict[str, int]:
+    found = _listed_product(session, orgs["gz_transport"], "file")
     if found is None:
         return {}
     product, version = found
@@ -95,3 +109,28 @@ def seed(session: Session, orgs: dict[str, Organization]) -> dict[str, int]:
     downloads.open_download(session, token=link["url"].rsplit("/", 1)[1], byte_range=None)
     session.flush()
     return {"releases": 1, "entitlements": 1, "downloads": 1}
+
+
+def seed_gateway(session: Session, orgs: dict[str, Organization]) -> dict[str, int]:
+    """The real-time traffic product's upstream: the demo upstream (`DATAFAIR_DEMO_UPSTREAM_URL`, default
+    this machine's port 8000), with the vendor's header. Nothing when it is set already, or when the
+    address is refused: a loopback upstream needs DATAFAIR_ALLOW_PRIVATE_URLS=1 (`make run` sets it)."""
+    # The product the Foshan manufacturer bought from the vendor (trading's demo), so the tour's key works.
+    product_id = session.execute(
+        select(Entitlement.product_id).where(Entitlement.buyer_org_id == orgs["fs_manufacturing"].id,
+                                             Entitlement.seller_org_id == orgs["gz_transport"].id,
+                                             Entitlement.delivery_mode == "api")
+        .order_by(Entitlement.created_at)).scalars().first()
+    if product_id is None or session.get(ApiUpstream, product_id) is not None:
+        return {}
+    base_url = os.environ.get("DATAFAIR_DEMO_UPSTREAM_URL") or DEMO_UPSTREAM_URL
+    if current_app.config["DATAFAIR_ENV"] != "development" and base_url == DEMO_UPSTREAM_URL:
+        return {}  # only a development server serves the demo upstream
+    try:
+        # The address is checked before anything is written: a refusal leaves the session as it was.
+        gateway.set_upstream(session, product_id=product_id, base_url=base_url,
+                             auth_header={"name": demo_upstream.HEADER, "value": demo_upstream.VENDOR_KEY},
+                             timeout_ms=5000, actor=_admin(session, orgs["gz_transport"]))
+    except DomainError:
+        return {}
+    return {"api_upstreams": 1}

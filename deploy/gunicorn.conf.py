@@ -18,7 +18,13 @@ bind = os.environ.get("DATAFAIR_BIND", "127.0.0.1:8000")
 # Workers from the CPU count (2 x cores + 1 is gunicorn's advice for I/O-bound apps), capped so
 # workers x pool size stays well under PostgreSQL's max_connections (100 here).
 workers = int(os.environ.get("DATAFAIR_WORKERS", min(2 * multiprocessing.cpu_count() + 1, 8)))
-threads = int(os.environ.get("DATAFAIR_THREADS", "1"))
+# Threads per worker (gthread; docs/decisions.md "gthread web workers"): the API gateway waits on a
+# vendor's upstream and a transfer streams for seconds, and neither may hold a whole process. Each
+# thread checks out at most one pooled connection at a time (the gateway gives its connection back
+# before forwarding), so DATAFAIR_DB_POOL_SIZE + DATAFAIR_DB_MAX_OVERFLOW >= threads keeps a thread
+# from waiting on the pool, and the connection budget stays workers x (pool + overflow) per node.
+# DATAFAIR_THREADS=1 is the sync worker (one request per process, no heartbeat while it runs).
+threads = int(os.environ.get("DATAFAIR_THREADS", "4"))
 worker_class = "sync" if threads == 1 else "gthread"
 # Load the app (and jieba's dictionary, ~100 MB) once in the master; workers share it copy-on-write.
 preload_app = os.environ.get("DATAFAIR_PRELOAD", "1") == "1"

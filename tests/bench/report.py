@@ -69,6 +69,7 @@ def rows(r: dict[str, Any]) -> list[dict[str, Any]]:
         out.append(_row(f"gunicorn worker RSS after the search mix at {size} (PSS)", f"{rss:.0f} MB ({pss:.0f})",
                         f"bare Flask worker {base:.0f} MB", f"{rss / base:.2f}", "RSS <= 150 MB", rss <= 150))
     out += _delivery_rows(r.get("delivery"))
+    out += _gateway_rows(r.get("gateway"))
     growth = r.get("growth", {})
     sizes = sorted(growth, key=int)
     for what in ("search", "matching"):
@@ -112,6 +113,31 @@ def _delivery_rows(d: dict[str, Any] | None) -> list[dict[str, Any]]:
     ]
 
 
+def _gateway_rows(g: dict[str, Any] | None) -> list[dict[str, Any]]:
+    if not g:
+        return []
+    setup = f"{g['clients']} clients, {g['upstream_delay_ms']:.0f} ms upstream, {g['workers']}x{g['threads']} gthread"
+    m, sync = g["metering"], g["sync"]
+    return [
+        _row(f"API gateway throughput ({setup}), req/s", _spread(g["gateway_rps"]),
+             f"upstream called directly {_spread(g['direct_rps'])}", _spread(g["ratio"], "{:.2f}"),
+             ">= 0.7 x direct", g["ratio"]["median"] >= 0.7),
+        _row("API gateway added latency p50 (p99)", f"{_spread(g['added_p50_ms'], '{:.1f}')} ms",
+             f"direct p50 {g['pairs'][0]['direct']['p50']:.1f} ms",
+             f"p99 +{g['added_p99_ms']['median']:.1f} ms", "<= 5 ms added p50", g["added_p50_ms"]["median"] <= 5),
+        _row(f"API gateway on {g['workers']} sync workers, req/s", f"{sync['rps']:.0f}",
+             f"gthread {_spread(g['gateway_rps'])}", f"{sync['rps'] / g['gateway_rps']['median']:.2f}",
+             "(context: the worker model)", None),
+        _row("metered calls/s (one entitlement; every 200 counted once)", _spread(m["metered_calls_s"]),
+             f"metered {m['metered_in_timed_runs']}, 200s received {m['answered_200']}", "",
+             "exact", m["exact"]),
+        _row("PostgreSQL work per gateway call", f"{g['per_call']['statements']} statements",
+             f"in {g['per_call']['transactions']} transactions", "", "(context)", None),
+        _row("`usage` ledger entries per hour", f"{m['ledger_entries_per_hour']:g}",
+             "entitlements with calls x 60 / period minutes", "", "(not per call)", None),
+    ]
+
+
 def _table(rows_: list[dict[str, Any]]) -> list[str]:
     lines = ["| figure | value: median (min–max) | same-run baseline | ratio | goal | met? |",
              "|---|---:|---:|---:|---|:---:|"]
@@ -130,7 +156,8 @@ def _footer(r: dict[str, Any]) -> str:
     m = r["machine"]
     gen = ", ".join(f"{k}: {v:.0f} s" for k, v in r.get("generate_seconds", {}).items())
     text = (f"{m['cpus']} cores, server pinned to one core and the load generator to the other: {m['pinned']}; "
-            f"gunicorn sync workers: {m['workers']} (delivery: 1).")
+            f"gunicorn workers: {m['workers']} " + (f"gthread x {m['threads']} threads" if m.get("threads", 1) > 1
+                                                    else "sync") + " (delivery: 1; gateway: 2 x 4 threads).")
     if gen:
         text += f" Generation ({gen})."
     if "total_seconds" in r:

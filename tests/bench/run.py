@@ -4,13 +4,15 @@
     BENCH_1M=1 python -m tests.bench.run   # and the growth of search and matching up to 1M products
     python -m tests.bench.run --quick      # a smoke run on a few thousand products
     python -m tests.bench.run --only delivery   # just release uploads and downloads (1 GiB; --quick: 64 MiB)
+    python -m tests.bench.run --only gateway    # just the API gateway against its upstream called directly
 
 Data comes from the bulk generator (`python -m tests.bench.generate`: listed products with certificates,
 and per ten products one procurement and one trade), into one PostgreSQL database and one SQLite
 file created once per run and shared by every benchmark. PostgreSQL grows 10k -> 100k (-> 1M) so the
 growth of search and matching latency is measured on the way. Servers are gunicorn with
 deploy/gunicorn.conf.py; the load generator is a separate process (tests/bench/loadgen.py), pinned to
-the other core. The delivery benchmark has its own SQLite file, one worker and a file of 1 GiB.
+the other core. The delivery benchmark has its own SQLite file, one worker and a file of 1 GiB; the
+gateway benchmark its own PostgreSQL database, a 20 ms loopback upstream and 2 gthread workers.
 Writes tests/bench/results.json, results.md and results.png; `--only` runs a part and merges it into
 the results of the last run.
 """
@@ -25,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.bench import bench_delivery, bench_http, bench_matching, bench_search, bench_trading, report
+from tests.bench import bench_delivery, bench_gateway, bench_http, bench_matching, bench_search, bench_trading, report
 from tests.bench.harness import (
     OUT,
     PIN,
@@ -41,6 +43,8 @@ from tests.bench.harness import (
 )
 
 HERE = Path(__file__).parent
+# The servers run deploy/gunicorn.conf.py with the harness's environment, which sets no DATAFAIR_THREADS.
+GUNICORN_THREADS = 4
 PG_NAME, PGBENCH_NAME, SQLITE_NAME = "datafair_bench", "datafair_bench_pgbench", "bench.db"
 
 
@@ -58,6 +62,11 @@ def delivery(sizes: dict[str, Any]) -> dict[str, Any]:
                                       range_repeat=max(5, sizes["repeat"]))
 
 
+def gateway(sizes: dict[str, Any]) -> dict[str, Any]:
+    with timer("API gateway, 8 clients"):
+        return bench_gateway.measure(rounds=max(2, sizes["rounds"]), duration=max(3.0, sizes["duration"]))
+
+
 def _dispose(app: Any) -> None:
     from exchange.db import db
 
@@ -69,7 +78,7 @@ def _dispose(app: Any) -> None:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     sizes = _sizes(args)
     results: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "pinned": PIN, "workers": WORKERS,
-                                           "quick": args.quick},
+                                           "threads": GUNICORN_THREADS, "quick": args.quick},
                                "generate_seconds": {}, "growth": {}}
     started = time.perf_counter()
 
@@ -138,6 +147,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     log("Delivery (SQLite, file storage)")
     results["delivery"] = delivery(sizes)
 
+    log("API gateway (PostgreSQL, 20 ms upstream)")
+    results["gateway"] = gateway(sizes)
+
     # -- 1M products (opt-in: generating 900k more takes longer than the whole budget) ---------------
     if sizes["million"]:
         took = grow(pg_url, pg_app, 1_000_000)
@@ -154,7 +166,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 # What `--only` can run on its own (each with its own database and server).
-PARTS = {"delivery": delivery}
+PARTS = {"delivery": delivery, "gateway": gateway}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -174,7 +186,8 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.setdefault("DATABASE_URL", f"sqlite:///{OUT / 'import.db'}")
         if args.only:
             results = json.loads(target.read_text()) if target.exists() else {
-                "machine": {"cpus": os.cpu_count(), "pinned": PIN, "workers": WORKERS, "quick": args.quick}}
+                "machine": {"cpus": os.cpu_count(), "pinned": PIN, "workers": WORKERS,
+                            "threads": GUNICORN_THREADS, "quick": args.quick}}
             results[args.only] = PARTS[args.only](_sizes(args))
         else:
             results = run(args)

@@ -1,6 +1,7 @@
 """The README's tour, as written, against a real gunicorn on a freshly migrated and seeded SQLite file:
-it registers and verifies a vendor, then downloads the demo's released file and checks it against
-the signed manifest with nothing but the JWKS, RFC 8785 and Ed25519. Runs once, on the PostgreSQL run
+it registers and verifies a vendor, downloads the demo's released file and checks it against the
+signed manifest with nothing but the JWKS, RFC 8785 and Ed25519, then calls the demo's API product
+through the gateway (its upstream: the same server's development-only demo upstream). Runs once, on the PostgreSQL run
 (it uses its own SQLite file either way)."""
 
 from __future__ import annotations
@@ -35,17 +36,22 @@ def tour_script() -> str:
 def test_the_readme_tour_delivers_a_file_matching_the_signed_manifest(tmp_path):
     if shutil.which("curl") is None:
         pytest.skip("the tour needs curl")
+    # `make run`'s settings: development (the demo upstream is served) with loopback upstreams allowed.
+    dev = {"DATAFAIR_ENV": "development", "DATAFAIR_ALLOW_PRIVATE_URLS": "1"}
     env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path}/tour.db",
            "DATAFAIR_STORAGE_URL": f"file://{tmp_path}/storage", "DATAFAIR_PASSWORD_HASH": "scrypt:1024:8:1",
-           "PYTHONPATH": str(ROOT)}
+           "PYTHONPATH": str(ROOT), **dev}
     env.pop("REDIS_URL", None)
     flask = [sys.executable, "-m", "flask", "--app", "app"]
-    for args in (["db", "upgrade"], ["seed-demo"]):
-        done = subprocess.run([*flask, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-        assert done.returncode == 0, done.stderr[-2000:]
+    done = subprocess.run([*flask, "db", "upgrade"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
     access_log = tmp_path / "access.log"
     with gunicorns(env["DATABASE_URL"], tmp_path, count=1, DATAFAIR_STORAGE_URL=env["DATAFAIR_STORAGE_URL"],
-                   DATAFAIR_ACCESS_LOG=str(access_log)) as (base,):
+                   DATAFAIR_ACCESS_LOG=str(access_log), **dev) as (base,):
+        # Seeded once the server's port is known: the demo API product's upstream is this server.
+        done = subprocess.run([*flask, "seed-demo"], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                              env={**env, "DATAFAIR_DEMO_UPSTREAM_URL": f"{base}/_demo-upstream/v1"})
+        assert done.returncode == 0, done.stderr[-2000:]
         # The README's scratch files first (the checkout itself may live under /tmp), then the server and
         # the interpreter.
         script = tour_script().replace("/tmp/", f"{tmp_path}/")  # noqa: S108 - the README's paths, moved here
@@ -60,3 +66,8 @@ def test_the_readme_tour_delivers_a_file_matching_the_signed_manifest(tmp_path):
     log = access_log.read_text()
     assert "/api/v1/downloads/[redacted]" in log
     assert not re.search(r"/api/v1/downloads/(?!\[redacted\])", log)
+    # The gateway relayed the vendor's readings (the vendor's header added by the exchange: the demo
+    # upstream answers 401 without it) and counted the one call.
+    assert '{"segment_id":"TH-0412","name":' in run.stdout and '"flow_per_5min":' in run.stdout
+    assert '"calls_used":1,"periods":[{' in run.stdout
+    assert "/gateway/v1/prd_" in log and "/_demo-upstream/v1/traffic-flow" in log

@@ -80,7 +80,9 @@ def test_sigkill_of_a_worker_mid_burst_leaves_the_ledger_and_trades_consistent(a
     disputed = trades[::2]
     for trade_id in disputed:
         assert api.post(f"trades/{trade_id}/disputes", buyer, json={"reason": "partial"}).status_code == 201
-    with gunicorns(database.url, tmp_path, count=1, DATAFAIR_WORKERS="2") as (base,):
+    # Sync workers (DATAFAIR_THREADS=1): one request in flight per worker, so the kill cuts exactly one
+    # (a gthread worker's kill cuts each of its threads' requests alike; the transactions die the same way).
+    with gunicorns(database.url, tmp_path, count=1, DATAFAIR_WORKERS="2", DATAFAIR_THREADS="1") as (base,):
         master = next(p for p in _children(os.getpid()) if b"gunicorn" in Path(f"/proc/{p}/cmdline").read_bytes())
         deadline = time.monotonic() + 30
         while len(_children(master)) < 2 and time.monotonic() < deadline:

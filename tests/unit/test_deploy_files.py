@@ -4,6 +4,7 @@ by kubernetes-validate), and the compose file, Dockerfile and nginx config have 
 from __future__ import annotations
 
 import re
+import runpy
 from pathlib import Path
 
 import kubernetes_validate
@@ -126,3 +127,66 @@ def test_the_dockerfile_is_multi_stage_non_root_with_a_readiness_healthcheck():
     assert "HEALTHCHECK" in runtime and "/api/v1/health/ready" in runtime
     assert "COPY --from=build /opt/venv /opt/venv" in runtime
     assert "gcc" not in runtime and "build-essential" not in runtime
+
+
+def nginx_locations() -> dict[str, list[str]]:
+    """nginx.conf's `location` blocks: their match (`= /metrics`, `^~ /gateway/`, ...) -> directives."""
+    text = re.sub(r"#[^\n]*", "", (DEPLOY / "nginx.conf").read_text())
+    out = {}
+    for m in re.finditer(r"location\s+([^{]+?)\s*\{([^}]*)\}", text):
+        out[m.group(1)] = [" ".join(d.split()) for d in m.group(2).split(";") if d.strip()]
+    return out
+
+
+def test_nginx_streams_uploads_downloads_and_gateway_calls_with_their_own_body_limits():
+    locations = nginx_locations()
+    match, upload = next((k, v) for k, v in locations.items() if k.startswith("~ ") and "/files/" in k)
+    pattern = match.split(None, 1)[1]
+    assert re.match(pattern, "/api/v1/releases/rel_123/files/od.csv")
+    assert not re.match(pattern, "/api/v1/releases/rel_123/publish")
+    assert "client_max_body_size 5g" in upload and "proxy_request_buffering off" in upload
+    assert "proxy_buffering off" in locations["^~ /api/v1/downloads/"]
+    gateway = locations["^~ /gateway/"]
+    assert "client_max_body_size 10m" in gateway and "proxy_buffering off" in gateway
+    # Everything else keeps the API's own 1 MiB limit.
+    assert "client_max_body_size 1m" in re.sub(r"#[^\n]*", "", (DEPLOY / "nginx.conf").read_text())
+    assert not any("client_max_body_size" in d for d in locations["/"])
+
+
+def test_nginx_never_resends_a_gateway_call_that_reached_a_node():
+    for match, directives in nginx_locations().items():
+        retry = [d for d in directives if d.startswith("proxy_next_upstream ")]
+        assert all("non_idempotent" not in d for d in retry), match
+        if match == "^~ /gateway/":
+            # A relayed 502/503 is the vendor failing after the call was counted: resending calls it twice.
+            assert retry and all(not {"http_502", "http_503", "http_504"} & set(d.split()) for d in retry)
+    # Every proxy_set_header sits at server level: a location defining one would drop the others
+    # (X-Forwarded-For included, which the per-client limits rely on).
+    assert not any(d.startswith("proxy_set_header") for ds in nginx_locations().values() for d in ds)
+    assert "proxy_set_header X-Forwarded-For $remote_addr;" in (DEPLOY / "nginx.conf").read_text()
+
+
+def test_gthread_threads_fit_in_each_process_pool():
+    config = by_kind("ConfigMap")["datafair-config"]["data"]
+    threads = int(config["DATAFAIR_THREADS"])
+    assert threads > 1, "sync workers hold a whole process per in-flight gateway call"
+    # One connection per thread at a time: fewer in the pool and a thread waits for another's to come back.
+    assert int(config["DATAFAIR_DB_POOL_SIZE"]) + int(config["DATAFAIR_DB_MAX_OVERFLOW"]) >= threads
+
+
+def test_gunicorn_defaults_to_gthread_workers(monkeypatch):
+    monkeypatch.delenv("DATAFAIR_THREADS", raising=False)
+    settings = runpy.run_path(str(DEPLOY / "gunicorn.conf.py"))
+    assert (settings["worker_class"], settings["threads"]) == ("gthread", 4)
+    monkeypatch.setenv("DATAFAIR_THREADS", "1")
+    assert runpy.run_path(str(DEPLOY / "gunicorn.conf.py"))["worker_class"] == "sync"
+
+
+def test_the_gateway_is_routed_with_its_own_limits_and_no_resend():
+    gateway = by_kind("Ingress")["datafair-gateway"]
+    paths = [p["path"] for rule in gateway["spec"]["rules"] for p in rule["http"]["paths"]]
+    assert paths == ["/gateway"]
+    notes = gateway["metadata"]["annotations"]
+    assert notes["nginx.ingress.kubernetes.io/proxy-body-size"] == "10m"
+    assert notes["nginx.ingress.kubernetes.io/proxy-buffering"] == "off"
+    assert "http_502" not in notes["nginx.ingress.kubernetes.io/proxy-next-upstream"]
