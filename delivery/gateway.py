@@ -30,7 +30,7 @@ from urllib.parse import unquote, urlsplit
 import urllib3
 from flask import current_app
 from prometheus_client import Counter, Histogram
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from delivery import accesses, entitlements
@@ -284,16 +284,17 @@ def give_back(res: Reservation) -> None:
 
 
 def counted(grant: Grant, *, method: str, path: str, status: int) -> None:
-    """A counted call: log it, and let the first one deliver the trade (its own transaction)."""
-    with db.engine.begin() as conn:
-        conn.execute(insert(accesses.Access).values(
-            entitlement_id=grant.entitlement_id, at=utcnow(), kind=AccessKind.API_CALL, api_key_id=grant.key_id,
-            object=f"{method} {path}"[:300], status="allowed", details={"upstream_status": status}))
+    """A counted call: log it, and let the first one deliver the trade, in one short transaction.
+    The trade is locked only while it still waits for its delivery (once delivered, calls never
+    queue on its row)."""
     session = db.session
-    trade = session.execute(select(Trade).where(Trade.id == grant.trade_id).with_for_update()).scalar_one()
-    if trade.status == "escrowed":
+    session.add(accesses.Access(entitlement_id=grant.entitlement_id, at=utcnow(), kind=AccessKind.API_CALL,
+                                api_key_id=grant.key_id, object=f"{method} {path}"[:300], status="allowed",
+                                details={"upstream_status": status}))
+    if session.execute(select(Trade.status).where(Trade.id == grant.trade_id)).scalar_one() == "escrowed":
+        trade = session.execute(select(Trade).where(Trade.id == grant.trade_id).with_for_update()).scalar_one()
         ent = session.get(Entitlement, grant.entitlement_id)
-        if ent.status == EntitlementStatus.ACTIVE:
+        if trade.status == "escrowed" and ent.status == EntitlementStatus.ACTIVE:
             settlement.deliver_by_exchange(session, trade=trade, reference=f"api:{grant.entitlement_id}",
                                            sha256=hashlib.sha256(grant.entitlement_id.encode()).hexdigest(),
                                            evidence="api_call")
