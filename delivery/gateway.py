@@ -41,7 +41,7 @@ from exchange.db import db, upsert, utcnow
 from exchange.errors import Conflict, DomainError, Forbidden, NotFound, RateLimited, Unauthorized
 from exchange.identity import audit
 from exchange.metrics import PROCESS_REGISTRY
-from exchange.netguard import PublicURL, check_outbound_url
+from exchange.netguard import PublicURL, check_outbound_url, pinned_pool
 from exchange.principal import Principal
 from exchange.ratelimit import consume
 from listings import services as listings
@@ -340,14 +340,7 @@ def forward(grant: Grant, *, method: str, sub_path: str, query: str, headers: li
     cap = int(current_app.config["GATEWAY_MAX_RESPONSE_BYTES"])
     last: Exception | None = None
     for address in target.addresses:
-        kw: dict[str, Any] = {"timeout": urllib3.Timeout(connect=grant.timeout_s, read=grant.timeout_s),
-                              "retries": False, "maxsize": 1}
-        if target.scheme == "https":
-            pool: urllib3.HTTPConnectionPool = urllib3.HTTPSConnectionPool(
-                address, target.port, server_hostname=target.host, assert_hostname=target.host,
-                cert_reqs="CERT_REQUIRED", **kw)
-        else:
-            pool = urllib3.HTTPConnectionPool(address, target.port, **kw)
+        pool = pinned_pool(target, address, timeout=urllib3.Timeout(connect=grant.timeout_s, read=grant.timeout_s))
         try:
             resp = pool.urlopen(method, request_target, body=body or None, headers=out, redirect=False,
                                 retries=False, preload_content=False, assert_same_host=False, decode_content=False)

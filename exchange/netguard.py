@@ -42,6 +42,8 @@ import unicodedata
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit, urlunsplit
 
+import urllib3
+
 from exchange.errors import field_error
 
 MAX_URL_LENGTH = 2000
@@ -314,3 +316,14 @@ def check_outbound_url(url: str, *, allow_private: bool = False, require_https: 
             raise field_error(field, f"must be a public address: {shown} {problem}")
     return PublicURL(url=target.url, scheme=target.scheme, host=host, port=port,
                      addresses=tuple(str(a) for a in addresses))
+
+
+def pinned_pool(target: PublicURL, address: str, *, timeout: urllib3.Timeout) -> urllib3.HTTPConnectionPool:
+    """A one-connection pool to `address`, one of the addresses `target`'s host was checked to have
+    (never resolving again), that speaks to the host by its name: TLS server name and certificate
+    check for https. No retries: the caller decides what a failure means."""
+    kw = {"timeout": timeout, "retries": False, "maxsize": 1}
+    if target.scheme == "https":
+        return urllib3.HTTPSConnectionPool(address, target.port, server_hostname=target.host,
+                                           assert_hostname=target.host, cert_reqs="CERT_REQUIRED", **kw)
+    return urllib3.HTTPConnectionPool(address, target.port, **kw)

@@ -40,7 +40,7 @@ from exchange.events.outbox import OutboxEvent, undispatched
 from exchange.events.services import WebhookSecretError, check_target, endpoint_secret
 from exchange.events.states import DELIVERY_TRANSITIONS, DeliveryStatus
 from exchange.fields import iso_z
-from exchange.netguard import PublicURL
+from exchange.netguard import PublicURL, pinned_pool
 from exchange.states import transition, transition_many
 
 log = logging.getLogger("datafair.webhooks")
@@ -163,13 +163,7 @@ def post(target: PublicURL, body: bytes, headers: dict[str, str], *, timeout: fl
     headers = {**headers, "Host": host_header}
     error = "no address"
     for address in target.addresses:
-        kw: dict[str, Any] = {"timeout": urllib3.Timeout(total=timeout), "retries": False, "maxsize": 1}
-        if target.scheme == "https":
-            pool: urllib3.HTTPConnectionPool = urllib3.HTTPSConnectionPool(
-                address, target.port, server_hostname=target.host, assert_hostname=target.host,
-                cert_reqs="CERT_REQUIRED", **kw)
-        else:
-            pool = urllib3.HTTPConnectionPool(address, target.port, **kw)
+        pool = pinned_pool(target, address, timeout=urllib3.Timeout(total=timeout))
         try:
             resp = pool.urlopen("POST", path, body=body, headers=headers, redirect=False, retries=False,
                                 preload_content=False, assert_same_host=False)
