@@ -8,7 +8,9 @@ a suspension, a trade already delivered starts its acceptance period again.
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from typing import Any
+
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from delivery.models import ApiUpstream, Entitlement, Release
@@ -17,10 +19,15 @@ from trading import settlement
 from trading.models import Trade
 
 
-def covered_releases(ent: Entitlement):
+def covered_releases(ent: Entitlement) -> Select:
     """The published releases an entitlement covers: of its product, published before its end."""
-    return (select(Release).where(Release.product_id == ent.product_id, Release.status == ReleaseStatus.PUBLISHED,
-                                  Release.published_at < ent.ends_at)
+    return published_before(ent.product_id, ent.ends_at)
+
+
+def published_before(product_id: str, ends: Any) -> Select:
+    """A product's published releases, published before `ends` (a datetime or a scalar subquery)."""
+    return (select(Release).where(Release.product_id == product_id, Release.status == ReleaseStatus.PUBLISHED,
+                                  Release.published_at < ends)
             .order_by(Release.published_at, Release.id))
 
 

@@ -45,7 +45,6 @@ from exchange.netguard import PublicURL, check_outbound_url, pinned_pool
 from exchange.principal import Principal
 from exchange.ratelimit import consume
 from listings import services as listings
-from listings.models import Product
 from trading import settlement
 from trading.models import Trade
 
@@ -116,10 +115,6 @@ def set_upstream(session: Session, *, product_id: str, base_url: str, auth_heade
                  auth_header=auth_header["name"] if auth_header else None, timeout_ms=timeout_ms)
     session.flush()
     return row
-
-
-def has_upstream(session: Session, product_id: str) -> bool:
-    return session.get(ApiUpstream, product_id) is not None
 
 
 # -- the buyer's keys ------------------------------------------------------------------------------
@@ -302,6 +297,38 @@ def counted(grant: Grant, *, method: str, path: str, status: int) -> None:
     METERED.inc()
 
 
+@dataclass(frozen=True)
+class Metered:
+    """The upstream's answer, the calls left after it (per_call) and the time the upstream took."""
+
+    answer: Upstream
+    remaining: int | None
+    upstream_seconds: float
+
+
+def metered_call(grant: Grant, *, method: str, sub_path: str, query: str, headers: list[tuple[str, str]],
+                 body: bytes) -> Metered:
+    """One authorized call, with no transaction open: the key's rate, one call reserved, the call
+    forwarded, then counted — or given back when the upstream fails, times out or answers 500+.
+    Raises RateLimited, BadGateway, GatewayTimeout."""
+    rate_limit(grant)
+    reservation = reserve(grant)
+    sent = time.perf_counter()
+    try:
+        answer = forward(grant, method=method, sub_path=sub_path, query=query, headers=headers, body=body)
+    except DomainError:
+        give_back(reservation)
+        raise
+    upstream_seconds = time.perf_counter() - sent
+    if answer.status >= 500:
+        give_back(reservation)
+        remaining = None if reservation.remaining is None else reservation.remaining + 1
+    else:
+        counted(grant, method=method, path=sub_path, status=answer.status)
+        remaining = reservation.remaining
+    return Metered(answer, remaining, upstream_seconds)
+
+
 def rate_limit(grant: Grant) -> None:
     consume(f"gateway:{grant.key_id}", current_app.config["GATEWAY_RATE_LIMIT"], what="calls with this key")
 
@@ -425,16 +452,13 @@ def _stream(first: bytes, chunks: Iterator[bytes], resp: Any, pool: Any) -> Iter
         pool.close()
 
 
-def usage(session: Session, *, entitlement_id: str, principal: Principal) -> list[UsagePeriod]:
+def usage(session: Session, *, entitlement_id: str, principal: Principal, granularity: str) -> dict[str, Any]:
+    """An entitlement's calls and usage periods, for its parties and operators (NotFound otherwise)."""
     ent = entitlements.visible(session, entitlement_id, principal)
-    return list(session.execute(select(UsagePeriod).where(UsagePeriod.entitlement_id == ent.id)
-                                .order_by(UsagePeriod.start)).scalars())
-
-
-def unit_price(session: Session, ent: Entitlement) -> int:
-    product = session.get(Product, ent.product_id)
-    version = listings.get_version(session, product_id=product.id, version=ent.product_version)
-    return int(version.price["amount"])
+    periods = list(session.execute(select(UsagePeriod).where(UsagePeriod.entitlement_id == ent.id)
+                                   .order_by(UsagePeriod.start)).scalars())
+    return {"calls_included": ent.calls_included, "calls_used": ent.calls_used,
+            "periods": aggregate(periods, granularity)}
 
 
 def aggregate(periods: list[UsagePeriod], granularity: str) -> list[dict[str, Any]]:

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from delivery import entitlements, gateway
+from delivery import entitlements, evidence, gateway
 from delivery.models import Entitlement, UsagePeriod
 from delivery.states import EntitlementStatus
 from exchange.fields import iso_z
@@ -29,10 +29,6 @@ OPEN_TRADES = ("escrowed", "delivered", "disputed")
 def unit_price(session: Session, ent: Entitlement) -> int:
     version = listings.get_version(session, product_id=ent.product_id, version=ent.product_version)
     return int(version.price["amount"])
-
-
-def _lock_trade(session: Session, trade_id: str) -> Trade:
-    return session.execute(select(Trade).where(Trade.id == trade_id).with_for_update()).scalar_one()
 
 
 def _close(session: Session, ent: Entitlement, period: UsagePeriod, now: datetime) -> bool:
@@ -68,7 +64,7 @@ def close_period(session: Session, ident: Any, now: datetime) -> bool:
     """One sweep item: lock the trade, the entitlement and the period, draw it."""
     ent_id, start = ident
     trade_id = session.execute(select(Entitlement.trade_id).where(Entitlement.id == ent_id)).scalar_one()
-    _lock_trade(session, trade_id)
+    evidence.locked_trade(session, trade_id)
     ent = session.execute(select(Entitlement).where(Entitlement.id == ent_id).with_for_update()).scalar_one()
     period = session.execute(select(UsagePeriod).where(UsagePeriod.entitlement_id == ent_id, UsagePeriod.start == start)
                              .with_for_update()).scalar_one()
@@ -95,7 +91,7 @@ def endings_due(session: Session, now: datetime, limit: int) -> list[str]:
 def settle_ending(session: Session, ent_id: str, now: datetime) -> bool:
     """An ended per_call entitlement: draw what is open, refund the unused calls, settle the trade."""
     trade_id = session.execute(select(Entitlement.trade_id).where(Entitlement.id == ent_id)).scalar_one()
-    trade = _lock_trade(session, trade_id)
+    trade = evidence.locked_trade(session, trade_id)
     ent = session.execute(select(Entitlement).where(Entitlement.id == ent_id).with_for_update()).scalar_one()
     verdict = entitlements.evaluate(session, ent, now)
     entitlements.persist(session, ent, verdict)

@@ -10,11 +10,11 @@ from collections.abc import Callable
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from delivery import entitlements
+from delivery import entitlements, evidence
 from delivery import storage as store
 from delivery.models import Entitlement, Release, ReleaseFile
 from delivery.states import LIVE, RELEASE_TRANSITIONS, EntitlementStatus, ReleaseStatus
@@ -268,14 +268,9 @@ def _is_owner(session: Session, product_id: str, principal: Principal) -> bool:
 
 
 def _covered_for_buyer(session: Session, product_id: str, principal: Principal) -> list[Release]:
-    ents = list(session.execute(select(Entitlement).where(Entitlement.product_id == product_id,
-                                                          Entitlement.buyer_org_id == principal.org_id)).scalars())
-    if not ents:
-        return []
-    latest_end = max(e.ends_at for e in ents)
-    return list(session.execute(
-        select(Release).where(Release.product_id == product_id, Release.status == R.PUBLISHED,
-                              Release.published_at < latest_end).order_by(Release.published_at, Release.id)).scalars())
+    latest_end = select(func.max(Entitlement.ends_at)).where(
+        Entitlement.product_id == product_id, Entitlement.buyer_org_id == principal.org_id).scalar_subquery()
+    return list(session.execute(evidence.published_before(product_id, latest_end)).scalars())
 
 
 def list_for_product(session: Session, *, product_id: str, principal: Principal) -> list[Release]:

@@ -340,10 +340,8 @@ def get_usage(args: dict[str, Any], entitlement_id: str) -> Any:
     The parties and operators. `granularity=period` (default): the usage periods as the sweep closed
     them, with their `usage` ledger entry (`entry_id` null while open); `hour`/`day` aggregate the
     counted calls."""
-    ent = entitlements.visible(db.session, entitlement_id, current_principal())
-    periods = gateway.usage(db.session, entitlement_id=ent.id, principal=current_principal())
-    return {"calls_included": ent.calls_included, "calls_used": ent.calls_used,
-            "periods": gateway.aggregate(periods, args["granularity"])}
+    return gateway.usage(db.session, entitlement_id=entitlement_id, principal=current_principal(),
+                         granularity=args["granularity"])
 
 
 # -- the API gateway: data plane (not an /api/v1 operation: documented in docs/delivery.md) --------
@@ -379,7 +377,6 @@ def _gateway_call(product_id: str, path: str) -> tuple[Any, float]:
     db.session.rollback()
     sub_path = gateway.target_path(sub_path)
     query = gateway.target_query(request.query_string.decode("latin-1"))
-    gateway.rate_limit(grant)
     # The app's 1 MiB JSON limit is werkzeug's maximum for every stream: a gateway body has its own,
     # 10 MiB (a chunked body is let one byte past it so that the check below, not werkzeug, decides).
     limit = gateway.MAX_REQUEST_BYTES
@@ -387,26 +384,13 @@ def _gateway_call(product_id: str, path: str) -> tuple[Any, float]:
     body = request.stream.read(limit + 1) if request.method not in ("GET", "HEAD") else b""
     if len(body) > gateway.MAX_REQUEST_BYTES:
         raise PayloadTooLarge(f"A gateway request body may be at most {gateway.MAX_REQUEST_BYTES} bytes.")
-    reservation = gateway.reserve(grant)
-    sent = time.perf_counter()
-    try:
-        answer = gateway.forward(grant, method=request.method, sub_path=sub_path,
-                                 query=query,
-                                 headers=list(request.headers.items()), body=body)
-    except DomainError:
-        gateway.give_back(reservation)
-        raise
-    upstream_seconds = time.perf_counter() - sent
-    if answer.status >= 500:
-        gateway.give_back(reservation)
-        remaining = None if reservation.remaining is None else reservation.remaining + 1
-    else:
-        gateway.counted(grant, method=request.method, path=sub_path, status=answer.status)
-        remaining = reservation.remaining
+    done = gateway.metered_call(grant, method=request.method, sub_path=sub_path, query=query,
+                                headers=list(request.headers.items()), body=body)
+    answer = done.answer
     response = current_app.response_class(answer.body, status=answer.status, headers=answer.headers,
                                           direct_passthrough=True)
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Content-Security-Policy"] = "sandbox"
-    if remaining is not None:
-        response.headers["Datafair-Calls-Remaining"] = str(remaining)
-    return response, upstream_seconds
+    if done.remaining is not None:
+        response.headers["Datafair-Calls-Remaining"] = str(done.remaining)
+    return response, done.upstream_seconds
