@@ -28,9 +28,18 @@ REFUSALS = Counter("datafair_delivery_refusals", "Accesses refused, by reason co
 def allowed(session: Session, *, entitlement_id: str, kind: str, user_id: str | None, release_id: str | None,
             obj: str | None, size: int | None, sha256: str | None, details: dict[str, Any] | None = None) -> Access:
     """Log an allowed access in the caller's transaction."""
+    return logged(session, entitlement_id=entitlement_id, kind=kind, user_id=user_id, release_id=release_id, obj=obj,
+                  size=size, sha256=sha256, details=details, status=AccessStatus.ALLOWED, reason=None)
+
+
+def logged(session: Session, *, entitlement_id: str, kind: str, user_id: str | None, release_id: str | None,
+           obj: str | None, size: int | None, sha256: str | None, details: dict[str, Any] | None, status: str,
+           reason: str | None) -> Access:
+    """Log an access with its outcome in the caller's transaction (a sandbox query refused by its
+    policy or failed in the engine commits with the query's own record)."""
     row = Access(entitlement_id=entitlement_id, at=utcnow(), kind=kind,
                  user_id=user_id, release_id=release_id, object=obj, bytes=size,
-                 sha256=sha256, status=AccessStatus.ALLOWED, details=details)
+                 sha256=sha256, status=status, refused_reason=reason, details=details)
     session.add(row)
     session.flush()
     return row

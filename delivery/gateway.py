@@ -246,26 +246,27 @@ class Reservation:
     remaining: int | None
 
 
-def reserve(grant: Grant) -> Reservation:
-    """Count one call before it is forwarded, in its own short transaction; RateLimited
-    (`quota_exhausted`) when none is left. The conditional UPDATE is the count: it never fails open."""
+def reserve(entitlement_id: str, *, per_call: bool) -> Reservation:
+    """Count one call (a gateway call, a sandbox query) before it is made, in its own short
+    transaction; RateLimited (`quota_exhausted`) when none is left. The conditional UPDATE is the
+    count: it never fails open."""
     now = utcnow()
     start = period_start(now)
     minutes = int(current_app.config["USAGE_PERIOD_MINUTES"])
     with db.engine.begin() as conn:
-        stmt = update(Entitlement).where(Entitlement.id == grant.entitlement_id)
-        if grant.per_call:
+        stmt = update(Entitlement).where(Entitlement.id == entitlement_id)
+        if per_call:
             stmt = stmt.where(Entitlement.calls_used < Entitlement.calls_included)
         if conn.execute(stmt.values(calls_used=Entitlement.calls_used + 1)).rowcount != 1:
             raise RateLimited("quota_exhausted: every call bought has been used.", retry_after=3600)
         conn.execute(upsert(conn, UsagePeriod.__table__,
-                            {"entitlement_id": grant.entitlement_id, "start": start,
+                            {"entitlement_id": entitlement_id, "start": start,
                              "end": start + timedelta(minutes=minutes), "calls": 1},
                             index_elements=["entitlement_id", "start"],
                             set_={"calls": UsagePeriod.__table__.c.calls + 1}))
         left = conn.execute(select(Entitlement.calls_included - Entitlement.calls_used)
-                            .where(Entitlement.id == grant.entitlement_id)).scalar_one() if grant.per_call else None
-    return Reservation(grant.entitlement_id, start, left)
+                            .where(Entitlement.id == entitlement_id)).scalar_one() if per_call else None
+    return Reservation(entitlement_id, start, left)
 
 
 def give_back(res: Reservation) -> None:
@@ -312,7 +313,7 @@ def metered_call(grant: Grant, *, method: str, sub_path: str, query: str, header
     forwarded, then counted — or given back when the upstream fails, times out or answers 500+.
     Raises RateLimited, BadGateway, GatewayTimeout."""
     rate_limit(grant)
-    reservation = reserve(grant)
+    reservation = reserve(grant.entitlement_id, per_call=grant.per_call)
     sent = time.perf_counter()
     try:
         answer = forward(grant, method=method, sub_path=sub_path, query=query, headers=headers, body=body)

@@ -176,3 +176,74 @@ class UsagePeriod(Base):
     fee: Mapped[int | None] = mapped_column(BigInteger)
     entry_id: Mapped[str | None] = mapped_column(String(40))
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
+
+
+class SandboxPolicy(TimestampMixin, Base):
+    """The vendor's rules for computing on a privacy-computing product (API.md, Privacy computing):
+    k, blocked columns, allowed aggregates, the group cap and, where people are in the data, the
+    differential-privacy budget (micro-epsilon, an integer, so debits are exact) with the bounds of
+    summed columns and the rows one person may contribute."""
+
+    __tablename__ = "sandbox_policies"
+    __table_args__ = (
+        CheckConstraint("min_group_size BETWEEN 5 AND 10000", name="min_group_size"),
+        CheckConstraint("max_groups BETWEEN 1 AND 10000", name="max_groups"),
+        CheckConstraint("rows_per_person >= 1", name="rows_per_person"),
+        CheckConstraint("epsilon_budget_micro IS NULL OR epsilon_budget_micro > 0", name="epsilon_budget"),
+    )
+
+    product_id: Mapped[str] = mapped_column(ForeignKey("products.id"), primary_key=True)
+    min_group_size: Mapped[int] = mapped_column(Integer, default=10)
+    blocked_columns: Mapped[list[str]] = mapped_column(JSON, default=list)
+    allowed_aggregates: Mapped[list[str]] = mapped_column(JSON)
+    max_groups: Mapped[int] = mapped_column(Integer, default=1000)
+    epsilon_budget_micro: Mapped[int | None] = mapped_column(BigInteger)
+    bounds: Mapped[dict[str, list[float]]] = mapped_column(JSON, default=dict)
+    rows_per_person: Mapped[int] = mapped_column(Integer, default=1)
+    updated_by: Mapped[str] = mapped_column(String(40))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class PrivacyBudget(Base):
+    """Epsilon spent by one buyer organization on one product, across all its trades and periods:
+    debited by a conditional UPDATE before a query runs, never given back."""
+
+    __tablename__ = "privacy_budgets"
+    __table_args__ = (CheckConstraint("spent_micro >= 0", name="spent_micro"),)
+
+    product_id: Mapped[str] = mapped_column(ForeignKey("products.id"), primary_key=True)
+    buyer_org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"), primary_key=True)
+    spent_micro: Mapped[int] = mapped_column(BigInteger, default=0)
+    queries: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class SandboxQuery(Base):
+    """One buyer query and its outcome — succeeded, refused or failed — with the signed receipt of a
+    succeeded one. Written once, when the outcome is known."""
+
+    __tablename__ = "sandbox_queries"
+    __table_args__ = (
+        CheckConstraint("status IN ('succeeded', 'refused', 'failed')", name="status"),
+        Index("ix_sandbox_queries_entitlement", "entitlement_id", "at"),
+    )
+
+    id: Mapped[str] = IdColumn("qry")
+    entitlement_id: Mapped[str] = mapped_column(ForeignKey("entitlements.id"))
+    product_id: Mapped[str] = mapped_column(ForeignKey("products.id"))
+    buyer_org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"))
+    user_id: Mapped[str] = mapped_column(String(40))
+    release_id: Mapped[str | None] = mapped_column(String(40))
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    sql: Mapped[str] = mapped_column(Text)
+    executed_sql: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(20))
+    refused_reason: Mapped[str | None] = mapped_column(Text)
+    columns: Mapped[list[str] | None] = mapped_column(JSON)
+    rows: Mapped[list[list[Any]] | None] = mapped_column(JSON)
+    suppressed_groups: Mapped[int | None] = mapped_column(Integer)
+    epsilon_micro: Mapped[int | None] = mapped_column(BigInteger)
+    elapsed_ms: Mapped[int | None] = mapped_column(Integer)
+    result_sha256: Mapped[str | None] = mapped_column(String(64))
+    receipt_key_id: Mapped[str | None] = mapped_column(String(64))
+    receipt_signature: Mapped[str | None] = mapped_column(String(128))

@@ -11,7 +11,7 @@ from flask import current_app, request, send_file
 from werkzeug.exceptions import RequestedRangeNotSatisfiable, UnsupportedMediaType
 from werkzeug.wsgi import FileWrapper, wrap_file
 
-from delivery import accesses, downloads, entitlements, gateway, releases
+from delivery import accesses, downloads, entitlements, gateway, releases, sandbox
 from delivery import schemas as ex
 from delivery.schemas import (
     AccessPageSchema,
@@ -27,10 +27,18 @@ from delivery.schemas import (
     EntitlementArgsSchema,
     EntitlementPageSchema,
     EntitlementSchema,
+    QueryArgsSchema,
+    QueryCreateSchema,
+    QueryPageSchema,
+    QuerySchema,
     ReleaseCreateSchema,
     ReleaseFileSchema,
     ReleaseListSchema,
     ReleaseSchema,
+    SandboxPolicySchema,
+    SandboxPolicySetSchema,
+    TablesArgsSchema,
+    TablesSchema,
     UsageArgsSchema,
     UsageSchema,
 )
@@ -394,3 +402,79 @@ def _gateway_call(product_id: str, path: str) -> tuple[Any, float]:
     if done.remaining is not None:
         response.headers["Datafair-Calls-Remaining"] = str(done.remaining)
     return response, done.upstream_seconds
+
+
+# -- privacy computing -----------------------------------------------------------------------------
+@blp.route("/products/<product_id>/sandbox-policy", methods=["PUT"])
+@blp.arguments(SandboxPolicySetSchema, example=ex.SANDBOX_POLICY_SET_EXAMPLE)
+@blp.response(200, SandboxPolicySchema, example=ex.SANDBOX_POLICY_EXAMPLE)
+@blp.doc(operationId="setSandboxPolicy", security=AUTH)
+@blp.problems(*WRITE_ERRORS)
+def set_sandbox_policy(data: dict[str, Any], product_id: str) -> Any:
+    """Set a privacy-computing product's sandbox policy.
+
+    The owner (409 for another delivery mode). k, blocked columns, allowed aggregates, the group cap;
+    for a product containing personal information an epsilon budget is required (422 without it),
+    with the bounds of every column summed or averaged under it and the rows one person may
+    contribute. Applies to the next query."""
+    row = sandbox.set_policy(db.session, product_id=product_id, policy=data, actor=current_principal())
+    return sandbox.shown_policy(row)
+
+
+@blp.route("/products/<product_id>/sandbox-policy", methods=["GET"])
+@blp.response(200, SandboxPolicySchema, example=ex.SANDBOX_POLICY_EXAMPLE)
+@blp.doc(operationId="getSandboxPolicy")
+@blp.problems(404)
+def get_sandbox_policy(product_id: str) -> Any:
+    """Read a product's sandbox policy.
+
+    Public for a listed product (buyers read it before they buy); 404 when it has none yet."""
+    return sandbox.shown_policy(sandbox.get_policy(db.session, product_id=product_id,
+                                                   principal=current_principal(required=False)))
+
+
+@blp.route("/entitlements/<entitlement_id>/queries", methods=["POST"])
+@blp.arguments(QueryCreateSchema, example=ex.QUERY_CREATE_EXAMPLE)
+@blp.response(201, QuerySchema, example=ex.QUERY_EXAMPLE)
+@blp.doc(operationId="createQuery", security=AUTH)
+@blp.problems(*WRITE_ERRORS)
+def create_query(data: dict[str, Any], entitlement_id: str) -> Any:
+    """Run an aggregate query on the data, which stays invisible.
+
+    A member of the buying organization of a privacy-computing entitlement. The access is checked now
+    (403 naming the reason, logged). The SQL is checked against the grammar and the policy: a query
+    outside them is `refused` (still 201, nothing spent); one the engine cannot answer in time is
+    `failed`. Under a budget `epsilon` is required and debited before the query runs (never given
+    back). A succeeded answer carries `result_sha256` and the exchange's signed `receipt`; the first
+    one delivers the trade. 429 `quota_exhausted` when a per_call entitlement has no query left."""
+    q = sandbox.run_query(db.session, entitlement_id=entitlement_id, sql=data["sql"], release_id=data["release_id"],
+                          epsilon=data["epsilon"], actor=current_principal())
+    return sandbox.shown_query(q)
+
+
+@blp.route("/entitlements/<entitlement_id>/queries", methods=["GET"])
+@blp.arguments(QueryArgsSchema, location="query")
+@blp.response(200, QueryPageSchema, example=ex.QUERY_PAGE_EXAMPLE)
+@blp.doc(operationId="listQueries", security=AUTH)
+@blp.problems(401, 404, 422)
+def list_queries(args: dict[str, Any], entitlement_id: str) -> Any:
+    """List an entitlement's queries and their answers.
+
+    The two parties and operators, oldest first, by cursor (`after` = the previous page's `next`):
+    the seller sees what was asked of its data and what was released."""
+    return sandbox.list_queries(db.session, entitlement_id=entitlement_id, principal=current_principal(),
+                                after=args.get("after"), limit=args["limit"])
+
+
+@blp.route("/entitlements/<entitlement_id>/tables", methods=["GET"])
+@blp.arguments(TablesArgsSchema, location="query")
+@blp.response(200, TablesSchema, example=ex.TABLES_EXAMPLE)
+@blp.doc(operationId="listQueryTables", security=AUTH)
+@blp.problems(401, 403, 404, 409, 422)
+def list_query_tables(args: dict[str, Any], entitlement_id: str) -> Any:
+    """See what can be queried: the release's tables, their columns and types, the policy.
+
+    A member of the buying organization. Blocked columns are marked (they may not appear in a query);
+    `epsilon_remaining` is what the organization has left on this product."""
+    return sandbox.tables_for(db.session, entitlement_id=entitlement_id, release_id=args["release_id"],
+                              actor=current_principal())

@@ -5,7 +5,15 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from delivery.states import EntitlementStatus
-from exchange.fields import OneTimeSecret, PaginationArgsSchema, StrictSchema, Text, UTCDateTime, page_schema
+from exchange.fields import (
+    OneTimeSecret,
+    PaginationArgsSchema,
+    StrictInteger,
+    StrictSchema,
+    Text,
+    UTCDateTime,
+    page_schema,
+)
 
 ID = validate.Length(min=1, max=40)
 
@@ -50,7 +58,8 @@ class AccessSchema(Schema):
     object = fields.String(allow_none=True)
     bytes = fields.Integer(allow_none=True)
     sha256 = fields.String(allow_none=True)
-    status = fields.String(metadata={"description": "`allowed` or `refused`."})
+    status = fields.String(metadata={"description": "`allowed`, `refused`, or `failed` (a sandbox query the engine "
+                                                    "could not answer)."})
     refused_reason = fields.String(allow_none=True)
 
 
@@ -241,3 +250,155 @@ API_KEY_CREATED_EXAMPLE = {**API_KEY_EXAMPLE, "key": "dfk_Xq3v9LmAZb81c0pQnE2rT5
 USAGE_EXAMPLE = {"calls_included": 10000, "calls_used": 342, "periods": [
     {"start": "2026-12-02T07:00:00Z", "end": "2026-12-02T08:00:00Z", "calls": 342, "amount": 273600, "fee": 5472,
      "entry_id": "jrn_0193f3d2a4b6c8d0e2f4a6b8c0d2e4f6"}]}
+
+
+# -- privacy computing -----------------------------------------------------------------------------
+class StrictNumber(fields.Float):
+    """A JSON number (never a string or a boolean), finite."""
+
+    def __init__(self, **kw: object) -> None:
+        super().__init__(allow_nan=False, **kw)  # type: ignore[arg-type]
+
+    def _deserialize(self, value: object, attr: str | None, data: object, **kw: object) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self.make_error("invalid")
+        return super()._deserialize(value, attr, data, **kw)  # type: ignore[arg-type]
+
+
+def _bounds(value: dict[str, list[float]]) -> bool:
+    return len(value) <= 100
+
+
+class SandboxPolicySetSchema(StrictSchema):
+    min_group_size = StrictInteger(minimum=5, maximum=10000, load_default=10, metadata={
+        "description": "k: every released group covers at least this many rows (a noised count under a budget)."})
+    blocked_columns = fields.List(fields.String(validate=validate.Length(min=1, max=200)), load_default=list,
+                                  validate=validate.Length(max=500), metadata={
+                                      "description": "Never selected, grouped by, filtered on or ordered by."})
+    allowed_aggregates = fields.List(fields.String(validate=validate.OneOf(
+        ["count", "count_distinct", "sum", "avg", "min", "max"])), load_default=lambda: ["count", "count_distinct",
+                                                                                        "sum", "avg"],
+        validate=validate.Length(min=1, max=6))
+    max_groups = StrictInteger(minimum=1, maximum=10000, load_default=1000)
+    epsilon_budget = StrictNumber(allow_none=True, load_default=None, validate=validate.Range(min=0.001, max=1000),
+                                  metadata={"description": "Total epsilon per buyer organization and product (all "
+                                                           "its trades and periods). Required for a product that "
+                                                           "contains personal information."})
+    bounds = fields.Dict(keys=fields.String(validate=validate.Length(min=1, max=200)),
+                         values=fields.List(StrictNumber(validate=validate.Range(min=-1e15, max=1e15)),
+                                            validate=validate.Length(equal=2)),
+                         load_default=dict, validate=_bounds, metadata={
+                             "description": "[low, high] of every column summed or averaged under a budget: values "
+                                            "are clamped to them and the noise is scaled to them."})
+    rows_per_person = StrictInteger(minimum=1, maximum=10000, load_default=1, metadata={
+        "description": "How many rows one person may contribute; the noise scales with it."})
+
+
+class SandboxPolicySchema(Schema):
+    product_id = fields.String()
+    min_group_size = fields.Integer()
+    blocked_columns = fields.List(fields.String())
+    allowed_aggregates = fields.List(fields.String())
+    max_groups = fields.Integer()
+    epsilon_budget = fields.Float(allow_none=True)
+    bounds = fields.Dict(keys=fields.String(), values=fields.List(fields.Float()))
+    rows_per_person = fields.Integer()
+
+
+class QueryCreateSchema(StrictSchema):
+    sql = fields.String(required=True, validate=validate.Length(min=1, max=10000), metadata={
+        "description": "One SELECT in the sandbox's grammar (docs/delivery.md), DuckDB dialect."})
+    release_id = fields.String(validate=ID, load_default=None, metadata={
+        "description": "Default: the newest published release the entitlement covers."})
+    epsilon = StrictNumber(allow_none=True, load_default=None, validate=validate.Range(min=0.001, max=100), metadata={
+        "description": "Required under a privacy budget: the part of it this query spends (debited before it runs, "
+                       "never given back)."})
+
+
+class QueryReceiptSchema(Schema):
+    key_id = fields.String()
+    signature = fields.String(metadata={"description": "Ed25519 (base64) over the RFC 8785 JSON of {query_id, "
+                                                       "entitlement_id, release_id, manifest_sha256, sql, "
+                                                       "result_sha256, at}."})
+
+
+class QuerySchema(Schema):
+    id = fields.String()
+    status = fields.String(metadata={"description": "`succeeded`, `refused` (outside the policy or the grammar) or "
+                                                    "`failed` (the engine could not answer)."})
+    refused_reason = fields.String(allow_none=True, metadata={"description": "`code: what to change`; never a value "
+                                                                            "of the data."})
+    release_id = fields.String(allow_none=True)
+    at = UTCDateTime()
+    sql = fields.String()
+    executed_sql = fields.String(allow_none=True, metadata={
+        "description": "The query that ran, rebuilt from the checked syntax tree (not the text sent)."})
+    columns = fields.List(fields.String())
+    rows = fields.List(fields.List(fields.Raw(allow_none=True)))
+    suppressed_groups = fields.Integer(allow_none=True)
+    truncated = fields.Boolean(metadata={"description": "More than max_groups groups: the first max_groups are shown."})
+    epsilon_spent = fields.Float(allow_none=True)
+    epsilon_remaining = fields.Float(allow_none=True)
+    elapsed_ms = fields.Integer(allow_none=True)
+    result_sha256 = fields.String(allow_none=True, metadata={
+        "description": "sha256 hex of the RFC 8785 JSON of {columns, rows}."})
+    receipt = fields.Nested(QueryReceiptSchema, allow_none=True)
+
+
+class QueryArgsSchema(StrictSchema):
+    after = fields.String(validate=ID, metadata={"description": "The `next` of the previous page."})
+    limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
+
+
+class QueryPageSchema(Schema):
+    items = fields.List(fields.Nested(QuerySchema), required=True)
+    next = fields.String(allow_none=True, required=True)
+    limit = fields.Integer(required=True)
+
+
+class TablesArgsSchema(StrictSchema):
+    release_id = fields.String(validate=ID, load_default=None)
+
+
+class TableColumnSchema(Schema):
+    name = fields.String()
+    type = fields.String()
+    blocked = fields.Boolean()
+
+
+class TableSchema(Schema):
+    name = fields.String()
+    file = fields.String()
+    columns = fields.List(fields.Nested(TableColumnSchema))
+
+
+class TablesSchema(Schema):
+    release_id = fields.String()
+    policy = fields.Nested(SandboxPolicySchema, allow_none=True)
+    epsilon_remaining = fields.Float(allow_none=True)
+    tables = fields.List(fields.Nested(TableSchema))
+
+
+EXAMPLE_PRIVACY_PRODUCT = "prd_0193f1c2a9e85d47b0c3e6f19a2d8b99"
+SANDBOX_POLICY_SET_EXAMPLE = {"min_group_size": 10, "blocked_columns": ["customer_id", "phone"],
+                              "allowed_aggregates": ["count", "count_distinct", "sum", "avg"], "max_groups": 1000,
+                              "epsilon_budget": 10.0, "bounds": {"basket_amount_cents": [0, 500000], "items": [0, 50]},
+                              "rows_per_person": 4}
+SANDBOX_POLICY_EXAMPLE = {"product_id": EXAMPLE_PRIVACY_PRODUCT, **SANDBOX_POLICY_SET_EXAMPLE}
+QUERY_CREATE_EXAMPLE = {"sql": "SELECT city, count(*) AS baskets, avg(basket_amount_cents) AS avg_cents FROM retail "
+                               "WHERE month >= '2026-07' GROUP BY city ORDER BY baskets DESC", "epsilon": 0.5}
+QUERY_EXAMPLE = {
+    "id": "qry_0193f3e1a2b3c4d5e6f708192a3b4c5d", "status": "succeeded", "refused_reason": None,
+    "release_id": "rel_0193f3b1a2b3c4d5e6f708192a3b4c5d", "at": "2026-12-02T09:00:00Z",
+    "sql": QUERY_CREATE_EXAMPLE["sql"],
+    "executed_sql": "WITH g AS MATERIALIZED (SELECT \"retail\".\"city\" AS _k0, count(*) AS _n, ...) ...",
+    "columns": ["city", "baskets", "avg_cents"], "rows": [["广州", 912, 18450.2], ["深圳", 874, 20113.9]],
+    "suppressed_groups": 2, "truncated": False, "epsilon_spent": 0.5, "epsilon_remaining": 9.5, "elapsed_ms": 41,
+    "result_sha256": "5d0c7b9a0f3e1c2b4a6d8e0f1a3c5e7b9d1f3a5c7e9b1d3f5a7c9e1b3d5f7a9c",
+    "receipt": {"key_id": "k-2026-11", "signature": "8b0Jw3...base64...=="}}
+QUERY_PAGE_EXAMPLE = {"items": [QUERY_EXAMPLE], "next": None, "limit": 20}
+TABLES_EXAMPLE = {"release_id": QUERY_EXAMPLE["release_id"], "policy": SANDBOX_POLICY_EXAMPLE,
+                  "epsilon_remaining": 9.5,
+                  "tables": [{"name": "retail", "file": "retail.csv", "columns": [
+                      {"name": "city", "type": "VARCHAR", "blocked": False},
+                      {"name": "phone", "type": "VARCHAR", "blocked": True}]}]}

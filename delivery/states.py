@@ -50,3 +50,4 @@ class AccessKind(StrEnum):
 class AccessStatus(StrEnum):
     ALLOWED = "allowed"
     REFUSED = "refused"
+    FAILED = "failed"  # a sandbox query the engine could not answer (a timeout, an engine error)

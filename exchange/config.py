@@ -42,6 +42,19 @@ def parse_rate(value: str) -> tuple[int, int]:
     return int(m.group(1)), _PERIODS[m.group(2)]
 
 
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from None
+    if not 0 < value < 3600:
+        raise ConfigError(f"{name} must be above 0 and below 3600, got {raw}")
+    return value
+
+
 def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0) -> int:
     raw = env.get(name)
     if raw is None or raw == "":
@@ -117,6 +130,13 @@ def load_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "USAGE_PERIOD_MINUTES": _int(env, "DATAFAIR_USAGE_PERIOD_MINUTES", 60, minimum=1),
         "ALLOW_PRIVATE_URLS": (env.get("DATAFAIR_ALLOW_PRIVATE_URLS", "0") == "1"
                                or env.get("DATAFAIR_WEBHOOK_ALLOW_PRIVATE", "0") == "1"),
+        # The privacy-computing sandbox (API.md, Privacy computing): a query's time limit (always below
+        # the web worker's timeout, DATAFAIR_TIMEOUT), the worker processes per web worker, their limits.
+        "QUERY_TIMEOUT_S": _float(env, "DATAFAIR_QUERY_TIMEOUT_S", 20.0),
+        "QUERY_WORKERS": _int(env, "DATAFAIR_QUERY_WORKERS", 2, minimum=1),
+        "QUERY_MEMORY_MB": _int(env, "DATAFAIR_QUERY_MEMORY_MB", 1024, minimum=64),
+        "QUERY_THREADS": _int(env, "DATAFAIR_QUERY_THREADS", 2, minimum=1),
+        "WORKER_TIMEOUT_S": _int(env, "DATAFAIR_TIMEOUT", 30, minimum=1),
         # prometheus-client's multiprocess mode under gunicorn (the library reads the same variable).
         "PROMETHEUS_MULTIPROC_DIR": env.get("PROMETHEUS_MULTIPROC_DIR") or None,
     }
@@ -216,5 +236,9 @@ def validate_config(config: Mapping[str, Any]) -> None:
         parse_rate(config["REGISTRATION_RATE_LIMIT"])
     except ConfigError as exc:
         raise ConfigError(f"DATAFAIR_REGISTRATION_RATE_LIMIT: {exc}") from None
+    if float(config.get("QUERY_TIMEOUT_S", 20)) >= int(config.get("WORKER_TIMEOUT_S", 30)):
+        raise ConfigError(f"DATAFAIR_QUERY_TIMEOUT_S ({config['QUERY_TIMEOUT_S']:g}) must be below the web worker's "
+                          f"timeout DATAFAIR_TIMEOUT ({config['WORKER_TIMEOUT_S']}): a query is killed before its "
+                          "worker is")
     if not 0 <= int(config["FEE_BPS"]) <= 10_000:
         raise ConfigError("DATAFAIR_FEE_BPS must be between 0 and 10000")
