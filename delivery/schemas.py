@@ -265,8 +265,15 @@ class StrictNumber(fields.Float):
         return super()._deserialize(value, attr, data, **kw)  # type: ignore[arg-type]
 
 
-def _bounds(value: dict[str, list[float]]) -> bool:
-    return len(value) <= 100
+class BoundsField(fields.Dict):
+    """`{"column": [low, high]}`, at most 100 columns (the document says so: maxProperties)."""
+
+    MAX = 100
+
+    def _deserialize(self, value: object, attr: str | None, data: object, **kw: object) -> object:
+        if isinstance(value, dict) and len(value) > self.MAX:
+            raise self.make_error("invalid")
+        return super()._deserialize(value, attr, data, **kw)  # type: ignore[arg-type]
 
 
 class SandboxPolicySetSchema(StrictSchema):
@@ -284,10 +291,11 @@ class SandboxPolicySetSchema(StrictSchema):
                                   metadata={"description": "Total epsilon per buyer organization and product (all "
                                                            "its trades and periods). Required for a product that "
                                                            "contains personal information."})
-    bounds = fields.Dict(keys=fields.String(validate=validate.Length(min=1, max=200)),
+    bounds = BoundsField(keys=fields.String(validate=validate.Length(min=1, max=200)),
                          values=fields.List(StrictNumber(validate=validate.Range(min=-1e15, max=1e15)),
                                             validate=validate.Length(equal=2)),
-                         load_default=dict, validate=_bounds, metadata={
+                         load_default=dict, metadata={
+                             "maxProperties": BoundsField.MAX,
                              "description": "[low, high] of every column summed or averaged under a budget: values "
                                             "are clamped to them and the noise is scaled to them."})
     rows_per_person = StrictInteger(minimum=1, maximum=10000, load_default=1, metadata={

@@ -29,6 +29,7 @@ PRINCIPALS = ("anonymous", "suspended", "vendor2", "enterprise2", "assessor2", "
               "operator")
 SHA = "d" * 64
 RELEASE_FILE = b"date,district,vehicles\n2026-11-01,Tianhe,120433\n"
+SANDBOX_FILE = b"city,phone,amount\n" + b"".join(f"广州,1380000{i:04d},{i * 7 % 90}\n".encode() for i in range(12))
 # OpenAPI path parameter -> the world object (World.ids key) it names by default
 PATH_OBJECTS = {
     "org_id": "owner_org", "key_id": "key", "product_id": "product", "fair_id": "fair", "stall_id": "stall",
@@ -283,6 +284,23 @@ class Builder:
         ids["api_entitlement"] = api_ent["id"]
         ids["api_key"] = ok(api.post(f"entitlements/{api_ent['id']}/api-keys", buyer, json={"label": "world"}),
                             201)["id"]
+
+        # -- privacy computing: a privacy-computing product with a published release of its own (the
+        # table `retail`), its policy set, sold to the buyer (escrowed: the entitlement active) ----------
+        sandbox_product = certify(api, owner, delivery_mode="privacy_computing", data_format="csv")
+        ids["sandbox_product"] = sandbox_product["id"]
+        rel = ok(api.post(f"products/{sandbox_product['id']}/releases", owner, json={"label": "2026-11"}), 201)
+        ok(api.client.put(f"/api/v1/releases/{rel['id']}/files/retail.csv", data=SANDBOX_FILE,
+                          headers={**owner.headers, "Content-Type": "application/octet-stream"}), 201)
+        ok(api.post(f"releases/{rel['id']}/publish", owner))
+        ok(api.request("PUT", f"products/{sandbox_product['id']}/sandbox-policy", owner,
+                       json={"min_group_size": 5, "blocked_columns": ["phone"]}))
+        contract_id = ok(api.post(f"offers/{bid(api, buyer, sandbox_product)['id']}/accept", owner), 201)["id"]
+        sign(api, buyer, contract_id)
+        ids["trade_sandbox"] = sign(api, owner, contract_id)["trade_id"]
+        pay(ids["trade_sandbox"])
+        (sandbox_ent,) = ok(api.get(f"entitlements?trade_id={ids['trade_sandbox']}", buyer))["items"]
+        ids["sandbox_entitlement"] = sandbox_ent["id"]
 
         for name in ("webhook", "webhook_delete"):
             ids[name] = ok(api.post("webhook-endpoints", owner, json={"url": WEBHOOK_URL,

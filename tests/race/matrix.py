@@ -652,6 +652,20 @@ def set_upstream(env: Env) -> Case:
                 count=_count("api_upstreams", "product_id = :p", p=product), check=one_upstream)
 
 
+def set_sandbox_policy(env: Env) -> Case:
+    """The first sandbox policy of a privacy-computing product, set N times at once: every request
+    succeeds and one row remains, holding what the requests sent."""
+    product = certify(env.api, env.owner, delivery_mode="privacy_computing")["id"]
+    body = {"min_group_size": 12, "blocked_columns": ["phone"]}
+
+    def one_policy(env: Env, answers: list[Answer]) -> list[str]:
+        rows = [tuple(r) for r in query(env.app, "SELECT min_group_size FROM sandbox_policies WHERE product_id = :p",
+                                        p=product)]
+        return [] if rows == [(12,)] else [f"policies {rows}"]
+    return Case(Call("PUT", f"products/{product}/sandbox-policy", env.owner, body),
+                count=_count("sandbox_policies", "product_id = :p", p=product), check=one_policy)
+
+
 def create_api_key(env: Env) -> Case:
     ent, _ = env.api_entitlement()
     return Case(Call("POST", f"entitlements/{ent}/api-keys", env.buyer, {"label": "race"}, _key()),
@@ -769,6 +783,8 @@ ROWS: list[Row] = [
     Row("release withdraw (operator)", "POST", f"{P}/releases/{{release_id}}/withdraw", withdraw_release),
     Row("download link", "POST", f"{P}/entitlements/{{entitlement_id}}/downloads", download_links, kind="same"),
     Row("api upstream set (first)", "PUT", f"{P}/products/{{product_id}}/api-upstream", set_upstream, kind="same"),
+    Row("sandbox policy set (first)", "PUT", f"{P}/products/{{product_id}}/sandbox-policy", set_sandbox_policy,
+        kind="same"),
     Row("api key create", "POST", f"{P}/entitlements/{{entitlement_id}}/api-keys", create_api_key, kind="create"),
     Row("api key create (no key, 4 live)", "POST", f"{P}/entitlements/{{entitlement_id}}/api-keys",
         create_fifth_api_key),
@@ -781,6 +797,10 @@ ROWS: list[Row] = [
 
 EXEMPT: dict[tuple[str, str], str] = {
     ("POST", f"{P}/auth/token"): "login creates a new session each time by design (no existing object changes)",
+    ("POST", f"{P}/entitlements/{{entitlement_id}}/queries"): (
+        "each query is a new computation with its own row, by design (like a login); what it changes besides "
+        "is a privacy-budget debit and a call reserved, conditional UPDATEs raced 100 at once in "
+        "tests/security/test_sandbox_attacks.py, and the first delivery, under the trade's row lock"),
     ("POST", f"{P}/webhooks/stripe"): "Stripe-signed, deduplicated by the provider's event id; raced against "
                                       "localstripe in tests/api/test_settlement.py",
     **{(method, rule): "the API gateway's data plane: the vendor's own API proxied (its writes are the vendor's); "

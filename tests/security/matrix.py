@@ -347,6 +347,22 @@ ROWS: list[Row] = [
       rule=f"{P}/entitlements/{{entitlement_id}}/api-keys/{{key_id}}"),
     R("GET", f"{P}/entitlements/{{api_entitlement}}/usage", default=404, anonymous=401, **PARTIES,
       rule=f"{P}/entitlements/{{entitlement_id}}/usage"),
+    # -- privacy computing (sandbox_product, sold to the buyer: sandbox_entitlement) ------------------
+    # The owner alone sets the policy (a listed product: 403 for the rest); the policy is public.
+    R("PUT", f"{P}/products/{{sandbox_product}}/sandbox-policy", {"min_group_size": 5, "blocked_columns": ["phone"]},
+      default=403, anonymous=401, owner=200, rule=f"{P}/products/{{product_id}}/sandbox-policy"),
+    R("GET", f"{P}/products/{{sandbox_product}}/sandbox-policy", default=200,
+      rule=f"{P}/products/{{product_id}}/sandbox-policy"),
+    # Members of the buying organization alone query; the seller and operators see the entitlement but
+    # may not compute through it (403). The suspended member's write is refused by the kernel first.
+    R("POST", f"{P}/entitlements/{{sandbox_entitlement}}/queries", {"sql": "SELECT count(*) AS n FROM retail"},
+      default=404, anonymous=401, suspended=403, buyer=201, owner=403, operator=403,
+      rule=f"{P}/entitlements/{{entitlement_id}}/queries"),
+    # What was asked of the data, and answered, is the parties' and operators' to read.
+    R("GET", f"{P}/entitlements/{{sandbox_entitlement}}/queries", default=404, anonymous=401, **PARTIES,
+      rule=f"{P}/entitlements/{{entitlement_id}}/queries"),
+    R("GET", f"{P}/entitlements/{{sandbox_entitlement}}/tables", default=404, anonymous=401, buyer=200, owner=403,
+      operator=403, rule=f"{P}/entitlements/{{entitlement_id}}/tables"),
     # -- webhook endpoints: each organization sees and manages only its own ------------------------
     R("POST", f"{P}/webhook-endpoints", {"url": WEBHOOK_URL, "events": ["contract.signed"]}, default=201,
       anonymous=401, suspended=403, rule=f"{P}/webhook-endpoints"),
