@@ -66,3 +66,19 @@ def test_s3_no_link_after_withdrawal_or_during_a_dispute(api, bucket):
     assert r.status_code == 200 and r.get_json()["status"] == "withdrawn"
     r = api.post(f"entitlements/{ent['id']}/downloads", buyer, json={"release_id": rel["id"], "file": "traffic.csv"})
     assert r.status_code == 403 and r.get_json()["detail"].startswith("release_withdrawn")
+
+
+def test_s3_privacy_release_is_queried_from_a_checked_local_copy(app, api, bucket):
+    """A privacy-computing release on S3: the engine reads a local copy fetched once and checked
+    against its sha256 (read-only); the answer is the same as from file storage."""
+    from pathlib import Path
+
+    from tests.sandboxflow import query, retail_rows, sandbox_bought, to_csv
+
+    rows = retail_rows()
+    got = sandbox_bought(api, rows=rows)
+    q = query(api, got, "SELECT count(*) AS n, sum(amount) AS total FROM retail")
+    assert q["status"] == "succeeded", q
+    assert q["rows"] == [[len(rows), sum(r["amount"] for r in rows)]]
+    copy = Path(app.instance_path) / "sandbox-cache" / sha(to_csv(rows))
+    assert copy.exists() and not copy.stat().st_mode & 0o222
