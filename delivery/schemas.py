@@ -342,7 +342,8 @@ class QuerySchema(Schema):
     executed_sql = fields.String(allow_none=True, metadata={
         "description": "The query that ran, rebuilt from the checked syntax tree (not the text sent)."})
     columns = fields.List(fields.String())
-    rows = fields.List(fields.List(fields.Raw(allow_none=True)))
+    rows = fields.List(fields.List(fields.Raw(metadata={
+        "description": "A key (string, number, date as text; null for a null key) or an aggregate."})))
     suppressed_groups = fields.Integer(allow_none=True)
     truncated = fields.Boolean(metadata={"description": "More than max_groups groups: the first max_groups are shown."})
     epsilon_spent = fields.Float(allow_none=True)
