@@ -31,6 +31,8 @@ def test_defaults_follow_api_md():
     assert c["DB_APPLICATION_NAME"] == "datafair-web"
     assert config(DATAFAIR_DB_APPLICATION_NAME="datafair-worker")["DB_APPLICATION_NAME"] == "datafair-worker"
     assert c["IDEMPOTENCY_ABANDONED_SECONDS"] == 120
+    assert (c["QUERY_TIMEOUT_S"], c["QUERY_WORKERS"], c["WORKER_TIMEOUT_S"]) == (20.0, 2, 30)
+    assert config(DATAFAIR_QUERY_TIMEOUT_S="0.5")["QUERY_TIMEOUT_S"] == 0.5
     validate_config(c)  # development accepts its default secret
 
 
@@ -71,6 +73,12 @@ def test_production_needs_the_webhook_secret_with_stripe_and_scrypt_passwords():
     ({"DATAFAIR_LOCK_TIMEOUT_MS": "0"}, "DATAFAIR_LOCK_TIMEOUT_MS"),
     ({"DATAFAIR_STATEMENT_TIMEOUT_MS": "soon"}, "DATAFAIR_STATEMENT_TIMEOUT_MS"),
     ({"DATAFAIR_IDEMPOTENCY_ABANDONED_SECONDS": "0"}, "DATAFAIR_IDEMPOTENCY_ABANDONED_SECONDS"),
+    # A sandbox query is killed before its web worker would be.
+    ({"DATAFAIR_QUERY_TIMEOUT_S": "30"}, "below the web worker's timeout"),
+    ({"DATAFAIR_QUERY_TIMEOUT_S": "25", "DATAFAIR_TIMEOUT": "20"}, "below the web worker's timeout"),
+    ({"DATAFAIR_QUERY_TIMEOUT_S": "0"}, "DATAFAIR_QUERY_TIMEOUT_S"),
+    ({"DATAFAIR_QUERY_TIMEOUT_S": "soon"}, "DATAFAIR_QUERY_TIMEOUT_S"),
+    ({"DATAFAIR_QUERY_WORKERS": "0"}, "DATAFAIR_QUERY_WORKERS"),
 ])
 def test_invalid_settings_are_refused(env, match):
     with pytest.raises(ConfigError, match=match):
