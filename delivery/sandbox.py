@@ -39,7 +39,7 @@ from delivery import accesses, entitlements, evidence, gateway, privacy, release
 from delivery.models import Entitlement, PrivacyBudget, Release, ReleaseFile, SandboxPolicy, SandboxQuery
 from delivery.states import AccessKind, AccessStatus, ReleaseStatus
 from exchange.db import db, new_id, upsert, utcnow
-from exchange.errors import Conflict, Forbidden, NotFound, field_error
+from exchange.errors import Conflict, Forbidden, NotFound, RateLimited, field_error
 from exchange.fields import iso_z
 from exchange.identity import audit
 from exchange.metrics import PROCESS_REGISTRY
@@ -308,6 +308,9 @@ def run_query(session: Session, *, entitlement_id: str, sql: str, release_id: st
         raise field_error("epsilon", "required: this product has a privacy budget; say how much of it this query "
                           "spends")
     release = _release(session, ent, release_id, actor)
+    if ent.calls_included is not None and ent.calls_used >= ent.calls_included:
+        # As the gateway answers a per_call key: the calls bought are used up (not a refused access).
+        raise RateLimited("quota_exhausted: every query bought has been used.", retry_after=3600)
     verdict = entitlements.evaluate(session, ent)
     if not verdict.allowed:
         _refuse(ent, actor, release.id, verdict.code, verdict.refusal)

@@ -172,7 +172,10 @@ def check(sql: Any, *, tables: frozenset[str] | set[str], blocked: frozenset[str
     for node in tree.walk():
         if type(node) not in ALLOWED_NODES:
             raise Refused("not_allowed", f"{_kind(node)} is not part of the sandbox's grammar")
-    return _Checker(set(tables), set(blocked), tuple(allowed_aggregates), noised).select(tree)
+    try:
+        return _Checker(set(tables), set(blocked), tuple(allowed_aggregates), noised).select(tree)
+    except RecursionError:
+        raise Refused("too_deep", "the query nests too deeply; write the condition flatter") from None
 
 
 def _kind(node: Any) -> str:
