@@ -166,7 +166,7 @@ def local_path(sha256: str) -> str:
     path = store.path(sha256)
     if path is not None:
         return path
-    cache = Path(current_app.instance_path) / "sandbox-cache"
+    cache = Path(current_app.config.get("SANDBOX_CACHE_DIR") or Path(current_app.instance_path) / "sandbox-cache")
     target = cache / sha256
     if target.exists():
         return str(target)

@@ -137,6 +137,8 @@ def load_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "QUERY_MEMORY_MB": _int(env, "DATAFAIR_QUERY_MEMORY_MB", 1024, minimum=64),
         "QUERY_THREADS": _int(env, "DATAFAIR_QUERY_THREADS", 2, minimum=1),
         "WORKER_TIMEOUT_S": _int(env, "DATAFAIR_TIMEOUT", 30, minimum=1),
+        # Local copies of S3-stored release files the engine reads (None: instance/sandbox-cache).
+        "SANDBOX_CACHE_DIR": env.get("DATAFAIR_SANDBOX_CACHE_DIR") or None,
         # prometheus-client's multiprocess mode under gunicorn (the library reads the same variable).
         "PROMETHEUS_MULTIPROC_DIR": env.get("PROMETHEUS_MULTIPROC_DIR") or None,
     }
