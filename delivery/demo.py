@@ -9,8 +9,10 @@ a key is shown once, so the README's tour creates one itself."""
 
 from __future__ import annotations
 
+import csv
 import io
 import os
+import random
 from datetime import datetime, timedelta
 
 from flask import current_app
@@ -47,6 +49,65 @@ def metro_csv() -> bytes:
                     # A morning and an evening peak, varying by station pair.
                     peak = 3 if h in (8, 18) else 2 if h in (7, 9, 17, 19) else 1
                     out.write(f"{hour},{origin},{destination},{10 + peak * ((i * 37 + j * 11 + h * 7) % 400)}\n")
+    return out.getvalue().encode()
+
+
+# The privacy-computing demo: card baskets at small retailers of the Greater Bay Area (synthetic). Each
+# person (customer_id, with a phone) makes 1..RETAIL_ROWS_PER_PERSON baskets, so a policy's rows_per_person
+# can say the truth; amounts and item counts stay inside RETAIL_BOUNDS.
+RETAIL_FILE = "retail.csv"
+RETAIL_COLUMNS = ("city", "district", "month", "category", "store_id", "customer_id", "phone", "age_band",
+                  "basket_amount_cents", "items")
+RETAIL_ROWS_PER_PERSON = 3
+RETAIL_BOUNDS = {"basket_amount_cents": (0, 200_000), "items": (1, 30)}
+# city: (weight, code, districts, phone format). The nine mainland cities of the Bay Area, Hong Kong, Macao.
+_CN, _HK, _MO = "+86 100 {:04d} {:04d}", "+852 0{:03d} {:04d}", "+853 0{:03d} {:04d}"
+RETAIL_CITIES = {
+    "guangzhou": (18, "GZ", ("tianhe", "yuexiu", "haizhu"), _CN),
+    "shenzhen": (18, "SZ", ("futian", "nanshan", "luohu"), _CN),
+    "foshan": (10, "FS", ("chancheng", "nanhai", "shunde"), _CN),
+    "dongguan": (10, "DG", ("nancheng", "dongcheng", "changan"), _CN),
+    "hong_kong": (10, "HK", ("central_and_western", "wan_chai", "yau_tsim_mong"), _HK),
+    "huizhou": (6, "HZ", ("huicheng", "huiyang", "boluo"), _CN),
+    "zhongshan": (6, "ZS", ("shiqi", "dongqu", "xiaolan"), _CN),
+    "jiangmen": (5, "JM", ("pengjiang", "xinhui", "taishan"), _CN),
+    "zhuhai": (5, "ZH", ("xiangzhou", "jinwan", "doumen"), _CN),
+    "zhaoqing": (3, "ZQ", ("duanzhou", "dinghu", "gaoyao"), _CN),
+    "macao": (3, "MO", ("se", "santo_antonio", "taipa"), _MO),
+}
+# category: (weight, lowest and highest basket in cents, a typical item's price in cents)
+RETAIL_CATEGORIES = {"grocery": (30, 2_000, 40_000, 1_500), "dining": (25, 3_000, 60_000, 2_500),
+                     "pharmacy": (12, 1_500, 50_000, 3_000), "cosmetics": (12, 8_000, 120_000, 9_000),
+                     "apparel": (13, 10_000, 150_000, 16_000), "electronics": (8, 20_000, 200_000, 45_000)}
+RETAIL_AGE_BANDS = ("18-24", "25-34", "35-44", "45-54", "55-64", "65+")
+RETAIL_MONTHS = tuple(f"2026-{m:02d}" for m in range(1, 11))
+RETAIL_PEOPLE = 1_600
+
+
+def retail_csv() -> bytes:
+    """Baskets of RETAIL_PEOPLE synthetic shoppers (a few thousand rows, RETAIL_COLUMNS), the same bytes
+    on every call. Phone numbers are invalid by construction (+86 100..., +852 0..., +853 0...)."""
+    rng = random.Random(2026)  # a fixed seed: the same file on every call
+    cities = list(RETAIL_CITIES)
+    categories = list(RETAIL_CATEGORIES)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(RETAIL_COLUMNS)
+    for person in range(1, RETAIL_PEOPLE + 1):
+        home = rng.choices(cities, weights=[RETAIL_CITIES[c][0] for c in cities])[0]
+        _, code, districts, phone_format = RETAIL_CITIES[home]
+        phone = phone_format.format(rng.randrange(1_000), rng.randrange(10_000))
+        age_band = rng.choices(RETAIL_AGE_BANDS, weights=(12, 26, 24, 18, 12, 8))[0]
+        for _ in range(rng.randint(1, RETAIL_ROWS_PER_PERSON)):
+            district = rng.choice(districts)
+            store = f"{code}-{districts.index(district) + 1}{rng.randint(1, 3):02d}"
+            category = rng.choices(categories, weights=[RETAIL_CATEGORIES[c][0] for c in categories])[0]
+            _, low, high, unit = RETAIL_CATEGORIES[category]
+            # Most baskets are small: the lower of two draws.
+            amount = min(rng.randint(low, high), rng.randint(low, high))
+            items = min(RETAIL_BOUNDS["items"][1], max(1, round(amount / unit * rng.uniform(0.7, 1.3))))
+            writer.writerow((home, district, rng.choice(RETAIL_MONTHS), category, store, f"CU-{person:06d}",
+                             phone, age_band, amount, items))
     return out.getvalue().encode()
 
 
