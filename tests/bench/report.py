@@ -70,6 +70,7 @@ def rows(r: dict[str, Any]) -> list[dict[str, Any]]:
                         f"bare Flask worker {base:.0f} MB", f"{rss / base:.2f}", "RSS <= 150 MB", rss <= 150))
     out += _delivery_rows(r.get("delivery"))
     out += _gateway_rows(r.get("gateway"))
+    out += _sandbox_rows(r.get("sandbox"))
     growth = r.get("growth", {})
     sizes = sorted(growth, key=int)
     for what in ("search", "matching"):
@@ -138,6 +139,28 @@ def _gateway_rows(g: dict[str, Any] | None) -> list[dict[str, Any]]:
     ]
 
 
+def _sandbox_rows(s: dict[str, Any] | None) -> list[dict[str, Any]]:
+    if not s:
+        return []
+    rows_ = f"{s['rows'] / 1e6:g}M" if s["rows"] >= 1_000_000 else f"{s['rows']:,}"
+    out = []
+    for name, q in s["queries"].items():
+        api, direct = q["api_ms"], q["direct_ms"]
+        out.append(_row(f"sandbox query, {rows_} rows: {name}, p50 (p95)", f"{api['p50']:.1f} ms ({api['p95']:.1f})",
+                        f"DuckDB on the file {direct['p50']:.1f} ms ({direct['p95']:.1f})",
+                        f"{q['ratio_p50']:.2f}x", "<= 1.3 x direct p50, same rows",
+                        q["ratio_p50"] <= 1.3 and q["same_result"]))
+    web = sorted(q["api_ms"]["p50"] - q["engine_ms"]["p50"] for q in s["queries"].values())
+    engine = sorted(q["engine_ms"]["p50"] - q["direct_ms"]["p50"] for q in s["queries"].values())
+    out.append(_row("sandbox added latency p50, median over the queries: where it goes",
+                    f"web {web[len(web) // 2]:.1f} ms, engine process {engine[len(engine) // 2]:.1f} ms",
+                    "API p50 - elapsed_ms; elapsed_ms - direct p50", "", "(context)", None))
+    check = s["check_ms"]["all"]
+    out.append(_row("sandbox policy check and rewrite alone, p95 (p50)", f"{check['p95']:.2f} ms ({check['p50']:.2f})",
+                    "", "", "<= 5 ms", check["p95"] <= 5))
+    return out
+
+
 def _table(rows_: list[dict[str, Any]]) -> list[str]:
     lines = ["| figure | value: median (min–max) | same-run baseline | ratio | goal | met? |",
              "|---|---:|---:|---:|---|:---:|"]
@@ -157,7 +180,8 @@ def _footer(r: dict[str, Any]) -> str:
     gen = ", ".join(f"{k}: {v:.0f} s" for k, v in r.get("generate_seconds", {}).items())
     text = (f"{m['cpus']} cores, server pinned to one core and the load generator to the other: {m['pinned']}; "
             f"gunicorn workers: {m['workers']} " + (f"gthread x {m['threads']} threads" if m.get("threads", 1) > 1
-                                                    else "sync") + " (delivery: 1; gateway: 2 x 4 threads).")
+                                                    else "sync")
+            + " (delivery: 1; gateway: 2 x 4 threads; sandbox: 1).")
     if gen:
         text += f" Generation ({gen})."
     if "total_seconds" in r:
@@ -167,6 +191,10 @@ def _footer(r: dict[str, Any]) -> str:
         same = d["verified"]["sha256"] == d["verified"]["manifest_file_sha256"]
         text += (f" Delivery: {d['mib']} MiB random file, {d['rounds']} rounds, sha256 of the download = the"
                  f" manifest's: {same}, {d['seconds']:.0f} s.")
+    if "sandbox" in r:
+        s = r["sandbox"]
+        text += (f" Sandbox: {s['rows']:,} rows ({s['file_mib']:.0f} MiB Parquet), {s['repeat']} runs per query,"
+                 f" DuckDB {s['duckdb'].get('threads')} thread(s) on both sides, {s['seconds']:.0f} s.")
     return text
 
 

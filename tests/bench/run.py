@@ -5,6 +5,7 @@
     python -m tests.bench.run --quick      # a smoke run on a few thousand products
     python -m tests.bench.run --only delivery   # just release uploads and downloads (1 GiB; --quick: 64 MiB)
     python -m tests.bench.run --only gateway    # just the API gateway against its upstream called directly
+    python -m tests.bench.run --only sandbox    # just sandbox queries against DuckDB on the file (10M rows)
 
 Data comes from the bulk generator (`python -m tests.bench.generate`: listed products with certificates,
 and per ten products one procurement and one trade), into one PostgreSQL database and one SQLite
@@ -12,7 +13,8 @@ file created once per run and shared by every benchmark. PostgreSQL grows 10k ->
 growth of search and matching latency is measured on the way. Servers are gunicorn with
 deploy/gunicorn.conf.py; the load generator is a separate process (tests/bench/loadgen.py), pinned to
 the other core. The delivery benchmark has its own SQLite file, one worker and a file of 1 GiB; the
-gateway benchmark its own PostgreSQL database, a 20 ms loopback upstream and 2 gthread workers.
+gateway benchmark its own PostgreSQL database, a 20 ms loopback upstream and 2 gthread workers; the
+sandbox benchmark its own SQLite file, one worker and a 10-million-row Parquet release.
 Writes tests/bench/results.json, results.md and results.png; `--only` runs a part and merges it into
 the results of the last run.
 """
@@ -27,7 +29,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.bench import bench_delivery, bench_gateway, bench_http, bench_matching, bench_search, bench_trading, report
+from tests.bench import (
+    bench_delivery,
+    bench_gateway,
+    bench_http,
+    bench_matching,
+    bench_sandbox,
+    bench_search,
+    bench_trading,
+    report,
+)
 from tests.bench.harness import (
     OUT,
     PIN,
@@ -51,9 +62,11 @@ PG_NAME, PGBENCH_NAME, SQLITE_NAME = "datafair_bench", "datafair_bench_pgbench",
 def _sizes(args: argparse.Namespace) -> dict[str, Any]:
     if args.quick:
         return {"steps": [1000, 3000], "main": 3000, "repeat": 3, "naive": 1, "rounds": 1, "duration": 1.5,
-                "flows": 5, "million": False, "file_mib": 64}
+                "flows": 5, "million": False, "file_mib": 64,
+                "sandbox_rows": 1_000_000}
     return {"steps": [10_000, 100_000], "main": 100_000, "repeat": 20, "naive": 3, "rounds": 3, "duration": 4.0,
-            "flows": 30, "million": args.million, "file_mib": 1024}
+            "flows": 30, "million": args.million, "file_mib": 1024,
+            "sandbox_rows": bench_sandbox.ROWS}
 
 
 def delivery(sizes: dict[str, Any]) -> dict[str, Any]:
@@ -65,6 +78,11 @@ def delivery(sizes: dict[str, Any]) -> dict[str, Any]:
 def gateway(sizes: dict[str, Any]) -> dict[str, Any]:
     with timer("API gateway, 8 clients"):
         return bench_gateway.measure(rounds=max(2, sizes["rounds"]), duration=max(3.0, sizes["duration"]))
+
+
+def sandbox(sizes: dict[str, Any]) -> dict[str, Any]:
+    with timer(f"sandbox, {sizes['sandbox_rows']:,}-row Parquet"):
+        return bench_sandbox.measure(repeat=max(5, sizes["repeat"]), rows=sizes["sandbox_rows"])
 
 
 def _dispose(app: Any) -> None:
@@ -150,6 +168,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     log("API gateway (PostgreSQL, 20 ms upstream)")
     results["gateway"] = gateway(sizes)
 
+    log("Privacy-computing sandbox (SQLite, DuckDB on a Parquet release)")
+    results["sandbox"] = sandbox(sizes)
+
     # -- 1M products (opt-in: generating 900k more takes longer than the whole budget) ---------------
     if sizes["million"]:
         took = grow(pg_url, pg_app, 1_000_000)
@@ -166,7 +187,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 # What `--only` can run on its own (each with its own database and server).
-PARTS = {"delivery": delivery, "gateway": gateway}
+PARTS = {"delivery": delivery, "gateway": gateway, "sandbox": sandbox}
 
 
 def main(argv: list[str] | None = None) -> int:
