@@ -5,7 +5,12 @@ has a release.
 
 The gateway: the real-time traffic product (`api`, bought by the Foshan manufacturer in trading's
 demo) gets the development server's own demo upstream (delivery.demo_upstream). No API key is made:
-a key is shown once, so the README's tour creates one itself."""
+a key is shown once, so the README's tour creates one itself.
+
+The sandbox: the Hong Kong SME credit product (`privacy_computing`) gets the card baskets behind it as a
+release (`retail.csv`, synthetic, with shoppers' ids and phones), a policy that blocks those and sets
+a privacy budget, and a buyer: the Hong Kong logistics group. No query is run: the README's tour runs
+the first one (which delivers the trade)."""
 
 from __future__ import annotations
 
@@ -19,14 +24,16 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from delivery import demo_upstream, downloads, gateway, releases
+from delivery import demo_upstream, downloads, gateway, releases, sandbox
 from delivery.models import ApiUpstream, Entitlement, Release
+from delivery.schemas import SandboxPolicySetSchema
 from exchange.errors import DomainError
 from exchange.identity.models import Organization, User
 from exchange.principal import Principal
 from listings.models import Product, ProductVersion
 from listings.states import ProductStatus
 from trading import contracts, offers, payments
+from trading.models import Trade
 
 FILE_NAME = "metro-od-2026-11-02.csv"
 STATIONS = ("体育西路", "珠江新城", "天河客运站", "五山", "公园前", "客村", "嘉禾望岗", "广州南站")
@@ -127,9 +134,28 @@ def _listed_product(session: Session, owner: Organization, mode: str) -> tuple[P
         .order_by(Product.created_at, Product.id)).first()
 
 
+def _buy(session: Session, *, product: Product, version: ProductVersion, buyer: Principal, vendor: Principal,
+         operator: Principal, message: str) -> Trade:
+    """The buyer's deal: an offer at the list price, accepted, signed by both, paid by bank transfer
+    (the escrow creates the entitlement)."""
+    terms = {"scope": version.license.get("scope", "commercial"),
+             "duration_days": version.license.get("duration_days", 365), "delivery_mode": version.delivery_mode}
+    price = {"amount": version.price["amount"], "currency": version.price["currency"]}
+    offer = offers.make(session, data={"product_id": product.id, "price": price, "terms": terms, "message": message},
+                        actor=buyer)
+    contract = offers.accept(session, offer_id=offer.id, actor=vendor)
+    for who in (buyer, vendor):
+        contracts.sign(session, contract_id=contract.id, data={}, actor=who, client_addr="127.0.0.1",
+                       user_agent="datafair-demo")
+    trade = contracts.trade_of(session, contract)
+    payment = payments.create_payment(session, trade_id=trade.id, provider="manual", actor=buyer)
+    payments.confirm_payment(session, payment_id=payment.id, actor=operator)
+    return trade
+
+
 def seed(session: Session, orgs: dict[str, Organization]) -> dict[str, int]:
-    """Seed the demo's delivery (the file, then the gateway); returns counts of what was made."""
-    return {**seed_files(session, orgs), **seed_gateway(session, orgs)}
+    """Seed the demo's delivery (the file, the gateway, the sandbox); returns counts of what was made."""
+    return {**seed_files(session, orgs), **seed_gateway(session, orgs), **seed_sandbox(session, orgs)}
 
 
 def seed_files(session: Session, orgs: dict[str, Organization]) -> dict[str, int]:
@@ -149,19 +175,8 @@ def seed_files(session: Session, orgs: dict[str, Organization]) -> dict[str, int
     stored = releases.storage().put_stream(io.BytesIO(data).read, limit=len(data))
     releases.record_file(session, release=release, name=FILE_NAME, stored=stored, actor=vendor)
     releases.publish(session, release_id=release.id, actor=vendor)
-    # The buyer's deal: offer at the list price, accepted, signed by both, paid by bank transfer.
-    terms = {"scope": version.license.get("scope", "commercial"),
-             "duration_days": version.license.get("duration_days", 365), "delivery_mode": "file"}
-    price = {"amount": version.price["amount"], "currency": version.price["currency"]}
-    offer = offers.make(session, data={"product_id": product.id, "price": price, "terms": terms,
-                                       "message": "按月更新的OD数据 for our shuttle-bus planning"}, actor=buyer)
-    contract = offers.accept(session, offer_id=offer.id, actor=vendor)
-    for who in (buyer, vendor):
-        contracts.sign(session, contract_id=contract.id, data={}, actor=who, client_addr="127.0.0.1",
-                       user_agent="datafair-demo")
-    trade = contracts.trade_of(session, contract)
-    payment = payments.create_payment(session, trade_id=trade.id, provider="manual", actor=buyer)
-    payments.confirm_payment(session, payment_id=payment.id, actor=operator)
+    trade = _buy(session, product=product, version=version, buyer=buyer, vendor=vendor, operator=operator,
+                 message="按月更新的OD数据 for our shuttle-bus planning")
     # The escrow created the entitlement and the published release delivered the trade; the buyer
     # has fetched the file once.
     ent = session.execute(select(Entitlement).where(Entitlement.trade_id == trade.id)).scalar_one()
@@ -195,3 +210,39 @@ def seed_gateway(session: Session, orgs: dict[str, Organization]) -> dict[str, i
     except DomainError:
         return {}
     return {"api_upstreams": 1}
+
+
+# The sandbox policy of the demo's privacy-computing product: shoppers are people, so a budget.
+RETAIL_POLICY = {"min_group_size": 10, "blocked_columns": ["customer_id", "phone"],
+                 "allowed_aggregates": ["count", "count_distinct", "sum", "avg"], "max_groups": 1000,
+                 "epsilon_budget": 10.0, "bounds": {k: list(v) for k, v in RETAIL_BOUNDS.items()},
+                 "rows_per_person": RETAIL_ROWS_PER_PERSON}
+
+
+def seed_sandbox(session: Session, orgs: dict[str, Organization]) -> dict[str, int]:
+    """The privacy-computing demo: the Hong Kong vendor's listed `privacy_computing` product gets a
+    release of `retail.csv` (retail_csv()) and a sandbox policy with an epsilon budget; the Hong Kong
+    logistics group buys it (same region: nothing crosses a border). Nothing once it has a release."""
+    found = _listed_product(session, orgs["hk_finance"], "privacy_computing")
+    if found is None:
+        return {}
+    product, version = found
+    if session.execute(select(Release.id).where(Release.product_id == product.id)).first() is not None:
+        return {}
+    vendor, buyer = _admin(session, orgs["hk_finance"]), _admin(session, orgs["hk_logistics"])
+    operator = _admin(session, orgs["operator"])
+    # The demo obeys the API's rules too.
+    sandbox.set_policy(session, product_id=product.id, policy=SandboxPolicySetSchema().load(RETAIL_POLICY),
+                       actor=vendor)
+    release = releases.create(session, product_id=product.id, label="2026-10",
+                              notes="大灣區中小零售商戶刷卡交易（合成數據）Card baskets at small retailers of the "
+                                    "Greater Bay Area, January to October 2026 (synthetic); amounts in CNY cents.",
+                              actor=vendor)
+    data = retail_csv()
+    stored = releases.storage().put_stream(io.BytesIO(data).read, limit=len(data))  # a local write (see above)
+    releases.record_file(session, release=release, name=RETAIL_FILE, stored=stored, actor=vendor)
+    releases.publish(session, release_id=release.id, actor=vendor)
+    _buy(session, product=product, version=version, buyer=buyer, vendor=vendor, operator=operator,
+         message="用於港深零售配送選址 for siting our Hong Kong-Shenzhen retail deliveries")
+    session.flush()
+    return {"sandbox_releases": 1, "sandbox_policies": 1, "entitlements": 1}

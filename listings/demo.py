@@ -131,7 +131,8 @@ DEMO_PRODUCTS: tuple[dict[str, Any], ...] = (
        "以隱私計算方式提供香港中小企業的信貸風險評分，模型使用銀行交易流水特徵與公司註冊處公開記錄，"
        "原始數據不出域。\nSME credit risk scores delivered by privacy-preserving computation; raw data never leaves.",
        "finance", ["信貸", "風險評分", "中小企業", "credit", "SME"],
-       data_format="other", delivery_mode="privacy_computing", classification="important", region="HK",
+       data_format="other", delivery_mode="privacy_computing", classification="important", personal=True,
+       region="HK",
        frequency="monthly", price={"model": "negotiable", "amount": 20_000_000, "currency": "HKD"},
        sample=None, days=730,
        scenarios=["跨境貿易融資 cross-border trade finance", "供應鏈金融授信 supply-chain credit"],
