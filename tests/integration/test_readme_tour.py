@@ -1,8 +1,9 @@
 """The README's tour, as written, against a real gunicorn on a freshly migrated and seeded SQLite file:
 it registers and verifies a vendor, downloads the demo's released file and checks it against the
-signed manifest with nothing but the JWKS, RFC 8785 and Ed25519, then calls the demo's API product
-through the gateway (its upstream: the same server's development-only demo upstream). Runs once, on the PostgreSQL run
-(it uses its own SQLite file either way)."""
+signed manifest with nothing but the JWKS, RFC 8785 and Ed25519, calls the demo's API product
+through the gateway (its upstream: the same server's development-only demo upstream), and queries the
+demo's privacy-computing product (one noised aggregate, one refused query). Runs once, on the PostgreSQL
+run (it uses its own SQLite file either way)."""
 
 from __future__ import annotations
 
@@ -71,3 +72,10 @@ def test_the_readme_tour_delivers_a_file_matching_the_signed_manifest(tmp_path):
     assert '{"segment_id":"TH-0412","name":' in run.stdout and '"flow_per_5min":' in run.stdout
     assert '"calls_used":1,"periods":[{' in run.stdout
     assert "/gateway/v1/prd_" in log and "/_demo-upstream/v1/traffic-flow" in log
+    # The sandbox answered an aggregate by city (noised: one epsilon spent of the budget of 10) and
+    # refused the blocked column, spending nothing and echoing no data.
+    assert '{"status": "succeeded", "refused_reason": null, "rows": [["' in run.stdout
+    assert '"hong_kong", ' in run.stdout and '"epsilon_remaining": 9.0}' in run.stdout
+    assert '{"status": "refused", "refused_reason": "blocked_column: ' in run.stdout
+    assert run.stdout.count('"epsilon_remaining": 9.0}') == 2
+    assert "+852 0" not in run.stdout and "CU-0" not in run.stdout
