@@ -5,13 +5,14 @@ environment (no secrets, no database URL) in a scratch directory, it imports onl
 library and DuckDB — never the application. It reads one JSON request per line on stdin and answers
 one JSON line on stdout.
 
-Each request gets a fresh in-memory DuckDB connection, locked down before the buyer's query runs
+Each release gets an in-memory DuckDB connection, locked down before any buyer's query runs
 (DuckDB's guidance for untrusted SQL, "Securing DuckDB"): one view per release file, then
 `allowed_paths` = exactly those files, external access off (no other file, no network, no
 ATTACH/COPY/INSTALL), extension autoloading and autoinstall off, Python replacement scans off, a
 memory and a thread limit, and the configuration locked. The query it receives has already been
 checked and rebuilt by `delivery.sandbox_sql`; these settings are the second wall, not the first.
-The parent kills this process when a query runs past its time limit.
+The connection is kept for the next query over the same files (closed after any engine error); the
+parent kills this process when a query runs past its time limit.
 """
 
 from __future__ import annotations
@@ -68,34 +69,54 @@ def connect(files: list[dict[str, str]], memory_mb: int, threads: int) -> duckdb
     return con
 
 
+_open: dict[str, Any] = {}  # the connection of the last release queried: {"key", "con", "columns"}
+
+
+def _connection(request: dict[str, Any]) -> tuple[duckdb.DuckDBPyConnection, dict[str, set[str]]]:
+    """A locked-down connection over the request's files, kept for the next request over the same
+    files (the grammar cannot change it: no DDL, no SET; its views and file metadata are reused)."""
+    key = json.dumps([request["files"], request["memory_mb"], request["threads"]], sort_keys=True)
+    if _open.get("key") != key:
+        _close()
+        con = connect(request["files"], request["memory_mb"], request["threads"])
+        columns = {f["table"]: [(str(r[0]), str(r[1])) for r in
+                                con.execute(f"DESCRIBE {_quote_ident(f['table'])}").fetchall()]
+                   for f in request["files"]}
+        _open.update(key=key, con=con, columns=columns)
+    return _open["con"], _open["columns"]
+
+
+def _close() -> None:
+    con = _open.pop("con", None)
+    _open.clear()
+    if con is not None:
+        con.close()
+
+
 def run(request: dict[str, Any]) -> dict[str, Any]:
     try:
-        con = connect(request["files"], request["memory_mb"], request["threads"])
+        con, described = _connection(request)
     except duckdb.Error:
+        _close()
         return {"ok": False, "code": "engine_error"}
+    if request.get("describe"):
+        return {"ok": True, "tables": {t: [list(c) for c in cols] for t, cols in described.items()}}
+    known = {name.lower() for name, _type in described.get(request["table"], [])}
+    for column in request.get("columns", []):
+        if column not in known:
+            return {"ok": False, "code": "unknown_column", "column": column}
     try:
-        if request.get("describe"):
-            tables = {}
-            for f in request["files"]:
-                rows = con.execute(f"DESCRIBE {_quote_ident(f['table'])}").fetchall()
-                tables[f["table"]] = [[str(r[0]), str(r[1])] for r in rows]
-            return {"ok": True, "tables": tables}
-        table = request["table"]
-        known = {str(r[0]).lower() for r in con.execute(f"DESCRIBE {_quote_ident(table)}").fetchall()}
-        for column in request.get("columns", []):
-            if column not in known:
-                return {"ok": False, "code": "unknown_column", "column": column}
         cursor = con.execute(request["sql"])
         names = [d[0] for d in cursor.description]
         rows = cursor.fetchmany(int(request["cap"]) + 1)
         return {"ok": True, "names": names, "rows": [[_value(v) for v in row] for row in rows]}
     except duckdb.OutOfMemoryException:
+        _close()
         return {"ok": False, "code": "out_of_memory"}
     except duckdb.Error:
         # The engine's message may quote values of the data: only its class goes back.
+        _close()
         return {"ok": False, "code": "engine_error"}
-    finally:
-        con.close()
 
 
 def main() -> None:
