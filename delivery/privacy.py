@@ -14,15 +14,21 @@ mechanism (`opendp.measurements.make_laplace`; on integers it is the discrete La
   by at most `rows_per_person` (the L1 sensitivity of the vector of counts) and a clamped sum by
   `rows_per_person * max(|low|, |high|)`: the scale is sensitivity / (its share of epsilon), and
   OpenDP's own privacy map checks that the measurement spends no more than that share;
-- a group is released only when its **noised** row count reaches k; the dropped ones are counted.
+- a group is released only when its **noised** row count reaches the threshold
+  `max(k, r + b * ln(1 / (2 * DELTA)))`, `b` the count's Laplace scale and `r` the rows per person;
+  the dropped ones are counted.
 
-Which groups exist at all is not hidden by noise alone (only those with rows can be released):
-the threshold on a noised count makes that approximate-DP, with a small delta that shrinks as k
-grows (docs/decisions.md). Rounding and clamping after the noise are post-processing: free.
+Which groups exist at all is not hidden by noise alone (only groups with rows can be released). A
+group of one person passes the threshold only if its noise exceeds `b * ln(1/(2 DELTA))`, which
+happens with probability DELTA: the key set is (epsilon, DELTA)-DP, the usual rule for releasing the
+groups of a DP GROUP BY (docs/decisions.md). A threshold of plain k would release a one-person
+group's key about half the time at a small epsilon, where the noise dwarfs k. Rounding and
+clamping after the noise are post-processing: free.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -30,6 +36,7 @@ from typing import Any
 from delivery.sandbox_sql import Plan
 
 MICRO = 1_000_000
+DELTA = 1e-6  # the probability that a group of one person's rows is released at all
 
 
 @dataclass(frozen=True)
@@ -114,8 +121,16 @@ def _noised(plan: Plan, col: dict[str, int], groups: list[list[Any]], *, epsilon
                              integer=integer)
         for g, v in zip(noised, result, strict=True):
             g[j] = v
-    kept = [g for g in noised if g[col["_n"]] >= k]
+    threshold = release_threshold(k=k, rows_per_person=r, share=share)
+    kept = [g for g in noised if g[col["_n"]] >= threshold]
     return kept, len(noised) - len(kept)
+
+
+def release_threshold(*, k: int, rows_per_person: int, share: float) -> float:
+    """The noised row count a group needs to be released: k, or more where the count's noise (scale
+    rows_per_person / share) could lift a one-person group past k with probability above DELTA."""
+    scale = rows_per_person / share
+    return max(float(k), rows_per_person + scale * math.log(1 / (2 * DELTA)))
 
 
 def _cell(plan: Plan, i: int, output: Any, g: list[Any], col: dict[str, int], *, noised: bool,

@@ -38,6 +38,9 @@ MAX_SQL_CHARS = 10_000
 MAX_OUTPUTS = 32
 MAX_KEYS = 8
 MAX_IN_LIST = 1000
+# Nesting of the syntax tree: a long AND/OR chain is a left-deep tree. The checker recurses along it
+# and the rebuilt query parenthesizes each level (DuckDB has its own depth limit): capped first.
+MAX_DEPTH = 400
 
 logging.getLogger("sqlglot").setLevel(logging.ERROR)  # "falling back to a Command" is a refusal here
 
@@ -172,10 +175,22 @@ def check(sql: Any, *, tables: frozenset[str] | set[str], blocked: frozenset[str
     for node in tree.walk():
         if type(node) not in ALLOWED_NODES:
             raise Refused("not_allowed", f"{_kind(node)} is not part of the sandbox's grammar")
+    _shallow(tree)
     try:
         return _Checker(set(tables), set(blocked), tuple(allowed_aggregates), noised).select(tree)
     except RecursionError:
         raise Refused("too_deep", "the query nests too deeply; write the condition flatter") from None
+
+
+def _shallow(tree: exp.Expression) -> None:
+    """Refused (`too_deep`) past MAX_DEPTH levels, measured without recursion."""
+    stack = [(tree, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise Refused("too_deep", f"the query nests more than {MAX_DEPTH} levels deep (a long chain of AND/OR "
+                          "counts one level each); use IN (...) or BETWEEN, or split the query")
+        stack.extend((child, depth + 1) for child in node.iter_expressions())
 
 
 def _kind(node: Any) -> str:

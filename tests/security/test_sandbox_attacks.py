@@ -284,8 +284,6 @@ def test_a_chain_of_or_is_checked_and_run(world: Any) -> None:
     assert_no_data(answer["refused_reason"])
 
 
-@pytest.mark.xfail(strict=True, reason="sandbox_sql.check recurses once per OR/AND (_Checker._condition): a "
-                   "left-deep chain of ~1000 that parses within 10,000 characters raises RecursionError -> 500")
 def test_a_deeper_chain_of_or_is_refused_not_a_crash(world: Any) -> None:
     sql = "SELECT count(*) FROM retail WHERE " + "OR ".join(["city=1"] * 950)
     assert len(sql) <= sandbox_sql.MAX_SQL_CHARS
@@ -664,10 +662,6 @@ def test_exact_mode_differencing_reveals_the_value_as_documented(world: Any) -> 
 
 
 
-@pytest.mark.xfail(strict=True, reason="under a budget the k threshold is applied to a count noised at the query's "
-                   "own scale (privacy._noised: noised _n >= k): at a small epsilon a one-person group clears k about "
-                   "half the time, so its key (a value of the data) is released; the threshold must grow with the "
-                   "noise scale (k + scale * ln(1/(2 delta)))")
 def test_a_one_person_group_is_not_released_at_a_small_epsilon(world: Any) -> None:
     """The person's amount (1000, nobody else's) grouped on, filtered to their unique month: the answer's
     key would be their value. 20 tries at epsilon 0.01 (0.2 of the budget in all) must never show it;
