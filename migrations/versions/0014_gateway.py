@@ -15,6 +15,8 @@ Create Date: 2026-12-02 07:00:00
 import sqlalchemy as sa
 from alembic import op
 
+from migrations.checks import replace_check
+
 # revision identifiers, used by Alembic.
 revision = '0014_gateway'
 down_revision = '0013_delivery'
@@ -26,17 +28,7 @@ NEW_KINDS = "kind IN ('payment', 'settlement', 'refund', 'payout', 'reversal', '
 
 
 def _kinds(old: str, new: str) -> None:
-    bind = op.get_bind()
-    if bind.dialect.name == "postgresql":
-        op.drop_constraint(op.f('ck_ledger_entries_kind'), 'ledger_entries', type_='check')
-        op.create_check_constraint(op.f('ck_ledger_entries_kind'), 'ledger_entries', sa.text(new))
-        return
-    version = bind.exec_driver_sql("PRAGMA schema_version").scalar()
-    bind.exec_driver_sql("PRAGMA writable_schema=ON")
-    bind.exec_driver_sql("UPDATE sqlite_master SET sql = replace(sql, ?, ?) WHERE type = 'table' "
-                         "AND name = 'ledger_entries'", (old, new))
-    bind.exec_driver_sql(f"PRAGMA schema_version={int(version) + 1}")
-    bind.exec_driver_sql("PRAGMA writable_schema=OFF")
+    replace_check('ledger_entries', 'kind', old, new)
 
 
 def upgrade():

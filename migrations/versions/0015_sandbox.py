@@ -13,6 +13,8 @@ Create Date: 2026-12-02 09:00:00
 import sqlalchemy as sa
 from alembic import op
 
+from migrations.checks import replace_check
+
 # revision identifiers, used by Alembic.
 revision = '0015_sandbox'
 down_revision = '0014_gateway'
@@ -25,17 +27,7 @@ NEW_STATUSES = "status IN ('allowed', 'refused', 'failed')"
 
 
 def _statuses(old: str, new: str) -> None:
-    bind = op.get_bind()
-    if bind.dialect.name == "postgresql":
-        op.drop_constraint(op.f('ck_accesses_status'), 'accesses', type_='check')
-        op.create_check_constraint(op.f('ck_accesses_status'), 'accesses', sa.text(new))
-        return
-    version = bind.exec_driver_sql("PRAGMA schema_version").scalar()
-    bind.exec_driver_sql("PRAGMA writable_schema=ON")
-    bind.exec_driver_sql("UPDATE sqlite_master SET sql = replace(sql, ?, ?) WHERE type = 'table' "
-                         "AND name = 'accesses'", (old, new))
-    bind.exec_driver_sql(f"PRAGMA schema_version={int(version) + 1}")
-    bind.exec_driver_sql("PRAGMA writable_schema=OFF")
+    replace_check('accesses', 'status', old, new)
 
 
 def upgrade():

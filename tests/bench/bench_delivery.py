@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import hashlib
 import http.client
-import logging
 import os
 import shutil
 import subprocess
@@ -41,11 +40,11 @@ from tests.bench.harness import (
     CLIENT_CPUS,
     OUT,
     PIN,
-    SECRET,
     SERVER_CPUS,
     Server,
     latency,
     log,
+    seeding_app,
     spread,
     sqlite_database,
 )
@@ -56,10 +55,6 @@ FILE_NAME = "traffic-archive.bin"
 SAMPLE_SECONDS = 0.05
 # Headroom over the file: the server's 413 must not be what gets measured.
 UPLOAD_LIMIT = 4 << 30
-# Seeding through the test client registers organizations and logs in many times from one address.
-SEED_CONFIG = {"PASSWORD_HASH_METHOD": "scrypt:1024:8:1", "LOGIN_RATE_LIMIT": "1000/minute",
-               "WRITE_RATE_LIMIT": "10000/minute", "REGISTRATION_RATE_LIMIT": "100000/hour"}
-
 
 # -- the source file and the baselines -----------------------------------------------------------------
 def fit_size(wanted: int, where: Path) -> int:
@@ -285,23 +280,9 @@ def _api(server: Server, method: str, path: str, token: str, body: dict[str, Any
 def seed(url: str, storage_url: str) -> dict[str, Any]:
     """A migrated database with a vendor, a buyer, a file product certified and sold (its trade
     escrowed, the entitlement active) and a draft release, made through the API in-process."""
-    from flask_migrate import upgrade
-
-    from app import create_app
-    from exchange.db import db
     from tests.deliveryflow import entitlement_of, pay, signed_trade
-    from tests.factories import ApiHelper
 
-    app = create_app({"DATABASE_URL": url, "SECRET_KEY": SECRET, "DATAFAIR_ENV": "development", "REDIS_URL": None,
-                      "STORAGE_URL": storage_url, **SEED_CONFIG})
-    with app.app_context():
-        upgrade()
-    # The set-up's requests are not what is measured: keep their log lines out of the bench's output.
-    quiet = logging.getLogger("datafair.http")
-    level = quiet.level
-    quiet.setLevel(logging.WARNING)
-    try:
-        api = ApiHelper(app)
+    with seeding_app(url, storage_url) as (_app, api):
         vendor, buyer = api.vendor(), api.enterprise()
         trade = signed_trade(api, vendor, buyer, title="广州市交通流量历史档案 Guangzhou traffic archive (bench)")
         trade = pay(api, buyer, trade["id"])
@@ -311,11 +292,6 @@ def seed(url: str, storage_url: str) -> dict[str, Any]:
             raise RuntimeError(f"release: {r.status_code} {r.get_json()}")
         return {"vendor": vendor.token, "buyer": buyer.token, "trade_id": trade["id"], "entitlement_id": ent["id"],
                 "release_id": r.get_json()["id"], "trade_status": trade["status"]}
-    finally:
-        quiet.setLevel(level)
-        with app.app_context():
-            db.session.remove()
-            db.engine.dispose()
 
 
 def _mib_s(size: int, seconds: float) -> float:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import logging
 import math
 import os
 import shutil
@@ -40,11 +39,11 @@ from tests.bench.harness import (
     CLIENT_CPUS,
     OUT,
     PIN,
-    SECRET,
     SERVER_CPUS,
     Server,
     latency,
     log,
+    seeding_app,
     sqlite_database,
 )
 
@@ -66,8 +65,6 @@ QUERIES = {
 POLICY = {"min_group_size": 10, "blocked_columns": ["customer_id"],
           "allowed_aggregates": ["count", "count_distinct", "sum", "avg"], "max_groups": 1000}
 CHECK_REPEAT = 300
-SEED_CONFIG = {"PASSWORD_HASH_METHOD": "scrypt:1024:8:1", "LOGIN_RATE_LIMIT": "1000/minute",
-               "WRITE_RATE_LIMIT": "10000/minute", "REGISTRATION_RATE_LIMIT": "100000/hour"}
 
 
 # -- the data ---------------------------------------------------------------------------------------------
@@ -96,22 +93,9 @@ def make_parquet(path: Path, rows: int) -> float:
 def seed(url: str, storage_url: str, parquet: Path) -> dict[str, Any]:
     """A migrated database with a `privacy_computing` product sold (its entitlement active), the file
     published as its release and the sandbox policy set, all through the API in-process."""
-    from flask_migrate import upgrade
-
-    from app import create_app
-    from exchange.db import db
     from tests.deliveryflow import entitlement_of, pay, signed_trade
-    from tests.factories import ApiHelper
 
-    app = create_app({"DATABASE_URL": url, "SECRET_KEY": SECRET, "DATAFAIR_ENV": "development", "REDIS_URL": None,
-                      "STORAGE_URL": storage_url, **SEED_CONFIG})
-    with app.app_context():
-        upgrade()
-    quiet = logging.getLogger("datafair.http")
-    level = quiet.level
-    quiet.setLevel(logging.WARNING)
-    try:
-        api = ApiHelper(app)
+    with seeding_app(url, storage_url) as (app, api):
         vendor, buyer = api.vendor(), api.enterprise()
         trade = signed_trade(api, vendor, buyer, delivery_mode="privacy_computing", data_format="parquet",
                              title="大湾区零售小票汇总 Greater Bay Area retail baskets (sandbox bench)",
@@ -140,11 +124,6 @@ def seed(url: str, storage_url: str, parquet: Path) -> dict[str, Any]:
                   "workers": int(app.config["QUERY_WORKERS"])}
         return {"buyer": buyer.token, "entitlement_id": ent["id"], "release_id": release_id, "sha256": sha256,
                 "product_id": product_id, "limits": limits}
-    finally:
-        quiet.setLevel(level)
-        with app.app_context():
-            db.session.remove()
-            db.engine.dispose()
 
 
 # -- the two sides ----------------------------------------------------------------------------------------

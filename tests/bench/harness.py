@@ -4,6 +4,7 @@ the load generator process, pgbench, access tokens and summary statistics."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import secrets
@@ -319,3 +320,34 @@ def timer(label: str) -> Iterator[None]:
     started = time.perf_counter()
     yield
     log(f"  {label}: {time.perf_counter() - started:.1f} s")
+
+
+# Seeding through the test client registers organizations and logs in many times from one address.
+SEED_CONFIG = {"PASSWORD_HASH_METHOD": "scrypt:1024:8:1", "LOGIN_RATE_LIMIT": "1000/minute",
+               "WRITE_RATE_LIMIT": "10000/minute", "REGISTRATION_RATE_LIMIT": "100000/hour"}
+
+
+@contextmanager
+def seeding_app(url: str, storage_url: str) -> Iterator[tuple[Any, Any]]:
+    """A migrated app on `url` (release files at `storage_url`) and an in-process API helper for a
+    bench's set-up; the set-up's request log lines are kept out of the bench's output."""
+    from flask_migrate import upgrade
+
+    from app import create_app
+    from exchange.db import db
+    from tests.factories import ApiHelper
+
+    app = create_app({"DATABASE_URL": url, "SECRET_KEY": SECRET, "DATAFAIR_ENV": "development", "REDIS_URL": None,
+                      "STORAGE_URL": storage_url, **SEED_CONFIG})
+    with app.app_context():
+        upgrade()
+    quiet = logging.getLogger("datafair.http")
+    level = quiet.level
+    quiet.setLevel(logging.WARNING)
+    try:
+        yield app, ApiHelper(app)
+    finally:
+        quiet.setLevel(level)
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
