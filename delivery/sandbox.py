@@ -208,10 +208,17 @@ def _files(tables: list[Table]) -> list[dict[str, str]]:
     return [{"table": t.name, "path": local_path(t.sha256), "format": t.format} for t in tables]
 
 
-def _engine(request: dict[str, Any]) -> dict[str, Any]:
+def _limits(request: dict[str, Any]) -> dict[str, Any]:
     config = current_app.config
-    request = {"memory_mb": int(config["QUERY_MEMORY_MB"]), "threads": int(config["QUERY_THREADS"]), **request}
-    return sandbox_engine.pool(int(config["QUERY_WORKERS"])).run(request, timeout_s=float(config["QUERY_TIMEOUT_S"]))
+    return {"memory_mb": int(config["QUERY_MEMORY_MB"]), "threads": int(config["QUERY_THREADS"]), **request}
+
+
+def _pool() -> sandbox_engine.Pool:
+    return sandbox_engine.pool(int(current_app.config["QUERY_WORKERS"]))
+
+
+def _engine(request: dict[str, Any]) -> dict[str, Any]:
+    return _pool().run(_limits(request), timeout_s=float(current_app.config["QUERY_TIMEOUT_S"]))
 
 
 # -- the buyer's query -----------------------------------------------------------------------------
@@ -345,7 +352,6 @@ class _Policy:
 
 def _compute(outcome: Outcome, *, policy: _Policy, release_id: str, tables: list[Table], sql: str,
              epsilon_micro: int | None, snapshot: tuple[str, str, str, str, bool]) -> None:
-    ent_id, _trade_id, product_id, org_id, per_call = snapshot
     noised = policy.budget_micro is not None
     try:
         plan = sandbox_sql.check(sql, tables={t.name for t in tables}, blocked=policy.blocked,
@@ -368,6 +374,20 @@ def _compute(outcome: Outcome, *, policy: _Policy, release_id: str, tables: list
         return
     bounds = {c: (lo, hi) for c, (lo, hi) in policy.bounds.items()} if noised else None
     outcome.executed_sql = plan.sql(min_rows=0 if noised else policy.k, cap=RAW_GROUP_CAP, bounds=bounds)
+    try:
+        # A worker's place first: a query that finds every worker busy past its time limit spends nothing.
+        with _pool().slot(float(current_app.config["QUERY_TIMEOUT_S"])) as slot:
+            _spend_and_run(outcome, slot, plan=plan, policy=policy, tables=tables, epsilon_micro=epsilon_micro,
+                           snapshot=snapshot)
+    except sandbox_engine.EngineFailed as failed:
+        outcome.status, outcome.reason = "failed", FAILED_REASONS.get(failed.code, FAILED_REASONS["engine_error"])
+
+
+def _spend_and_run(outcome: Outcome, slot: sandbox_engine.Slot, *, plan: sandbox_sql.Plan, policy: _Policy,
+                   tables: list[Table], epsilon_micro: int | None, snapshot: tuple[str, str, str, str, bool]) -> None:
+    """With a worker's place held: the call reserved and the epsilon debited, then the query run."""
+    ent_id, _trade_id, product_id, org_id, per_call = snapshot
+    noised = policy.budget_micro is not None
     reservation = gateway.reserve(ent_id, per_call=True) if per_call else None  # RateLimited when none is left
     succeeded = False
     try:
@@ -382,8 +402,8 @@ def _compute(outcome: Outcome, *, policy: _Policy, release_id: str, tables: list
             outcome.epsilon_micro, outcome.remaining_micro = epsilon_micro, left
         started = time.perf_counter()
         try:
-            answer = _engine({"files": _files(tables), "table": plan.table, "columns": sorted(plan.columns),
-                              "sql": outcome.executed_sql, "cap": RAW_GROUP_CAP})
+            answer = slot.run(_limits({"files": _files(tables), "table": plan.table, "columns": sorted(plan.columns),
+                                       "sql": outcome.executed_sql, "cap": RAW_GROUP_CAP}))
         except sandbox_engine.EngineFailed as failed:
             answer = {"ok": False, "code": failed.code}
         finally:

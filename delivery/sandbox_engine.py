@@ -20,6 +20,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -113,12 +114,25 @@ class Pool:
                 worker.kill()
         return _start(deadline)
 
-    def run(self, request: dict[str, Any], *, timeout_s: float) -> dict[str, Any]:
-        """The worker's answer to `request` within `timeout_s` (waiting for a free worker included);
-        EngineFailed otherwise — a worker past the limit is killed."""
+    @contextlib.contextmanager
+    def slot(self, timeout_s: float) -> Iterator[Slot]:
+        """Hold one of the pool's places, waiting at most `timeout_s` (EngineFailed `busy` past it);
+        the slot's `run` shares the same deadline, so waiting and running stay within `timeout_s`."""
         deadline = time.monotonic() + timeout_s
         if not self._slots.acquire(timeout=max(0.0, timeout_s)):
             raise EngineFailed("busy")
+        try:
+            yield Slot(self, deadline)
+        finally:
+            self._slots.release()
+
+    def run(self, request: dict[str, Any], *, timeout_s: float) -> dict[str, Any]:
+        """The worker's answer to `request` within `timeout_s` (waiting for a free worker included);
+        EngineFailed otherwise — a worker past the limit is killed."""
+        with self.slot(timeout_s) as held:
+            return held.run(request)
+
+    def _run(self, request: dict[str, Any], deadline: float) -> dict[str, Any]:
         worker: _Worker | None = None
         try:
             worker = self._take(deadline)
@@ -138,7 +152,6 @@ class Pool:
         finally:
             if worker is not None:
                 worker.kill()  # timed out, died or spoke nonsense: never reused
-            self._slots.release()
 
     def close(self) -> None:
         with self._lock:
@@ -149,6 +162,17 @@ class Pool:
     def processes(self) -> int:
         with self._lock:
             return sum(1 for w in self._idle if w.alive())
+
+
+@dataclass
+class Slot:
+    """A place in the pool, held: `run` sends requests until the slot's deadline."""
+
+    pool: Pool
+    deadline: float
+
+    def run(self, request: dict[str, Any]) -> dict[str, Any]:
+        return self.pool._run(request, self.deadline)
 
 
 _pools: dict[tuple[int, int], Pool] = {}

@@ -296,3 +296,17 @@ def test_per_call_privacy_products_count_one_call_per_succeeded_query(api):
     r = api.post(f"entitlements/{got['ent']['id']}/queries", buyer, json={"sql": "SELECT count(*) FROM retail"})
     assert r.status_code == 429 and r.get_json()["detail"].startswith("quota_exhausted"), r.get_json()
     assert api.get(f"entitlements/{got['ent']['id']}", buyer).get_json()["calls_used"] == 2
+
+
+def test_a_query_that_finds_every_worker_busy_spends_nothing(app, api):
+    """Every place of the pool held (here by the test itself) past the time limit: `failed: busy`,
+    and the epsilon is not debited (the place is taken before the budget is touched)."""
+    from delivery import sandbox_engine
+
+    got = sandbox_bought(api, DP_POLICY)
+    app.config.update(QUERY_WORKERS=1, QUERY_TIMEOUT_S=0.3)
+    with sandbox_engine.pool(1).slot(5):
+        q = query(api, got, "SELECT count(*) AS n FROM retail", epsilon=1.0)
+    assert q["status"] == "failed" and q["refused_reason"].startswith("busy:"), q
+    assert q["epsilon_spent"] is None and q["epsilon_remaining"] == 5.0
+    assert query(api, got, "SELECT count(*) AS n FROM retail", epsilon=1.0)["status"] == "succeeded"
