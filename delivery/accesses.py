@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from delivery.models import Access
 from delivery.states import AccessStatus
 from exchange.db import after_transaction, db, utcnow
+from exchange.errors import Forbidden
 from exchange.metrics import PROCESS_REGISTRY
 
 # Per process (multiprocess mode under gunicorn aggregates the workers), shown by /metrics.
@@ -59,6 +60,14 @@ def refused(*, entitlement_id: str, kind: str, user_id: str | None, release_id: 
 
     after_transaction(write)
     REFUSALS.labels(reason=code).inc()
+
+
+def refusal(*, entitlement_id: str, kind: str, user_id: str | None, release_id: str | None, obj: str | None,
+            code: str, detail: str) -> Forbidden:
+    """Log a refused access (its own transaction, after this one) and return the 403 to raise."""
+    refused(entitlement_id=entitlement_id, kind=kind, user_id=user_id, release_id=release_id, obj=obj,
+            reason=detail, code=code)
+    return Forbidden(detail)
 
 
 def page(session: Session, *, entitlement_id: str, after: int | None, limit: int) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from itsdangerous import BadPayload, BadSignature, SignatureExpired, URLSafeTime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from delivery import accesses, entitlements
+from delivery import accesses, entitlements, evidence
 from delivery.models import Entitlement, Release, ReleaseFile
 from delivery.releases import storage, valid_file_name
 from delivery.states import AccessKind, ReleaseStatus
@@ -41,10 +41,8 @@ def link_seconds() -> int:
 
 def _refuse(ent_id: str, kind: str, user_id: str | None, release_id: str | None, obj: str | None,
             code: str, detail: str) -> Forbidden:
-    """Log the refusal (its own transaction, after this one) and return the 403 to raise."""
-    accesses.refused(entitlement_id=ent_id, kind=kind, user_id=user_id, release_id=release_id, obj=obj,
-                     reason=detail, code=code)
-    return Forbidden(detail)
+    return accesses.refusal(entitlement_id=ent_id, kind=kind, user_id=user_id, release_id=release_id, obj=obj,
+                            code=code, detail=detail)
 
 
 def _check(session: Session, ent: Entitlement, release: Release | None, kind: str, user_id: str | None,
@@ -60,14 +58,6 @@ def _check(session: Session, ent: Entitlement, release: Release | None, kind: st
     verdict = entitlements.evaluate(session, ent)
     if not verdict.allowed:
         raise _refuse(ent.id, kind, user_id, rel_id, name, verdict.code, verdict.refusal)
-
-
-def _covered(session: Session, ent: Entitlement, release_id: str) -> Release:
-    release = session.get(Release, release_id) if isinstance(release_id, str) and len(release_id) <= 40 else None
-    if (release is None or release.product_id != ent.product_id or release.published_at is None
-            or release.published_at >= ent.ends_at):
-        raise field_error("release_id", "no release of this entitlement's product that it covers")
-    return release
 
 
 def _file(session: Session, release: Release, name: str) -> ReleaseFile:
@@ -86,7 +76,7 @@ def issue_link(session: Session, *, entitlement_id: str, release_id: str, file: 
     now; ValidationFailed for a release or file the entitlement does not cover."""
     ent = entitlements.visible(session, entitlement_id, actor)
     entitlements.require_buyer_member(ent, actor)
-    release = _covered(session, ent, release_id)
+    release = evidence.covered(session, ent, release_id)
     _check(session, ent, release, AccessKind.DOWNLOAD_LINK, actor.user_id, file)
     row = _file(session, release, file)
     seconds = link_seconds()

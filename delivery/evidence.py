@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from delivery.models import ApiUpstream, Entitlement, Release
 from delivery.states import EntitlementStatus, ReleaseStatus
+from exchange.errors import field_error
 from trading import settlement
 from trading.models import Trade
 
@@ -29,6 +30,16 @@ def published_before(product_id: str, ends: Any) -> Select:
     return (select(Release).where(Release.product_id == product_id, Release.status == ReleaseStatus.PUBLISHED,
                                   Release.published_at < ends)
             .order_by(Release.published_at, Release.id))
+
+
+def covered(session: Session, ent: Entitlement, release_id: str) -> Release:
+    """The release `release_id` if the entitlement covers it (its product's, published before its
+    end; withdrawn or not: the caller refuses a withdrawn one as an access); a 422 naming the field."""
+    release = session.get(Release, release_id) if isinstance(release_id, str) and len(release_id) <= 40 else None
+    if (release is None or release.product_id != ent.product_id or release.published_at is None
+            or release.published_at >= ent.ends_at):
+        raise field_error("release_id", "no release of this entitlement's product that it covers")
+    return release
 
 
 def locked_trade(session: Session, trade_id: str) -> Trade:

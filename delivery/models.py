@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     CheckConstraint,
     ForeignKey,
     Index,
@@ -242,6 +243,7 @@ class SandboxQuery(Base):
     columns: Mapped[list[str] | None] = mapped_column(JSON)
     rows: Mapped[list[list[Any]] | None] = mapped_column(JSON)
     suppressed_groups: Mapped[int | None] = mapped_column(Integer)
+    truncated: Mapped[bool] = mapped_column(Boolean, default=False)
     epsilon_micro: Mapped[int | None] = mapped_column(BigInteger)
     elapsed_ms: Mapped[int | None] = mapped_column(Integer)
     result_sha256: Mapped[str | None] = mapped_column(String(64))

@@ -96,13 +96,13 @@ def finish(plan: Plan, names: list[str], rows: list[list[Any]], *, k: int, max_g
                   truncated=len(out) > max_groups)
 
 
-def _measures(plan: Plan, col: dict[str, int]) -> list[str]:
+def _measures(col: dict[str, int]) -> list[str]:
     return ["_n"] + [name for name in col if name.startswith(("_m", "_c"))]
 
 
 def _noised(plan: Plan, col: dict[str, int], groups: list[list[Any]], *, epsilon: float, k: int,
             bounds: dict[str, list[float]], r: int) -> tuple[list[list[Any]], int]:
-    measures = _measures(plan, col)
+    measures = _measures(col)
     share = epsilon / len(measures)
     noised = [list(g) for g in groups]
     for name in measures:

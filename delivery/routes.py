@@ -447,9 +447,9 @@ def create_query(data: dict[str, Any], entitlement_id: str) -> Any:
     `failed`. Under a budget `epsilon` is required and debited before the query runs (never given
     back). A succeeded answer carries `result_sha256` and the exchange's signed `receipt`; the first
     one delivers the trade. 429 `quota_exhausted` when a per_call entitlement has no query left."""
-    q = sandbox.run_query(db.session, entitlement_id=entitlement_id, sql=data["sql"], release_id=data["release_id"],
-                          epsilon=data["epsilon"], actor=current_principal())
-    return sandbox.shown_query(q)
+    q, remaining = sandbox.run_query(db.session, entitlement_id=entitlement_id, sql=data["sql"],
+                                     release_id=data["release_id"], epsilon=data["epsilon"], actor=current_principal())
+    return sandbox.shown_query(q, remaining)
 
 
 @blp.route("/entitlements/<entitlement_id>/queries", methods=["GET"])

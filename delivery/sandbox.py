@@ -39,7 +39,7 @@ from delivery import accesses, entitlements, evidence, gateway, privacy, release
 from delivery.models import Entitlement, PrivacyBudget, Release, ReleaseFile, SandboxPolicy, SandboxQuery
 from delivery.states import AccessKind, AccessStatus, ReleaseStatus
 from exchange.db import db, new_id, upsert, utcnow
-from exchange.errors import Conflict, Forbidden, NotFound, RateLimited, field_error
+from exchange.errors import Conflict, NotFound, RateLimited, field_error
 from exchange.fields import iso_z
 from exchange.identity import audit
 from exchange.metrics import PROCESS_REGISTRY
@@ -255,10 +255,7 @@ def _release(session: Session, ent: Entitlement, release_id: str | None, actor: 
             raise Conflict("No published release of this product is covered by the entitlement yet; its vendor has "
                            "to publish one.")
         return found
-    release = session.get(Release, release_id) if isinstance(release_id, str) and len(release_id) <= 40 else None
-    if (release is None or release.product_id != ent.product_id or release.published_at is None
-            or release.published_at >= ent.ends_at):
-        raise field_error("release_id", "no release of this entitlement's product that it covers")
+    release = evidence.covered(session, ent, release_id)
     if release.status == ReleaseStatus.WITHDRAWN:
         _refuse(ent, actor, release.id, "release_withdrawn",
                 "release_withdrawn: this release was withdrawn by its vendor or an operator")
@@ -266,9 +263,8 @@ def _release(session: Session, ent: Entitlement, release_id: str | None, actor: 
 
 
 def _refuse(ent: Entitlement, actor: Principal, release_id: str | None, code: str, detail: str) -> None:
-    accesses.refused(entitlement_id=ent.id, kind=AccessKind.QUERY, user_id=actor.user_id, release_id=release_id,
-                     obj=None, reason=detail, code=code)
-    raise Forbidden(detail)
+    raise accesses.refusal(entitlement_id=ent.id, kind=AccessKind.QUERY, user_id=actor.user_id,
+                           release_id=release_id, obj=None, code=code, detail=detail)
 
 
 def _debit(product_id: str, org_id: str, micro: int, budget_micro: int) -> int | None:
@@ -298,11 +294,12 @@ def remaining_micro(session: Session, product_id: str, org_id: str, budget_micro
 
 
 def run_query(session: Session, *, entitlement_id: str, sql: str, release_id: str | None, epsilon: float | None,
-              actor: Principal) -> SandboxQuery:
+              actor: Principal) -> tuple[SandboxQuery, int | None]:
     """Check, run and record one query (see the module's docstring). Raises NotFound/Forbidden for
     the entitlement and the access check, Conflict for a product without a policy or a release,
     ValidationFailed for a missing epsilon, RateLimited when a per_call entitlement has no calls
-    left; every other outcome is the returned query's status."""
+    left; every other outcome is the returned query's status. Returns the query and, under a budget,
+    the micro-epsilon the organization has left."""
     ent = _query_entitlement(session, entitlement_id, actor)
     policy = session.get(SandboxPolicy, ent.product_id)
     if policy is None:
@@ -444,14 +441,15 @@ def receipt_payload(q: SandboxQuery, manifest_sha256: str) -> dict[str, Any]:
 
 
 def _record(session: Session, *, query_id: str, snapshot: tuple[str, str, str, str, bool], release: tuple[str, str],
-            sql: str, outcome: Outcome, actor: Principal, budget: int | None) -> SandboxQuery:
+            sql: str, outcome: Outcome, actor: Principal, budget: int | None) -> tuple[SandboxQuery, int | None]:
     ent_id, trade_id, product_id, org_id, _per_call = snapshot
     release_id, manifest_sha256 = release
     now = utcnow()
     q = SandboxQuery(id=query_id, entitlement_id=ent_id, product_id=product_id, buyer_org_id=org_id,
                      user_id=actor.user_id, release_id=release_id, at=now, sql=sql, executed_sql=outcome.executed_sql,
                      status=outcome.status, refused_reason=outcome.reason, columns=outcome.columns, rows=outcome.rows,
-                     suppressed_groups=outcome.suppressed, epsilon_micro=outcome.epsilon_micro,
+                     suppressed_groups=outcome.suppressed, truncated=outcome.truncated,
+                     epsilon_micro=outcome.epsilon_micro,
                      elapsed_ms=outcome.elapsed_ms)
     if outcome.status == "succeeded":
         q.result_sha256 = result_sha256(outcome.columns or [], outcome.rows or [])
@@ -467,11 +465,10 @@ def _record(session: Session, *, query_id: str, snapshot: tuple[str, str, str, s
     if outcome.status == "succeeded":
         _deliver(session, trade_id=trade_id, ent_id=ent_id, query=q)
     session.flush()
-    q.remaining = outcome.remaining_micro if outcome.remaining_micro is not None else remaining_micro(
-        session, product_id, org_id, budget)
-    q.truncated = outcome.truncated
     QUERIES.labels(status=outcome.status).inc()
-    return q
+    left = outcome.remaining_micro if outcome.remaining_micro is not None else remaining_micro(
+        session, product_id, org_id, budget)
+    return q, left
 
 
 def _deliver(session: Session, *, trade_id: str, ent_id: str, query: SandboxQuery) -> None:
@@ -485,11 +482,11 @@ def _deliver(session: Session, *, trade_id: str, ent_id: str, query: SandboxQuer
                                        sha256=query.result_sha256 or "", evidence="query")
 
 
-def shown_query(q: SandboxQuery, *, budget_micro: int | None = None) -> dict[str, Any]:
-    remaining = getattr(q, "remaining", None)
+def shown_query(q: SandboxQuery, remaining: int | None = None) -> dict[str, Any]:
+    """A query as the API shows it; `remaining` (micro-epsilon) is known right after it ran."""
     return {"id": q.id, "status": q.status, "refused_reason": q.refused_reason, "release_id": q.release_id,
             "at": q.at, "columns": q.columns or [], "rows": q.rows or [], "suppressed_groups": q.suppressed_groups,
-            "truncated": bool(getattr(q, "truncated", False)),
+            "truncated": q.truncated,
             "epsilon_spent": None if q.epsilon_micro is None else q.epsilon_micro / MICRO,
             "epsilon_remaining": None if remaining is None else remaining / MICRO,
             "elapsed_ms": q.elapsed_ms, "result_sha256": q.result_sha256, "executed_sql": q.executed_sql,

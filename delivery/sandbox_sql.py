@@ -97,9 +97,10 @@ class Plan:
     def names(self) -> list[str]:
         return [o.name for o in self.outputs]
 
-    def measures(self, *, noised: bool) -> list[tuple[str, str]]:
-        """(alias, SQL) of every aggregate computed besides the row count `_n`. Under a budget an
-        average is a clamped sum and a count (each noised, then divided) and a sum is clamped."""
+    def measures(self, bounds: dict[str, tuple[float, float]] | None) -> list[tuple[str, str]]:
+        """(alias, SQL) of every aggregate computed besides the row count `_n`. Under a budget
+        (`bounds` given) a sum is of values clamped to the column's bounds, and an average is such a
+        sum and a count (each noised, then divided)."""
         out: list[tuple[str, str]] = []
         for i, o in enumerate(self.outputs):
             if o.func is None or o.column is None:
@@ -109,8 +110,9 @@ class Plan:
                 out.append((f"_m{i}", f"count({col})"))
             elif o.func == "count_distinct":
                 out.append((f"_m{i}", f"count(DISTINCT {col})"))
-            elif noised and o.func in ("sum", "avg"):
-                out.append((f"_m{i}", f"sum(least(greatest({col}, ?lo{i}), ?hi{i}))"))
+            elif bounds is not None and o.func in ("sum", "avg"):
+                low, high = bounds[o.column]
+                out.append((f"_m{i}", f"sum(least(greatest({col}, {literal_number(low)}), {literal_number(high)}))"))
                 if o.func == "avg":
                     out.append((f"_c{i}", f"count({col})"))
             else:
@@ -124,14 +126,8 @@ class Plan:
         """The query that runs: the groups (keys `_k*`, row count `_n`, measures `_m*`/`_c*`) with at
         least `min_rows` rows, at most `cap` + 1 of them, and the number of smaller groups
         (`_suppressed`). `bounds` (under a budget) clamps summed columns."""
-        noised = bounds is not None
         select = [f"{self.column_sql(k)} AS _k{i}" for i, k in enumerate(self.keys)] + ["count(*) AS _n"]
-        for alias, expr in self.measures(noised=noised):
-            if noised and "?lo" in expr:
-                i = int(alias[2:])
-                low, high = bounds[self.outputs[i].column or ""]
-                expr = expr.replace(f"?lo{i}", literal_number(low)).replace(f"?hi{i}", literal_number(high))
-            select.append(f"{expr} AS {alias}")
+        select += [f"{expr} AS {alias}" for alias, expr in self.measures(bounds)]
         # Written from the checked parts only: identifiers quoted, literals re-rendered from their values.
         inner = f"SELECT {', '.join(select)} FROM {quote(self.table)}"  # noqa: S608
         if self.where:

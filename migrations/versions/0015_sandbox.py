@@ -77,6 +77,7 @@ def upgrade():
     sa.Column('columns', sa.JSON(), nullable=True),
     sa.Column('rows', sa.JSON(), nullable=True),
     sa.Column('suppressed_groups', sa.Integer(), nullable=True),
+    sa.Column('truncated', sa.Boolean(), nullable=False),
     sa.Column('epsilon_micro', sa.BigInteger(), nullable=True),
     sa.Column('elapsed_ms', sa.Integer(), nullable=True),
     sa.Column('result_sha256', sa.String(length=64), nullable=True),

@@ -64,6 +64,8 @@ def test_max_groups_caps_the_rows_out(api):
     got = sandbox_bought(api, {**EXACT_POLICY, "max_groups": 2})
     q = query(api, got, "SELECT city, count(*) AS n FROM retail GROUP BY city ORDER BY n DESC")
     assert len(q["rows"]) == 2 and q["truncated"] is True, q
+    listed = api.get(f"entitlements/{got['ent']['id']}/queries", got["buyer"]).get_json()["items"]
+    assert [(x["id"], x["truncated"]) for x in listed] == [(q["id"], True)]
 
 
 def test_the_query_that_runs_is_rebuilt_not_the_text_sent(api):
