@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from certification import certificates, whitelist
 from certification.models import Certificate
 from certification.states import CertificateStatus
+from delivery import evidence
 from delivery.models import Entitlement
 from delivery.states import ENTITLEMENT_TRANSITIONS, LIVE, EntitlementStatus
 from exchange.db import utcnow
@@ -33,11 +34,14 @@ from exchange.identity.states import OrgStatus
 from exchange.principal import Principal
 from exchange.states import load_for_update, transition
 from listings import services as listings
+from trading import payments, subscriptions
 from trading.models import Contract, Trade
-from trading.states import TradeStatus
+from trading.states import SubscriptionStatus, TradeStatus
 
 E = EntitlementStatus
 T = TradeStatus
+# A subscription period has begun without being escrowed (API.md: the reason's name).
+PERIOD_UNPAID = "period_unpaid"
 
 
 @dataclass(frozen=True)
@@ -73,16 +77,24 @@ def _certificate(session: Session, ent: Entitlement) -> Certificate | None:
 
 
 def evaluate(session: Session, ent: Entitlement, now: datetime | None = None) -> Verdict:
-    """The entitlement's status at `now`, from the facts as they stand (reads only)."""
+    """The entitlement's status at `now`, from the facts as they stand (reads only).
+
+    A subscription's is decided by the trade of the period running now, and it expires only once
+    the subscription is no longer active and `ends_at` (the end of the latest paid period) has
+    passed; while it is active, a period that has begun unpaid suspends it (`period_unpaid`)."""
     now = now or utcnow()
     if ent.status in (E.REVOKED, E.EXPIRED):
         return Verdict(ent.status, (ent.status_reason,) if ent.status_reason else ())
-    trade = session.get(Trade, ent.trade_id)
+    renewing = False
+    if ent.subscription:
+        sub = subscriptions.get(session, ent.contract_id)
+        renewing = sub is not None and sub.status == SubscriptionStatus.ACTIVE
+    trade = evidence.period_trade(session, ent, now)
     cert = _certificate(session, ent)
     cert_status = certificates.effective_status(cert, now) if cert is not None else CertificateStatus.REVOKED
     # Expiry is final too: once `ends_at` has passed, only a revocation that came before it counts
     # (the sweep may not have persisted the expiry yet when a later refund or revocation arrives).
-    ended = ent.ends_at <= now
+    ended = ent.ends_at <= now and not renewing
 
     def before_end(at: datetime | None) -> bool:
         return not ended or (at is not None and at < ent.ends_at)
@@ -99,6 +111,8 @@ def evaluate(session: Session, ent: Entitlement, now: datetime | None = None) ->
     if ent.calls_included is not None and ent.calls_used >= ent.calls_included:
         return Verdict(E.EXPIRED, ("calls_used_up",))
     causes: list[str] = []
+    if renewing and (ent.ends_at <= now or trade.status == T.AWAITING_PAYMENT):
+        causes.append(PERIOD_UNPAID)
     if trade.status == T.DISPUTED:
         causes.append("dispute open")
     if cert_status == CertificateStatus.SUSPENDED:
@@ -142,9 +156,12 @@ def persist(session: Session, ent: Entitlement, verdict: Verdict, *, actor: Prin
     ent.status_reason = verdict.reason
     _emit(session, ent)
     if verdict.status == E.ACTIVE and previous == E.SUSPENDED:
-        from delivery import evidence
-
         evidence.on_active(session, ent, resumed=True)
+    if verdict.status == E.REVOKED and ent.subscription:
+        # A revoked subscription's access ends the subscription: unpaid periods cancelled, paid
+        # periods not yet begun refunded (API.md, Delivery and use).
+        payments.end_subscription_after_revocation(session, contract_id=ent.contract_id,
+                                                   reason=verdict.reason or "access revoked")
     session.flush()
     return True
 
@@ -153,20 +170,21 @@ def refresh(session: Session, ent_id: str, now: datetime | None = None) -> bool:
     """Lock one entitlement's trade, then the entitlement (the order every trading path takes),
     evaluate it and persist a change (one sweep item). An active entitlement whose trade still waits
     for its delivery gets it here."""
-    trade_id = session.execute(select(Entitlement.trade_id).where(Entitlement.id == ent_id)).scalar_one_or_none()
-    if trade_id is None:
+    ent = session.get(Entitlement, ent_id)
+    if ent is None:
         return False
-    # Its trade first, as trading's hooks lock them (the reverse order deadlocks against a dispute).
+    # The trade of the period running now first, as trading's hooks lock them (the reverse order
+    # deadlocks against a dispute).
+    trade_id = evidence.period_trade(session, ent, now).id
     session.execute(select(Trade.id).where(Trade.id == trade_id).with_for_update()).scalar_one()
     ent = load_for_update(session, Entitlement, ent_id)
     if ent is None or ent.status not in LIVE:
         return False
     changed = persist(session, ent, evaluate(session, ent, now))
-    if not changed and ent.status == E.ACTIVE and session.get(Trade, ent.trade_id).status == T.ESCROWED:
+    if not changed and ent.status == E.ACTIVE and session.get(Trade, trade_id).status == T.ESCROWED:
         # An escrow and a publication committing at once each miss the other's row (read committed):
-        # the trade stays escrowed beside a covered release until this finds it.
-        from delivery import evidence
-
+        # the trade stays escrowed beside a covered release until this finds it. A subscription's
+        # next period is delivered here once it has begun.
         evidence.on_active(session, ent, resumed=False)
     return changed
 
@@ -182,18 +200,23 @@ def revoke(session: Session, ent: Entitlement, reason: str, *, actor: Principal 
 # -- trading's hooks -------------------------------------------------------------------------------
 def on_trade_escrowed(session: Session, *, trade: Trade) -> None:
     """The contract's first escrow creates its entitlement (same transaction); a later one (a
-    subscription's next period) finds it there."""
-    if session.execute(select(Entitlement.id).where(Entitlement.contract_id == trade.contract_id)).first():
+    subscription's next period) moves its end to the end of the latest escrowed period, which ends
+    a `period_unpaid` suspension."""
+    existing = _of_trade(session, trade)
+    if existing is not None:
+        _period_escrowed(session, existing, trade)
         return
     contract = session.get(Contract, trade.contract_id)
     terms = contract.terms or {}
     starts = trade.escrowed_at or utcnow()
+    # A subscription's access runs to the end of the latest escrowed period, else for its duration.
+    ends = trade.period_end or starts + timedelta(days=int(terms.get("duration_days") or 365))
     ent = Entitlement(trade_id=trade.id, contract_id=contract.id, product_id=contract.product_id,
                       product_version=contract.product_version, certificate_number=contract.certificate_number,
                       buyer_org_id=trade.buyer_org_id, seller_org_id=trade.seller_org_id,
                       delivery_mode=terms.get("delivery_mode") or _product_mode(session, contract),
-                      scope=terms.get("scope"), starts_at=starts,
-                      ends_at=starts + timedelta(days=int(terms.get("duration_days") or 365)),
+                      scope=terms.get("scope"), starts_at=starts, ends_at=ends,
+                      subscription=trade.period_start is not None,
                       status=E.ACTIVE, calls_used=0, checked_at=starts,
                       # per_call: the calls bought up front (trading requires terms.calls for them).
                       calls_included=int(terms["calls"]) if terms.get("calls") else None)
@@ -204,9 +227,21 @@ def on_trade_escrowed(session: Session, *, trade: Trade) -> None:
         _emit(session, ent)
     else:
         persist(session, ent, verdict)
-    from delivery import evidence
-
     evidence.on_active(session, ent, resumed=False)
+
+
+def _period_escrowed(session: Session, ent: Entitlement, trade: Trade) -> None:
+    """A subscription's later period was escrowed (`ent` locked): its window grows to that period's
+    end; a period that had begun unpaid is paid, so the suspension it caused ends (and, once begun,
+    the period's trade is delivered as any other)."""
+    if not ent.subscription or ent.status not in LIVE:
+        return
+    ends = subscriptions.paid_through(session, ent.contract_id)
+    if ends is not None and ends > ent.ends_at:
+        ent.ends_at = ends
+    changed = persist(session, ent, evaluate(session, ent))
+    if not changed and trade.period_start is not None and trade.period_start <= utcnow():
+        evidence.on_active(session, ent, resumed=False)
 
 
 def _product_mode(session: Session, contract: Contract) -> str:
@@ -232,6 +267,10 @@ def on_trade_resolved(session: Session, *, trade: Trade, end_access: bool, actor
     ent = _of_trade(session, trade)
     if ent is None or ent.status not in LIVE:
         return
+    if ent.subscription and trade.status == T.REFUNDED and trade.period_start is not None \
+            and trade.period_start > utcnow():
+        # A period refunded before it began was never bought: the window ends before it again.
+        ent.ends_at = subscriptions.paid_through(session, ent.contract_id) or ent.starts_at
     if end_access:
         revoke(session, ent, "resolution ended access", actor=actor)
     else:
@@ -243,6 +282,9 @@ def auto_acceptance_refusal(session: Session, *, trade: Trade) -> str | None:
     one does not hold it back). The suspension is persisted here, so its end restarts the period."""
     ent = _of_trade(session, trade)
     if ent is None:
+        return None
+    if ent.subscription and trade.id != evidence.period_trade(session, ent).id:
+        # An earlier period: its access was given, whatever holds the period running now.
         return None
     verdict = evaluate(session, ent)
     if verdict.status == E.ACTIVE and ent.status == E.SUSPENDED:
@@ -275,10 +317,13 @@ def list_query(*, principal: Principal, status: str | None, product_id: str | No
     if not principal.is_operator:
         stmt = stmt.where(or_(Entitlement.buyer_org_id == principal.org_id,
                               Entitlement.seller_org_id == principal.org_id))
-    for column, value in ((Entitlement.product_id, product_id), (Entitlement.trade_id, trade_id),
-                          (Entitlement.contract_id, contract_id)):
+    for column, value in ((Entitlement.product_id, product_id), (Entitlement.contract_id, contract_id)):
         if value:
             stmt = stmt.where(column == value)
+    if trade_id:
+        # Any of a subscription's period trades finds its one entitlement.
+        stmt = stmt.where(Entitlement.contract_id == select(Trade.contract_id).where(Trade.id == trade_id)
+                          .scalar_subquery())
     if status:
         # The persisted status may lag the computed one (the route filters on the computed status):
         # any live row may be computed in any status now; revoked and expired rows stay what they are.

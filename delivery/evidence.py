@@ -8,6 +8,7 @@ a suspension, a trade already delivered starts its acceptance period again.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, select
@@ -16,7 +17,7 @@ from sqlalchemy.orm import Session
 from delivery.models import ApiUpstream, Entitlement, Release
 from delivery.states import EntitlementStatus, ReleaseStatus
 from exchange.errors import field_error
-from trading import settlement
+from trading import settlement, subscriptions
 from trading.models import Trade
 
 
@@ -42,6 +43,16 @@ def covered(session: Session, ent: Entitlement, release_id: str) -> Release:
     return release
 
 
+def period_trade(session: Session, ent: Entitlement, now: datetime | None = None) -> Trade:
+    """The trade the entitlement's access rests on now: a subscription's period running at `now`
+    (a period's trade is delivered no earlier than its start), else the entitlement's own trade."""
+    if ent.subscription:
+        current = subscriptions.current_trade(session, ent.contract_id, now)
+        if current is not None:
+            return current
+    return session.get(Trade, ent.trade_id)
+
+
 def locked_trade(session: Session, trade_id: str) -> Trade:
     return session.execute(select(Trade).where(Trade.id == trade_id).with_for_update()).scalar_one()
 
@@ -51,7 +62,7 @@ def on_active(session: Session, ent: Entitlement, *, resumed: bool) -> None:
     access resumed) restart a delivered trade's acceptance period."""
     if ent.status != EntitlementStatus.ACTIVE:
         return
-    trade = locked_trade(session, ent.trade_id)
+    trade = locked_trade(session, period_trade(session, ent).id)
     if resumed:
         settlement.restart_acceptance(session, trade=trade)
     if ent.delivery_mode != "file":

@@ -33,7 +33,7 @@ from prometheus_client import Counter, Histogram
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from delivery import accesses, entitlements
+from delivery import accesses, entitlements, evidence
 from delivery.models import ApiKey, ApiUpstream, Entitlement, UsagePeriod
 from delivery.states import AccessKind, EntitlementStatus
 from exchange import sealing
@@ -229,7 +229,9 @@ def authorize(session: Session, *, product_id: str, bearer: str | None) -> Grant
     header = None
     if upstream.auth_header_name and upstream.auth_header_secret is not None:
         header = (upstream.auth_header_name, sealing.unseal(SEAL_PURPOSE, product_id, upstream.auth_header_secret))
-    return Grant(entitlement_id=ent.id, trade_id=ent.trade_id, key_id=row.id, per_call=ent.calls_included is not None,
+    # The trade of the period running now: a subscription's next period is delivered by its first call.
+    trade_id = evidence.period_trade(session, ent).id if ent.subscription else ent.trade_id
+    return Grant(entitlement_id=ent.id, trade_id=trade_id, key_id=row.id, per_call=ent.calls_included is not None,
                  base_url=upstream.base_url, header=header, timeout_s=upstream.timeout_ms / 1000)
 
 

@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -56,6 +57,8 @@ class Entitlement(TimestampMixin, Base):
     status_reason: Mapped[str | None] = mapped_column(Text)
     calls_included: Mapped[int | None] = mapped_column(BigInteger)
     calls_used: Mapped[int] = mapped_column(BigInteger, default=0)
+    # A subscription's entitlement: its window follows the periods paid (trading.subscriptions).
+    subscription: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # When the sweep last re-evaluated it: the sweep takes the least recently checked first.
     checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)

@@ -207,15 +207,18 @@ def _deliver_waiting_trades(session: Session, release: Release) -> None:
     """Escrowed trades on the product whose entitlement is active now become `delivered`."""
     # The trade before its entitlement, as trading's hooks lock them (a dispute, a resolution, an
     # auto-acceptance): the reverse order would deadlock against them.
-    waiting = list(session.execute(
-        select(Trade).join(Entitlement, Entitlement.trade_id == Trade.id)
-        .where(Entitlement.product_id == release.product_id, Entitlement.status.in_([str(s) for s in LIVE]),
-               Entitlement.ends_at > release.published_at, Entitlement.delivery_mode == "file",
-               Trade.status == "escrowed")
-        .order_by(Trade.id).with_for_update(of=Trade)).scalars())
-    for trade in waiting:
-        ent = session.execute(select(Entitlement).where(Entitlement.trade_id == trade.id)
-                              .with_for_update()).scalar_one()
+    candidates = list(session.execute(
+        select(Entitlement).where(Entitlement.product_id == release.product_id,
+                                  Entitlement.status.in_([str(s) for s in LIVE]),
+                                  Entitlement.ends_at > release.published_at, Entitlement.delivery_mode == "file")
+    ).scalars())
+    # Each entitlement's trade of the period running now (a subscription's), in id order, locked.
+    pairs = sorted((evidence.period_trade(session, ent).id, ent.id) for ent in candidates)
+    for trade_id, ent_id in pairs:
+        trade = session.execute(select(Trade).where(Trade.id == trade_id).with_for_update()).scalar_one()
+        if trade.status != "escrowed":
+            continue
+        ent = session.execute(select(Entitlement).where(Entitlement.id == ent_id).with_for_update()).scalar_one()
         if ent.status not in LIVE:
             continue
         verdict = entitlements.evaluate(session, ent)

@@ -319,7 +319,8 @@ def run_query(session: Session, *, entitlement_id: str, sql: str, release_id: st
     if not verdict.allowed:
         _refuse(ent, actor, release.id, verdict.code, verdict.refusal)
     tables = tables_of(session, release)
-    snapshot = (ent.id, ent.trade_id, ent.product_id, ent.buyer_org_id, ent.calls_included is not None)
+    trade_id = evidence.period_trade(session, ent).id if ent.subscription else ent.trade_id
+    snapshot = (ent.id, trade_id, ent.product_id, ent.buyer_org_id, ent.calls_included is not None)
     rules, rel = _Policy.of(policy), (release.id, release.manifest_sha256 or "")
     query_id = new_id("qry")
     outcome = Outcome()

@@ -68,6 +68,16 @@ def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0) -
     return value
 
 
+def _signed_int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer (seconds, may be negative), got {raw!r}") from None
+
+
 def load_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Read API.md's variables from the environment into a config dict."""
     env = os.environ if env is None else env
@@ -93,6 +103,14 @@ def load_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "FEE_BPS": _int(env, "DATAFAIR_FEE_BPS", 200),
         "NOTICE_DAYS": _int(env, "DATAFAIR_NOTICE_DAYS", 0),
         "ACCEPTANCE_DAYS": _int(env, "DATAFAIR_ACCEPTANCE_DAYS", 7, minimum=1),
+        # Subscriptions (API.md, Subscriptions): the next period's trade is created this many days
+        # before the current period ends; a period not escrowed by its start + GRACE_DAYS lapses.
+        "RENEWAL_NOTICE_DAYS": _int(env, "DATAFAIR_RENEWAL_NOTICE_DAYS", 7, minimum=0),
+        "GRACE_DAYS": _int(env, "DATAFAIR_GRACE_DAYS", 3, minimum=0),
+        # Any trade still unpaid this many days after its contract was signed is cancelled by the sweep.
+        "PAYMENT_DAYS": _int(env, "DATAFAIR_PAYMENT_DAYS", 14, minimum=1),
+        # The domain clock's shift in seconds (development and tests only; refused in production).
+        "NOW_OFFSET_S": _signed_int(env, "DATAFAIR_NOW_OFFSET_S", 0),
         "LOGIN_RATE_LIMIT": env.get("DATAFAIR_LOGIN_RATE_LIMIT", "10/minute"),
         "WRITE_RATE_LIMIT": env.get("DATAFAIR_WRITE_RATE_LIMIT", "300/minute"),
         # Anonymous POST /api/v1/organizations per client address (each is a password hash and a queue entry).
@@ -221,6 +239,9 @@ def validate_config(config: Mapping[str, Any]) -> None:
     secret = config["SECRET_KEY"] or ""
     if config["DATAFAIR_ENV"] == "production":
         _validate_production_secrets(config)
+        if config.get("NOW_OFFSET_S"):
+            raise ConfigError("DATAFAIR_NOW_OFFSET_S shifts the exchange's clock for development and tests only; "
+                              "unset it in production")
         if config.get("ALLOW_PRIVATE_URLS"):
             raise ConfigError("DATAFAIR_ALLOW_PRIVATE_URLS (or DATAFAIR_WEBHOOK_ALLOW_PRIVATE) is for development "
                               "and tests only: production never calls loopback or private addresses")

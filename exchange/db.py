@@ -15,10 +15,11 @@ from __future__ import annotations
 import contextvars
 import secrets
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from flask import current_app, has_app_context
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import ColumnElement, DateTime, MetaData, String, event, func, literal_column
 from sqlalchemy.dialects import postgresql, sqlite
@@ -41,7 +42,21 @@ write_intent: contextvars.ContextVar[bool] = contextvars.ContextVar("datafair_wr
 
 
 def utcnow() -> datetime:
-    """The current time, timezone-aware UTC, truncated to whole seconds as the API shows it."""
+    """The exchange's domain clock: the current time, timezone-aware UTC, truncated to whole seconds
+    as the API shows it, shifted by `NOW_OFFSET_S` (`DATAFAIR_NOW_OFFSET_S`, development and tests
+    only) so that expiries, deadlines, periods, renewals and the sweep can be exercised without
+    waiting. Token validation and job leases keep the real clock (`wallclock`)."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    if has_app_context():
+        offset = current_app.config.get("NOW_OFFSET_S")
+        if offset:
+            return now + timedelta(seconds=int(offset))
+    return now
+
+
+def wallclock() -> datetime:
+    """The real current time (UTC, whole seconds), whatever the domain clock's offset: for what
+    another party checks against its own clock (token `iat`/`exp`, leases between processes)."""
     return datetime.now(UTC).replace(microsecond=0)
 
 

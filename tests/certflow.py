@@ -23,7 +23,7 @@ BASE_PRODUCT: dict[str, Any] = {
     "contains_personal_info": False,
     "origin_region": "GD",
     "update_frequency": "realtime",
-    "price": {"model": "subscription", "amount": 1250000, "currency": "CNY", "period": "month"},
+    "price": {"model": "one_time", "amount": 1250000, "currency": "CNY", "period": None},
     "license": {"scope": "commercial", "duration_days": 365, "resale_allowed": False},
     "scenarios": ["交通信号配时优化 traffic signal timing"],
     "data_source": {"type": "self_collected", "description": "路口检测器 intersection detectors"},

@@ -148,7 +148,7 @@ def product_body(**overrides: Any) -> dict[str, Any]:
         "contains_personal_info": False,
         "origin_region": "GD",
         "update_frequency": "realtime",
-        "price": {"model": "subscription", "amount": 1_250_000, "currency": "CNY", "period": "month"},
+        "price": {"model": "one_time", "amount": 1_250_000, "currency": "CNY", "period": None},
         "sample": {"columns": ["road_id", "ts", "flow", "speed_kmh"],
                    "rows": [["GZ-001", "2026-11-01T08:00:00Z", 1320, 32.5],
                             ["GZ-002", "2026-11-01T08:00:00Z", 980, 41.0]]},

@@ -33,7 +33,7 @@ def init_app(app: Flask, api: Any) -> None:
     from exchange.identity import demo as exchange_demo
     from exchange.jobs import scheduler as jobs
     from exchange.ledger import engine as ledger
-    from trading import demo, offers, procurements, routes, services, settlement
+    from trading import demo, offers, payments, procurements, routes, services, settlement, subscriptions
 
     api.register_blueprint(routes.blp)
     jobs.register_sweep(app, "trading.procurement_expiry", due=procurements.EXPIRY.due_ids,
@@ -42,10 +42,18 @@ def init_app(app: Flask, api: Any) -> None:
                         report="{} offers expired")
     jobs.register_sweep(app, "trading.auto_acceptance", due=settlement.auto_acceptance_due,
                         apply=settlement.auto_accept, report="{} trades auto-settled")
+    # Subscriptions (API.md): the next period's trade at renews_at, unpaid trades cancelled past their
+    # deadline (a period's grace, DATAFAIR_PAYMENT_DAYS), the end after the last period.
+    jobs.register_sweep(app, "trading.subscription_renewal", due=subscriptions.renewal_due, apply=subscriptions.renew,
+                        report="{} subscriptions renewed or lapsed")
+    jobs.register_sweep(app, "trading.unpaid_trades", due=payments.unpaid_due, apply=payments.cancel_overdue,
+                        report="{} unpaid trades cancelled")
+    jobs.register_sweep(app, "trading.subscription_end", due=subscriptions.end_due, apply=subscriptions.end,
+                        report="{} subscriptions ended")
     jobs.register_periodic(app, "trading.stripe_transfers", lambda s: services.stripe_job(s, "transfers"))
     jobs.register_periodic(app, "trading.stripe_reconciliation", lambda s: services.stripe_job(s, "reconcile"),
                            group="reconcile")
-    outbox.register_event_types(app, EVENT_TYPES | trade_event_types())
+    outbox.register_event_types(app, EVENT_TYPES | trade_event_types() | subscriptions.EVENT_TYPES)
     ledger.register_purposes(app, settlement.PURPOSES)
     ledger.register_entry_access(app, settlement.can_read_entries)
     metrics.register_collector(app, "trading", services.trade_metrics)

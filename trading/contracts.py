@@ -22,16 +22,15 @@ from exchange.events import outbox
 from exchange.fields import Facts, iso_z
 from exchange.identity import audit
 from exchange.identity.models import Organization, OrganizationKey
-from exchange.money import fee_for
 from exchange.principal import Principal
 from exchange.sequences import yearly_number
 from exchange.signing import services as signing
 from exchange.states import transition
 from listings import services as listings
 from listings.models import Fair, Product, Stall
-from trading import procurements, rules
+from trading import procurements, rules, subscriptions, trades
 from trading.models import Contract, Offer, Signature, Trade
-from trading.states import CONTRACT_TRANSITIONS, ContractStatus, SignatureMethod, TradeStatus
+from trading.states import CONTRACT_TRANSITIONS, ContractStatus, SignatureMethod
 
 DIGEST_FIELDS = ("number", "buyer_org_id", "seller_org_id", "product_id", "product_version",
                  "certificate_number", "price", "terms")
@@ -108,7 +107,9 @@ def signatures(session: Session, contract: Contract) -> list[Signature]:
 
 
 def trade_of(session: Session, contract: Contract) -> Trade | None:
-    return session.execute(select(Trade).where(Trade.contract_id == contract.id)).scalar_one_or_none()
+    """The contract's (first) trade: a subscription has one per period, period 1 first."""
+    return session.execute(select(Trade).where(Trade.contract_id == contract.id)
+                           .order_by(Trade.period_index).limit(1)).scalar_one_or_none()
 
 
 def _live_stall(session: Session, *, fair_id: str | None, stall_code: str | None, seller_org_id: str) -> Fair:
@@ -204,18 +205,9 @@ def _conclude(session: Session, contract: Contract, signed: list[Signature]) -> 
     on_site = next((s for s in signed if s.on_site), None)
     contract.on_site = on_site is not None
     contract.fair_id = on_site.fair_id if on_site else None
-    bps = int(current_app.config["FEE_BPS"])
-    # A per_call trade's fee is what its drawdowns took so far (each adds its share); any other
-    # trade shows the fee its settlement will take.
-    fee = 0 if rules.contract_is_per_call(session, contract.id) else fee_for(contract.amount, bps)
-    trade = Trade(
-        contract_id=contract.id, buyer_org_id=contract.buyer_org_id, seller_org_id=contract.seller_org_id,
-        product_id=contract.product_id, category=contract.category, amount=contract.amount,
-        fee=fee, fee_bps=bps, refunded_amount=0, currency=contract.currency,
-        status=TradeStatus.AWAITING_PAYMENT, on_site=contract.on_site, fair_id=contract.fair_id,
-    )
-    session.add(trade)
-    session.flush()
+    trade = trades.new_trade(session, contract, fee_bps=int(current_app.config["FEE_BPS"]),
+                             period=subscriptions.first_period(session, contract))
+    subscriptions.start(session, contract, trade)
     outbox.emit(session, event_type="contract.signed", org_ids=[contract.buyer_org_id, contract.seller_org_id],
                 payload={"contract_id": contract.id, "number": contract.number, "trade_id": trade.id,
                          "on_site": contract.on_site, "fair_id": contract.fair_id})
@@ -238,21 +230,25 @@ def cancel(session: Session, *, contract_id: str, reason: str | None, actor: Pri
 
 
 def shown(session: Session, contract: Contract) -> Facts:
-    return _shown(contract, signatures(session, contract), trade_of(session, contract))
+    return _shown(contract, signatures(session, contract), trade_of(session, contract),
+                  subscriptions.shown_many(session, [contract]).get(contract.id))
 
 
 def shown_page(session: Session, page: list[Contract]) -> list[Facts]:
     """`shown` of a page of contracts in two more queries, whatever the page size."""
     ids = [c.id for c in page]
     sigs: dict[str, list[Signature]] = {i: [] for i in ids}
-    trades: dict[str, Trade] = {}
+    firsts: dict[str, Trade] = {}
     if ids:
         for sig in session.execute(select(Signature).where(Signature.contract_id.in_(ids))
                                    .order_by(Signature.signed_at, Signature.id)).scalars():
             sigs[sig.contract_id].append(sig)
-        trades = {t.contract_id: t for t in session.execute(select(Trade).where(Trade.contract_id.in_(ids))).scalars()}
-    return [_shown(c, sigs[c.id], trades.get(c.id)) for c in page]
+        firsts = {t.contract_id: t for t in session.execute(
+            select(Trade).where(Trade.contract_id.in_(ids), Trade.period_index == 1)).scalars()}
+    subs = subscriptions.shown_many(session, page)
+    return [_shown(c, sigs[c.id], firsts.get(c.id), subs.get(c.id)) for c in page]
 
 
-def _shown(contract: Contract, signed: list[Signature], trade: Trade | None) -> Facts:
-    return Facts(contract, signatures=signed, trade_id=trade.id if trade else None)
+def _shown(contract: Contract, signed: list[Signature], trade: Trade | None,
+           subscription: dict[str, Any] | None) -> Facts:
+    return Facts(contract, signatures=signed, trade_id=trade.id if trade else None, subscription=subscription)

@@ -30,6 +30,7 @@ from trading.states import (
     PayoutStatus,
     ProcurementStatus,
     SignatureMethod,
+    SubscriptionStatus,
     TradeStatus,
 )
 
@@ -179,10 +180,16 @@ class Trade(TimestampMixin, Base):
         Index("ix_trades_buyer", "buyer_org_id", "created_at"),
         Index("ix_trades_seller", "seller_org_id", "created_at"),
         Index("ix_trades_status", "status", "updated_at"),
+        # One trade per contract, one per period for a subscription (period 1 for any other trade).
+        UniqueConstraint("contract_id", "period_index", name="uq_trades_contract_period"),
+        CheckConstraint("period_index >= 1", name="period_index"),
+        CheckConstraint("(period_start IS NULL) = (period_end IS NULL)", name="period_bounds"),
+        # The sweep's unpaid periods: awaiting payment, by the period's start.
+        Index("ix_trades_unpaid_period", "status", "period_start"),
     )
 
     id: Mapped[str] = IdColumn("trd")
-    contract_id: Mapped[str] = mapped_column(ForeignKey("contracts.id"), unique=True)
+    contract_id: Mapped[str] = mapped_column(ForeignKey("contracts.id"), index=True)
     buyer_org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"))
     seller_org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"))
     product_id: Mapped[str] = mapped_column(ForeignKey("products.id"))
@@ -211,6 +218,45 @@ class Trade(TimestampMixin, Base):
     acceptance_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     settled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     settlement: Mapped[str | None] = mapped_column(String(20))
+    # A subscription's period (API.md, Subscriptions): [period_start, period_end); null otherwise.
+    period_index: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    period_start: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    period_end: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    cancel_reason: Mapped[str | None] = mapped_column(String(300))
+
+
+class Subscription(Base):
+    """The renewal state of a subscription contract: one row per contract, locked by every change of
+    its status (renewal, lapse, cancellation, end), before any of its trades."""
+
+    __tablename__ = "subscriptions"
+    __table_args__ = (
+        CheckConstraint(check_in("status", SubscriptionStatus), name="status"),
+        CheckConstraint("unit IN ('month', 'year')", name="unit"),
+        CheckConstraint("periods BETWEEN 1 AND 36", name="periods"),
+        CheckConstraint("latest_period >= 1", name="latest_period"),
+        # The renewal sweep's and the end sweep's due rows.
+        Index("ix_subscriptions_renewal", "status", "renews_at"),
+        Index("ix_subscriptions_end", "status", "ends_at"),
+    )
+
+    contract_id: Mapped[str] = mapped_column(ForeignKey("contracts.id"), primary_key=True)
+    status: Mapped[str] = mapped_column(String(20), default=SubscriptionStatus.ACTIVE)
+    unit: Mapped[str] = mapped_column(String(10))
+    # Period 1's start: the contract's second signature; every period is computed from it.
+    anchor: Mapped[datetime] = mapped_column(UTCDateTime())
+    periods: Mapped[int] = mapped_column(Integer)
+    auto_renew: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The last period that has a trade, the end of that period, and when the next one's trade is due
+    # to be created (null: no renewal ahead).
+    latest_period: Mapped[int] = mapped_column(Integer, default=1)
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    renews_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    reason: Mapped[str | None] = mapped_column(Text)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
 
 class Payment(TimestampMixin, Base):

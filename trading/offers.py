@@ -23,7 +23,7 @@ from exchange.identity.models import Organization
 from exchange.principal import Principal
 from exchange.states import transition
 from listings.models import Product
-from trading import contracts, procurements, rules
+from trading import contracts, procurements, rules, subscriptions
 from trading.models import Contract, Offer, Procurement
 from trading.states import OFFER_TRANSITIONS, OfferStatus, ProcurementStatus
 
@@ -44,12 +44,13 @@ def effective_status(offer: Offer, now: datetime | None = None) -> str:
     return EXPIRY.effective_status(offer, now)
 
 
-def _check_terms(revision: Any, price: dict[str, Any], terms: dict[str, Any]) -> None:
+def _check_terms(revision: Any, price: dict[str, Any], terms: dict[str, Any]) -> dict[str, Any]:
     if price["currency"] != revision.price["currency"]:
         raise field_error("price.currency", f"must be the product's currency ({revision.price['currency']})")
     if terms["delivery_mode"] != revision.delivery_mode:
         raise field_error("terms.delivery_mode", f"must be the product's delivery mode ({revision.delivery_mode})")
     rules.check_calls(revision, price, terms)
+    return subscriptions.check_terms(revision, terms)
 
 
 def _check_procurement(session: Session, procurement_id: str | None, *, buyer_org_id: str,
@@ -88,7 +89,7 @@ def make(session: Session, *, data: dict[str, Any], actor: Principal) -> Offer:
         seller_org_id, recipient = product.owner_org_id, product.owner_org_id
     rules.active_parties(session, buyer_org_id=buyer.id, seller_org_id=seller_org_id, actor=actor)
     revision, _cert = rules.tradable(session, product)
-    _check_terms(revision, data["price"], data["terms"])
+    terms = _check_terms(revision, data["price"], data["terms"])
     rules.lawful(session, revision, buyer)
     proc = _check_procurement(session, data.get("procurement_id"), buyer_org_id=buyer.id, principal=actor)
     expires_at = data.get("expires_at")
@@ -98,7 +99,7 @@ def make(session: Session, *, data: dict[str, Any], actor: Principal) -> Offer:
         product_id=product.id, product_version=revision.version, procurement_id=proc.id if proc else None,
         from_org_id=actor.org_id, to_org_id=recipient, buyer_org_id=buyer.id, seller_org_id=seller_org_id,
         created_by=actor.user_id, amount=data["price"]["amount"], currency=data["price"]["currency"],
-        terms=dict(data["terms"]), message=data.get("message"), expires_at=expires_at, status=OS.PENDING,
+        terms=dict(terms), message=data.get("message"), expires_at=expires_at, status=OS.PENDING,
     )
     offer.id = new_id("ofr")
     offer.thread_id = offer.id
@@ -169,7 +170,7 @@ def counter(session: Session, *, offer_id: str, price: dict[str, Any], terms: di
     rules.active_parties(session, buyer_org_id=old.buyer_org_id, seller_org_id=old.seller_org_id, actor=actor)
     product = rules.visible_product(session, old.product_id, actor)
     revision, _cert = rules.tradable(session, product)
-    _check_terms(revision, price, terms)
+    terms = _check_terms(revision, price, terms)
     rules.lawful(session, revision, session.get(Organization, old.buyer_org_id))
     if expires_at is not None and expires_at <= utcnow():
         raise field_error("expires_at", "must be in the future")

@@ -17,7 +17,8 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import exists, select
+from flask import current_app, has_request_context
+from sqlalchemy import exists, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -39,6 +40,7 @@ from exchange.payments import (
     ProviderUnreachable,
     abandoned_calls,
     begin_call,
+    find_call,
     get_gateway,
     outside_transaction,
     record_event_once,
@@ -47,6 +49,7 @@ from exchange.payments import (
 from exchange.payments.models import ProviderCall
 from exchange.principal import Principal
 from exchange.states import transition
+from trading import rules, settlement, subscriptions
 from trading.models import Contract, Payment, Trade
 from trading.settlement import (
     BATCH,
@@ -447,3 +450,121 @@ def _complete_abandoned(session: Session, call: ProviderCall) -> bool:
     ref, amount, key = call.target, call.amount, call.idempotency_key
     run_provider_call(session, call, lambda: gateway.refund(provider_ref=ref, amount=amount, idempotency_key=key))
     return False
+
+
+# -- cancelled trades (API.md, Trades: `awaiting_payment` -> `cancelled`, no money moved) -------------
+def _cancel_at_provider_after_commit(session: Session, payment_id: str) -> None:
+    """Cancel a cancelled payment's intent at its provider once this request's transaction has ended
+    (never inside it). Outside a request (the sweep) the begun call is left to the reconciliation
+    job, which makes every unanswered call again under its key."""
+    if not has_request_context():
+        return
+
+    def run() -> None:
+        try:
+            payment = session.get(Payment, payment_id)
+            call = find_call(session, provider=payment.provider, subject_id=payment_id, step="cancel") \
+                if payment is not None else None
+            session.commit()
+            if call is not None and call.status == "started":
+                _run_cancel(session, call)
+        except Exception:
+            session.rollback()
+            raise
+    after_transaction(run)
+
+
+def cancel_unpaid_trade(session: Session, *, trade_id: str, reason: str, actor: Principal | None = None,
+                        due: Callable[[Trade], str | None] | None = None) -> Trade | None:
+    """`awaiting_payment` -> `cancelled`: its pending payment is cancelled first (locked before the
+    trade, as a confirmation locks them), then the trade. No money moved, so no ledger entry. With
+    `due`, the trade is cancelled only if `due(trade)` (seen under the lock) gives the reason.
+    Returns the trade, or None when it no longer awaits payment (or is not due)."""
+    pending_id = session.execute(select(Payment.id).where(Payment.trade_id == trade_id,
+                                                          Payment.status == PS.PENDING)).scalars().first()
+    payment = _locked_payment(session, pending_id) if pending_id is not None else None
+    trade = _locked_trade(session, trade_id)
+    if trade.status != T.AWAITING_PAYMENT:
+        return None
+    if due is not None:
+        reason = due(trade)
+        if reason is None:
+            return None
+    call = None
+    if payment is not None and payment.status == PS.PENDING:
+        call = _cancel_pending(session, payment, actor)
+    _move(trade, T.CANCELLED, actor=actor)
+    trade.cancelled_at, trade.cancel_reason = utcnow(), reason[:300]
+    audit.record(session, actor, "trade.cancelled", "trade", trade.id, reason=reason,
+                 payment_id=payment.id if payment is not None else None)
+    session.flush()
+    if call is not None:
+        _cancel_at_provider_after_commit(session, payment.id)
+    return trade
+
+
+def cancel_by_operator(session: Session, *, trade_id: str, reason: str, actor: Principal) -> Trade:
+    """Operator: cancel a trade nobody paid (a subscription's period: the subscription lapses)."""
+    actor.require_operator()
+    sub = subscriptions.lock_of_trade(session, trade_id)
+    trade = visible(session, trade_id, actor)
+    cancelled = cancel_unpaid_trade(session, trade_id=trade.id, reason=f"cancelled by an operator: {reason}",
+                                    actor=actor)
+    if cancelled is None:
+        raise Conflict(f"This trade is {trade.status}; only a trade awaiting payment can be cancelled "
+                       "(a paid one is refunded through a dispute's resolution).")
+    subscriptions.on_period_cancelled(session, sub, cancelled, "cancelled by an operator")
+    return cancelled
+
+
+def unpaid_due(session: Session, now: Any, limit: int) -> list[str]:
+    """Trades awaiting payment past their deadline (the sweep): a subscription period past its start
+    + DATAFAIR_GRACE_DAYS, any trade DATAFAIR_PAYMENT_DAYS after its contract was signed."""
+    grace, payment_days = _deadlines()
+    return list(session.execute(
+        select(Trade.id).where(Trade.status == T.AWAITING_PAYMENT,
+                               or_(Trade.period_start <= now - grace, Trade.created_at <= now - payment_days))
+        .order_by(Trade.created_at, Trade.id).limit(limit)).scalars())
+
+
+def _deadlines() -> tuple[timedelta, timedelta]:
+    return (timedelta(days=int(current_app.config["GRACE_DAYS"])),
+            timedelta(days=int(current_app.config["PAYMENT_DAYS"])))
+
+
+def cancel_overdue(session: Session, trade_id: str, now: Any) -> bool:
+    """One overdue trade (a sweep item): its subscription locked first, re-checked under the locks,
+    cancelled; a subscription's period not paid within the grace lapses the subscription."""
+    grace, payment_days = _deadlines()
+
+    def due(trade: Trade) -> str | None:
+        if trade.period_start is not None and trade.period_start <= now - grace:
+            return f"not paid within {grace.days} days of the period's start"
+        if trade.created_at <= now - payment_days:
+            return f"not paid within {payment_days.days} days of the contract's signature"
+        return None
+
+    sub = subscriptions.lock_of_trade(session, trade_id)
+    trade = cancel_unpaid_trade(session, trade_id=trade_id, reason="", due=due)
+    if trade is None:
+        return False
+    subscriptions.on_period_cancelled(session, sub, trade, trade.cancel_reason or "not paid")
+    return True
+
+
+def cancel_subscription(session: Session, *, contract_id: str, actor: Principal) -> Contract:
+    """The buyer cancels its subscription (API.md: `POST /contracts/{id}/subscription/cancel`)."""
+    contract = rules.for_parties(session, Contract, contract_id, actor, parties=("buyer_org_id", "seller_org_id"),
+                                 what="contract")
+    subscriptions.cancel(session, contract=contract, actor=actor,
+                         cancel_unpaid=lambda t, r: cancel_unpaid_trade(session, trade_id=t, reason=r, actor=actor))
+    return contract
+
+
+def end_subscription_after_revocation(session: Session, *, contract_id: str, reason: str) -> bool:
+    """Delivery revoked a subscription's access: end it, cancelling its unpaid periods and refunding
+    its paid periods not yet begun (API.md, Delivery and use)."""
+    return subscriptions.end_after_revocation(
+        session, contract_id=contract_id, reason=reason,
+        cancel_unpaid=lambda t, r: cancel_unpaid_trade(session, trade_id=t, reason=r),
+        refund_unstarted=lambda t, r: settlement.refund_unstarted(session, trade_id=t, reason=r))

@@ -41,6 +41,7 @@ from trading.schemas import (
     SignatureCreateSchema,
     StatsSchema,
     TradeArgsSchema,
+    TradeCancelSchema,
     TradePageSchema,
     TradeResolutionSchema,
     TradeSchema,
@@ -368,6 +369,22 @@ def cancel_contract(data: dict[str, Any], contract_id: str) -> Any:
     return contracts.shown(db.session, contract)
 
 
+@blp.route("/contracts/<contract_id>/subscription/cancel", methods=["POST"])
+@blp.response(200, ContractSchema, example=ex.CONTRACT_SUBSCRIPTION_CANCELLED_EXAMPLE)
+@blp.doc(operationId="cancelSubscription", security=AUTH)
+@blp.problems(*WRITE_ERRORS)
+def cancel_subscription(contract_id: str) -> Any:
+    """Cancel a subscription.
+
+    The buyer (403 for the seller and operators; 404 for anyone who cannot see the contract): the
+    subscription becomes `cancelled` — no period after the latest escrowed one is created; an unpaid
+    next period's trade is `cancelled` (its pending payment first); the paid periods run to their
+    end, and the entitlement expires after the last of them (`subscription.cancelled` to both
+    parties). 409 for a contract that is not a subscription, or a subscription no longer `active`."""
+    contract = payments.cancel_subscription(db.session, contract_id=contract_id, actor=current_principal())
+    return contracts.shown(db.session, contract)
+
+
 # -- trades and statistics --------------------------------------------------------------------------
 @blp.route("/trades", methods=["GET"])
 @blp.arguments(TradeArgsSchema, location="query")
@@ -378,8 +395,10 @@ def list_trades(args: dict[str, Any]) -> Any:
     """List trades.
 
     Trades of the caller's organization, as buyer or seller (operators: all); `status` filters.
-    Newest first, paginated. Money is integer minor units in the trade's currency."""
-    stmt = trades.list_query(principal=current_principal(), status=args.get("status"))
+    Newest first, paginated; with `contract_id`, that contract's trades in period order (a
+    subscription has one per period). Money is integer minor units in the trade's currency."""
+    stmt = trades.list_query(principal=current_principal(), status=args.get("status"),
+                             contract_id=args.get("contract_id"))
     return paginate(db.session, stmt, page=args["page"], per_page=args["per_page"])
 
 
@@ -391,8 +410,27 @@ def get_trade(trade_id: str) -> Any:
     """Get a trade.
 
     Its two parties and operators (404 for anyone else). A trade goes `awaiting_payment` ->
-    `escrowed` (paid) -> `delivered` -> `settled`, or `disputed` -> `settled` / `refunded`."""
+    `escrowed` (paid) -> `delivered` -> `settled`, or `disputed` -> `settled` / `refunded`; an unpaid
+    one may end `cancelled` (no money moved). A subscription's trade shows its `period`."""
     return trades.visible(db.session, trade_id, current_principal())
+
+
+@blp.route("/trades/<trade_id>/cancel", methods=["POST"])
+@blp.arguments(TradeCancelSchema, example={"reason": "The buyer withdrew before paying; agreed by both parties."})
+@blp.response(200, TradeSchema, example=ex.TRADE_CANCELLED_EXAMPLE)
+@blp.doc(operationId="cancelTrade", security=AUTH)
+@blp.problems(*WRITE_ERRORS)
+def cancel_trade(data: dict[str, Any], trade_id: str) -> Any:
+    """Cancel a trade nobody paid (operators).
+
+    `awaiting_payment` -> `cancelled` with the reason (audited; `trade.cancelled` to both parties);
+    its pending payment is cancelled first. No money moved, so no ledger entry. A subscription's
+    period cancelled this way lapses the subscription. 409 once the trade is paid (a paid trade is
+    refunded through a dispute's resolution) or already ended. The sweep cancels unpaid trades by
+    itself: a subscription's period `DATAFAIR_GRACE_DAYS` after its start, any trade
+    `DATAFAIR_PAYMENT_DAYS` after its contract was signed."""
+    return payments.cancel_by_operator(db.session, trade_id=trade_id, reason=data["reason"],
+                                       actor=current_principal())
 
 
 @blp.route("/stats", methods=["GET"])

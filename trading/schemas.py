@@ -107,11 +107,19 @@ class ProcurementMatchListSchema(Schema):
 
 class TermsSchema(StrictSchema):
     scope = fields.String(required=True, validate=validate.OneOf(LICENSE_SCOPES))
-    duration_days = StrictInteger(required=True, minimum=1, maximum=36_500)
+    duration_days = StrictInteger(minimum=1, maximum=36_500, metadata={
+        "description": "the days of access the deal buys; required, except for subscription products "
+                       "(their access follows the periods paid)"})
     delivery_mode = fields.String(required=True, validate=validate.OneOf(DELIVERY_MODES))
     calls = StrictInteger(minimum=1, maximum=MAX_CALLS, metadata={
         "description": "per_call products only, and required for them: the calls bought up front "
                        "(price.amount is then the unit price; the contract's amount is calls x unit price)"})
+    periods = StrictInteger(minimum=1, maximum=36, metadata={
+        "description": "subscription products only (default 1): the calendar periods (the product's "
+                       "price.period, month or year) the contract covers; price.amount is one period's price"})
+    auto_renew = Boolean(metadata={
+        "description": "subscription products only (default false): renew beyond `periods`, period by "
+                       "period, at the same price, until cancelled"})
 
 
 class OfferCreateSchema(StrictSchema):
@@ -173,6 +181,32 @@ class SignatureViewSchema(Schema):
     signature = fields.String()
 
 
+class PeriodSchema(Schema):
+    index = fields.Integer()
+    start = UTCDateTime()
+    end = UTCDateTime()
+
+
+class SubscriptionPeriodSchema(PeriodSchema):
+    trade_id = fields.String()
+    status = fields.String(metadata={"description": "the period's trade's status"})
+
+
+class SubscriptionViewSchema(Schema):
+    status = fields.String(metadata={"description": "active | cancelled | lapsed | ended"})
+    current_period = fields.Integer(metadata={"description": "the period running now (1-based)"})
+    renews_at = UTCDateTime(allow_none=True, metadata={
+        "description": "when the next period's trade will be created (the latest period's end minus "
+                       "DATAFAIR_RENEWAL_NOTICE_DAYS); null when nothing renews"})
+    auto_renew = fields.Boolean()
+    reason = fields.String(allow_none=True, metadata={"description": "why it lapsed, ended or was cancelled"})
+    periods = fields.Integer(metadata={"description": "the periods the contract covers (terms.periods)"})
+    unit = fields.String(metadata={"description": "month | year (the product's price.period)"})
+    ends_at = UTCDateTime(metadata={"description": "the end of the latest period that has a trade"})
+    history = fields.List(fields.Nested(SubscriptionPeriodSchema), metadata={
+        "description": "every period that has a trade, in order, with that trade"})
+
+
 class ContractSchema(Schema):
     id = fields.String()
     number = fields.String()
@@ -192,7 +226,10 @@ class ContractSchema(Schema):
     created_at = UTCDateTime()
     signed_at = UTCDateTime(allow_none=True)
     signatures = fields.List(fields.Nested(SignatureViewSchema))
-    trade_id = fields.String(allow_none=True)
+    trade_id = fields.String(allow_none=True, metadata={
+        "description": "the (first) trade: a subscription has one per period"})
+    subscription = fields.Nested(SubscriptionViewSchema, allow_none=True, metadata={
+        "description": "a subscription contract's renewal state and periods (null for any other contract)"})
 
 
 class SignatureCreateSchema(StrictSchema):
@@ -235,6 +272,15 @@ class TradeSchema(Schema):
         "description": "What escrow has released towards the seller and the fee so far (gross), never refunds."})
     settled_at = UTCDateTime(allow_none=True)
     settlement = fields.String(allow_none=True)
+    period = fields.Method("_period", metadata={
+        "description": "a subscription's period this trade pays: {index, start, end} (null for any other trade)"})
+    cancelled_at = UTCDateTime(allow_none=True)
+    cancel_reason = fields.String(allow_none=True, metadata={"description": "why the unpaid trade was cancelled"})
+
+    def _period(self, trade: object) -> dict | None:
+        if trade.period_start is None:
+            return None
+        return PeriodSchema().dump({"index": trade.period_index, "start": trade.period_start, "end": trade.period_end})
 
     def _settled_amount(self, trade: object) -> int:
         # Usage drawdowns as they happened, plus what a settlement released at the end (a per_call
@@ -247,6 +293,11 @@ class TradeSchema(Schema):
 
 class TradeArgsSchema(PaginationArgsSchema):
     status = fields.String(validate=validate.OneOf([s.value for s in TradeStatus]))
+    contract_id = fields.String(validate=ID, metadata={"description": "a contract's trades, in period order"})
+
+
+class TradeCancelSchema(StrictSchema):
+    reason = Text(required=True, max_length=300)
 
 
 MarketVolumeSchema = money_sum_schema(
@@ -533,6 +584,7 @@ CONTRACT_PENDING_EXAMPLE = {
     "signed_at": None,
     "signatures": [],
     "trade_id": None,
+    "subscription": None,
 }
 CONTRACT_SIGNED_EXAMPLE = {
     **CONTRACT_PENDING_EXAMPLE,
@@ -552,6 +604,21 @@ CONTRACT_SIGNED_EXAMPLE = {
     "trade_id": EXAMPLE_TRADE_ID,
 }
 CONTRACT_CANCELLED_EXAMPLE = {**CONTRACT_PENDING_EXAMPLE, "status": "cancelled"}
+EXAMPLE_SUBSCRIPTION_TERMS = {"scope": "commercial", "delivery_mode": "api", "periods": 12, "auto_renew": True}
+CONTRACT_SUBSCRIPTION_CANCELLED_EXAMPLE = {
+    **CONTRACT_SIGNED_EXAMPLE,
+    "terms": EXAMPLE_SUBSCRIPTION_TERMS,
+    "subscription": {
+        "status": "cancelled", "current_period": 2, "renews_at": None, "auto_renew": True,
+        "reason": "cancelled by the buyer", "periods": 12, "unit": "month", "ends_at": "2027-01-28T06:41:09Z",
+        "history": [
+            {"index": 1, "start": "2026-11-28T06:41:09Z", "end": "2026-12-28T06:41:09Z",
+             "trade_id": EXAMPLE_TRADE_ID, "status": "settled"},
+            {"index": 2, "start": "2026-12-28T06:41:09Z", "end": "2027-01-28T06:41:09Z",
+             "trade_id": "trd_0193f6c1d2e3f4a5b6c7d8e9f0a1b2c3", "status": "delivered"},
+        ],
+    },
+}
 
 TRADE_AWAITING_PAYMENT_EXAMPLE = {
     "id": EXAMPLE_TRADE_ID,
@@ -574,7 +641,14 @@ TRADE_AWAITING_PAYMENT_EXAMPLE = {
     "delivered_at": None,
     "settled_at": None,
     "settlement": None,
+    "period": None,
+    "cancelled_at": None,
+    "cancel_reason": None,
 }
+TRADE_CANCELLED_EXAMPLE = {**TRADE_AWAITING_PAYMENT_EXAMPLE, "status": "cancelled",
+                           "period": {"index": 2, "start": "2026-12-28T06:41:09Z", "end": "2027-01-28T06:41:09Z"},
+                           "cancelled_at": "2026-12-31T06:42:00Z", "updated_at": "2026-12-31T06:42:00Z",
+                           "cancel_reason": "not paid within 3 days of the period's start"}
 TRADE_ESCROWED_EXAMPLE = {**TRADE_AWAITING_PAYMENT_EXAMPLE, "status": "escrowed", "paid_amount": 1_250_000,
                           "updated_at": "2026-11-28T09:45:27Z"}
 DELIVERY_EXAMPLE = {

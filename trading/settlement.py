@@ -47,7 +47,7 @@ from exchange.payments import (
 from exchange.principal import Principal
 from exchange.states import load_for_update, transition
 from listings import services as listings
-from trading import rules
+from trading import rules, subscriptions
 from trading.models import Dispute, Payment, Payout, Trade
 from trading.states import (
     DISPUTE_TRANSITIONS,
@@ -332,6 +332,30 @@ def end_per_call(session: Session, *, trade_id: str) -> bool:
     return True
 
 
+def refund_unstarted(session: Session, *, trade_id: str, reason: str) -> bool:
+    """A subscription's paid period that has not begun, refunded in full because the subscription
+    ended (its access revoked): escrow back to the buyer (a `refund` entry), the trade `refunded`, in
+    the caller's transaction. A Stripe payment's refund is begun here and made outside any
+    transaction: after this request's commit, or by the reconciliation job (an unanswered call)."""
+    trade = _locked_trade(session, trade_id)
+    if trade.status != T.ESCROWED:
+        return False
+    amount = _in_escrow(trade)
+    _refund_rest(session, trade, amount, reason)
+    _move(trade, T.REFUNDED)
+    trade.fee = 0
+    trade.settled_at, trade.settlement = utcnow(), "refunded"
+    payment = session.execute(
+        select(Payment).where(Payment.trade_id == trade.id, Payment.status == PS.SUCCEEDED)
+    ).scalars().first()
+    if amount and payment is not None and payment.provider != "manual":
+        begin_call(session, provider=payment.provider, operation="refund", subject_id=trade.id, step="refund-unstarted",
+                   amount=amount, currency=trade.currency, target=payment.provider_ref)
+    audit.record(session, None, "trade.refunded", "trade", trade.id, amount=amount, reason=reason)
+    session.flush()
+    return True
+
+
 # -- disputes ---------------------------------------------------------------------------------------
 def open_dispute(session: Session, *, trade_id: str, reason: str, actor: Principal) -> Dispute:
     """The buyer (or an operator on its behalf, e.g. while it is suspended) disputes an escrowed or
@@ -361,6 +385,9 @@ def resolve(session: Session, *, trade_id: str, refund_amount: int, comment: str
     and delivery takes the refunded calls off the entitlement (the `per_call_refunded_calls` hook).
     """
     actor.require_operator()
+    # A subscription's row first, as every subscription change takes it (a full refund of a period
+    # not yet begun ends the subscription; of the running one, delivery revokes and ends it).
+    sub = subscriptions.lock_of_trade(session, trade_id) if isinstance(trade_id, str) else None
     # Locked until the refund's intent commits: a racing resolution sees that intent (below).
     trade = visible(session, trade_id, actor, lock=True)
     if trade.status != T.DISPUTED:
@@ -399,6 +426,8 @@ def resolve(session: Session, *, trade_id: str, refund_amount: int, comment: str
         gateway, ref, key = get_gateway(payment.provider), payment.provider_ref, call.idempotency_key
         run_provider_call(session, call, lambda: gateway.refund(provider_ref=ref, amount=refund_total,
                                                                 idempotency_key=key))
+    if sub is not None:
+        sub = subscriptions.lock_of_trade(session, trade_id)  # again: the refund's call committed
     trade = _locked_trade(session, trade_id)
     if trade.status != T.DISPUTED:
         raise Conflict(f"This trade is {trade.status}, not disputed.")
@@ -424,6 +453,7 @@ def resolve(session: Session, *, trade_id: str, refund_amount: int, comment: str
         transition(dispute, DISPUTE_TRANSITIONS, DisputeStatus.RESOLVED, actor=actor, what="Dispute")
         dispute.refund_amount = refund_total
         dispute.resolved_by, dispute.resolved_at, dispute.comment = actor.user_id, utcnow(), comment
+    subscriptions.end_after_unstarted_refund(session, sub, trade)
     hooks.call("trade_resolved", session, trade=trade, end_access=end_access, actor=actor)
     audit.record(session, actor, "trade.resolved", "trade", trade.id, refund_amount=refund_amount,
                  status=trade.status, end_access=end_access)

@@ -62,11 +62,14 @@ class TradeStatus(StrEnum):
     SETTLED = "settled"
     DISPUTED = "disputed"
     REFUNDED = "refunded"
+    # No money moved: a subscription period that lapsed or was cancelled unpaid, a trade unpaid
+    # DATAFAIR_PAYMENT_DAYS after its contract was signed, or an operator's cancellation.
+    CANCELLED = "cancelled"
 
 
 T = TradeStatus
 TRADE_TRANSITIONS: dict[TradeStatus, frozenset[TradeStatus]] = {
-    T.AWAITING_PAYMENT: frozenset({T.ESCROWED}),
+    T.AWAITING_PAYMENT: frozenset({T.ESCROWED, T.CANCELLED}),
     # A per_call trade settles (or, no call ever drawn, is refunded) when its entitlement ends,
     # delivered or not; a resolution that keeps its access returns it to delivered, metering on.
     T.ESCROWED: frozenset({T.DELIVERED, T.DISPUTED, T.SETTLED, T.REFUNDED}),
@@ -74,6 +77,25 @@ TRADE_TRANSITIONS: dict[TradeStatus, frozenset[TradeStatus]] = {
     T.DISPUTED: frozenset({T.SETTLED, T.REFUNDED, T.DELIVERED}),
     T.SETTLED: frozenset(),
     T.REFUNDED: frozenset(),
+    T.CANCELLED: frozenset(),
+}
+
+
+class SubscriptionStatus(StrEnum):
+    ACTIVE = "active"
+    CANCELLED = "cancelled"
+    LAPSED = "lapsed"
+    ENDED = "ended"
+
+
+SS = SubscriptionStatus
+SUBSCRIPTION_TRANSITIONS: dict[SubscriptionStatus, frozenset[SubscriptionStatus]] = {
+    # Renewal goes on while active; the buyer cancels; a failed re-check or an unpaid period lapses
+    # it; the last period ends it, or a revocation of its access (from any status but ended).
+    SS.ACTIVE: frozenset({SS.CANCELLED, SS.LAPSED, SS.ENDED}),
+    SS.CANCELLED: frozenset({SS.ENDED}),
+    SS.LAPSED: frozenset({SS.ENDED}),
+    SS.ENDED: frozenset(),
 }
 
 

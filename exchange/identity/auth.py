@@ -18,7 +18,7 @@ from flask import current_app, request
 from sqlalchemy import ColumnElement, Connection, select, update
 from sqlalchemy.orm import Session
 
-from exchange.db import after_transaction, db, new_id, utcnow
+from exchange.db import after_transaction, db, new_id, utcnow, wallclock
 from exchange.errors import Unauthorized
 from exchange.identity.models import Organization, RefreshToken, User
 from exchange.identity.states import OrgStatus
@@ -39,7 +39,7 @@ def _signing_key() -> bytes:
 
 def issue_access_token(user: User, family_id: str | None = None) -> tuple[str, int]:
     lifetime = min(int(current_app.config["ACCESS_TOKEN_SECONDS"]), MAX_ACCESS_SECONDS)
-    now = utcnow()
+    now = wallclock()
     claims = {
         "iss": ISSUER,
         "aud": AUDIENCE,
@@ -88,7 +88,7 @@ def issue_refresh_token(session: Session, user: User, family_id: str) -> str:
         token_hash=_hash_refresh(token),
         family_id=family_id,
         user_id=user.id,
-        expires_at=utcnow() + timedelta(days=int(current_app.config["REFRESH_TOKEN_DAYS"])),
+        expires_at=wallclock() + timedelta(days=int(current_app.config["REFRESH_TOKEN_DAYS"])),
     ))
     return token
 
@@ -115,7 +115,7 @@ def rotate_refresh_token(session: Session, token: str) -> dict[str, Any]:
     row = session.execute(
         select(RefreshToken).where(RefreshToken.token_hash == _hash_refresh(token)).with_for_update()
     ).scalar_one_or_none()
-    if row is None or row.revoked_at is not None or row.expires_at <= utcnow():
+    if row is None or row.revoked_at is not None or row.expires_at <= wallclock():
         raise Unauthorized("Invalid refresh token.")
     if row.used_at is not None:
         _revoke_family_after(row.family_id)

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import String, delete, update
 from sqlalchemy.orm import Mapped, mapped_column
 
-from exchange.db import Base, UTCDateTime, db, upsert, utcnow
+from exchange.db import Base, UTCDateTime, db, upsert, wallclock
 
 
 class JobLease(Base):
@@ -35,7 +35,7 @@ def this_holder() -> str:
 
 def acquire(name: str, *, holder: str, ttl: float) -> bool:
     """Take (or extend) the lease `name` for `ttl` seconds; False if someone else holds it."""
-    now = utcnow()
+    now = wallclock()
     expires = now + timedelta(seconds=max(1.0, ttl))
     table = JobLease.__table__
     with db.engine.begin() as conn:

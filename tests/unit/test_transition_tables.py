@@ -45,6 +45,7 @@ from trading.states import (
     PAYMENT_TRANSITIONS,
     PAYOUT_TRANSITIONS,
     PROCUREMENT_TRANSITIONS,
+    SUBSCRIPTION_TRANSITIONS,
     TRADE_TRANSITIONS,
     ContractStatus,
     DisputeStatus,
@@ -52,6 +53,7 @@ from trading.states import (
     PaymentStatus,
     PayoutStatus,
     ProcurementStatus,
+    SubscriptionStatus,
     TradeStatus,
 )
 
@@ -106,6 +108,8 @@ TABLES: list[tuple[str, Mapping, type[StrEnum], set[tuple[str, str]]]] = [
     }),
     ("trade", TRADE_TRANSITIONS, TradeStatus, {
         ("awaiting_payment", "escrowed"),
+        # Unpaid: a subscription period that lapsed or was cancelled, the payment deadline, an operator.
+        ("awaiting_payment", "cancelled"),
         ("escrowed", "delivered"), ("escrowed", "disputed"),
         # A per_call trade whose entitlement ended (refunded: no call was ever drawn).
         ("escrowed", "settled"), ("escrowed", "refunded"),
@@ -113,6 +117,11 @@ TABLES: list[tuple[str, Mapping, type[StrEnum], set[tuple[str, str]]]] = [
         ("disputed", "settled"), ("disputed", "refunded"),
         # A per_call resolution that keeps access.
         ("disputed", "delivered"),
+    }),
+    ("subscription", SUBSCRIPTION_TRANSITIONS, SubscriptionStatus, {
+        ("active", "cancelled"), ("active", "lapsed"), ("active", "ended"),
+        # A revocation of access ends a cancelled or lapsed subscription whose paid periods still run.
+        ("cancelled", "ended"), ("lapsed", "ended"),
     }),
     ("payment", PAYMENT_TRANSITIONS, PaymentStatus, {
         ("pending", "succeeded"), ("pending", "failed"), ("pending", "canceled"),

@@ -216,7 +216,7 @@ def _trade_batch(session: Session, indices: list[int], picks: dict[int, str], bu
             created_at=made, updated_at=now, paid_amount=contract.amount, escrowed_at=made,
             delivery_reference=f"generated delivery {suffix}", delivery_sha256=sha256_hex({"trade": suffix}),
             delivered_at=now, settled_at=now if settled else None, settlement="accepted" if settled else None,
-            drawn_amount=0, delivery_evidence="declared", acceptance_started_at=now)
+            drawn_amount=0, delivery_evidence="declared", acceptance_started_at=now, period_index=1)
         trades.append({c.name: getattr(trade, c.name) for c in Trade.__table__.columns})
         payment_id = f"pay_gen_{suffix}"
         payments.append({"id": payment_id, "trade_id": trade.id, "provider": "manual", "status": "succeeded",
