@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 import sqlalchemy as sa
@@ -46,7 +47,11 @@ def rebuild_sqlite_table(table: str, edit: Callable[[str], str]) -> None:
     if new_sql == create:
         raise RuntimeError(f"rebuild of {table}: the edit changed nothing")
     temporary = f"_rebuild_{table}"
-    bind.exec_driver_sql(new_sql.replace(f"CREATE TABLE {table} ", f"CREATE TABLE {temporary} ", 1))
+    # The stored statement names the table bare or quoted (`"trades"` once it has been renamed).
+    renamed = re.sub(rf'^CREATE TABLE\s+("{table}"|{table})\s', f"CREATE TABLE {temporary} ", new_sql, count=1)
+    if renamed == new_sql:
+        raise RuntimeError(f"rebuild of {table}: unexpected CREATE TABLE statement")
+    bind.exec_driver_sql(renamed)
     columns = ", ".join(f'"{r[1]}"' for r in bind.exec_driver_sql(f'PRAGMA table_info("{table}")').fetchall())
     # Names from this revision's code and the table's own schema, never from input.
     # Names from the revision's code and the table's own schema, never from input.

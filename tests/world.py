@@ -199,7 +199,7 @@ class Builder:
             ids[name] = bid(api, buyer, product)["id"]
         contracts = {name: ok(api.post(f"offers/{bid(api, buyer, product)['id']}/accept", owner), 201)["id"]
                      for name in ("contract", "contract_sign", "contract_cancel", "t_read", "t_pay", "t_confirm",
-                                  "t_deliver", "t_accept", "t_dispute", "t_resolve", "t_settled")}
+                                  "t_deliver", "t_accept", "t_dispute", "t_resolve", "t_settled", "t_cancel")}
         ids["contract"], ids["contract_sign"], ids["contract_cancel"] = (
             contracts.pop("contract"), contracts.pop("contract_sign"), contracts.pop("contract_cancel"))
         trades = {}
@@ -233,6 +233,16 @@ class Builder:
                                                                       "sha256": SHA}))
         ok(api.post(f"trades/{ids['trade_settled']}/acceptance", buyer))
         ok(api.post(f"trades/{ids['trade_resolve']}/disputes", buyer, json={"reason": "late"}), 201)
+
+        # -- a subscription (three months) the buyer may cancel --------------------------------------
+        monthly = certify(api, owner, delivery_mode="file",
+                          price={"model": "subscription", "amount": 880_000, "currency": "CNY", "period": "month"})
+        sub_offer = ok(api.post("offers", buyer, json={
+            "product_id": monthly["id"], "price": {"amount": 880_000, "currency": "CNY"},
+            "terms": {"scope": "commercial", "delivery_mode": "file", "periods": 3, "auto_renew": True}}), 201)
+        ids["subscription_cancel"] = ok(api.post(f"offers/{sub_offer['id']}/accept", owner), 201)["id"]
+        sign(api, buyer, ids["subscription_cancel"])
+        sign(api, owner, ids["subscription_cancel"])
 
         # -- delivery: a certified file product sold to the buyer (escrowed: its entitlement active),
         # a published release it covers, drafts to upload into and publish, one to withdraw, a link --

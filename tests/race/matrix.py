@@ -457,6 +457,18 @@ def cancel_contract(env: Env) -> Case:
                 "pending_signatures", "cancelled", read=f"contracts/{contract}", reader=env.buyer)
 
 
+def cancel_subscription(env: Env) -> Case:
+    from tests.subscriptionflow import subscribe
+
+    contract = subscribe(env.api, vendor=env.owner, buyer=env.buyer, periods=3)["contract"]["id"]
+
+    def cancelled(env: Env, answers: list[Answer]) -> list[str]:
+        status = env.api.get(f"contracts/{contract}", env.buyer).get_json()["subscription"]["status"]
+        return [] if status == "cancelled" else [f"subscription {status}, want cancelled"]
+    return Case(Call("POST", f"contracts/{contract}/subscription/cancel", env.buyer), ("subscriptions", contract),
+                "active", "cancelled", check=cancelled)
+
+
 def create_payment(env: Env) -> Case:
     trade = env.trade()["trade"]
     return Case(Call("POST", f"trades/{trade}/payments", env.buyer, {"provider": "manual"}, _key()),
@@ -766,6 +778,9 @@ ROWS: list[Row] = [
     Row("payment create", "POST", f"{P}/trades/{{trade_id}}/payments", create_payment_unkeyed, rounds=10),
     Row("payment cancel", "POST", f"{P}/payments/{{payment_id}}/cancel", cancel_payment),
     Row("payment confirm", "POST", f"{P}/payments/{{payment_id}}/confirm", confirm_payment),
+    Row("trade cancel", "POST", f"{P}/trades/{{trade_id}}/cancel",
+        trade_move("cancel", "op", "awaiting_payment", "cancelled", REASON)),
+    Row("subscription cancel", "POST", f"{P}/contracts/{{contract_id}}/subscription/cancel", cancel_subscription),
     Row("trade delivery", "POST", f"{P}/trades/{{trade_id}}/delivery",
         trade_move("delivery", "owner", "escrowed", "delivered", {"reference": "s3://bucket/r.csv", "sha256": SHA})),
     Row("trade acceptance", "POST", f"{P}/trades/{{trade_id}}/acceptance",

@@ -285,6 +285,11 @@ ROWS: list[Row] = [
       buyer=201, owner=201, operator=403, rule=f"{P}/contracts/{{contract_id}}/signatures"),
     R("POST", f"{P}/contracts/{{contract_cancel}}/cancel", {}, default=404, anonymous=401, suspended=403,
       buyer=200, owner=409, operator=403, rule=f"{P}/contracts/{{contract_id}}/cancel"),
+    # The buyer alone cancels its subscription: the seller and operators see it but may not (403).
+    R("POST", f"{P}/contracts/{{subscription_cancel}}/subscription/cancel", default=404, anonymous=401,
+      suspended=403, buyer=200, owner=403, operator=403, rule=f"{P}/contracts/{{contract_id}}/subscription/cancel"),
+    R("POST", f"{P}/trades/{{trade_cancel}}/cancel", {"reason": "矩阵 matrix"}, default=403, anonymous=401,
+      operator=200, rule=f"{P}/trades/{{trade_id}}/cancel"),
     R("POST", f"{P}/trades/{{trade_pay}}/payments", {"provider": "manual"}, default=404, anonymous=401,
       suspended=403, buyer=201, owner=403, operator=403, rule=f"{P}/trades/{{trade_id}}/payments"),
     R("POST", f"{P}/payments/{{payment_confirm}}/confirm", default=403, anonymous=401, operator=200,
