@@ -72,7 +72,8 @@ def period_trades(api: ApiHelper, actor: Actor, contract_id: str) -> list[dict[s
 
 
 def set_clock(app: Any, at: datetime) -> None:
-    """Move the domain clock so that now is `at` (to the second)."""
+    """Move the domain clock so that now is `at` (to the second; the wall clock goes on, so a test
+    that must stay before a boundary sets the clock a few minutes before it)."""
     app.config["NOW_OFFSET_S"] = int((at - wallclock()).total_seconds())
 
 

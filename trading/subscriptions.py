@@ -214,8 +214,8 @@ def renewal_refusal(session: Session, contract: Contract, now: datetime) -> str 
         if org.status != OrgStatus.VERIFIED:
             return f"the {role} organization is {org.status}"
     revision = listings.get_version(session, product_id=contract.product_id, version=contract.product_version)
-    decision = whitelist.check_transfer(session, product=revision, buyer_org=session.get(Organization,
-                                                                                          contract.buyer_org_id), now=now)
+    buyer = session.get(Organization, contract.buyer_org_id)
+    decision = whitelist.check_transfer(session, product=revision, buyer_org=buyer, now=now)
     if not decision.allowed:
         return f"the deal is no longer lawful across the border ({decision.rule})"
     return None

@@ -77,7 +77,7 @@ def test_renewal_creates_the_next_period_at_the_contracts_price_and_grows_the_wi
     p1, p2 = periods.period(signed, "month", 1), periods.period(signed, "month", 2)
     assert parse(ent["ends_at"]) == p1.end
     # Before renews_at nothing happens; at renews_at the sweep creates period 2, awaiting payment.
-    at_and_sweep(app, p1.end - timedelta(days=7, seconds=1))
+    at_and_sweep(app, p1.end - timedelta(days=7, minutes=2))
     assert len(period_trades(api, buyer, c["id"])) == 1
     at_and_sweep(app, p1.end - timedelta(days=7))
     first, second = period_trades(api, buyer, c["id"])
@@ -146,7 +146,7 @@ def test_the_last_period_without_auto_renewal_ends_the_subscription(api, app):
     buyer, c = deal["buyer"], deal["contract"]
     assert c["subscription"]["renews_at"] is None
     p1 = periods.period(parse(c["signed_at"]), "month", 1)
-    at_and_sweep(app, p1.end - timedelta(seconds=1))
+    at_and_sweep(app, p1.end - timedelta(minutes=2))
     assert contract(api, buyer, c["id"])["subscription"]["status"] == "active"
     assert entitlement_of(api, buyer, deal["trade"]["id"])["status"] == "active"
     at_and_sweep(app, p1.end)
@@ -190,7 +190,7 @@ def test_the_buyer_cancels_the_paid_periods_run_to_their_end(api, app):
     assert api.post(f"payments/{payment['id']}/confirm", api.operator()).status_code == 409
     assert api.post(f"contracts/{c['id']}/subscription/cancel", buyer).status_code == 409
     # Period 1 runs to its end; then the entitlement expires and nothing renews.
-    at_and_sweep(app, p1.end - timedelta(seconds=1))
+    at_and_sweep(app, p1.end - timedelta(minutes=2))
     assert entitlement_of(api, buyer, deal["trade"]["id"])["status"] == "active"
     at_and_sweep(app, p1.end + timedelta(days=40))
     assert entitlement_of(api, buyer, deal["trade"]["id"])["status"] == "expired"
@@ -257,7 +257,7 @@ def test_a_period_file_trade_is_delivered_no_earlier_than_its_start(api, app):
     at_and_sweep(app, p2.start - timedelta(days=7))
     second = pay(api, buyer, period_trades(api, buyer, c["id"])[1]["id"])
     assert second["status"] == "escrowed"
-    at_and_sweep(app, p2.start - timedelta(seconds=1))
+    at_and_sweep(app, p2.start - timedelta(minutes=2))
     assert api.get(f"trades/{second['id']}", buyer).get_json()["status"] == "escrowed"
     at_and_sweep(app, p2.start)
     t = api.get(f"trades/{second['id']}", buyer).get_json()
@@ -274,7 +274,7 @@ def test_unpaid_trades_are_cancelled_after_the_payment_days(api, app):
     vendor, buyer = api.vendor(), api.enterprise()
     trade = signed_trade(api, vendor, buyer)
     created = parse(trade["created_at"])
-    at_and_sweep(app, created + timedelta(days=14) - timedelta(seconds=1))
+    at_and_sweep(app, created + timedelta(days=14) - timedelta(minutes=2))
     assert api.get(f"trades/{trade['id']}", buyer).get_json()["status"] == "awaiting_payment"
     at_and_sweep(app, created + timedelta(days=14))
     t = api.get(f"trades/{trade['id']}", buyer).get_json()
