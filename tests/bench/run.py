@@ -6,6 +6,7 @@
     python -m tests.bench.run --only delivery   # just release uploads and downloads (1 GiB; --quick: 64 MiB)
     python -m tests.bench.run --only gateway    # just the API gateway against its upstream called directly
     python -m tests.bench.run --only sandbox    # just sandbox queries against DuckDB on the file (10M rows)
+    python -m tests.bench.run --only renewal    # just the subscription renewal sweep (10k due at once)
 
 Data comes from the bulk generator (`python -m tests.bench.generate`: listed products with certificates,
 and per ten products one procurement and one trade), into one PostgreSQL database and one SQLite
@@ -14,7 +15,8 @@ growth of search and matching latency is measured on the way. Servers are gunico
 deploy/gunicorn.conf.py; the load generator is a separate process (tests/bench/loadgen.py), pinned to
 the other core. The delivery benchmark has its own SQLite file, one worker and a file of 1 GiB; the
 gateway benchmark its own PostgreSQL database, a 20 ms loopback upstream and 2 gthread workers; the
-sandbox benchmark its own SQLite file, one worker and a 10-million-row Parquet release.
+sandbox benchmark its own SQLite file, one worker and a 10-million-row Parquet release; the renewal
+benchmark its own PostgreSQL database and 10,000 subscriptions due at once, swept in-process.
 Writes tests/bench/results.json, results.md and results.png; `--only` runs a part and merges it into
 the results of the last run.
 """
@@ -34,6 +36,7 @@ from tests.bench import (
     bench_gateway,
     bench_http,
     bench_matching,
+    bench_renewal,
     bench_sandbox,
     bench_search,
     bench_trading,
@@ -63,10 +66,10 @@ def _sizes(args: argparse.Namespace) -> dict[str, Any]:
     if args.quick:
         return {"steps": [1000, 3000], "main": 3000, "repeat": 3, "naive": 1, "rounds": 1, "duration": 1.5,
                 "flows": 5, "million": False, "file_mib": 64,
-                "sandbox_rows": 1_000_000}
+                "sandbox_rows": 1_000_000, "renewals": 1000}
     return {"steps": [10_000, 100_000], "main": 100_000, "repeat": 20, "naive": 3, "rounds": 3, "duration": 4.0,
             "flows": 30, "million": args.million, "file_mib": 1024,
-            "sandbox_rows": bench_sandbox.ROWS}
+            "sandbox_rows": bench_sandbox.ROWS, "renewals": bench_renewal.COUNT}
 
 
 def delivery(sizes: dict[str, Any]) -> dict[str, Any]:
@@ -83,6 +86,11 @@ def gateway(sizes: dict[str, Any]) -> dict[str, Any]:
 def sandbox(sizes: dict[str, Any]) -> dict[str, Any]:
     with timer(f"sandbox, {sizes['sandbox_rows']:,}-row Parquet"):
         return bench_sandbox.measure(repeat=max(5, sizes["repeat"]), rows=sizes["sandbox_rows"])
+
+
+def renewal(sizes: dict[str, Any]) -> dict[str, Any]:
+    with timer(f"subscription renewal sweep, {sizes['renewals']:,} due"):
+        return bench_renewal.measure(count=sizes["renewals"])
 
 
 def _dispose(app: Any) -> None:
@@ -171,6 +179,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     log("Privacy-computing sandbox (SQLite, DuckDB on a Parquet release)")
     results["sandbox"] = sandbox(sizes)
 
+    log("Subscription renewal sweep (PostgreSQL, in-process)")
+    results["renewal"] = renewal(sizes)
+
     # -- 1M products (opt-in: generating 900k more takes longer than the whole budget) ---------------
     if sizes["million"]:
         took = grow(pg_url, pg_app, 1_000_000)
@@ -187,7 +198,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 # What `--only` can run on its own (each with its own database and server).
-PARTS = {"delivery": delivery, "gateway": gateway, "sandbox": sandbox}
+PARTS = {"delivery": delivery, "gateway": gateway, "sandbox": sandbox, "renewal": renewal}
 
 
 def main(argv: list[str] | None = None) -> int:
