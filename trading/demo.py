@@ -1,12 +1,16 @@
 """Demo trading: open procurements, a negotiation in progress, contracts signed on site at the live
-fair and carried through payment, delivery and settlement, and one disputed trade for the operator.
+fair and carried through payment, delivery and settlement, one disputed trade for the operator, and a
+monthly subscription in its second period (period 1 paid and settled, period 2 paid and running).
 Idempotent: nothing is added once the demo buyers have contracts."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
+from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -16,8 +20,8 @@ from exchange.identity.models import Organization, User
 from exchange.principal import Principal
 from listings.models import Fair, Product, ProductVersion, Stall
 from listings.states import ProductStatus
-from trading import contracts, offers, payments, procurements, rules, settlement
-from trading.models import Contract
+from trading import contracts, offers, payments, procurements, rules, settlement, subscriptions
+from trading.models import Contract, Subscription, Trade
 
 SHA = "9f2c4e1a7b3d5f60182a4c6e8b0d2f4a6c8e0b2d4f6a8c0e2b4d6f8a0c2e4b6d"
 
@@ -68,6 +72,66 @@ def _deal(session: Session, *, buyer: Principal, vendor: Principal, product: Pro
     contracts.sign(session, contract_id=contract.id, data=on_site, actor=vendor, client_addr="127.0.0.1",
                    user_agent="datafair-demo")
     return contract
+
+
+@contextmanager
+def _days_ago(days: float) -> Iterator[None]:
+    """The domain clock (exchange.db.utcnow) set `days` before the real time, restored afterwards: the
+    demo's subscription is signed and paid in the past through the same services as a live one."""
+    config = current_app.config
+    before = config.get("NOW_OFFSET_S", 0)
+    config["NOW_OFFSET_S"] = int(before or 0) - int(days * 86_400)
+    try:
+        yield
+    finally:
+        config["NOW_OFFSET_S"] = before
+
+
+SUBSCRIPTION_AGE_DAYS = 40  # the anchor: period 1 is over, period 2 is running
+SUBSCRIPTION_PERIODS = 6
+
+
+def _subscription(session: Session, orgs: dict[str, Organization], *,
+                  operator: Principal) -> Subscription | None:
+    """The Dongguan retailer's six-month subscription to the Guangzhou real-time traffic feed (a monthly
+    `subscription` product), signed SUBSCRIPTION_AGE_DAYS ago: period 1 paid, delivered and settled,
+    period 2 created by the renewal at its `renews_at`, paid before it began and now running (escrowed).
+    The renewal is the sweep's own step (subscriptions.renew), run on the clock of its due time."""
+    vendor_org, buyer_org = orgs["gz_transport"], orgs["dg_retail"]
+    found = next(((p, v) for p, v in _listed(session, vendor_org)
+                  if v.price.get("model") == subscriptions.SUBSCRIPTION and v.price.get("period") == "month"), None)
+    if found is None or not check_transfer(session, product=found[1], buyer_org=buyer_org).allowed:
+        return None
+    product, version = found
+    buyer, vendor = _admin(session, buyer_org), _admin(session, vendor_org)
+    age = SUBSCRIPTION_AGE_DAYS
+    with _days_ago(age):
+        offer = offers.make(session, data={"product_id": product.id, "price": _price(version),
+                                           "terms": {**_terms(version), "periods": SUBSCRIPTION_PERIODS,
+                                                     "auto_renew": False},
+                                           "message": "按月订阅半年 six months, month by month"}, actor=buyer)
+        contract = offers.accept(session, offer_id=offer.id, actor=vendor)
+        for who in (buyer, vendor):
+            contracts.sign(session, contract_id=contract.id, data={}, actor=who, client_addr="127.0.0.1",
+                           user_agent="datafair-demo")
+        first = contracts.trade_of(session, contract)
+        payment = payments.create_payment(session, trade_id=first.id, provider="manual", actor=buyer)
+        payments.confirm_payment(session, payment_id=payment.id, actor=operator)
+        settlement.deliver(session, trade_id=first.id, reference=f"api://demo/{first.id}", sha256=SHA, actor=vendor)
+    with _days_ago(age - 3):
+        settlement.accept(session, trade_id=first.id, actor=buyer)
+    sub = subscriptions.get(session, contract.id)
+    # The renewal on its due day, then the buyer pays the new period a day later (before it begins).
+    due_ago = (utcnow() - sub.renews_at).total_seconds() / 86_400
+    with _days_ago(due_ago):
+        subscriptions.renew(session, contract.id, utcnow())
+    second = session.execute(select(Trade).where(Trade.contract_id == contract.id, Trade.period_index == 2)
+                             ).scalar_one()
+    with _days_ago(due_ago - 1):
+        payment = payments.create_payment(session, trade_id=second.id, provider="manual", actor=buyer)
+        payments.confirm_payment(session, payment_id=payment.id, actor=operator)
+    session.flush()
+    return sub
 
 
 def seed(session: Session, orgs: dict[str, Organization]) -> dict[str, int]:
@@ -133,6 +197,8 @@ def seed(session: Session, orgs: dict[str, Organization]) -> dict[str, int]:
             settlement.open_dispute(session, trade_id=trade.id, actor=buyer,
                                     reason="交付数据缺少10月份记录 October records missing from the delivery")
             made["disputed"] += 1
+    if _subscription(session, orgs, operator=operator):
+        made["subscriptions"] = 1
     # A negotiation in progress: a bid and a counter-offer awaiting the buyer.
     listed = _listed(session, orgs["mo_tourism"]) or _listed(session, orgs["hk_finance"])
     if listed:
