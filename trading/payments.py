@@ -503,6 +503,10 @@ def cancel_unpaid_trade(session: Session, *, trade_id: str, reason: str, actor: 
     return trade
 
 
+def _canceller(session: Session, actor: Principal | None) -> Callable[[str, str], Any]:
+    return lambda trade_id, reason: cancel_unpaid_trade(session, trade_id=trade_id, reason=reason, actor=actor)
+
+
 def cancel_by_operator(session: Session, *, trade_id: str, reason: str, actor: Principal) -> Trade:
     """Operator: cancel a trade nobody paid (a subscription's period: the subscription lapses)."""
     actor.require_operator()
@@ -513,7 +517,8 @@ def cancel_by_operator(session: Session, *, trade_id: str, reason: str, actor: P
     if cancelled is None:
         raise Conflict(f"This trade is {trade.status}; only a trade awaiting payment can be cancelled "
                        "(a paid one is refunded through a dispute's resolution).")
-    subscriptions.on_period_cancelled(session, sub, cancelled, "cancelled by an operator")
+    subscriptions.on_period_cancelled(session, sub, cancelled, "cancelled by an operator",
+                                      cancel_unpaid=_canceller(session, actor))
     return cancelled
 
 
@@ -548,7 +553,8 @@ def cancel_overdue(session: Session, trade_id: str, now: Any) -> bool:
     trade = cancel_unpaid_trade(session, trade_id=trade_id, reason="", due=due)
     if trade is None:
         return False
-    subscriptions.on_period_cancelled(session, sub, trade, trade.cancel_reason or "not paid")
+    subscriptions.on_period_cancelled(session, sub, trade, trade.cancel_reason or "not paid",
+                                      cancel_unpaid=_canceller(session, None))
     return True
 
 
@@ -557,7 +563,7 @@ def cancel_subscription(session: Session, *, contract_id: str, actor: Principal)
     contract = rules.for_parties(session, Contract, contract_id, actor, parties=("buyer_org_id", "seller_org_id"),
                                  what="contract")
     subscriptions.cancel(session, contract=contract, actor=actor,
-                         cancel_unpaid=lambda t, r: cancel_unpaid_trade(session, trade_id=t, reason=r, actor=actor))
+                         cancel_unpaid=_canceller(session, actor))
     return contract
 
 
@@ -566,5 +572,5 @@ def end_subscription_after_revocation(session: Session, *, contract_id: str, rea
     its paid periods not yet begun (API.md, Delivery and use)."""
     return subscriptions.end_after_revocation(
         session, contract_id=contract_id, reason=reason,
-        cancel_unpaid=lambda t, r: cancel_unpaid_trade(session, trade_id=t, reason=r),
+        cancel_unpaid=_canceller(session, None),
         refund_unstarted=lambda t, r: settlement.refund_unstarted(session, trade_id=t, reason=r))

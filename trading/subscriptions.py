@@ -234,6 +234,11 @@ def renew(session: Session, contract_id: str, now: datetime) -> bool:
     sub = load_for_update(session, Subscription, contract_id)
     if sub is None or sub.status != S.ACTIVE or sub.renews_at is None or sub.renews_at > now:
         return False
+    grace = timedelta(days=int(current_app.config["GRACE_DAYS"]))
+    if unpaid_started(session, contract_id, now - grace) is not None:
+        # A period already unpaid past its grace: the subscription lapses (the unpaid-trades sweep,
+        # right after this one), it does not renew.
+        return False
     contract = session.get(Contract, contract_id)
     refused = renewal_refusal(session, contract, now)
     if refused is not None:
@@ -243,7 +248,6 @@ def renew(session: Session, contract_id: str, now: datetime) -> bool:
     trade = trades.new_trade(session, contract, fee_bps=int(current_app.config["FEE_BPS"]), period=nxt)
     sub.latest_period, sub.ends_at = nxt.index, nxt.end
     sub.renews_at = _next_renewal(sub)
-    grace = timedelta(days=int(current_app.config["GRACE_DAYS"]))
     _emit(session, sub, contract, "renewal_due", trade_id=trade.id, amount=trade.amount, currency=trade.currency,
           period={"index": nxt.index, "start": iso_z(nxt.start), "end": iso_z(nxt.end)},
           pay_by=iso_z(nxt.start + grace))
@@ -275,11 +279,18 @@ def lock_of_trade(session: Session, trade_id: str) -> Subscription | None:
     return load_for_update(session, Subscription, contract_id) if contract_id is not None else None
 
 
-def on_period_cancelled(session: Session, sub: Subscription | None, trade: Trade, reason: str) -> None:
+def on_period_cancelled(session: Session, sub: Subscription | None, trade: Trade, reason: str, *,
+                        cancel_unpaid: Any) -> None:
     """A period's trade was cancelled unpaid (the grace passed, an operator, the payment deadline):
-    an active subscription lapses (`sub` is locked by the caller, before the trade)."""
-    if sub is not None and sub.status == S.ACTIVE and trade.period_start is not None:
-        _finish(session, sub, S.LAPSED, f"period {trade.period_index} {reason}")
+    an active subscription lapses (`sub` is locked by the caller, before the trade), and any later
+    period's trade still awaiting payment is cancelled with it (`cancel_unpaid(trade_id, reason)`)."""
+    if sub is None or sub.status != S.ACTIVE or trade.period_start is None:
+        return
+    _finish(session, sub, S.LAPSED, f"period {trade.period_index} {reason}")
+    for trade_id in session.execute(select(Trade.id).where(Trade.contract_id == sub.contract_id,
+                                                           Trade.status == T.AWAITING_PAYMENT)
+                                    .order_by(Trade.period_index)).scalars():
+        cancel_unpaid(trade_id, f"the subscription lapsed: period {trade.period_index} {reason}")
 
 
 def cancel(session: Session, *, contract: Contract, actor: Principal, cancel_unpaid: Any) -> Subscription:

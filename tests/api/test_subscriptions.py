@@ -301,3 +301,17 @@ def test_the_domain_clock_does_not_move_token_validation(api, app):
     set_clock(app, parse("2031-06-01T00:00:00Z"))
     r = api.get("me", buyer)
     assert r.status_code == 200, r.get_json()
+
+
+def test_one_sweep_past_two_deadlines_lapses_and_leaves_nothing_awaiting_payment(api, app):
+    """Found by the state machine: a sweep that runs only after period 2's grace and period 3's
+    renewal date lapses the subscription for period 2 and creates no period 3."""
+    deal = subscribe(api, periods=3)
+    buyer, c = deal["buyer"], deal["contract"]
+    anchor = parse(c["signed_at"])
+    at_and_sweep(app, periods.period(anchor, "month", 2).start - timedelta(days=7))  # period 2 created
+    at_and_sweep(app, periods.period(anchor, "month", 3).start - timedelta(days=6))
+    sub = contract(api, buyer, c["id"])["subscription"]
+    assert sub["status"] == "lapsed" and "period 2" in sub["reason"], sub
+    statuses = {t["period"]["index"]: t["status"] for t in period_trades(api, buyer, c["id"])}
+    assert statuses == {1: "escrowed", 2: "cancelled"}, statuses
