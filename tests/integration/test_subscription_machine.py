@@ -72,7 +72,6 @@ class SubscriptionMachine(RuleBasedStateMachine):
         self.latest, self.ends_at = 1, self.period(1).end
         self.renews_at = self.next_renewal()
         self.status = "active"
-        self.status_certain = True
         self.cert_suspended = self.buyer_suspended = False
         # index -> [trade id, status]
         self.trades: dict[int, list] = {1: [deal["trade"]["id"], deal["trade"]["status"]]}
@@ -207,7 +206,6 @@ class SubscriptionMachine(RuleBasedStateMachine):
         else:
             assert sub["status"] in (before, "ended"), (before, sub)
         self.finish(sub["status"])
-        self.status_certain = True
         for t in period_trades(self.api, self.buyer, self.cid):
             self.trades[t["period"]["index"]][1] = t["status"]
         assert self.trades[index][1] == "refunded"
