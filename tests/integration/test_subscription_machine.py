@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -76,9 +75,6 @@ class SubscriptionMachine(RuleBasedStateMachine):
         # index -> [trade id, status]
         self.trades: dict[int, list] = {1: [deal["trade"]["id"], deal["trade"]["status"]]}
         self.ent_trade = deal["trade"]["id"] if paid else None
-        # Period trades the renewal created in the sweep that then lapsed the subscription for an
-        # earlier unpaid period: left awaiting payment (the bug of the xfail test below).
-        self.leftover: set[int] = set()
         assert (deal["trade"]["status"] in PAID) == paid
 
     # -- rules ------------------------------------------------------------------------------------------------
@@ -87,8 +83,11 @@ class SubscriptionMachine(RuleBasedStateMachine):
         self.days += days
         self.now = self.anchor + timedelta(days=self.days, hours=1)
         at_and_sweep(self.app, self.now)
-        # Renewal (one per sweep per subscription), with its re-checks.
-        if self.status == "active" and self.renews_at is not None and self.renews_at <= self.now:
+        # Renewal (one per sweep per subscription), with its re-checks; never while a begun period is
+        # unpaid past its grace (that period lapses the subscription instead).
+        overdue = any(t[1] == "awaiting_payment" and self.period(i).start + GRACE <= self.now
+                      for i, t in self.trades.items())
+        if self.status == "active" and self.renews_at is not None and self.renews_at <= self.now and not overdue:
             if self.cert_suspended or self.buyer_suspended:
                 self.finish("lapsed")
             else:
@@ -104,7 +103,10 @@ class SubscriptionMachine(RuleBasedStateMachine):
                 trade[1] = "cancelled"
                 if self.status == "active":
                     self.finish("lapsed")
-                    self.leftover |= {i for i, t in self.trades.items() if t[1] == "awaiting_payment"}
+                    # A lapse cancels every later period still awaiting payment.
+                    for later in self.trades.values():
+                        if later[1] == "awaiting_payment":
+                            later[1] = "cancelled"
         # The end after the last period.
         if self.status == "active" and self.renews_at is None and self.ends_at <= self.now:
             self.finish("ended")
@@ -234,7 +236,7 @@ class SubscriptionMachine(RuleBasedStateMachine):
         if self.status != "active":
             assert sub["renews_at"] is None
             open_ = {t["period"]["index"] for t in server if t["status"] == "awaiting_payment"}
-            assert open_ <= self.leftover, (open_, self.leftover)
+            assert not open_, open_
         else:
             assert (parse(sub["renews_at"]) if sub["renews_at"] else None) == self.renews_at, sub
         assert parse(sub["ends_at"]) == self.ends_at, sub
@@ -260,16 +262,3 @@ def test_subscription_state_machine(app, database):
 
 
 # -- bugs the machine found --------------------------------------------------------------------------------
-@pytest.mark.xfail(strict=True, reason="one sweep past two deadlines renews period 3 before it lapses the "
-                   "subscription for unpaid period 2: the lapsed subscription keeps period 3 awaiting payment")
-def test_a_sweep_that_lapses_a_subscription_leaves_no_period_awaiting_payment(api, app):
-    deal = subscribe(api, periods=3)
-    buyer, c = deal["buyer"], deal["contract"]
-    anchor = parse(c["signed_at"])
-    at_and_sweep(app, periods.period(anchor, "month", 2).start - timedelta(days=7))  # period 2 created
-    # No sweep until after period 3's renewal: period 2 unpaid past its grace, period 3 due.
-    at_and_sweep(app, periods.period(anchor, "month", 3).start - timedelta(days=6))
-    sub = contract(api, buyer, c["id"])["subscription"]
-    assert sub["status"] == "lapsed" and "period 2" in sub["reason"], sub
-    statuses = {t["period"]["index"]: t["status"] for t in period_trades(api, buyer, c["id"])}
-    assert "awaiting_payment" not in statuses.values(), statuses
