@@ -138,3 +138,40 @@ class WhitelistEntry(TimestampMixin, Base):
     created_by: Mapped[str] = mapped_column(String(40))
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     deleted_by: Mapped[str | None] = mapped_column(String(40))
+
+
+class Registration(Base):
+    """A rights registration (数据资产登记, API.md Compliance): append-only, signed, numbered per UTC
+    year with no gaps. `initial`/`change` register the vendor's holding, processing and operation
+    rights to a certified version; `licence` the buyer's processing right under a contract;
+    `cancellation` ends the registration named by `cancels`."""
+
+    __tablename__ = "registrations"
+    __table_args__ = (
+        CheckConstraint("type IN ('initial', 'licence', 'change', 'cancellation')", name="type"),
+        CheckConstraint("seq >= 1", name="seq"),
+        UniqueConstraint("year", "seq", name="uq_registrations_year_seq"),
+        Index("ix_registrations_product", "product_id", "registered_at"),
+        Index("ix_registrations_contract", "contract_id"),
+        Index("ix_registrations_cancels", "cancels"),
+    )
+
+    number: Mapped[str] = mapped_column(String(20), primary_key=True)
+    year: Mapped[int] = mapped_column(Integer)
+    seq: Mapped[int] = mapped_column(Integer)
+    type: Mapped[str] = mapped_column(String(20))
+    product_id: Mapped[str] = mapped_column(ForeignKey("products.id"))
+    product_version: Mapped[int] = mapped_column(Integer)
+    holder_org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"), index=True)
+    rights: Mapped[list[str]] = mapped_column(JSON)
+    scope: Mapped[str | None] = mapped_column(String(40))
+    valid_from: Mapped[datetime] = mapped_column(UTCDateTime())
+    valid_to: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The contract of a licence (and of its cancellation): an id, not a foreign key, since contracts
+    # belong to trading, a layer above certification.
+    contract_id: Mapped[str | None] = mapped_column(String(40))
+    cancels: Mapped[str | None] = mapped_column(String(20))
+    registered_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    digest: Mapped[str] = mapped_column(String(64))
+    key_id: Mapped[str] = mapped_column(String(64))
+    signature: Mapped[str] = mapped_column(String(128))

@@ -48,6 +48,9 @@ BODY_FIELDS = (
     "license", "scenarios", "data_source", "coverage", "volume",
 )
 OPTIONAL_BODY_FIELDS = frozenset({"sample", "coverage", "volume"})
+# Part of a revision's body only when stated (API.md Compliance): a version certified before the
+# field existed keeps the body, and so the digest, it was certified with.
+STATED_BODY_FIELDS = ("personal_info",)
 
 
 class Product(TimestampMixin, Base):
@@ -149,10 +152,17 @@ class ProductVersion(TimestampMixin, Base):
     data_source: Mapped[dict[str, Any]] = mapped_column(JSON)
     coverage: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     volume: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # {"subjects": N, "sensitive": bool}: required with contains_personal_info for new revisions.
+    personal_info: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     def body(self) -> dict[str, Any]:
-        """Every field of the creation body as stored, JSON-able (what a certificate digest covers)."""
-        return {name: _jsonable(getattr(self, name)) for name in BODY_FIELDS}
+        """Every field of the creation body as stored, JSON-able (what a certificate digest covers);
+        a stated-only field (`personal_info`) only when it is stated."""
+        body = {name: _jsonable(getattr(self, name)) for name in BODY_FIELDS}
+        for name in STATED_BODY_FIELDS:
+            if getattr(self, name) is not None:
+                body[name] = _jsonable(getattr(self, name))
+        return body
 
 
 def _jsonable(value: Any) -> Any:

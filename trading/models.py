@@ -25,6 +25,7 @@ from exchange.payments import PROVIDER_NAMES
 from trading.states import (
     ContractStatus,
     DisputeStatus,
+    DossierStatus,
     OfferStatus,
     PaymentStatus,
     PayoutStatus,
@@ -330,3 +331,61 @@ class Payout(TimestampMixin, Base):
     provider_ref: Mapped[str | None] = mapped_column(String(100))
     created_by: Mapped[str] = mapped_column(String(40))
     entry_id: Mapped[str | None] = mapped_column(String(40))
+
+
+class Dossier(TimestampMixin, Base):
+    """The cross-border filing dossier of a contract whose data leaves the mainland (API.md
+    Compliance): the legal path decided at the second signature, with the facts and the rule-table
+    version it was decided on, and the filing with its deadline."""
+
+    __tablename__ = "dossiers"
+    __table_args__ = (
+        CheckConstraint(check_in("status", DossierStatus), name="status"),
+        CheckConstraint("subjects >= 0 AND cumulative_subjects >= subjects", name="subjects"),
+        CheckConstraint("cumulative_sensitive_subjects >= 0", name="sensitive_subjects"),
+        # The overdue sweep's rows: awaiting filing, by due date.
+        Index("ix_dossiers_due", "status", "due_at"),
+    )
+
+    id: Mapped[str] = IdColumn("dos")
+    contract_id: Mapped[str] = mapped_column(ForeignKey("contracts.id"), unique=True)
+    exporter_org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"), index=True)
+    importer_org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"))
+    path: Mapped[str] = mapped_column(String(30))
+    reasons: Mapped[list[str]] = mapped_column(JSON)
+    rule_ids: Mapped[list[str]] = mapped_column(JSON)
+    rule_version: Mapped[str] = mapped_column(String(60))
+    # The facts the path was decided on (what `decide` was given), kept to explain it later.
+    facts: Mapped[dict[str, Any]] = mapped_column(JSON)
+    subjects: Mapped[int] = mapped_column(BigInteger)
+    cumulative_subjects: Mapped[int] = mapped_column(BigInteger)
+    cumulative_sensitive_subjects: Mapped[int] = mapped_column(BigInteger)
+    filing_required: Mapped[bool] = mapped_column(Boolean)
+    approval_required: Mapped[bool] = mapped_column(Boolean)
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    provisional_due_date: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(20))
+    reference: Mapped[str | None] = mapped_column(String(100))
+    filed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    filed_by: Mapped[str | None] = mapped_column(String(40))
+    approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    approved_by: Mapped[str | None] = mapped_column(String(40))
+    overdue_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class CrossBorderVolume(Base):
+    """An exporter's personal-information individuals sent abroad in one year of China Standard
+    Time (API.md Compliance): bumped in the transaction of each signature, under this row's lock,
+    so concurrent signatures count exactly."""
+
+    __tablename__ = "crossborder_volumes"
+    __table_args__ = (
+        CheckConstraint("subjects >= 0 AND sensitive_subjects >= 0", name="subjects"),
+    )
+
+    exporter_org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"), primary_key=True)
+    year: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    subjects: Mapped[int] = mapped_column(BigInteger, default=0)
+    sensitive_subjects: Mapped[int] = mapped_column(BigInteger, default=0)
+    contracts: Mapped[int] = mapped_column(Integer, default=0)

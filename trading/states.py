@@ -158,3 +158,22 @@ PAYOUT_TRANSITIONS: dict[PayoutStatus, frozenset[PayoutStatus]] = {
 class SignatureMethod(StrEnum):
     PLATFORM = "platform"
     ED25519 = "ed25519"
+
+
+class DossierStatus(StrEnum):
+    """A cross-border dossier's filing (API.md Compliance). `overdue` is awaiting filing past its due
+    date: computed on read, persisted by the sweep; a late filing still makes it `filed`."""
+
+    NOT_REQUIRED = "not_required"
+    AWAITING_FILING = "awaiting_filing"
+    FILED = "filed"
+    OVERDUE = "overdue"
+
+
+DS = DossierStatus
+DOSSIER_TRANSITIONS: dict[DossierStatus, frozenset[DossierStatus]] = {
+    DS.NOT_REQUIRED: frozenset(),
+    DS.AWAITING_FILING: frozenset({DS.FILED, DS.OVERDUE}),
+    DS.OVERDUE: frozenset({DS.FILED}),
+    DS.FILED: frozenset(),
+}

@@ -17,7 +17,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from exchange.db import Base, IdColumn, TimestampMixin, UTCDateTime, check_in, utcnow
-from exchange.identity.states import ORG_TYPES, REGIONS, ROLES, OrgStatus
+from exchange.identity.states import GD_CITIES, ORG_TYPES, REGIONS, ROLES, ZONES, OrgStatus
 
 
 class Organization(TimestampMixin, Base):
@@ -26,6 +26,10 @@ class Organization(TimestampMixin, Base):
         CheckConstraint(check_in("type", ORG_TYPES), name="type"),
         CheckConstraint(check_in("region", REGIONS), name="region"),
         CheckConstraint(check_in("status", tuple(s.value for s in OrgStatus)), name="status"),
+        CheckConstraint(check_in("city", GD_CITIES), name="city"),
+        CheckConstraint(check_in("zone", tuple(ZONES)), name="zone"),
+        CheckConstraint("city IS NULL OR region = 'GD'", name="city_region"),
+        CheckConstraint("zone IS NULL OR city IS NOT NULL", name="zone_city"),
     )
 
     id: Mapped[str] = IdColumn("org")
@@ -33,6 +37,8 @@ class Organization(TimestampMixin, Base):
     display_name: Mapped[str | None] = mapped_column(String(200))
     type: Mapped[str] = mapped_column(String(20), index=True)
     region: Mapped[str] = mapped_column(String(8))
+    city: Mapped[str | None] = mapped_column(String(20))
+    zone: Mapped[str | None] = mapped_column(String(20))
     registration_number: Mapped[str] = mapped_column(String(64), unique=True)
     status: Mapped[str] = mapped_column(String(20), default=OrgStatus.PENDING, index=True)
     status_reason: Mapped[str | None] = mapped_column(Text)

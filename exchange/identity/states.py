@@ -8,6 +8,14 @@ ORG_TYPES = ("vendor", "enterprise", "operator", "assessor")
 SELF_REGISTERED_TYPES = ("vendor", "enterprise", "assessor")
 REGIONS = ("GD", "HK", "MO", "CN", "INTL")
 ROLES = ("admin", "member")
+# Where a GD organization is (API.md, Compliance): the 21 prefecture-level cities of Guangdong, the
+# nine mainland cities of the Greater Bay Area first, and the cooperation zones with the city each
+# lies in (Hengqin in Zhuhai; Qianhai and Hetao in Shenzhen; Nansha in Guangzhou).
+GBA_CITIES = ("guangzhou", "shenzhen", "zhuhai", "foshan", "huizhou", "dongguan", "zhongshan", "jiangmen",
+              "zhaoqing")
+GD_CITIES = GBA_CITIES + ("shantou", "shaoguan", "heyuan", "meizhou", "shanwei", "yangjiang", "zhanjiang",
+                          "maoming", "qingyuan", "chaozhou", "jieyang", "yunfu")
+ZONES = {"hengqin": "zhuhai", "qianhai": "shenzhen", "nansha": "guangzhou", "hetao": "shenzhen"}
 
 
 class OrgStatus(StrEnum):
