@@ -13,8 +13,8 @@ ROLES = ("admin", "member")
 # lies in (Hengqin in Zhuhai; Qianhai and Hetao in Shenzhen; Nansha in Guangzhou).
 GBA_CITIES = ("guangzhou", "shenzhen", "zhuhai", "foshan", "huizhou", "dongguan", "zhongshan", "jiangmen",
               "zhaoqing")
-GD_CITIES = GBA_CITIES + ("shantou", "shaoguan", "heyuan", "meizhou", "shanwei", "yangjiang", "zhanjiang",
-                          "maoming", "qingyuan", "chaozhou", "jieyang", "yunfu")
+GD_CITIES = (*GBA_CITIES, "shantou", "shaoguan", "heyuan", "meizhou", "shanwei", "yangjiang", "zhanjiang",
+             "maoming", "qingyuan", "chaozhou", "jieyang", "yunfu")
 ZONES = {"hengqin": "zhuhai", "qianhai": "shenzhen", "nansha": "guangzhou", "hetao": "shenzhen"}
 
 
