@@ -159,6 +159,12 @@ class CoverageSchema(StrictSchema):
             raise ValidationError("must not be before time_from", "time_to")
 
 
+class PersonalInfoSchema(StrictSchema):
+    subjects = StrictInteger(required=True, minimum=1, maximum=10_000_000_000,
+                             metadata={"description": "individuals whose personal information the data covers"})
+    sensitive = Boolean(required=True, metadata={"description": "sensitive personal information (PIPL Art. 28)"})
+
+
 class VolumeSchema(StrictSchema):
     records = StrictInteger(minimum=0, load_default=None, allow_none=True)
     bytes = StrictInteger(minimum=0, load_default=None, allow_none=True)
@@ -196,6 +202,10 @@ def _product_fields(create: bool) -> dict[str, fields.Field]:
         "data_source": fields.Nested(DataSourceSchema, **req),
         "coverage": fields.Nested(CoverageSchema, **opt),
         "volume": fields.Nested(VolumeSchema, **opt),
+        "personal_info": fields.Nested(
+            PersonalInfoSchema, **({"load_default": None, "allow_none": True} if create else {"allow_none": True}),
+            metadata={"description": "required when contains_personal_info is true, refused otherwise; decides "
+                                     "the cross-border path (API.md Compliance)"}),
     }
 
 
@@ -262,6 +272,11 @@ class VolumeOutSchema(Schema):
     bytes = fields.Integer(allow_none=True)
 
 
+class PersonalInfoOutSchema(Schema):
+    subjects = fields.Integer()
+    sensitive = fields.Boolean()
+
+
 class BodyOutSchema(Schema):
     title = fields.String()
     summary = fields.String()
@@ -281,6 +296,8 @@ class BodyOutSchema(Schema):
     data_source = fields.Nested(DataSourceOutSchema)
     coverage = fields.Nested(CoverageOutSchema, allow_none=True)
     volume = fields.Nested(VolumeOutSchema, allow_none=True)
+    personal_info = fields.Nested(PersonalInfoOutSchema, allow_none=True,
+                                  metadata={"description": "null on a version certified before the field existed"})
 
 
 class ProductSchema(BodyOutSchema):

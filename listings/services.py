@@ -24,6 +24,7 @@ from exchange.states import transition
 from listings import search
 from listings.models import (
     BODY_FIELDS,
+    STATED_BODY_FIELDS,
     Fair,
     FairSale,
     Product,
@@ -188,7 +189,7 @@ def history(session: Session, *, product_id: str, principal: Principal) -> Selec
 
 def _stored(data: Mapping[str, Any]) -> dict[str, Any]:
     """The body as revisions store it: JSON values only (times as `...Z` strings)."""
-    return {k: _jsonable(v) for k, v in data.items() if k in BODY_FIELDS}
+    return {k: _jsonable(v) for k, v in data.items() if k in BODY_FIELDS or k in STATED_BODY_FIELDS}
 
 
 def _copy_catalog_columns(product: Product, body: Mapping[str, Any]) -> None:
@@ -206,6 +207,18 @@ def _check_complete(body: Mapping[str, Any]) -> None:
                                errors={f: ["Missing data for required field."] for f in missing})
 
 
+def check_personal_info(body: Mapping[str, Any]) -> None:
+    """`personal_info` goes with `contains_personal_info` (API.md Compliance): required when it is true,
+    refused when it is false. Raises ValidationFailed naming the field."""
+    stated = body.get("personal_info") is not None
+    if body.get("contains_personal_info") and not stated:
+        raise field_error("personal_info", "required when contains_personal_info is true: "
+                                           '{"subjects": individuals covered, "sensitive": true|false}')
+    if not body.get("contains_personal_info") and stated:
+        raise field_error("personal_info", "only for data that contains personal information: set "
+                                           "contains_personal_info to true, or personal_info to null")
+
+
 def create_product(session: Session, *, data: Mapping[str, Any], actor: Principal) -> Product:
     """A verified vendor registers a data product: version 1, a draft.
 
@@ -214,6 +227,7 @@ def create_product(session: Session, *, data: Mapping[str, Any], actor: Principa
     actor.require_type("vendor", action="listing data products")
     body = {"sample": None, "coverage": None, "volume": None, **_stored(data)}
     _check_complete(body)
+    check_personal_info(body)
     product = Product(owner_org_id=actor.org_id, status=ProductStatus.DRAFT, latest_version=1,
                       listed_version=None)
     _copy_catalog_columns(product, body)
@@ -243,6 +257,7 @@ def update_product(session: Session, *, product_id: str, changes: Mapping[str, A
         raise Conflict(f"Version {latest.version} is under review and frozen; withdraw the certification "
                        "request to edit it.")
     new_body = {**latest.body(), **_stored(changes)}
+    check_personal_info(new_body)
     if latest.status == VersionStatus.DRAFT:
         for name, value in new_body.items():
             setattr(latest, name, value)
@@ -289,6 +304,7 @@ def submit_for_review(session: Session, *, product_id: str, actor: Principal) ->
         raise Conflict(f"Version {latest.version} is already under review.")
     if latest.status != VersionStatus.DRAFT:
         raise Conflict("The product has no draft revision to certify; edit it first.")
+    check_personal_info(latest.body())
     _move_version(session, product, latest, VersionStatus.IN_REVIEW, reason="submitted for certification",
                   actor=actor)
     if product.listed_version is None:

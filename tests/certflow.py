@@ -7,7 +7,7 @@ import copy
 import itertools
 from typing import Any
 
-from tests.factories import Actor, ApiHelper
+from tests.factories import Actor, ApiHelper, with_personal_info
 
 _n = itertools.count(1)
 
@@ -35,7 +35,7 @@ def product_body(**overrides: Any) -> dict[str, Any]:
     body = copy.deepcopy(BASE_PRODUCT)
     body["title"] = f"{body['title']} #{next(_n)}"
     body.update(overrides)
-    return body
+    return with_personal_info(body)
 
 
 def create_product(api: ApiHelper, vendor: Actor, **overrides: Any) -> dict[str, Any]:

@@ -132,6 +132,13 @@ class ApiHelper:
 
 # -- listings (issue 3) ------------------------------------------------------------------------------
 
+def with_personal_info(body: dict[str, Any]) -> dict[str, Any]:
+    """Personal data states `personal_info` (API.md Compliance): 5,000 non-sensitive individuals unless given."""
+    if body.get("contains_personal_info") and "personal_info" not in body:
+        body["personal_info"] = {"subjects": 5_000, "sensitive": False}
+    return body
+
+
 def product_body(**overrides: Any) -> dict[str, Any]:
     """A valid product creation body (API.md Listings); keyword overrides replace top-level fields."""
     n = next(_seq)
@@ -159,7 +166,7 @@ def product_body(**overrides: Any) -> dict[str, Any]:
         "volume": {"records": 52_000_000, "bytes": 8_400_000_000},
     }
     body.update(overrides)
-    return body
+    return with_personal_info(body)
 
 
 def create_product(api: ApiHelper, vendor: Actor, **overrides: Any) -> dict[str, Any]:

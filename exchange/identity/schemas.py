@@ -6,7 +6,7 @@ from marshmallow import Schema, fields, post_dump, validate
 
 from exchange.fields import Boolean, PaginationArgsSchema, PublicURL, StrictSchema, Text, UTCDateTime, page_schema
 from exchange.identity.services import PRIVATE_ORG_FIELDS, can_see_private
-from exchange.identity.states import ORG_TYPES, REGIONS, ROLES, SELF_REGISTERED_TYPES, OrgStatus
+from exchange.identity.states import GD_CITIES, ORG_TYPES, REGIONS, ROLES, SELF_REGISTERED_TYPES, ZONES, OrgStatus
 from exchange.principal import viewer
 
 ORG_STATUSES = tuple(s.value for s in OrgStatus)
@@ -24,6 +24,12 @@ class OrganizationCreateSchema(StrictSchema):
     type = fields.String(required=True, validate=validate.OneOf(SELF_REGISTERED_TYPES))
     region = fields.String(required=True, validate=validate.OneOf(REGIONS))
     registration_number = Text(required=True, max_length=64)
+    city = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(GD_CITIES),
+                         metadata={"description": "GD only: one of the 21 prefecture-level cities (the nine "
+                                                  "Greater Bay Area cities first)"})
+    zone = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(tuple(ZONES)),
+                         metadata={"description": "a cooperation zone inside the city: hengqin (zhuhai), "
+                                                  "qianhai or hetao (shenzhen), nansha (guangzhou)"})
     admin = fields.Nested(AdminUserCreateSchema, required=True)
 
 
@@ -34,6 +40,8 @@ class OrganizationUpdateSchema(StrictSchema):
     # Operators only (the service refuses them to everyone else with 403).
     type = fields.String(validate=validate.OneOf(ORG_TYPES))
     region = fields.String(validate=validate.OneOf(REGIONS))
+    city = fields.String(allow_none=True, validate=validate.OneOf(GD_CITIES))
+    zone = fields.String(allow_none=True, validate=validate.OneOf(tuple(ZONES)))
     status = fields.String(validate=validate.OneOf(ORG_STATUSES))
     stripe_account_id = fields.String(allow_none=True, validate=[validate.Length(max=95),
                                                                   validate.Regexp(r"^acct_[A-Za-z0-9]{1,90}$")])
@@ -45,6 +53,8 @@ class OrganizationSchema(Schema):
     display_name = fields.String(allow_none=True)
     type = fields.String()
     region = fields.String()
+    city = fields.String(allow_none=True)
+    zone = fields.String(allow_none=True)
     registration_number = fields.String()
     status = fields.String()
     website = fields.String(allow_none=True)
@@ -197,6 +207,8 @@ ORGANIZATION_CREATE_EXAMPLE = {
     "name": "Shenzhen Harbour Analytics Ltd",
     "type": "vendor",
     "region": "GD",
+    "city": "shenzhen",
+    "zone": "qianhai",
     "registration_number": "91440300MA5G8XK21P",
     "admin": {"email": "li.wei@harbour-analytics.com", "password": "tide-chart-4417-lantern",
               "name": "Li Wei"},
@@ -208,6 +220,8 @@ ORGANIZATION_CREATED_EXAMPLE = {
     "display_name": None,
     "type": "vendor",
     "region": "GD",
+    "city": "shenzhen",
+    "zone": "qianhai",
     "registration_number": "91440300MA5G8XK21P",
     "status": "pending",
     "website": None,
@@ -221,6 +235,8 @@ ORGANIZATION_EXAMPLE = {
     "display_name": "Harbour Analytics",
     "type": "vendor",
     "region": "GD",
+    "city": "shenzhen",
+    "zone": "qianhai",
     "registration_number": "91440300MA5G8XK21P",
     "status": "verified",
     "website": "https://www.harbour-analytics.com",

@@ -19,15 +19,15 @@ from exchange.errors import Conflict, Forbidden, NotFound, Unauthorized, field_e
 from exchange.identity import audit
 from exchange.identity.auth import revoke_user_tokens, token_pair
 from exchange.identity.models import Organization, OrganizationKey, User
-from exchange.identity.states import ORG_TRANSITIONS, SELF_REGISTERED_TYPES, OrgStatus
+from exchange.identity.states import ORG_TRANSITIONS, SELF_REGISTERED_TYPES, ZONES, OrgStatus
 from exchange.principal import Principal
 from exchange.states import load_for_update, transition
 
 MIN_PASSWORD = 12
-PUBLIC_ORG_FIELDS = ("id", "name", "display_name", "type", "region", "registration_number", "status",
+PUBLIC_ORG_FIELDS = ("id", "name", "display_name", "type", "region", "city", "zone", "registration_number", "status",
                      "website", "created_at")
 PRIVATE_ORG_FIELDS = ("contact_email", "stripe_account_id", "status_reason", "status_changed_at")
-OPERATOR_ONLY_FIELDS = frozenset({"type", "status", "region", "stripe_account_id"})
+OPERATOR_ONLY_FIELDS = frozenset({"type", "status", "region", "city", "zone", "stripe_account_id"})
 PROFILE_FIELDS = frozenset({"display_name", "contact_email", "website"})
 _DUMMY_HASH: dict[str, str] = {}
 
@@ -49,8 +49,24 @@ def _email_taken(session: Session, email: str) -> bool:
     return session.execute(select(User.id).where(User.email == email)).first() is not None
 
 
+def check_place(region: str, city: str | None, zone: str | None) -> None:
+    """A city is stated for GD organizations only (one of GD_CITIES); a zone lies in its city.
+
+    Raises ValidationFailed naming the field.
+    """
+    if city is not None and region != "GD":
+        raise field_error("city", f"a city is stated for GD organizations only (this one is {region}); "
+                                  "leave it null")
+    if zone is not None:
+        if city is None:
+            raise field_error("zone", f"{zone} lies in {ZONES[zone]}: state city {ZONES[zone]!r} with it")
+        if ZONES[zone] != city:
+            raise field_error("zone", f"{zone} lies in {ZONES[zone]}, not in {city}")
+
+
 def register_organization(session: Session, *, name: str, type: str, region: str,
-                          registration_number: str, admin: dict[str, str]) -> Organization:
+                          registration_number: str, admin: dict[str, str], city: str | None = None,
+                          zone: str | None = None) -> Organization:
     """Self-registration of a vendor, enterprise or assessor with its first admin user (`pending`).
 
     Raises ValidationFailed (operator type, short password) or Conflict (duplicate name, number, email).
@@ -58,6 +74,7 @@ def register_organization(session: Session, *, name: str, type: str, region: str
     if type not in SELF_REGISTERED_TYPES:
         raise field_error("type", "must be vendor, enterprise or assessor (operators are created by the exchange)")
     _check_password_rules(admin["password"], "admin.password")
+    check_place(region, city, zone)
     email = _normalize_email(admin["email"])
     duplicate = session.execute(
         select(Organization.name, Organization.registration_number).where(
@@ -71,8 +88,8 @@ def register_organization(session: Session, *, name: str, type: str, region: str
                        errors={field: ["already registered"]})
     if _email_taken(session, email):
         raise Conflict("This email is already registered.", errors={"admin.email": ["already registered"]})
-    org = Organization(name=name, type=type, region=region, registration_number=registration_number,
-                       status=OrgStatus.PENDING)
+    org = Organization(name=name, type=type, region=region, city=city, zone=zone,
+                       registration_number=registration_number, status=OrgStatus.PENDING)
     session.add(org)
     session.flush()
     session.add(User(org_id=org.id, email=email, name=admin["name"], role="admin",
@@ -269,6 +286,8 @@ def update_organization(session: Session, *, org_id: str, changes: dict[str, Any
         raise Forbidden("Only the organization's admins or operators may edit it.")
     if "type" in changes and changes["type"] != org.type and "operator" in (changes["type"], org.type):
         raise field_error("type", "cannot change to or from operator")
+    if {"region", "city", "zone"} & changes.keys():
+        check_place(changes.get("region", org.region), changes.get("city", org.city), changes.get("zone", org.zone))
     if "status" in changes and changes["status"] != org.status:
         change_status(session, org_id=org.id, target=changes["status"],
                       reason=changes.get("status_reason") or "changed by operator", actor=actor)
