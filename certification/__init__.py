@@ -10,6 +10,7 @@ EVENT_TYPES = frozenset({
     "certification.decided",    # a certification ended approved, rejected or changes_requested
     "certificate.suspended",
     "certificate.revoked",
+    "registration.filed",       # a rights registration was numbered and signed (holder and, for a licence, seller)
 })
 
 

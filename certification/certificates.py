@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from certification import registrations
 from certification.models import Certificate
 from certification.states import CERTIFICATE_TRANSITIONS, CertificateStatus
 from exchange.canonical import sha256_hex
@@ -85,6 +86,7 @@ def issue(session: Session, *, certification_id: str, product_id: str, version: 
     session.add(cert)
     session.flush()
     listings.mark_listed(session, product_id=product_id, version=version, certificate_number=number)
+    registrations.register_certified(session, cert)
     return cert
 
 
@@ -196,5 +198,6 @@ def revoke(session: Session, *, number: str, reason: str, actor: Principal) -> C
                          actor=actor)
     audit.record(session, actor, "certificate.revoked", "certificate", number, reason=reason)
     _notify(session, cert, "certificate.revoked", reason)
+    registrations.cancel_certified(session, cert)
     session.flush()
     return cert

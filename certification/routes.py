@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from certification import certificates, services, whitelist
+from certification import certificates, registrations, services, whitelist
 from certification.schemas import (
     ASSIGNED_CERTIFICATION_EXAMPLE,
     ASSIGNMENT_EXAMPLE,
@@ -18,6 +18,7 @@ from certification.schemas import (
     NOTICE_CERTIFICATION_EXAMPLE,
     OBJECTION_CREATE_EXAMPLE,
     OBJECTION_EXAMPLE,
+    REGISTRATION_EXAMPLE,
     RESOLUTION_EXAMPLES,
     RESOLVED_OBJECTION_EXAMPLE,
     RESUBMIT_EXAMPLE,
@@ -36,9 +37,11 @@ from certification.schemas import (
     CertificationSchema,
     ObjectionCreateSchema,
     ObjectionSchema,
+    RegistrationPageSchema,
     ResolutionSchema,
     ResubmitSchema,
     ReviewSchema,
+    VerifiedRegistrationSchema,
     WhitelistArgsSchema,
     WhitelistCreateSchema,
     WhitelistPageSchema,
@@ -46,7 +49,7 @@ from certification.schemas import (
 )
 from exchange.api import AUTH, OPTIONAL_AUTH, Blueprint, paginate
 from exchange.db import db
-from exchange.fields import ReasonSchema
+from exchange.fields import PaginationArgsSchema, ReasonSchema
 from exchange.principal import current_principal
 
 blp = Blueprint("certification", __name__, url_prefix="/api/v1", description="Certification and certificates")
@@ -253,6 +256,41 @@ def get_certificate(number: str) -> Any:
     certificate.
     """
     return certificates.shown(db.session, certificates.get(db.session, number))
+
+
+@blp.route("/registrations/<number>", methods=["GET"])
+@blp.response(200, VerifiedRegistrationSchema, example=REGISTRATION_EXAMPLE)
+@blp.doc(operationId="getRegistration")
+@blp.problems(404)
+def get_registration(number: str) -> Any:
+    """Get and verify a rights registration
+
+    Who: anyone holding its number (no token). A registration of the rights register (数据资产登记):
+    the vendor's holding, processing and operation rights to a certified version (`initial`, then
+    `change` for later versions), a buyer's processing licence under a contract (`licence`), or the
+    end of one of those (`cancellation`, with `cancels`). `verification` re-checks the exchange's
+    Ed25519 signature and the digest on every call; to check offline, take the JSON without
+    `verification` and `signature`, and verify the signature over its RFC 8785 form with the JWKS.
+    Never shows prices. Errors: 404 no such number.
+    """
+    return registrations.shown(db.session, registrations.get(db.session, number))
+
+
+@blp.route("/products/<product_id>/registrations", methods=["GET"])
+@blp.arguments(PaginationArgsSchema, location="query")
+@blp.response(200, RegistrationPageSchema)
+@blp.doc(security=OPTIONAL_AUTH, operationId="listProductRegistrations")
+@blp.problems(401, 404, 422)
+def list_product_registrations(args: dict[str, Any], product_id: str) -> Any:
+    """List a product's rights registrations
+
+    Who: anyone sees the registrations of the vendor's rights (`initial`, `change` and their
+    `cancellation`s); `licence` registrations and their cancellations, which would reveal who
+    bought, only the product's owner, the licence holder (its own) and operators. Oldest first.
+    Errors: 404 no such product, 422 bad paging.
+    """
+    stmt = registrations.of_product(db.session, product_id=product_id, principal=current_principal(required=False))
+    return paginate(db.session, stmt, page=args["page"], per_page=args["per_page"])
 
 
 CERTIFICATE_ACTIONS = {

@@ -456,3 +456,52 @@ WHITELIST_EXAMPLE = {"id": EXAMPLE_WHITELIST_ENTRY_ID, **WHITELIST_CREATE_EXAMPL
                      "created_at": "2026-11-19T06:00:00Z", "deleted_at": None}
 DELETED_WHITELIST_EXAMPLE = {**WHITELIST_EXAMPLE, "deleted_at": "2026-12-01T03:15:00Z"}
 WHITELIST_PAGE_EXAMPLE = {"total": 1, "page": 1, "per_page": 20, "items": [WHITELIST_EXAMPLE]}
+
+
+# -- the rights register (API.md Compliance) --------------------------------------------------------
+class RegistrationSchema(Schema):
+    number = fields.String(metadata={"description": "DRR-YYYY-NNNNNN, gapless per UTC year"})
+    type = fields.String(metadata={"enum": ["initial", "licence", "change", "cancellation"]})
+    product_id = fields.String()
+    product_version = fields.Integer()
+    holder_org_id = fields.String()
+    rights = fields.List(fields.String(metadata={"enum": ["holding", "processing", "operation"]}))
+    scope = fields.String(allow_none=True, metadata={"description": "a licence's scope (the contract's)"})
+    valid_from = SignedTime(metadata={"description": "exactly as signed"})
+    valid_to = SignedTime(allow_none=True, metadata={"description": "exactly as signed; null: open-ended"})
+    contract_id = fields.String(allow_none=True)
+    cancels = fields.String(allow_none=True, metadata={
+        "description": "a cancellation: the number of the registration it ends (covered by the signature)"})
+    registered_at = SignedTime(metadata={"description": "exactly as signed"})
+    digest = fields.String(metadata={"description": "sha256 hex of the RFC 8785 JSON of every field but digest, "
+                                                    "key_id and signature (and verification)"})
+    key_id = fields.String()
+    signature = fields.String(metadata={"description": "the exchange's Ed25519 over the RFC 8785 JSON of every "
+                                                       "field but signature (and verification), base64"})
+
+
+class VerifiedRegistrationSchema(RegistrationSchema):
+    verification = fields.Nested(VerificationSchema, metadata={
+        "description": "recomputed on every read; not part of what is signed"})
+
+
+RegistrationPageSchema = page_schema(RegistrationSchema, "RegistrationPage")
+
+REGISTRATION_EXAMPLE = {
+    "number": "DRR-2026-000042",
+    "type": "initial",
+    "product_id": "prd_0193a4c2e1f1a2b3c4d5e6f708192a3b",
+    "product_version": 1,
+    "holder_org_id": "org_0193a4c2e1f1a2b3c4d5e6f708192a3c",
+    "rights": ["holding", "processing", "operation"],
+    "scope": None,
+    "valid_from": "2026-12-02T08:00:00Z",
+    "valid_to": "2027-12-02T08:00:00Z",
+    "contract_id": None,
+    "cancels": None,
+    "registered_at": "2026-12-02T08:00:00Z",
+    "digest": "3f1c0e4d1b2a39485766f5e4d3c2b1a0f9e8d7c6b5a4938271605f4e3d2c1b0a",
+    "key_id": "exk_2026a",
+    "signature": "kq0l3V2c3YkRmZC1iYXNlNjQtc2lnbmF0dXJlLWV4YW1wbGUtMDAwMDAwMDAwMDAwMDA=",
+    "verification": {"signature_valid": True, "digest_matches": True},
+}

@@ -7,7 +7,9 @@ no gaps and no duplicates.
 
 from __future__ import annotations
 
-from sqlalchemy import Integer, String, update
+from collections.abc import Callable
+
+from sqlalchemy import Integer, String, event, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from exchange.db import Base, upsert
@@ -41,3 +43,44 @@ def next_value(session: Session, name: str, year: int) -> int:
 def yearly_number(session: Session, name: str, prefix: str, year: int) -> str:
     """`PREFIX-YYYY-NNNNNN` (at least six digits)."""
     return f"{prefix}-{year}-{next_value(session, name, year):06d}"
+
+
+# -- numbers taken at commit -----------------------------------------------------------------------
+# A number taken in the middle of a long transaction holds the counter's row lock until its commit,
+# and so serializes every other taker behind all the work that follows. `at_commit` defers the
+# numbering (and whatever depends on the number: a signature, the insert) to the end of the
+# transaction: the lock is then held only for that last insert and the commit.
+
+_AT_COMMIT = "datafair.sequences.at_commit"
+
+
+def at_commit(session: Session, fn: Callable[[Session], None]) -> None:
+    """Run `fn(session)` just before this transaction commits (after the caller's own work), in it.
+
+    Functions run in the order they were added; a rollback forgets them.
+    """
+    session.info.setdefault(_AT_COMMIT, []).append(fn)
+
+
+def pending_at_commit(session: Session) -> int:
+    return len(session.info.get(_AT_COMMIT, ()))
+
+
+def run_at_commit(session: Session) -> None:
+    """Run what `at_commit` deferred now (the commit does it; tests may call it to look before)."""
+    while session.info.get(_AT_COMMIT):
+        fn = session.info[_AT_COMMIT].pop(0)
+        fn(session)
+    session.info.pop(_AT_COMMIT, None)
+
+
+@event.listens_for(Session, "before_commit")
+def _before_commit(session: Session) -> None:
+    if session.info.get(_AT_COMMIT):
+        run_at_commit(session)
+        session.flush()
+
+
+@event.listens_for(Session, "after_rollback")
+def _after_rollback(session: Session) -> None:
+    session.info.pop(_AT_COMMIT, None)

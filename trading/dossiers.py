@@ -1,0 +1,238 @@
+"""Cross-border filing dossiers (API.md Compliance): the legal path of a contract whose data leaves
+the mainland, decided at its second signature, and the filing that must follow.
+
+A dossier is opened for every lawful cross-border contract whose seller (the exporter) is in `GD`
+or `CN` and whose buyer is in `HK`, `MO` or `INTL`. Its path comes from one pure function over a
+versioned rule table (`certification.paths.decide`), given the data (classification, personal
+information, individuals covered, sensitivity), the parties' regions and cities, and the exporter's
+cumulative individuals sent abroad since 1 January of the year in China Standard Time, this deal
+included. That count is kept per exporter and year (`CrossBorderVolume`), bumped under its row lock
+in the signature's transaction, so concurrent signatures count exactly.
+
+The contract paths (`gba_standard_contract`, `standard_contract`) must be filed within 10 mainland
+working days (`trading.workdays`); a `security_assessment` must be filed and approved (operators
+record the regulator's approval) before any delivery. While a dossier is `overdue`, or a security
+assessment is not filed and approved, the contract's entitlement is suspended with that reason
+(delivery asks `blocking`). `overdue` is computed on read from the clock and persisted by the sweep,
+which announces `dossier.overdue`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from certification import paths
+from exchange import hooks
+from exchange.db import upsert, utcnow
+from exchange.errors import Conflict, Forbidden, NotFound, field_error
+from exchange.events import outbox
+from exchange.fields import Facts, iso_z
+from exchange.identity import audit
+from exchange.identity.models import Organization
+from exchange.principal import Principal
+from exchange.states import load_for_update, transition
+from trading import rules, workdays
+from trading.models import Contract, CrossBorderVolume, Dossier
+from trading.states import DOSSIER_TRANSITIONS, DossierStatus
+
+DS = DossierStatus
+MAINLAND = ("GD", "CN")
+ABROAD = ("HK", "MO", "INTL")
+CONTRACT_PATHS = ("gba_standard_contract", "standard_contract")
+NOT_REQUIRED_PATHS = ("no_personal_info", "exempt_small_volume")
+EVENT_TYPES = ("dossier.overdue",)
+OVERDUE = "cross-border filing overdue"
+ASSESSMENT_PENDING = "security assessment not filed and approved"
+
+
+def leaves_mainland(seller: Organization, buyer: Organization) -> bool:
+    """The deal's data leaves the mainland: the seller (the exporter) in GD or CN, the buyer outside."""
+    return seller.region in MAINLAND and buyer.region in ABROAD
+
+
+def cst_year(at: datetime) -> int:
+    return at.astimezone(workdays.CST).year
+
+
+def _count(session: Session, exporter_org_id: str, year: int, subjects: int, sensitive: int) -> tuple[int, int]:
+    """Add this deal's individuals to the exporter's year under the row lock; the totals, this deal included."""
+    session.execute(upsert(session, CrossBorderVolume, dict(exporter_org_id=exporter_org_id, year=year, subjects=0,
+                                                            sensitive_subjects=0, contracts=0)))
+    row = session.execute(
+        update(CrossBorderVolume)
+        .where(CrossBorderVolume.exporter_org_id == exporter_org_id, CrossBorderVolume.year == year)
+        .values(subjects=CrossBorderVolume.subjects + subjects,
+                sensitive_subjects=CrossBorderVolume.sensitive_subjects + sensitive,
+                contracts=CrossBorderVolume.contracts + 1)
+        .returning(CrossBorderVolume.subjects, CrossBorderVolume.sensitive_subjects)
+    ).one()
+    return int(row[0]), int(row[1])
+
+
+def open_for(session: Session, contract: Contract, revision: Any) -> Dossier | None:
+    """At the second signature (same transaction): the contract's dossier, if its data leaves the mainland."""
+    seller = session.get(Organization, contract.seller_org_id)
+    buyer = session.get(Organization, contract.buyer_org_id)
+    if not leaves_mainland(seller, buyer):
+        return None
+    personal = bool(revision.contains_personal_info)
+    stated = revision.personal_info or {}
+    subjects = int(stated.get("subjects") or 0) if personal else 0
+    sensitive = bool(stated.get("sensitive")) if personal else False
+    signed_at = contract.signed_at or utcnow()
+    if personal:
+        cumulative, cumulative_sensitive = _count(session, seller.id, cst_year(signed_at), subjects,
+                                                  subjects if sensitive else 0)
+    else:
+        cumulative, cumulative_sensitive = 0, 0
+    flow = paths.Flow(classification=revision.classification, personal_info=personal, sensitive=sensitive,
+                      subjects=cumulative, sensitive_subjects=cumulative_sensitive,
+                      exporter_region=seller.region, exporter_city=seller.city, importer_region=buyer.region)
+    decision = paths.decide(flow)
+    due_at, provisional = (workdays.filing_due(signed_at) if decision.path in CONTRACT_PATHS else (None, False))
+    required = decision.path not in NOT_REQUIRED_PATHS
+    dossier = Dossier(
+        contract_id=contract.id, exporter_org_id=seller.id, importer_org_id=buyer.id, path=decision.path,
+        reasons=list(decision.reasons), rule_ids=list(decision.rule_ids), rule_version=decision.version,
+        facts=_facts(flow, seller, buyer, subjects), subjects=subjects, cumulative_subjects=cumulative,
+        cumulative_sensitive_subjects=cumulative_sensitive, filing_required=required,
+        approval_required=decision.path == "security_assessment", due_at=due_at, provisional_due_date=provisional,
+        status=DS.AWAITING_FILING if required else DS.NOT_REQUIRED,
+    )
+    session.add(dossier)
+    session.flush()
+    return dossier
+
+
+def _facts(flow: Any, seller: Organization, buyer: Organization, subjects: int) -> dict[str, Any]:
+    return {"classification": flow.classification, "personal_info": flow.personal_info, "sensitive": flow.sensitive,
+            "deal_subjects": subjects, "subjects": flow.subjects, "sensitive_subjects": flow.sensitive_subjects,
+            "exporter": {"org_id": seller.id, "region": seller.region, "city": seller.city, "zone": seller.zone},
+            "importer": {"org_id": buyer.id, "region": buyer.region, "city": buyer.city, "zone": buyer.zone}}
+
+
+# -- status on read, the sweep ------------------------------------------------------------------------
+
+def effective_status(dossier: Dossier, now: datetime | None = None) -> str:
+    """`overdue` once an awaiting dossier's due date has passed (computed on read; the sweep persists it)."""
+    if dossier.status == DS.AWAITING_FILING and dossier.due_at is not None and dossier.due_at <= (now or utcnow()):
+        return DS.OVERDUE
+    return dossier.status
+
+
+def blocking(session: Session, contract_id: str, now: datetime | None = None) -> list[str]:
+    """Why the contract's delivery waits for its dossier (empty: it does not)."""
+    dossier = session.execute(select(Dossier).where(Dossier.contract_id == contract_id)).scalar_one_or_none()
+    if dossier is None:
+        return []
+    causes = []
+    if effective_status(dossier, now) == DS.OVERDUE:
+        causes.append(OVERDUE)
+    if dossier.approval_required and dossier.approved_at is None:
+        causes.append(ASSESSMENT_PENDING)
+    return causes
+
+
+def overdue_due(session: Session, now: datetime, limit: int) -> list[str]:
+    return list(session.execute(
+        select(Dossier.id).where(Dossier.status == DS.AWAITING_FILING, Dossier.due_at <= now)
+        .order_by(Dossier.due_at, Dossier.id).limit(limit)).scalars())
+
+
+def mark_overdue(session: Session, dossier_id: str, now: datetime | None = None) -> bool:
+    """One sweep item: persist `overdue`, announce it, and let delivery suspend the entitlement."""
+    dossier = load_for_update(session, Dossier, dossier_id)
+    if dossier is None or effective_status(dossier, now) != DS.OVERDUE or dossier.status == DS.OVERDUE:
+        return False
+    transition(dossier, DOSSIER_TRANSITIONS, DS.OVERDUE, actor=None, what="Dossier")
+    dossier.overdue_at = now or utcnow()
+    outbox.emit(session, event_type="dossier.overdue", org_ids=[dossier.exporter_org_id, dossier.importer_org_id],
+                payload={"dossier_id": dossier.id, "contract_id": dossier.contract_id, "path": dossier.path,
+                         "due_at": iso_z(dossier.due_at)})
+    hooks.call("dossier_changed", session, contract_id=dossier.contract_id)
+    session.flush()
+    return True
+
+
+# -- reads and the filing -------------------------------------------------------------------------------
+
+def _contract(session: Session, contract_id: str, principal: Principal) -> Contract:
+    return rules.for_parties(session, Contract, contract_id, principal, parties=("buyer_org_id", "seller_org_id"),
+                             what="contract")
+
+
+def get(session: Session, *, contract_id: str, principal: Principal) -> Dossier:
+    """The contract's dossier (its parties and operators; 404 for others and for a contract without one)."""
+    contract = _contract(session, contract_id, principal)
+    dossier = session.execute(select(Dossier).where(Dossier.contract_id == contract.id)).scalar_one_or_none()
+    if dossier is None:
+        raise NotFound("This contract has no cross-border dossier: its data does not leave the mainland "
+                       "(or it was signed before dossiers existed, or is not signed yet).")
+    return dossier
+
+
+def file(session: Session, *, contract_id: str, data: dict[str, Any], actor: Principal) -> Dossier:
+    """The exporting party (or an operator) records the filing's reference; for a security assessment
+    an operator also records the regulator's approval (`approved: true`).
+
+    Raises NotFound, Forbidden (not the exporter or an operator; approval by a non-operator),
+    Conflict (nothing to file, already filed under another reference, already approved),
+    ValidationFailed (approval on a path that has none).
+    """
+    contract = _contract(session, contract_id, actor)
+    dossier = get(session, contract_id=contract.id, principal=actor)
+    dossier = load_for_update(session, Dossier, dossier.id)
+    if not actor.is_operator and actor.org_id != dossier.exporter_org_id:
+        raise Forbidden("Only the exporting party (the seller) or an operator files the dossier.")
+    actor.require_verified("filings")
+    approved = bool(data.get("approved"))
+    if approved and not dossier.approval_required:
+        raise field_error("approved", f"only a security assessment is approved; this dossier's path is {dossier.path}")
+    if approved and not actor.is_operator:
+        raise Forbidden("Only operators record a security assessment's approval.",
+                        errors={"approved": ["operators only"]})
+    if not dossier.filing_required:
+        raise Conflict(f"This dossier's path ({dossier.path}) needs no filing.")
+    reference = data["reference"]
+    now = utcnow()
+    if dossier.status == DS.FILED:
+        if reference != dossier.reference:
+            raise Conflict(f"The dossier was filed under reference {dossier.reference!r} at "
+                           f"{iso_z(dossier.filed_at)}; a filing is not replaced.")
+        if not approved:
+            raise Conflict("The dossier is already filed under this reference.")
+        if dossier.approved_at is not None:
+            raise Conflict("The security assessment's approval is already recorded.")
+    else:
+        if effective_status(dossier, now) == DS.OVERDUE and dossier.status != DS.OVERDUE:
+            # Filed late: the overdue it was on read is recorded on the way.
+            transition(dossier, DOSSIER_TRANSITIONS, DS.OVERDUE, actor=None, what="Dossier")
+            dossier.overdue_at = now
+        transition(dossier, DOSSIER_TRANSITIONS, DS.FILED, actor=actor, what="Dossier")
+        dossier.reference, dossier.filed_at, dossier.filed_by = reference, now, actor.user_id
+    if approved:
+        dossier.approved_at, dossier.approved_by = now, actor.user_id
+    audit.record(session, actor, "dossier.approved" if approved else "dossier.filed", "dossier", dossier.id,
+                 contract_id=contract.id, reference=reference, path=dossier.path)
+    hooks.call("dossier_changed", session, contract_id=contract.id)
+    session.flush()
+    return dossier
+
+
+def shown(dossier: Dossier, now: datetime | None = None) -> Facts:
+    """The dossier as the API shows it (status computed now; reads never write)."""
+    from trading import dossier_documents
+
+    base = f"/api/v1/contracts/{dossier.contract_id}/dossier/documents"
+    documents = [{"kind": kind, "title": title, "url": f"{base}/{kind}"}
+                 for kind, title in dossier_documents.kinds(dossier)]
+    filing = {"required": dossier.filing_required, "due_at": dossier.due_at, "reference": dossier.reference,
+              "filed_at": dossier.filed_at, "approval_required": dossier.approval_required,
+              "approved_at": dossier.approved_at, "provisional_due_date": dossier.provisional_due_date}
+    return Facts(dossier, status=effective_status(dossier, now), documents=documents, filing=filing,
+                 provisional_due_date=dossier.provisional_due_date)
+
