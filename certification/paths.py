@@ -38,7 +38,7 @@ assessment for any personal information (Provisions 2024, Art. 7(1)), which `Flo
 exemptions of Art. 5(1)-(3) (contracts with the individual, HR management, emergencies), Art. 4 and the free
 trade zone negative lists of Art. 6 are not modelled either; the table never uses them to lighten a path.
 
-Pure: imports nothing from the project, no database, no clock, no Flask.
+Pure: no database, no clock, no Flask (it imports only the kernel's list of places).
 """
 
 from __future__ import annotations
@@ -48,15 +48,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
+from exchange.identity.states import GBA_CITIES, GD_CITIES, ZONES
+
 PATHS = ("no_personal_info", "exempt_small_volume", "gba_standard_contract", "standard_contract",
          "security_assessment")
 RANK = {p: i for i, p in enumerate(PATHS)}
 
-GBA_CITIES = ("guangzhou", "shenzhen", "zhuhai", "foshan", "huizhou", "dongguan", "zhongshan", "jiangmen",
-              "zhaoqing")
-GD_CITIES = (*GBA_CITIES, "shantou", "shaoguan", "heyuan", "meizhou", "shanwei", "yangjiang", "zhanjiang",
-             "maoming", "qingyuan", "chaozhou", "jieyang", "yunfu")
-ZONES = {"hengqin": "zhuhai", "qianhai": "shenzhen", "nansha": "guangzhou", "hetao": "shenzhen"}
+# The places are the kernel's values (where organizations state them), re-exported for the rows.
+__all__ = ["GBA_CITIES", "GD_CITIES", "PATHS", "RANK", "ZONES", "Flow", "PathDecision", "Rule", "decide"]
 
 CLASSIFICATIONS = ("general", "important", "core")
 EXPORTER_REGIONS = ("GD", "CN")

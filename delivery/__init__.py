@@ -42,6 +42,7 @@ def init_app(app: Flask, api: Any) -> None:
     hooks.register(app, "trade_escrowed", entitlements.on_trade_escrowed)
     hooks.register(app, "trade_disputed", entitlements.on_trade_changed)
     hooks.register(app, "trade_resolved", entitlements.on_trade_resolved)
+    hooks.register(app, "dossier_changed", entitlements.on_dossier_changed)
     hooks.register(app, "trade_delivery_declared", evidence.declared_delivery_refusal)
     hooks.register(app, "trade_auto_accepting", entitlements.auto_acceptance_refusal)
     jobs.register_sweep(app, "delivery.entitlements", due=entitlements.sweep_due, apply=entitlements.refresh,

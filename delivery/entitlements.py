@@ -34,7 +34,7 @@ from exchange.identity.states import OrgStatus
 from exchange.principal import Principal
 from exchange.states import load_for_update, transition
 from listings import services as listings
-from trading import payments, subscriptions
+from trading import dossiers, payments, subscriptions
 from trading.models import Contract, Trade
 from trading.states import SubscriptionStatus, TradeStatus
 
@@ -125,6 +125,8 @@ def evaluate(session: Session, ent: Entitlement, now: datetime | None = None) ->
         causes.append("buyer organization not verified")
     if seller.status == OrgStatus.SUSPENDED:
         causes.append("seller organization suspended")
+    # The deal's compliance dossier (API.md Compliance): overdue, or a security assessment not approved.
+    causes.extend(dossiers.blocking(session, ent.contract_id, now))
     revision = listings.get_version(session, product_id=ent.product_id, version=ent.product_version)
     decision = whitelist.check_transfer(session, product=revision, buyer_org=buyer, now=now)
     border = [] if decision.allowed else [f"no live white-list entry covers this deal ({decision.rule})"]
@@ -259,6 +261,14 @@ def on_trade_changed(session: Session, *, trade: Trade, **_facts: Any) -> None:
     ent = _of_trade(session, trade)
     if ent is not None and ent.status in LIVE:
         persist(session, ent, evaluate(session, ent))
+
+
+def on_dossier_changed(session: Session, *, contract_id: str) -> None:
+    """A dossier was filed, approved or became overdue: re-check the contract's entitlement now (same
+    transaction), so its suspension starts or ends with the change, not at the next sweep."""
+    ent_id = session.execute(select(Entitlement.id).where(Entitlement.contract_id == contract_id)).scalar()
+    if ent_id is not None:
+        refresh(session, ent_id)
 
 
 def on_trade_resolved(session: Session, *, trade: Trade, end_access: bool, actor: Principal | None = None,

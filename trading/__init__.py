@@ -33,7 +33,7 @@ def init_app(app: Flask, api: Any) -> None:
     from exchange.identity import demo as exchange_demo
     from exchange.jobs import scheduler as jobs
     from exchange.ledger import engine as ledger
-    from trading import demo, offers, payments, procurements, routes, services, settlement, subscriptions
+    from trading import demo, dossiers, offers, payments, procurements, routes, services, settlement, subscriptions
 
     api.register_blueprint(routes.blp)
     jobs.register_sweep(app, "trading.procurement_expiry", due=procurements.EXPIRY.due_ids,
@@ -50,10 +50,14 @@ def init_app(app: Flask, api: Any) -> None:
                         report="{} unpaid trades cancelled")
     jobs.register_sweep(app, "trading.subscription_end", due=subscriptions.end_due, apply=subscriptions.end,
                         report="{} subscriptions ended")
+    # Cross-border dossiers (API.md Compliance): awaiting filing past the due date -> overdue.
+    jobs.register_sweep(app, "trading.dossier_overdue", due=dossiers.overdue_due, apply=dossiers.mark_overdue,
+                        report="{} dossiers overdue")
     jobs.register_periodic(app, "trading.stripe_transfers", lambda s: services.stripe_job(s, "transfers"))
     jobs.register_periodic(app, "trading.stripe_reconciliation", lambda s: services.stripe_job(s, "reconcile"),
                            group="reconcile")
-    outbox.register_event_types(app, EVENT_TYPES | trade_event_types() | subscriptions.EVENT_TYPES)
+    outbox.register_event_types(app, EVENT_TYPES | trade_event_types() | subscriptions.EVENT_TYPES
+                                | frozenset(dossiers.EVENT_TYPES))
     ledger.register_purposes(app, settlement.PURPOSES)
     ledger.register_entry_access(app, settlement.can_read_entries)
     metrics.register_collector(app, "trading", services.trade_metrics)

@@ -8,13 +8,14 @@ signature is the exchange's Ed25519 attestation over the canonical JSON of ATTES
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from flask import current_app
 from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session
 
-from certification import certificates
+from certification import certificates, registrations
 from exchange.canonical import sha256_hex
 from exchange.db import utcnow
 from exchange.errors import Conflict, Forbidden, ValidationFailed, field_error
@@ -28,7 +29,7 @@ from exchange.signing import services as signing
 from exchange.states import transition
 from listings import services as listings
 from listings.models import Fair, Product, Stall
-from trading import procurements, rules, subscriptions, trades
+from trading import dossiers, periods, procurements, rules, subscriptions, trades
 from trading.models import Contract, Offer, Signature, Trade
 from trading.states import CONTRACT_TRANSITIONS, ContractStatus, SignatureMethod
 
@@ -207,7 +208,8 @@ def _conclude(session: Session, contract: Contract, signed: list[Signature]) -> 
     contract.fair_id = on_site.fair_id if on_site else None
     trade = trades.new_trade(session, contract, fee_bps=int(current_app.config["FEE_BPS"]),
                              period=subscriptions.first_period(session, contract))
-    subscriptions.start(session, contract, trade)
+    sub = subscriptions.start(session, contract, trade)
+    _file_compliance(session, contract, sub)
     outbox.emit(session, event_type="contract.signed", org_ids=[contract.buyer_org_id, contract.seller_org_id],
                 payload={"contract_id": contract.id, "number": contract.number, "trade_id": trade.id,
                          "on_site": contract.on_site, "fair_id": contract.fair_id})
@@ -215,6 +217,22 @@ def _conclude(session: Session, contract: Contract, signed: list[Signature]) -> 
     if contract.on_site:
         listings.record_fair_signing(session, fair_id=contract.fair_id)
     return trade
+
+
+def _file_compliance(session: Session, contract: Contract, sub: Any) -> None:
+    """The second signature's compliance records (same transaction): the buyer's licence in the rights
+    register, and the cross-border dossier when the data leaves the mainland (API.md Compliance)."""
+    terms = contract.terms or {}
+    if sub is not None:
+        valid_to = None if sub.auto_renew else periods.start_of(sub.anchor, sub.unit, sub.periods + 1)
+    else:
+        valid_to = contract.signed_at + timedelta(days=int(terms.get("duration_days") or 365))
+    registrations.register_licence(session, contract_id=contract.id, product_id=contract.product_id,
+                                   product_version=contract.product_version, buyer_org_id=contract.buyer_org_id,
+                                   seller_org_id=contract.seller_org_id, scope=terms.get("scope"),
+                                   valid_from=contract.signed_at, valid_to=valid_to)
+    revision = listings.get_version(session, product_id=contract.product_id, version=contract.product_version)
+    dossiers.open_for(session, contract, revision)
 
 
 def cancel(session: Session, *, contract_id: str, reason: str | None, actor: Principal) -> Contract:

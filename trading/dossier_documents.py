@@ -19,6 +19,7 @@ from exchange.text import escape_markdown as md
 from exchange.text import markdown_code as code
 from listings import services as listings
 from trading.document import DELIVERY, SCOPES
+from trading.dossiers import UNDERTAKING, kinds
 from trading.models import Contract, Dossier
 
 PATH_NAMES = {
@@ -30,21 +31,6 @@ PATH_NAMES = {
     "standard_contract": "个人信息出境标准合同 standard contract for personal information export",
     "security_assessment": "数据出境安全评估 security assessment of outbound data transfer",
 }
-_PARTICULARS = {
-    "gba_standard_contract": "粤港澳大湾区标准合同填写事项 Particulars of the GBA standard contract",
-    "standard_contract": "个人信息出境标准合同填写事项 Particulars of the standard contract",
-    "security_assessment": "数据出境安全评估申报事项 Particulars of the security assessment declaration",
-}
-UNDERTAKING = "承诺书 Undertaking"
-
-
-def kinds(dossier: Dossier) -> list[tuple[str, str]]:
-    """The documents a dossier offers: none when no filing is required."""
-    if not dossier.filing_required:
-        return []
-    return [("particulars", _PARTICULARS[dossier.path]), ("undertaking", UNDERTAKING)]
-
-
 def _org(org: Organization) -> str:
     place = ", ".join(md(p) for p in (org.region, org.city, org.zone) if p)
     return f"{md(org.name)} (统一社会信用代码/registration no. {md(org.registration_number)}; {place})"
@@ -126,8 +112,9 @@ def _undertaking(dossier: Dossier, contract: Contract, exporter: Organization, i
         "",
         "_草稿 Draft_",
         "",
-        f"本单位 {md(exporter.name)}（统一社会信用代码 {md(exporter.registration_number)}）就合同 {md(contract.number)} "
-        f"项下向境外接收方 {md(importer.name)} 提供数据产品 {md(revision.title)} 一事，郑重承诺：",
+        f"本单位 {md(exporter.name)}（统一社会信用代码 {md(exporter.registration_number)}）"
+        f"就合同 {md(contract.number)} 项下向境外接收方 {md(importer.name)} "
+        f"提供数据产品 {md(revision.title)} 一事，郑重承诺：",
         "",
         "1. 所提交的材料真实、准确、完整，不存在虚假记载或重大遗漏；",
         "2. 已依法开展个人信息保护影响评估，并向个人告知境外接收方的名称、处理目的、处理方式和个人信息种类，"

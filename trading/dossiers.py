@@ -48,6 +48,20 @@ EVENT_TYPES = ("dossier.overdue",)
 OVERDUE = "cross-border filing overdue"
 ASSESSMENT_PENDING = "security assessment not filed and approved"
 
+_PARTICULARS = {
+    "gba_standard_contract": "粤港澳大湾区标准合同填写事项 Particulars of the GBA standard contract",
+    "standard_contract": "个人信息出境标准合同填写事项 Particulars of the standard contract",
+    "security_assessment": "数据出境安全评估申报事项 Particulars of the security assessment declaration",
+}
+UNDERTAKING = "承诺书 Undertaking"
+
+
+def kinds(dossier: Dossier) -> list[tuple[str, str]]:
+    """The documents a dossier offers: none when no filing is required."""
+    if not dossier.filing_required:
+        return []
+    return [("particulars", _PARTICULARS[dossier.path]), ("undertaking", UNDERTAKING)]
+
 
 def leaves_mainland(seller: Organization, buyer: Organization) -> bool:
     """The deal's data leaves the mainland: the seller (the exporter) in GD or CN, the buyer outside."""
@@ -225,11 +239,9 @@ def file(session: Session, *, contract_id: str, data: dict[str, Any], actor: Pri
 
 def shown(dossier: Dossier, now: datetime | None = None) -> Facts:
     """The dossier as the API shows it (status computed now; reads never write)."""
-    from trading import dossier_documents
-
     base = f"/api/v1/contracts/{dossier.contract_id}/dossier/documents"
     documents = [{"kind": kind, "title": title, "url": f"{base}/{kind}"}
-                 for kind, title in dossier_documents.kinds(dossier)]
+                 for kind, title in kinds(dossier)]
     filing = {"required": dossier.filing_required, "due_at": dossier.due_at, "reference": dossier.reference,
               "filed_at": dossier.filed_at, "approval_required": dossier.approval_required,
               "approved_at": dossier.approved_at, "provisional_due_date": dossier.provisional_due_date}

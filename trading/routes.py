@@ -11,7 +11,19 @@ from exchange.db import db, read_session
 from exchange.fields import Facts
 from exchange.principal import current_principal
 from exchange.ratelimit import limit_writes
-from trading import contracts, document, matching, offers, payments, procurements, settlement, stats, trades
+from trading import (
+    contracts,
+    document,
+    dossier_documents,
+    dossiers,
+    matching,
+    offers,
+    payments,
+    procurements,
+    settlement,
+    stats,
+    trades,
+)
 from trading import schemas as ex
 from trading.schemas import (
     CancelSchema,
@@ -22,6 +34,8 @@ from trading.schemas import (
     DeliverySchema,
     DisputeCreateSchema,
     DisputeSchema,
+    DossierFilingSchema,
+    DossierSchema,
     MatchArgsSchema,
     MatchListSchema,
     OfferArgsSchema,
@@ -383,6 +397,63 @@ def cancel_subscription(contract_id: str) -> Any:
     parties). 409 for a contract that is not a subscription, or a subscription no longer `active`."""
     contract = payments.cancel_subscription(db.session, contract_id=contract_id, actor=current_principal())
     return contracts.shown(db.session, contract)
+
+
+# -- cross-border dossiers (API.md Compliance) ------------------------------------------------------
+@blp.route("/contracts/<contract_id>/dossier", methods=["GET"])
+@blp.response(200, DossierSchema, example=ex.DOSSIER_EXAMPLE)
+@blp.doc(operationId="getDossier", security=AUTH)
+@blp.problems(401, 404)
+def get_dossier(contract_id: str) -> Any:
+    """Get a contract's cross-border dossier.
+
+    The contract's two parties and operators (404 for anyone else, and for a contract without a
+    dossier). Every contract whose data leaves the mainland — the seller (the exporter) in GD or
+    CN, the buyer in HK, MO or INTL — gets one at its second signature. `path` is the legal path
+    (`no_personal_info`, `exempt_small_volume`, `gba_standard_contract`, `standard_contract`,
+    `security_assessment`), decided by the versioned rule table (`rule_version`, `rule_ids`,
+    `reasons` with their legal sources) from the data, the parties' places and the exporter's
+    individuals sent abroad this year, this deal included. A contract path is due for filing by
+    23:59:59 China Standard Time of the 10th mainland working day after signature; a security
+    assessment must be filed and approved before delivery. `status` is computed on read:
+    `overdue` once an awaiting dossier's due date has passed, which suspends the entitlement.
+    Changes nothing."""
+    return dossiers.shown(dossiers.get(db.session, contract_id=contract_id, principal=current_principal()))
+
+
+@blp.route("/contracts/<contract_id>/dossier/filing", methods=["POST"])
+@blp.arguments(DossierFilingSchema, example=ex.DOSSIER_FILING_EXAMPLE)
+@blp.response(200, DossierSchema, example=ex.DOSSIER_EXAMPLE)
+@blp.doc(operationId="fileDossier", security=AUTH)
+@blp.problems(*WRITE_ERRORS)
+def file_dossier(data: dict[str, Any], contract_id: str) -> Any:
+    """File a cross-border dossier.
+
+    The exporting party (the seller's members) or an operator records the filing's `reference`;
+    the dossier becomes `filed` (also when it was `overdue`: a late filing ends the suspension).
+    For a security assessment, an operator records the regulator's approval with `approved: true`
+    (with the filing, or later with the same reference); delivery starts only then. Errors: 403
+    the buyer, or `approved` from a non-operator; 404 no dossier visible; 409 a path that needs no
+    filing, a dossier already filed (under another reference, or already approved); 422 no
+    reference, or `approved` on a path that has no approval."""
+    dossier = dossiers.file(db.session, contract_id=contract_id, data=data, actor=current_principal())
+    return dossiers.shown(dossier)
+
+
+@blp.route("/contracts/<contract_id>/dossier/documents/<kind>", methods=["GET"])
+@blp.response(200, content_type="text/markdown")
+@blp.doc(operationId="getDossierDocument", security=AUTH)
+@blp.problems(401, 404)
+def dossier_document(contract_id: str, kind: str) -> Any:
+    """Get a dossier's document as bilingual Markdown.
+
+    The contract's parties and operators: `particulars` (the standard contract's, or the security
+    assessment declaration's, filled from the contract) or `undertaking` (承诺书), drafts in Chinese
+    and English for the exporter to check and file; user text is escaped as in the contract
+    document. 404 for a kind the dossier does not offer (a dossier that needs no filing offers
+    none). Changes nothing."""
+    dossier = dossiers.get(db.session, contract_id=contract_id, principal=current_principal())
+    return Response(dossier_documents.render(db.session, dossier, kind), mimetype="text/markdown; charset=utf-8")
 
 
 # -- trades and statistics --------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from certification import certificates, whitelist
+from certification import certificates, crossborder, whitelist
 from certification.models import Certificate
 from exchange.errors import Conflict, NotFound, field_error
 from exchange.identity import services as identity
@@ -55,8 +55,16 @@ def tradable(session: Session, product: Product) -> tuple[ProductVersion, Certif
 
 
 def lawful(session: Session, revision: Any, buyer: Organization) -> None:
-    """422 naming the cross-border rule unless `buyer` may lawfully receive the revision's data."""
+    """422 naming the cross-border rule unless `buyer` may lawfully receive the revision's data; 409
+    naming `personal_info` when personal data would cross a border from a version certified before
+    that field existed (its path cannot be decided without the individuals it covers)."""
     whitelist.require_lawful(session, product=revision, buyer_org=buyer)
+    if (revision.contains_personal_info and getattr(revision, "personal_info", None) is None
+            and crossborder.is_cross_border(revision.origin_region, buyer.region)):
+        raise Conflict(f"Version {revision.version} of this product contains personal information but does not "
+                       "state personal_info (the individuals it covers and whether it is sensitive), so its "
+                       "cross-border path cannot be decided: the vendor must certify a revision with "
+                       "personal_info first.", errors={"personal_info": ["missing on the certified version"]})
 
 
 def visible_product(session: Session, product_id: str, principal: Any) -> Product:

@@ -756,3 +756,83 @@ STATS_EXAMPLE = {
 def page_example(*items: dict, total: int | None = None) -> dict:
     """A page of the list schema around `items` (first page, 20 per page)."""
     return {"items": list(items), "total": len(items) if total is None else total, "page": 1, "per_page": 20}
+
+
+# -- cross-border dossiers (API.md Compliance) ------------------------------------------------------
+class DossierDocumentSchema(Schema):
+    kind = fields.String(metadata={"enum": ["particulars", "undertaking"]})
+    title = fields.String()
+    url = fields.String(metadata={"description": "GET it with a token of a party or an operator (text/markdown)"})
+
+
+class DossierFilingStateSchema(Schema):
+    required = fields.Boolean()
+    due_at = UTCDateTime(allow_none=True, metadata={
+        "description": "23:59:59 China Standard Time of the 10th mainland working day after signature (contract "
+                       "paths); null for a security assessment (filed and approved before delivery) or no filing"})
+    reference = fields.String(allow_none=True)
+    filed_at = UTCDateTime(allow_none=True)
+    approval_required = fields.Boolean(metadata={"description": "a security assessment: the regulator's approval"})
+    approved_at = UTCDateTime(allow_none=True)
+    provisional_due_date = fields.Boolean(metadata={
+        "description": "true when the working-day calendar does not know a year counted: weekends only"})
+
+
+class DossierSchema(Schema):
+    id = fields.String()
+    contract_id = fields.String()
+    exporter_org_id = fields.String()
+    importer_org_id = fields.String()
+    path = fields.String(metadata={"enum": ["no_personal_info", "exempt_small_volume", "gba_standard_contract",
+                                            "standard_contract", "security_assessment"]})
+    reasons = fields.List(fields.String(), metadata={"description": "each with the threshold and its legal source"})
+    rule_ids = fields.List(fields.String(), metadata={"description": "the rule-table rows that decided the path"})
+    rule_version = fields.String(metadata={"description": "the rule table's version the path was decided on"})
+    subjects = fields.Integer(metadata={"description": "individuals covered by this deal's data"})
+    cumulative_subjects = fields.Integer(metadata={
+        "description": "the exporter's individuals sent abroad since 1 January (China Standard Time), this deal "
+                       "included"})
+    cumulative_sensitive_subjects = fields.Integer()
+    documents = fields.List(fields.Nested(DossierDocumentSchema))
+    filing = fields.Nested(DossierFilingStateSchema)
+    provisional_due_date = fields.Boolean()
+    status = fields.String(metadata={"enum": ["not_required", "awaiting_filing", "filed", "overdue"]})
+    overdue_at = UTCDateTime(allow_none=True)
+    created_at = UTCDateTime()
+
+
+class DossierFilingSchema(StrictSchema):
+    reference = Text(required=True, max_length=100, metadata={
+        "description": "the filing's reference number given by the cyberspace administration"})
+    approved = Boolean(load_default=False, metadata={
+        "description": "security assessment only, operators only: records the regulator's approval"})
+
+
+DOSSIER_EXAMPLE = {
+    "id": "dos_0193a4c2e1f1a2b3c4d5e6f708192a3b",
+    "contract_id": "ctr_0193a4c2e1f1a2b3c4d5e6f708192a3c",
+    "exporter_org_id": "org_0193a4c2e1f1a2b3c4d5e6f708192a3d",
+    "importer_org_id": "org_0193a4c2e1f1a2b3c4d5e6f708192a3e",
+    "path": "gba_standard_contract",
+    "reasons": ["personal information of 180,000 individuals this year (100,000 to 1,000,000) needs the standard "
+                "contract — Provisions on Promoting and Regulating Cross-border Data Flows (2024), Art. 8",
+                "between shenzhen (a GBA city) and HK the GBA standard contract takes its place — Implementation "
+                "Guidelines on the GBA (Mainland, Hong Kong) Standard Contract (2023)"],
+    "rule_ids": ["pi-100k-to-1m", "gba-hk"],
+    "rule_version": "2024-03-22/gba-2024-09-10/r1",
+    "subjects": 180000,
+    "cumulative_subjects": 180000,
+    "cumulative_sensitive_subjects": 0,
+    "documents": [
+        {"kind": "particulars", "title": "粤港澳大湾区标准合同填写事项 Particulars of the GBA standard contract",
+         "url": "/api/v1/contracts/ctr_0193a4c2e1f1a2b3c4d5e6f708192a3c/dossier/documents/particulars"},
+        {"kind": "undertaking", "title": "承诺书 Undertaking",
+         "url": "/api/v1/contracts/ctr_0193a4c2e1f1a2b3c4d5e6f708192a3c/dossier/documents/undertaking"}],
+    "filing": {"required": True, "due_at": "2026-12-16T15:59:59Z", "reference": None, "filed_at": None,
+               "approval_required": False, "approved_at": None, "provisional_due_date": False},
+    "provisional_due_date": False,
+    "status": "awaiting_filing",
+    "overdue_at": None,
+    "created_at": "2026-12-02T08:00:00Z",
+}
+DOSSIER_FILING_EXAMPLE = {"reference": "粤网信备-2026-001234"}

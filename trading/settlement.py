@@ -27,6 +27,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, object_session
 
+from certification import registrations
 from exchange import hooks
 from exchange.db import utcnow
 from exchange.errors import Conflict, DomainError, Forbidden, NotFound, ValidationFailed, field_error
@@ -102,6 +103,9 @@ def _move(trade: Trade, target: TradeStatus, *, actor: Principal | None = None) 
     outbox.emit(session, event_type=f"trade.{target}", org_ids=[trade.buyer_org_id, trade.seller_org_id],
                 payload={"trade_id": trade.id, "status": str(target), "amount": trade.amount,
                          "currency": trade.currency, "refunded_amount": trade.refunded_amount})
+    if target == TradeStatus.REFUNDED:
+        # A refunded trade ends its contract's licence in the rights register (API.md Compliance).
+        registrations.cancel_licence(session, contract_id=trade.contract_id, seller_org_id=trade.seller_org_id)
 
 
 # -- shared by the money steps (trading.payments too) -----------------------------------------------
