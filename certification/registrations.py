@@ -37,7 +37,7 @@ from exchange.fields import Facts, iso_z
 from exchange.principal import Principal
 from exchange.sequences import at_commit, reserve
 from exchange.signing import services as signing
-from listings.models import Product
+from listings import services as listings
 
 VENDOR_RIGHTS = ("holding", "processing", "operation")
 LICENCE_RIGHTS = ("processing",)
@@ -222,10 +222,9 @@ def shown(session: Session, reg: Registration) -> Facts:
 def of_product(session: Session, *, product_id: str, principal: Principal | None) -> Select:
     """A product's registrations, oldest first: the vendor's rights (initial, change and their
     cancellations) to anyone; licences and their cancellations only to the product's owner, the
-    licence holder and operators. Raises NotFound for an unknown product."""
-    product = session.get(Product, product_id) if len(product_id) <= 40 else None
-    if product is None:
-        raise NotFound("No such product.")
+    licence holder and operators. The product must be visible to the caller (listed, or its owner's
+    and operators'); every registration stays verifiable by its number. Raises NotFound."""
+    product = listings.get_product(session, product_id=product_id, principal=principal)
     stmt = select(Registration).where(Registration.product_id == product.id)
     if principal is None or not (principal.is_operator or principal.org_id == product.owner_org_id):
         public = and_(Registration.holder_org_id == product.owner_org_id, Registration.contract_id.is_(None))

@@ -278,7 +278,9 @@ def get_registration(number: str) -> Any:
 
 @blp.route("/products/<product_id>/registrations", methods=["GET"])
 @blp.arguments(PaginationArgsSchema, location="query")
-@blp.response(200, RegistrationPageSchema)
+@blp.response(200, RegistrationPageSchema, example={"items": [{k: v for k, v in REGISTRATION_EXAMPLE.items()
+                                                                  if k != "verification"}],
+                                                   "total": 1, "page": 1, "per_page": 20})
 @blp.doc(security=OPTIONAL_AUTH, operationId="listProductRegistrations")
 @blp.problems(401, 404, 422)
 def list_product_registrations(args: dict[str, Any], product_id: str) -> Any:

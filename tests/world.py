@@ -37,6 +37,7 @@ PATH_OBJECTS = {
     "procurement_id": "procurement", "offer_id": "offer", "contract_id": "contract", "trade_id": "trade_read",
     "payment_id": "payment", "entry_id": "whitelist", "endpoint_id": "webhook",
     "entitlement_id": "entitlement", "release_id": "release", "name": "file_name", "token": "token",
+    "kind": "dossier_kind",
 }
 # A public address literal: webhook targets are resolved, and nothing else resolves offline.
 WEBHOOK_URL = "https://93.184.216.34/hooks/datafair"
@@ -243,6 +244,21 @@ class Builder:
         ids["subscription_cancel"] = ok(api.post(f"offers/{sub_offer['id']}/accept", owner), 201)["id"]
         sign(api, buyer, ids["subscription_cancel"])
         sign(api, owner, ids["subscription_cancel"])
+
+        # -- compliance: the vendor's rights registration; a deal whose personal data leaves the
+        # mainland (the buyer in HK while it signs) with its dossier (a GBA standard contract) --------
+        ok(api.patch(f"organizations/{owner.org_id}", op, json={"city": "shenzhen", "zone": "qianhai"}))
+        (registration,) = ok(api.get(f"products/{product['id']}/registrations"))["items"]
+        ids["registration"] = registration["number"]
+        personal = certify(api, owner, contains_personal_info=True,
+                           personal_info={"subjects": 150_000, "sensitive": False})
+        ok(api.post("whitelist", op, json={**wl, "personal_info_allowed": True}), 201)
+        ok(api.patch(f"organizations/{buyer.org_id}", op, json={"region": "HK"}))
+        ids["dossier_kind"] = "undertaking"
+        ids["dossier_contract"] = ok(api.post(f"offers/{bid(api, buyer, personal)['id']}/accept", owner), 201)["id"]
+        sign(api, buyer, ids["dossier_contract"])
+        sign(api, owner, ids["dossier_contract"])
+        ok(api.patch(f"organizations/{buyer.org_id}", op, json={"region": "GD"}))
 
         # -- delivery: a certified file product sold to the buyer (escrowed: its entitlement active),
         # a published release it covers, drafts to upload into and publish, one to withdraw, a link --

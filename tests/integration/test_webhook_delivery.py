@@ -114,7 +114,7 @@ def test_emit_refuses_programming_errors(session, kw, message):
 
 def test_every_documented_event_type_is_accepted(app, session):
     # 15 + entitlement.<4 statuses> + release.published|withdrawn + trade.cancelled + subscription.<4>
-    assert len(outbox.event_types(app)) == 26
+    assert len(outbox.event_types(app)) == 28
     for event_type in sorted(outbox.event_types(app)):
         outbox.emit(session, event_type=event_type, org_ids=["org_a"], payload={})
 

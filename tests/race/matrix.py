@@ -469,6 +469,27 @@ def cancel_subscription(env: Env) -> Case:
                 "active", "cancelled", check=cancelled)
 
 
+def file_dossier(env: Env) -> Case:
+    """A GD vendor's personal data (150,000 individuals) bought from Hong Kong: a standard-contract
+    dossier awaiting the exporter's filing; N identical filings give one `filed`."""
+    api = env.api
+    if not getattr(env, "hk_buyer", None):
+        env.hk_buyer = api.enterprise(region="HK")
+        ok(api.post("whitelist", env.op, json={
+            "category": "transport", "from_region": "GD", "to_region": "HK", "max_classification": "general",
+            "personal_info_allowed": True, "expires_at": iso_z(utcnow() + timedelta(days=90))}), 201)
+        env.personal = certify(api, env.owner, contains_personal_info=True,
+                               personal_info={"subjects": 150_000, "sensitive": False})
+    contract = ok(api.post(f"offers/{bid(api, env.hk_buyer, env.personal)['id']}/accept", env.owner), 201)["id"]
+    sign(api, env.hk_buyer, contract)
+    sign(api, env.owner, contract)
+    dossier = ok(api.get(f"contracts/{contract}/dossier", env.owner))
+    assert dossier["status"] == "awaiting_filing", dossier
+    return Case(Call("POST", f"contracts/{contract}/dossier/filing", env.owner, {"reference": "竞速 race-1"}),
+                ("dossiers", dossier["id"]), "awaiting_filing", "filed", read=f"contracts/{contract}/dossier",
+                reader=env.owner)
+
+
 def create_payment(env: Env) -> Case:
     trade = env.trade()["trade"]
     return Case(Call("POST", f"trades/{trade}/payments", env.buyer, {"provider": "manual"}, _key()),
@@ -781,6 +802,7 @@ ROWS: list[Row] = [
     Row("trade cancel", "POST", f"{P}/trades/{{trade_id}}/cancel",
         trade_move("cancel", "op", "awaiting_payment", "cancelled", REASON)),
     Row("subscription cancel", "POST", f"{P}/contracts/{{contract_id}}/subscription/cancel", cancel_subscription),
+    Row("dossier filing", "POST", f"{P}/contracts/{{contract_id}}/dossier/filing", file_dossier),
     Row("trade delivery", "POST", f"{P}/trades/{{trade_id}}/delivery",
         trade_move("delivery", "owner", "escrowed", "delivered", {"reference": "s3://bucket/r.csv", "sha256": SHA})),
     Row("trade acceptance", "POST", f"{P}/trades/{{trade_id}}/acceptance",

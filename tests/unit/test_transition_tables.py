@@ -41,6 +41,7 @@ from listings.states import PRODUCT_TRANSITIONS, VERSION_TRANSITIONS, ProductSta
 from trading.states import (
     CONTRACT_TRANSITIONS,
     DISPUTE_TRANSITIONS,
+    DOSSIER_TRANSITIONS,
     OFFER_TRANSITIONS,
     PAYMENT_TRANSITIONS,
     PAYOUT_TRANSITIONS,
@@ -49,6 +50,7 @@ from trading.states import (
     TRADE_TRANSITIONS,
     ContractStatus,
     DisputeStatus,
+    DossierStatus,
     OfferStatus,
     PaymentStatus,
     PayoutStatus,
@@ -130,6 +132,11 @@ TABLES: list[tuple[str, Mapping, type[StrEnum], set[tuple[str, str]]]] = [
     }),
     ("dispute", DISPUTE_TRANSITIONS, DisputeStatus, {
         ("open", "resolved"),
+    }),
+    ("dossier", DOSSIER_TRANSITIONS, DossierStatus, {
+        ("awaiting_filing", "filed"), ("awaiting_filing", "overdue"),
+        # A late filing still files it.
+        ("overdue", "filed"),
     }),
     ("payout", PAYOUT_TRANSITIONS, PayoutStatus, {
         ("pending", "paid"), ("pending", "failed"),
