@@ -153,7 +153,8 @@ class ProductVersion(TimestampMixin, Base):
     coverage: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     volume: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     # {"subjects": N, "sensitive": bool}: required with contains_personal_info for new revisions.
-    personal_info: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # None is SQL NULL (as on the versions migrated without it), never the JSON `null`.
+    personal_info: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
 
     def body(self) -> dict[str, Any]:
         """Every field of the creation body as stored, JSON-able (what a certificate digest covers);

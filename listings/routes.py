@@ -155,6 +155,26 @@ def delist_product(product_id: str) -> Any:
     return _product(product)
 
 
+@blp.route("/products/personal-info-missing", methods=["GET"])
+@blp.arguments(PaginationArgsSchema, location="query")
+@blp.response(200, ProductVersionPageSchema, example=PRODUCT_VERSION_PAGE_EXAMPLE)
+@blp.doc(security=AUTH, operationId="listProductsMissingPersonalInfo")
+@blp.problems(401, 403, 422)
+def missing_personal_info(args: dict[str, Any]) -> Any:
+    """List listed versions that must be revised with personal_info
+
+    Who: operators only (others 403). The listed versions that contain personal information but
+    were certified before `personal_info` (individuals covered, sensitive) existed: their
+    certificates and digests stand, but cross-border offers on them answer 409 until the vendor
+    certifies a revision stating it. Oldest listed first. Changes nothing. Errors: 401 no valid
+    token, 403 not an operator, 422 bad paging.
+    """
+    stmt = services.missing_personal_info(principal=current_principal())
+    page = paginate(db.session, stmt, page=args["page"], per_page=args["per_page"])
+    page["items"] = [services.version_shown(v) for v in page["items"]]
+    return page
+
+
 @blp.route("/products/<product_id>/versions", methods=["GET"])
 @blp.arguments(PaginationArgsSchema, location="query")
 @blp.response(200, ProductVersionPageSchema, example=PRODUCT_VERSION_PAGE_EXAMPLE)

@@ -277,6 +277,18 @@ def update_product(session: Session, *, product_id: str, changes: Mapping[str, A
     return product if product.listed_version is None else revision
 
 
+def missing_personal_info(*, principal: Principal) -> Select:
+    """Operators: the listed versions that contain personal information but do not state
+    `personal_info` (certified before the field existed): their vendors must certify a revision
+    with it before any cross-border deal (API.md Compliance). Oldest listed first."""
+    principal.require_operator()
+    return (select(ProductVersion).join(Product, (Product.id == ProductVersion.product_id)
+                                        & (Product.listed_version == ProductVersion.version))
+            .where(ProductVersion.contains_personal_info.is_(True), ProductVersion.personal_info.is_(None),
+                   Product.status != ProductStatus.DELISTED)
+            .order_by(Product.listed_at, Product.id))
+
+
 def list_versions(session: Session, *, product_id: str, principal: Principal) -> Select:
     """Every revision of a product, newest first (owner and operators; others 404)."""
     product = _load(session, product_id)

@@ -136,6 +136,8 @@ ROWS: list[Row] = [
     R("GET", f"{P}/products/{{product}}", default=200, rule=f"{P}/products/{{product_id}}"),
     R("GET", f"{P}/products/{{draft}}", default=404, owner=200, operator=200, rule=f"{P}/products/{{product_id}}"),
     R("GET", f"{P}/certificates/{{certificate}}", default=200, rule=f"{P}/certificates/{{number}}"),
+    R("GET", f"{P}/products/personal-info-missing", default=403, anonymous=401, operator=200,
+      rule=f"{P}/products/personal-info-missing"),
     R("GET", f"{P}/registrations/{{registration}}", default=200, rule=f"{P}/registrations/{{number}}"),
     R("GET", f"{P}/products/{{product}}/registrations", default=200, rule=f"{P}/products/{{product_id}}/registrations"),
     R("GET", f"{P}/organizations/{{owner_org}}", default=200, rule=f"{P}/organizations/{{org_id}}"),
