@@ -25,6 +25,7 @@ STALLS = (("A-01", "gz_transport"), ("A-02", "sz_port"), ("B-01", "hk_finance"),
 
 def _p(vendor: str, title: str, summary: str, description: str, category: str, keywords: list[str], *,
        data_format: str, delivery_mode: str, classification: str = "general", personal: bool = False,
+       personal_info: dict[str, Any] | None = None,
        region: str = "GD", frequency: str, price: dict[str, Any], sample: dict[str, Any] | None,
        scope: str = "commercial", days: int = 365, resale: bool = False, scenarios: list[str],
        source: tuple[str, str], coverage: dict[str, Any] | None, volume: dict[str, Any] | None) -> dict[str, Any]:
@@ -38,6 +39,7 @@ def _p(vendor: str, title: str, summary: str, description: str, category: str, k
             "license": {"scope": scope, "duration_days": days, "resale_allowed": resale},
             "scenarios": scenarios, "data_source": {"type": source[0], "description": source[1]},
             "coverage": coverage, "volume": volume,
+            "personal_info": personal_info if personal else None,
         },
     }
 
@@ -132,7 +134,7 @@ DEMO_PRODUCTS: tuple[dict[str, Any], ...] = (
        "原始數據不出域。\nSME credit risk scores delivered by privacy-preserving computation; raw data never leaves.",
        "finance", ["信貸", "風險評分", "中小企業", "credit", "SME"],
        data_format="other", delivery_mode="privacy_computing", classification="important", personal=True,
-       region="HK",
+       personal_info={"subjects": 86_000, "sensitive": True}, region="HK",
        frequency="monthly", price={"model": "negotiable", "amount": 20_000_000, "currency": "HKD"},
        sample=None, days=730,
        scenarios=["跨境貿易融資 cross-border trade finance", "供應鏈金融授信 supply-chain credit"],
@@ -181,13 +183,44 @@ DEMO_PRODUCTS: tuple[dict[str, Any], ...] = (
        "Anonymized mobile signalling and turnstile counts estimate crowd density and waiting time at the Ruins "
        "of St. Paul's, Senado Square and other sights.",
        "geospatial", ["人流", "景點", "crowd", "tourism"],
-       data_format="api", delivery_mode="api", classification="important", personal=True, region="MO",
+       data_format="api", delivery_mode="api", classification="important", personal=True,
+       personal_info={"subjects": 1_200_000, "sensitive": False}, region="MO",
        frequency="realtime", price={"model": "per_call", "amount": 150, "currency": "MOP"},
        sample={"columns": ["site", "ts", "people_per_100m2", "wait_minutes"],
                "rows": [["大三巴牌坊", "2026-10-02T15:00:00Z", 86.5, 12]]},
        scenarios=["景區限流與疏導 crowd control"],
        source=("derived", "電信營運商匿名化信令 anonymized operator signalling"),
        coverage=_cov("2025-05-01T00:00:00Z", ["澳門半島", "氹仔"]), volume={"records": 31_000_000, "bytes": None}),
+    # The compliance deals' products (issue 20): personal data that leaves the mainland from Qianhai and
+    # from Hengqin; created before the three Zhuhai drafts below so those stay the demo's special cases.
+    _p("sz_port", "前海跨境电商收件人地址标准化数据 Qianhai Cross-border E-commerce Consignee Addresses",
+       "跨境包裹收件人地址的标准化与派送时效 Standardized consignee addresses and delivery times of parcels",
+       "前海跨境电商平台近一年发往香港的包裹收件人地址（已标准化至楼宇级），含派送时效与签收方式，"
+       "用于港深两地末端配送规划。\nConsignee addresses (standardized to the building) of parcels sent from "
+       "Qianhai platforms to Hong Kong in the past year, with delivery times, for last-mile planning.",
+       "commerce", ["跨境电商", "收件人", "末端配送", "e-commerce", "last mile"],
+       data_format="csv", delivery_mode="file", personal=True,
+       personal_info={"subjects": 180_000, "sensitive": False}, frequency="monthly",
+       price={"model": "one_time", "amount": 2_600_000, "currency": "CNY"},
+       sample={"columns": ["parcel_id", "district", "building", "delivered_within_h"],
+               "rows": [["QH-88120", "Kwun Tong", "Millennium City 5", 26]]},
+       scenarios=["港深末端配送规划 Hong Kong–Shenzhen last-mile planning"],
+       source=("self_collected", "平台运单 platform waybills"),
+       coverage=_cov("2025-11-01T00:00:00Z", ["香港"]), volume={"records": 410_000, "bytes": 52_000_000}),
+    _p("zh_energy", "横琴居民用电与充电行为数据 Hengqin Household Electricity and Charging Behaviour",
+       "横琴粤澳深度合作区住户分时用电与家用充电行为 Time-of-use consumption and home charging of households",
+       "横琴粤澳深度合作区约12万户居民的15分钟用电曲线与家用充电桩使用记录，用于澳门与横琴一体化的"
+       "电网与充电网络规划。\n15-minute consumption curves and home charger sessions of about 120,000 "
+       "households in the Hengqin cooperation zone, for grid and charging planning with Macao.",
+       "energy", ["居民用电", "充电", "横琴", "electricity", "charging"],
+       data_format="csv", delivery_mode="file", personal=True,
+       personal_info={"subjects": 120_000, "sensitive": False}, frequency="monthly",
+       price={"model": "one_time", "amount": 1_900_000, "currency": "CNY"},
+       sample={"columns": ["household", "ts", "kwh", "charging"],
+               "rows": [["HQ-00412", "2026-10-02T19:00:00Z", 1.42, True]]},
+       scenarios=["琴澳电网一体化规划 Hengqin–Macao grid planning"],
+       source=("licensed", "电网公司授权数据 licensed from the grid operator"),
+       coverage=_cov("2025-01-01T00:00:00Z", ["横琴"]), volume={"records": 4_200_000_000, "bytes": None}),
     _p("zh_energy", "珠三角电力负荷曲线 Pearl River Delta Electricity Load Curves",
        "分行业、分城市的96点日负荷曲线 96-point daily load curves by sector and city",
        "提供珠三角九市分行业（工业、商业、居民）的15分钟粒度电力负荷曲线，以及峰谷差与负荷率指标。\n"

@@ -14,13 +14,14 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from certification import whitelist
 from certification.whitelist import check_transfer
 from exchange.db import utcnow
 from exchange.identity.models import Organization, User
 from exchange.principal import Principal
 from listings.models import Fair, Product, ProductVersion, Stall
 from listings.states import ProductStatus
-from trading import contracts, offers, payments, procurements, rules, settlement, subscriptions
+from trading import contracts, dossiers, offers, payments, procurements, rules, settlement, subscriptions
 from trading.models import Contract, Subscription, Trade
 
 SHA = "9f2c4e1a7b3d5f60182a4c6e8b0d2f4a6c8e0b2d4f6a8c0e2b4d6f8a0c2e4b6d"
@@ -85,6 +86,43 @@ def _days_ago(days: float) -> Iterator[None]:
         yield
     finally:
         config["NOW_OFFSET_S"] = before
+
+
+QIANHAI_TITLE = "前海跨境电商收件人地址标准化数据 Qianhai Cross-border E-commerce Consignee Addresses"
+HENGQIN_TITLE = "横琴居民用电与充电行为数据 Hengqin Household Electricity and Charging Behaviour"
+QIANHAI_FILING = "粤网信备〔2026〕前海-0012"
+
+
+def _cross_border_deals(session: Session, orgs: dict[str, Organization], *, operator: Principal) -> int:
+    """The Bay Area compliance deals (API.md Compliance): personal data leaving the mainland under the
+    GBA standard contract — a Shenzhen–Hong Kong deal from Qianhai (filed, paid, delivering) and a
+    Zhuhai–Macao deal from Hengqin (awaiting its filing, due in 10 working days). The operator's
+    white-list entries make both lawful. Returns the dossiers made."""
+    made = 0
+    for vendor_key, buyer_key, title, category, to_region in (
+            ("sz_port", "hk_logistics", QIANHAI_TITLE, "commerce", "HK"),
+            ("zh_energy", "mo_smartcity", HENGQIN_TITLE, "energy", "MO")):
+        vendor_org, buyer_org = orgs.get(vendor_key), orgs.get(buyer_key)
+        if vendor_org is None or buyer_org is None:
+            continue
+        found = next(((p, v) for p, v in _listed(session, vendor_org) if v.title == title), None)
+        if found is None:
+            continue
+        whitelist.create(session, category=category, from_region="GD", to_region=to_region,
+                         max_classification="general", personal_info_allowed=True,
+                         expires_at=utcnow() + timedelta(days=365), recipient_org_id=buyer_org.id,
+                         note="大湾区个人信息跨境标准合同 GBA standard contract (demo)", actor=operator)
+        product, version = found
+        buyer, vendor = _admin(session, buyer_org), _admin(session, vendor_org)
+        contract = _deal(session, buyer=buyer, vendor=vendor, product=product, version=version, fair=None,
+                         stall=None, discount_pct=0)
+        made += 1
+        if vendor_key == "sz_port":
+            dossiers.file(session, contract_id=contract.id, data={"reference": QIANHAI_FILING}, actor=vendor)
+            trade = contracts.trade_of(session, contract)
+            payment = payments.create_payment(session, trade_id=trade.id, provider="manual", actor=buyer)
+            payments.confirm_payment(session, payment_id=payment.id, actor=operator)
+    return made
 
 
 SUBSCRIPTION_AGE_DAYS = 40  # the anchor: period 1 is over, period 2 is running
@@ -199,6 +237,7 @@ def seed(session: Session, orgs: dict[str, Organization]) -> dict[str, int]:
             made["disputed"] += 1
     if _subscription(session, orgs, operator=operator):
         made["subscriptions"] = 1
+    made["dossiers"] = _cross_border_deals(session, orgs, operator=operator)
     # A negotiation in progress: a bid and a counter-offer awaiting the buyer.
     listed = _listed(session, orgs["mo_tourism"]) or _listed(session, orgs["hk_finance"])
     if listed:

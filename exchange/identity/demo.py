@@ -29,29 +29,34 @@ class DemoOrg:
     registration_number: str
     email: str
     status: str = OrgStatus.VERIFIED
+    city: str | None = None
+    zone: str | None = None
 
 
 DEMO_ORGS = (
     DemoOrg("gz_transport", "广州交通数据科技有限公司 Guangzhou Transport Data Technology Co., Ltd.", "vendor",
-            "GD", "91440101MA5DEMO001", "vendor@gz-transport.demo"),
+            "GD", "91440101MA5DEMO001", "vendor@gz-transport.demo", city="guangzhou"),
     DemoOrg("sz_port", "深圳港口物流数据有限公司 Shenzhen Port Logistics Data Co., Ltd.", "vendor",
-            "GD", "91440300MA5DEMO002", "vendor@sz-port.demo"),
+            "GD", "91440300MA5DEMO002", "vendor@sz-port.demo", city="shenzhen", zone="qianhai"),
     DemoOrg("hk_finance", "香港金融數據有限公司 Hong Kong Financial Data Limited", "vendor",
             "HK", "HK-CR-3000001", "vendor@hk-finance.demo"),
     DemoOrg("mo_tourism", "澳門旅遊數據有限公司 Macao Tourism Data Limited", "vendor",
             "MO", "MO-SO-40001", "vendor@mo-tourism.demo"),
     DemoOrg("zh_energy", "珠海能源数据服务有限公司 Zhuhai Energy Data Services Co., Ltd.", "vendor",
-            "GD", "91440400MA5DEMO005", "vendor@zh-energy.demo"),
+            "GD", "91440400MA5DEMO005", "vendor@zh-energy.demo", city="zhuhai", zone="hengqin"),
     DemoOrg("fs_manufacturing", "佛山智能制造集团 Foshan Smart Manufacturing Group", "enterprise",
-            "GD", "91440600MA5DEMO006", "buyer@fs-manufacturing.demo"),
+            "GD", "91440600MA5DEMO006", "buyer@fs-manufacturing.demo", city="foshan"),
     DemoOrg("hk_logistics", "香港物流控股有限公司 Hong Kong Logistics Holdings Limited", "enterprise",
             "HK", "HK-CR-3000007", "buyer@hk-logistics.demo"),
     DemoOrg("dg_retail", "东莞零售连锁有限公司 Dongguan Retail Chain Co., Ltd.", "enterprise",
-            "GD", "91441900MA5DEMO008", "buyer@dg-retail.demo"),
+            "GD", "91441900MA5DEMO008", "buyer@dg-retail.demo", city="dongguan"),
+    DemoOrg("mo_smartcity", "澳門智慧城市發展有限公司 Macao Smart City Development Limited", "enterprise",
+            "MO", "MO-SO-40011", "buyer@mo-smartcity.demo"),
     DemoOrg("gd_assessor", "广东数据资产评估中心 Guangdong Data Asset Assessment Center", "assessor",
-            "GD", "12440000MB2DEMO009", "assessor@gd-assess.demo"),
+            "GD", "12440000MB2DEMO009", "assessor@gd-assess.demo", city="guangzhou"),
     DemoOrg("nansha_pending", "南沙数据创新有限公司 Nansha Data Innovation Co., Ltd.", "vendor",
-            "GD", "91440115MA5DEMO010", "vendor@nansha.demo", OrgStatus.PENDING),
+            "GD", "91440115MA5DEMO010", "vendor@nansha.demo", OrgStatus.PENDING, city="guangzhou",
+            zone="nansha"),
 )
 
 
@@ -68,13 +73,15 @@ def seed(session: Session) -> dict[str, Organization]:
         ).scalar_one_or_none()
         if org is None:
             org = identity.register_organization(
-                session, name=spec.name, type=spec.type, region=spec.region,
+                session, name=spec.name, type=spec.type, region=spec.region, city=spec.city, zone=spec.zone,
                 registration_number=spec.registration_number,
                 admin={"email": spec.email, "password": DEMO_PASSWORD, "name": spec.name.split(" ")[0]},
             )
             if spec.status == OrgStatus.VERIFIED:
                 identity.change_status(session, org_id=org.id, target=OrgStatus.VERIFIED,
                                        reason="demo data: documents checked", actor=actor)
+        elif org.city is None and spec.city is not None:
+            org.city, org.zone = spec.city, spec.zone  # a database seeded before organizations had places
         orgs[spec.key] = org
     return orgs
 

@@ -69,8 +69,11 @@ def test_seed_demo_is_idempotent_and_covers_every_type(app, api):
     first = run(app, "seed-demo")
     assert first.exit_code == 0, first.output
     seeded = orgs(app)
-    assert Counter(o.type for o in seeded) == {"vendor": 6, "enterprise": 3, "assessor": 1, "operator": 1}
+    assert Counter(o.type for o in seeded) == {"vendor": 6, "enterprise": 4, "assessor": 1, "operator": 1}
     assert {o.region for o in seeded} >= {"GD", "HK", "MO"}
+    # Where they are (API.md Compliance): the GD ones name their city, and the zones are in them.
+    assert {(o.city, o.zone) for o in seeded if o.region == "GD" and o.type != "operator"} >= {
+        ("shenzhen", "qianhai"), ("zhuhai", "hengqin"), ("guangzhou", None)}
     assert any("香港" in o.name for o in seeded) and any("Guangzhou" in o.name for o in seeded)
     assert Counter(o.status for o in seeded)["pending"] == 1
     assert demo.OPERATOR_EMAIL in first.output and demo.DEMO_PASSWORD in first.output
@@ -89,7 +92,7 @@ def test_seed_demo_if_empty(app, api):
     assert "not re-seeded" in r.output
     assert len(orgs(app)) == 2  # the vendor and the test operator that verified it
     run(app, "seed-demo")
-    assert len(orgs(app)) == 2 + 11
+    assert len(orgs(app)) == 2 + 12
 
 
 def test_seed_demo_refuses_production(app):
