@@ -79,3 +79,9 @@ def test_the_readme_tour_delivers_a_file_matching_the_signed_manifest(tmp_path):
     assert '{"status": "refused", "refused_reason": "blocked_column: ' in run.stdout
     assert run.stdout.count('"epsilon_remaining": 9.0}') == 2
     assert "+852 0" not in run.stdout and "CU-0" not in run.stdout
+    # The Hengqin–Macao dossier: the GBA standard contract with a 10-working-day deadline, its undertaking
+    # drafted from the contract, the vendor's filing; the buyer's licence verified offline.
+    assert '{"path": "gba_standard_contract", "status": "awaiting_filing", "filing": {' in run.stdout
+    assert "# 承诺书 Undertaking" in run.stdout
+    assert '\nfiled\n' in run.stdout
+    assert re.search(r"DRR-\d{4}-\d{6} \(licence, processing\) signed by the exchange: ok", run.stdout)
