@@ -40,8 +40,6 @@ from trading.models import Contract, CrossBorderVolume, Dossier
 from trading.states import DOSSIER_TRANSITIONS, DossierStatus
 
 DS = DossierStatus
-MAINLAND = ("GD", "CN")
-ABROAD = ("HK", "MO", "INTL")
 CONTRACT_PATHS = ("gba_standard_contract", "standard_contract")
 NOT_REQUIRED_PATHS = ("no_personal_info", "exempt_small_volume")
 EVENT_TYPES = ("dossier.overdue",)
@@ -61,11 +59,6 @@ def kinds(dossier: Dossier) -> list[tuple[str, str]]:
     if not dossier.filing_required:
         return []
     return [("particulars", _PARTICULARS[dossier.path]), ("undertaking", UNDERTAKING)]
-
-
-def leaves_mainland(seller: Organization, buyer: Organization) -> bool:
-    """The deal's data leaves the mainland: the seller (the exporter) in GD or CN, the buyer outside."""
-    return seller.region in MAINLAND and buyer.region in ABROAD
 
 
 def cst_year(at: datetime) -> int:
@@ -91,9 +84,13 @@ def open_for(session: Session, contract: Contract, revision: Any) -> Dossier | N
     """At the second signature (same transaction): the contract's dossier, if its data leaves the mainland."""
     seller = session.get(Organization, contract.seller_org_id)
     buyer = session.get(Organization, contract.buyer_org_id)
-    if not leaves_mainland(seller, buyer):
+    if not rules.leaves_mainland(seller.region, buyer.region):
         return None
     personal = bool(revision.contains_personal_info)
+    if personal and revision.personal_info is None:
+        # rules.lawful refuses such a deal before it gets here (409): never decide a path without the count.
+        raise Conflict("The certified version does not state personal_info; its cross-border path cannot be "
+                       "decided.", errors={"personal_info": ["missing on the certified version"]})
     stated = revision.personal_info or {}
     subjects = int(stated.get("subjects") or 0) if personal else 0
     sensitive = bool(stated.get("sensitive")) if personal else False

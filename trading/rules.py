@@ -54,17 +54,33 @@ def tradable(session: Session, product: Product) -> tuple[ProductVersion, Certif
     return listings.get_version(session, product_id=product.id, version=product.listed_version), cert
 
 
+MAINLAND = ("GD", "CN")
+ABROAD = ("HK", "MO", "INTL")
+
+
+def leaves_mainland(seller_region: str, buyer_region: str) -> bool:
+    """A deal's data leaves the mainland (API.md Compliance): the seller, the exporter, in GD or CN and
+    the buyer in HK, MO or INTL; such a contract gets a cross-border dossier."""
+    return seller_region in MAINLAND and buyer_region in ABROAD
+
+
 def lawful(session: Session, revision: Any, buyer: Organization) -> None:
     """422 naming the cross-border rule unless `buyer` may lawfully receive the revision's data; 409
     naming `personal_info` when personal data would cross a border from a version certified before
     that field existed (its path cannot be decided without the individuals it covers)."""
     whitelist.require_lawful(session, product=revision, buyer_org=buyer)
-    if (revision.contains_personal_info and getattr(revision, "personal_info", None) is None
-            and crossborder.is_cross_border(revision.origin_region, buyer.region)):
+    if revision.contains_personal_info and getattr(revision, "personal_info", None) is None and (
+            crossborder.is_cross_border(revision.origin_region, buyer.region)
+            or leaves_mainland(_seller_region(session, revision), buyer.region)):
         raise Conflict(f"Version {revision.version} of this product contains personal information but does not "
                        "state personal_info (the individuals it covers and whether it is sensitive), so its "
                        "cross-border path cannot be decided: the vendor must certify a revision with "
                        "personal_info first.", errors={"personal_info": ["missing on the certified version"]})
+
+
+def _seller_region(session: Session, revision: Any) -> str:
+    product = session.get(Product, revision.product_id)
+    return session.get(Organization, product.owner_org_id).region
 
 
 def visible_product(session: Session, product_id: str, principal: Any) -> Product:
