@@ -35,7 +35,7 @@ from exchange.errors import NotFound
 from exchange.events import outbox
 from exchange.fields import Facts, iso_z
 from exchange.principal import Principal
-from exchange.sequences import at_commit, reserve
+from exchange.sequences import at_commit_batch, batched, reserve
 from exchange.signing import services as signing
 from listings import services as listings
 
@@ -96,20 +96,15 @@ def verification(session: Session, reg: Registration) -> dict[str, bool]:
 # -- filing (numbered and signed at commit) ---------------------------------------------------------
 
 def _queue(session: Session, filing: _Filing) -> None:
-    queue: list[_Filing] | None = session.info.get(_QUEUE)
-    if not queue:
-        queue = session.info[_QUEUE] = []
-        at_commit(session, _write_queued)
-    queue.append(filing)
+    at_commit_batch(session, _QUEUE, _write_queued).append(filing)
 
 
 def _queued(session: Session) -> list[_Filing]:
-    return list(session.info.get(_QUEUE) or ())
+    return batched(session, _QUEUE)
 
 
-def _write_queued(session: Session) -> None:
+def _write_queued(session: Session, queue: list[_Filing]) -> None:
     """Number, digest, sign and insert every registration this transaction filed (at its commit)."""
-    queue: list[_Filing] = session.info.pop(_QUEUE, None) or []
     by_year: dict[int, list[_Filing]] = {}
     for filing in queue:
         by_year.setdefault(filing.registered_at.year, []).append(filing)

@@ -8,9 +8,10 @@ no gaps and no duplicates.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from sqlalchemy import Integer, String, event, update
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column, scoped_session
 
 from exchange.db import Base, upsert
 
@@ -52,14 +53,34 @@ def yearly_number(session: Session, name: str, prefix: str, year: int) -> str:
 # transaction: the lock is then held only for that last insert and the commit.
 
 _AT_COMMIT = "datafair.sequences.at_commit"
+_BATCHES = "datafair.sequences.at_commit_batches"
 
 
 def at_commit(session: Session, fn: Callable[[Session], None]) -> None:
     """Run `fn(session)` just before this transaction commits (after the caller's own work), in it.
 
-    Functions run in the order they were added; a rollback forgets them.
+    Functions run in the order they were added; a rollback of the transaction forgets them.
     """
+    real = session() if isinstance(session, scoped_session) else session  # flask-sqlalchemy's db.session
+    if not real.in_transaction():
+        # Begun now, so that a rollback before any SQL is a rollback of this work (its event fires).
+        real.begin()
     session.info.setdefault(_AT_COMMIT, []).append(fn)
+
+
+def at_commit_batch(session: Session, key: str, fn: Callable[[Session, list[Any]], None]) -> list[Any]:
+    """The list of items `key` this transaction collects, handed to `fn(session, items)` at its commit
+    (scheduled once, on the first call). A rollback forgets the list with the rest."""
+    batches: dict[str, list[Any]] = session.info.setdefault(_BATCHES, {})
+    if key not in batches:
+        batches[key] = []
+        at_commit(session, lambda s: fn(s, session.info.get(_BATCHES, {}).pop(key, [])))
+    return batches[key]
+
+
+def batched(session: Session, key: str) -> list[Any]:
+    """What this transaction has collected under `key` so far (a copy)."""
+    return list(session.info.get(_BATCHES, {}).get(key, ()))
 
 
 def pending_at_commit(session: Session) -> int:
@@ -72,6 +93,12 @@ def run_at_commit(session: Session) -> None:
         fn = session.info[_AT_COMMIT].pop(0)
         fn(session)
     session.info.pop(_AT_COMMIT, None)
+    session.info.pop(_BATCHES, None)
+
+
+def _forget(session: Session) -> None:
+    session.info.pop(_AT_COMMIT, None)
+    session.info.pop(_BATCHES, None)
 
 
 @event.listens_for(Session, "before_commit")
@@ -81,6 +108,9 @@ def _before_commit(session: Session) -> None:
         session.flush()
 
 
-@event.listens_for(Session, "after_rollback")
-def _after_rollback(session: Session) -> None:
-    session.info.pop(_AT_COMMIT, None)
+@event.listens_for(Session, "after_soft_rollback")
+def _after_rollback(session: Session, previous_transaction: Any) -> None:
+    # Every rollback of the whole transaction, also one before any SQL ran (no DBAPI rollback then);
+    # a savepoint's rollback keeps the transaction's work.
+    if not previous_transaction.nested:
+        _forget(session)

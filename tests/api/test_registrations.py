@@ -459,13 +459,7 @@ def test_a_number_taken_then_rolled_back_is_taken_again(app, api):
     assert _licences(app) == [(taken, "ctr_the_next_one")]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "certification.registrations keeps the filings of a transaction in session.info"
-    "['datafair.registrations.queue'], but only exchange.sequences' at_commit list is cleared on rollback "
-    "(its after_rollback hook): after a rollback the stale, non-empty queue stays in the session, so the "
-    "next register_*/cancel_* in that same session appends to it and never registers _write_queued with "
-    "at_commit again; the next commit writes no registration (the filing is silently lost, and the "
-    "rolled-back one lingers in the queue)"))
+# Regression (a rollback once kept a transaction's queued filings):
 def test_a_rolled_back_filing_does_not_swallow_the_next_one_in_the_same_session(app, api):
     from certification import registrations
 
@@ -480,11 +474,7 @@ def test_a_rolled_back_filing_does_not_swallow_the_next_one_in_the_same_session(
     assert _licences(app) == [(numbers[-1], "ctr_the_next_one")]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the same stale registrations queue in a sweep: exchange.jobs.scheduler.Sweep runs every item of a "
-    "batch in one session and rolls back an item that raises; when that item had filed a registration "
-    "(e.g. a per_call trade refunded by end_per_call -> cancel_licence), every later item of the batch "
-    "that files one commits without it (registrations silently lost)"))
+# Regression (a rollback once kept a transaction's queued filings):
 def test_a_failed_sweep_item_does_not_lose_the_next_items_registrations(app, api):
     from certification import registrations
     from exchange.jobs.scheduler import Sweep
@@ -507,12 +497,7 @@ def test_a_failed_sweep_item_does_not_lose_the_next_items_registrations(app, api
     assert [c for _, c in _licences(app)] == ["ctr_sweep_2", "ctr_sweep_3"], numbers
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "exchange.sequences forgets at_commit work in an `after_rollback` listener, which SQLAlchemy fires only "
-    "after a real DBAPI rollback: Session.rollback() before the transaction has touched the database (no "
-    "SQL yet; registrations.register_* only queue) keeps the deferred work, so the next commit of that "
-    "session numbers, signs and inserts the registration that was rolled back (at_commit's docstring: "
-    "'a rollback forgets them'; `after_soft_rollback` would)"))
+# Regression (a rollback once kept a transaction's queued filings):
 def test_a_rollback_before_any_sql_forgets_the_filing_too(app, api):
     from certification import registrations
     from exchange import sequences
