@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from flask import current_app
-from marshmallow import fields, validate, validates_schema
+from marshmallow import ValidationError, fields, validate, validates_schema
 
 from exchange.api import AUTH, Blueprint
 from exchange.db import db
-from exchange.errors import ValidationFailed
 from exchange.fields import StrictSchema, UTCDateTime
 from exchange.principal import current_principal
 from trading import reports
@@ -31,8 +30,8 @@ class TradeReportArgsSchema(StrictSchema):
     @validates_schema
     def _window(self, data: dict[str, Any], **_kw: Any) -> None:
         if "from_" in data and "to" in data and data["to"] <= data["from_"]:
-            raise ValidationFailed("to: must be after from", errors={
-                "to": ["Must be after `from` (the window is half-open: from <= signed_at < to)."]})
+            raise ValidationError("Must be after `from` (the window is half-open: from <= signed_at < to).",
+                                  field_name="to")
 
 
 _PARTY = {"type": "object", "properties": {

@@ -259,3 +259,32 @@ def test_an_empty_window_is_an_empty_signed_report(api):
                     {"from": start, "to": end, "format": "csv"})
     body = report(api, op, start, end).get_json()
     assert (body["count"], body["trades"]) == (0, [])
+
+
+def test_the_readme_snippet_verifies_a_downloaded_report(api, deals, tmp_path):
+    """docs/snippets/report-verify.md's script, run as a regulator would: files on disk, no project code."""
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "snippets" / "report-verify.md").read_text()
+    script = tmp_path / "verify_report.py"
+    script.write_text(re.search(r"```python\n(.*?)```", doc, re.S).group(1))
+    start, end = window(deals)
+    r = report(api, deals["operator"], start, end, "csv")
+    (tmp_path / "report.csv").write_bytes(r.data)
+    (tmp_path / "headers.txt").write_text("HTTP/1.1 200 OK\r\n" + "".join(f"{k}: {v}\r\n" for k, v in r.headers.items())
+                                          + "\r\n", encoding="latin-1")
+    (tmp_path / "jwks.json").write_bytes(api.get("/.well-known/jwks.json").data)
+
+    def run(body: str, *window_args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-I", str(script), str(tmp_path / body), str(tmp_path / "headers.txt"),
+                               str(tmp_path / "jwks.json"), *window_args, "csv"],
+                              capture_output=True, text=True, timeout=60, cwd=tmp_path)
+
+    ok = run("report.csv", start, end)
+    assert ok.returncode == 0 and ok.stdout.startswith("OK:"), ok.stderr
+    (tmp_path / "forged.csv").write_bytes(r.data.replace(b"false", b"true", 1))
+    assert "digest mismatch" in run("forged.csv", start, end).stderr
+    assert "InvalidSignature" in run("report.csv", start, "2099-01-01T00:00:00Z").stderr
