@@ -36,6 +36,8 @@ def init_app(app: Flask, api: Any) -> None:
     from trading import demo, dossiers, offers, payments, procurements, routes, services, settlement, subscriptions
 
     api.register_blueprint(routes.blp)
+    from trading import report_routes  # the regulator's trade report (API.md Compliance)
+    api.register_blueprint(report_routes.blp)
     jobs.register_sweep(app, "trading.procurement_expiry", due=procurements.EXPIRY.due_ids,
                         apply=procurements.EXPIRY.apply, report="{} procurements expired")
     jobs.register_sweep(app, "trading.offer_expiry", due=offers.EXPIRY.due_ids, apply=offers.EXPIRY.apply,
