@@ -140,6 +140,8 @@ def load_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         # Delivery (API.md, Delivery and use): where release files live (None: instance/storage),
         # the upload limit (5 GiB) and how long a download link lives (at most 15 minutes).
         "STORAGE_URL": env.get("DATAFAIR_STORAGE_URL") or None,
+        # Where a regulator report is spooled beyond 1 MiB before it is sent (default: the system's temp).
+        "REPORT_TMP_DIR": env.get("DATAFAIR_REPORT_TMP_DIR") or None,
         "MAX_UPLOAD_BYTES": _int(env, "DATAFAIR_MAX_UPLOAD_BYTES", 5 << 30, minimum=1),
         "DOWNLOAD_LINK_SECONDS": _int(env, "DATAFAIR_DOWNLOAD_LINK_SECONDS", 300, minimum=1),
         # The API gateway (API.md, API gateway): per-key rate, response cap, usage periods.

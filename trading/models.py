@@ -119,6 +119,8 @@ class Contract(TimestampMixin, Base):
         CheckConstraint("amount > 0", name="amount"),
         Index("ix_contracts_buyer", "buyer_org_id", "created_at"),
         Index("ix_contracts_seller", "seller_org_id", "created_at"),
+        # The regulator's trade report: contracts signed in a window, in signing order.
+        Index("ix_contracts_signed_at", "signed_at", "number"),
         # The matcher's vendor track record: signed contracts per seller, counted from the index.
         Index("ix_contracts_seller_status", "seller_org_id", "status"),
     )

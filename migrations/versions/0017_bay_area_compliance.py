@@ -1,5 +1,6 @@
 """Bay Area compliance: organizations' city and zone, revisions' personal_info, the rights register
-(append-only), cross-border dossiers and the exporters' yearly personal-information volumes
+(append-only), cross-border dossiers and the exporters' yearly personal-information volumes; contracts
+by signing time (the regulator's report)
 
 No data is invented: existing organizations have no city or zone, and existing revisions no
 `personal_info` (a certified version keeps its body, and so its digest; the operators' list of
@@ -137,6 +138,8 @@ def upgrade():
     with op.batch_alter_table('dossiers', schema=None) as batch_op:
         batch_op.create_index('ix_dossiers_due', ['status', 'due_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_dossiers_exporter_org_id'), ['exporter_org_id'], unique=False)
+    with op.batch_alter_table('contracts', schema=None) as batch_op:
+        batch_op.create_index('ix_contracts_signed_at', ['signed_at', 'number'], unique=False)
     op.create_table('crossborder_volumes',
     sa.Column('exporter_org_id', sa.String(length=40), nullable=False),
     sa.Column('year', sa.Integer(), autoincrement=False, nullable=False),
@@ -152,6 +155,8 @@ def upgrade():
 
 def downgrade():
     op.drop_table('crossborder_volumes')
+    with op.batch_alter_table('contracts', schema=None) as batch_op:
+        batch_op.drop_index('ix_contracts_signed_at')
     with op.batch_alter_table('dossiers', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_dossiers_exporter_org_id'))
         batch_op.drop_index('ix_dossiers_due')

@@ -192,6 +192,8 @@ ROWS: list[Row] = [
     R("GET", f"{P}/contracts/{{dossier_contract}}/dossier/documents/undertaking", default=404, anonymous=401,
       **PARTIES, rule=f"{P}/contracts/{{contract_id}}/dossier/documents/{{kind}}"),
     R("GET", f"{P}/trades", default=200, anonymous=401, rule=f"{P}/trades"),
+    R("GET", f"{P}/reports/trades?from=2026-01-01T00:00:00Z&to=2030-01-01T00:00:00Z", default=403, anonymous=401,
+      operator=200, rule=f"{P}/reports/trades"),
     R("GET", f"{P}/trades/{{trade_read}}", default=404, anonymous=401, **PARTIES, rule=f"{P}/trades/{{trade_id}}"),
     R("GET", f"{P}/payments/{{payment}}", default=404, anonymous=401, **PARTIES,
       rule=f"{P}/payments/{{payment_id}}"),
