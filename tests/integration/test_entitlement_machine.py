@@ -29,6 +29,7 @@ from exchange.fields import iso_z
 from tests.certflow import approve_all, submit
 from tests.deliveryflow import CSV, access_log, entitlement_of, fetch, link, pay, release, signed_trade
 from tests.factories import ApiHelper
+from tests.tradeflow import clear_dossier
 
 ONE_TIME = {"model": "one_time", "amount": 1_250_000, "currency": "CNY"}
 # An `important` product from the mainland sold to Hong Kong crosses a border only under a white-list entry.
@@ -51,6 +52,9 @@ def world(api: ApiHelper, cross_border: bool) -> dict:
     buyer = api.enterprise("HK" if cross_border else "GD")
     entries = [whitelist_entry(api, op)] if cross_border else []
     trade = signed_trade(api, vendor, buyer, price=ONE_TIME, **(CROSS_BORDER if cross_border else {}))
+    if cross_border:
+        # Important data leaving the mainland: a security assessment, approved before delivery.
+        clear_dossier(api, trade["contract_id"])
     contract = api.get(f"contracts/{trade['contract_id']}", buyer).get_json()
     rel = release(api, vendor, trade["product_id"])
     return {"op": op, "vendor": vendor, "buyer": buyer, "entries": entries, "trade": trade,

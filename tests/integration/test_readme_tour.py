@@ -85,3 +85,7 @@ def test_the_readme_tour_delivers_a_file_matching_the_signed_manifest(tmp_path):
     assert "# 承诺书 Undertaking" in run.stdout
     assert '\nfiled\n' in run.stdout
     assert re.search(r"DRR-\d{4}-\d{6} \(licence, processing\) signed by the exchange: ok", run.stdout)
+    # The regulator's report: its Digest is the sha-256 of the bytes received, signed by the exchange.
+    assert re.search(r"trade report, \d+ bytes: digest and signature ok", run.stdout)
+    report = (tmp_path / "report.csv").read_bytes()
+    assert report.count(b"\r\n") >= 8 and "前海跨境电商收件人地址标准化数据".encode() in report

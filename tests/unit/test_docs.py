@@ -27,7 +27,9 @@ def test_no_page_relies_on_files_outside_the_repository(page):
 
 def test_the_readme_is_a_front_page():
     text = (ROOT / "README.md").read_text(encoding="utf-8")
-    assert len(text.splitlines()) <= 160
+    # A front page: the two commands, the tour (one step per stage of a deal, from registration to the
+    # regulator's report, each checked by tests/integration/test_readme_tour.py), the guarantees.
+    assert len(text.splitlines()) <= 200
     first_block = text.split("```")[1]
     assert "make run" in first_block and "make test" in first_block
 
