@@ -21,9 +21,9 @@ signing cost per trade over fetching it). The memory ratio is peak(all) / peak(s
     python -m tests.bench.bench_report                 # 1,000,000 trades
     python -m tests.bench.bench_report --count 100000  # a shorter run
 
-On the 2-core development machine the 100k run takes 3 minutes (seeding 9 s); the 1M run seeds in 73 s
-(a 3.8 GB file) but its full window did not finish within 21 minutes (the tracemalloc pass is the
-slowest), with the process RSS flat at 236 MiB throughout.
+On the 2-core development machine the 100k run takes 3 minutes (seeding 9 s); the 1M run about 30
+minutes (seeding 114 s, a 3.8 GB file; the tracemalloc pass is the slowest), with the process RSS flat
+at 234 MiB throughout (docs/performance.md has the figures).
 """
 
 from __future__ import annotations
