@@ -59,6 +59,74 @@ def pytest_collection_modifyitems(config: Any, items: list[Any]) -> None:
             item.add_marker(skip)
 
 
+# -- xdist scheduling -------------------------------------------------------------------------------------
+# `make test` runs `-n 2 --dist loadfile`: a module's tests share one worker, so a module-scoped world
+# (shared_world, the sandbox's bought products, the localstripe lock) is built once. xdist hands the
+# files out largest test count first, which puts the few files of one or five very long tests (the
+# schemathesis sweep, the state machines, the gunicorn peers) last: one worker then runs them alone
+# while the other has finished. The order below only changes which file starts first, never what runs.
+#
+# Rough seconds of each slow file on 2 busy cores (--durations, SQLite run); files not listed follow in
+# xdist's own order.
+SLOW_FILES = {
+    "tests/api/test_schemathesis.py": 720,
+    "tests/integration/test_entitlement_machine.py": 300,
+    "tests/integration/test_scaleout_proof.py": 120,  # PostgreSQL only
+    "tests/integration/test_worker_kill.py": 90,  # PostgreSQL only
+    "tests/api/test_ratelimit.py": 70,
+    "tests/api/test_stats_exact.py": 55,
+    "tests/integration/test_usage_money.py": 45,
+    "tests/security/test_api6_business_flows.py": 45,
+    "tests/security/test_gateway_edges.py": 42,
+    "tests/api/test_dossiers.py": 40,
+    "tests/integration/test_ledger_verify_large.py": 37,
+    "tests/security/test_api1_bola.py": 33,
+    "tests/api/test_catalog_search.py": 29,
+    "tests/security/test_authorization_matrix.py": 28,
+    "tests/security/test_api3_property_authorization.py": 27,
+    "tests/api/test_metrics_and_health.py": 27,
+    "tests/security/test_chunked_body_limit.py": 25,
+    "tests/security/test_api2_authentication.py": 22,
+    "tests/unit/test_sandbox_sql.py": 21,
+    "tests/security/test_api4_resource_consumption.py": 20,
+    "tests/security/test_api8_misconfiguration.py": 19,
+    "tests/security/test_api5_function_authorization.py": 18,
+    "tests/api/test_openapi_gate.py": 17,
+    "tests/api/test_delivery_entitlements.py": 17,
+    "tests/api/test_fault_injection.py": 15,
+}
+# Files whose tests share no module-scoped fixture and are each long: one work unit per test, so that
+# both workers share them (each schemathesis principal builds its own world through `api`).
+PER_TEST_FILES = {"tests/api/test_schemathesis.py"}
+
+
+@pytest.hookimpl(tryfirst=True, optionalhook=True)
+def pytest_xdist_make_scheduler(config: Any, log: Any) -> Any:
+    """`--dist load` and `--dist loadfile`: file-grouped units, the slowest files first (see above)."""
+    if config.getvalue("dist") not in ("load", "loadfile"):
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class SlowFirstFileScheduling(LoadFileScheduling):
+        _ordered = False
+
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return nodeid if path in PER_TEST_FILES else path
+
+        def _assign_work_unit(self, node: Any) -> None:
+            if not self._ordered:  # the queue is complete on the first assignment
+                self._ordered = True
+                units = list(self.workqueue.items())
+                rank = {scope: i for i, (scope, _) in enumerate(units)}
+                units.sort(key=lambda u: (-SLOW_FILES.get(u[0].split("::", 1)[0], 0), rank[u[0]]))
+                self.workqueue.clear()
+                self.workqueue.update(units)
+            super()._assign_work_unit(node)
+
+    return SlowFirstFileScheduling(config, log)
+
+
 class Database:
     """One database for this test run, reset to its migrated state before each test."""
 
