@@ -41,11 +41,6 @@ from listings import services as listings
 
 VENDOR_RIGHTS = ("holding", "processing", "operation")
 LICENCE_RIGHTS = ("processing",)
-TYPES = ("initial", "licence", "change", "cancellation")
-PUBLIC_TYPES = ("initial", "change", "cancellation")
-FIELDS = ("number", "type", "product_id", "product_version", "holder_org_id", "rights", "scope", "valid_from",
-          "valid_to", "contract_id", "cancels", "registered_at")
-EVENT_TYPES = ("registration.filed",)
 _QUEUE = "datafair.registrations.queue"
 
 
@@ -167,9 +162,16 @@ def register_licence(session: Session, *, contract_id: str, product_id: str, pro
         cancels=None, registered_at=_now(), notify=(buyer_org_id, seller_org_id)))
 
 
-def _cancelled(session: Session, number: str) -> bool:
-    return session.execute(select(Registration.number).where(
-        Registration.type == "cancellation", Registration.cancels == number)).first() is not None
+def _cancel(session: Session, reg: Registration | None, *, notify: tuple[str, ...]) -> None:
+    """File the cancellation of `reg` (once; nothing when there is none to cancel)."""
+    if reg is None or session.execute(select(Registration.number).where(
+            Registration.type == "cancellation", Registration.cancels == reg.number)).first() is not None:
+        return
+    now = _now()
+    _queue(session, _Filing(
+        type="cancellation", product_id=reg.product_id, product_version=reg.product_version,
+        holder_org_id=reg.holder_org_id, rights=tuple(reg.rights), scope=reg.scope, valid_from=now, valid_to=None,
+        contract_id=reg.contract_id, cancels=reg.number, registered_at=now, notify=notify))
 
 
 def cancel_licence(session: Session, *, contract_id: str, seller_org_id: str) -> None:
@@ -178,26 +180,13 @@ def cancel_licence(session: Session, *, contract_id: str, seller_org_id: str) ->
         return
     licence = session.execute(select(Registration).where(
         Registration.contract_id == contract_id, Registration.type == "licence")).scalar_one_or_none()
-    if licence is None or _cancelled(session, licence.number):
-        return
-    now = _now()
-    _queue(session, _Filing(
-        type="cancellation", product_id=licence.product_id, product_version=licence.product_version,
-        holder_org_id=licence.holder_org_id, rights=tuple(licence.rights), scope=licence.scope, valid_from=now,
-        valid_to=None, contract_id=contract_id, cancels=licence.number, registered_at=now,
-        notify=(licence.holder_org_id, seller_org_id)))
+    _cancel(session, licence, notify=(licence.holder_org_id, seller_org_id) if licence else ())
 
 
 def cancel_certified(session: Session, cert: Certificate) -> None:
     """`cert` was revoked: cancel the vendor's registration of its version (once; nothing if none)."""
     vendor = _vendor_registration(session, cert.product_id, cert.product_version)
-    if vendor is None or _cancelled(session, vendor.number):
-        return
-    now = _now()
-    _queue(session, _Filing(
-        type="cancellation", product_id=vendor.product_id, product_version=vendor.product_version,
-        holder_org_id=vendor.holder_org_id, rights=tuple(vendor.rights), scope=None, valid_from=now,
-        valid_to=None, contract_id=None, cancels=vendor.number, registered_at=now, notify=(vendor.holder_org_id,)))
+    _cancel(session, vendor, notify=(cert.vendor_org_id,))
 
 
 # -- reads --------------------------------------------------------------------------------------------

@@ -92,8 +92,7 @@ def run_at_commit(session: Session) -> None:
     while session.info.get(_AT_COMMIT):
         fn = session.info[_AT_COMMIT].pop(0)
         fn(session)
-    session.info.pop(_AT_COMMIT, None)
-    session.info.pop(_BATCHES, None)
+    _forget(session)
 
 
 def _forget(session: Session) -> None:

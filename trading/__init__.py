@@ -53,7 +53,8 @@ def init_app(app: Flask, api: Any) -> None:
     jobs.register_sweep(app, "trading.subscription_end", due=subscriptions.end_due, apply=subscriptions.end,
                         report="{} subscriptions ended")
     # Cross-border dossiers (API.md Compliance): awaiting filing past the due date -> overdue.
-    jobs.register_sweep(app, "trading.dossier_overdue", due=dossiers.overdue_due, apply=dossiers.mark_overdue,
+    jobs.register_sweep(app, "trading.dossier_overdue", due=dossiers.OVERDUE_EXPIRY.due_ids,
+                        apply=dossiers.OVERDUE_EXPIRY.apply,
                         report="{} dossiers overdue")
     jobs.register_periodic(app, "trading.stripe_transfers", lambda s: services.stripe_job(s, "transfers"))
     jobs.register_periodic(app, "trading.stripe_reconciliation", lambda s: services.stripe_job(s, "reconcile"),

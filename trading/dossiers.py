@@ -30,11 +30,12 @@ from exchange import hooks
 from exchange.db import upsert, utcnow
 from exchange.errors import Conflict, Forbidden, NotFound, field_error
 from exchange.events import outbox
+from exchange.expiry import Expiry
 from exchange.fields import Facts, iso_z
 from exchange.identity import audit
 from exchange.identity.models import Organization
 from exchange.principal import Principal
-from exchange.states import load_for_update, transition
+from exchange.states import transition
 from trading import rules, workdays
 from trading.models import Contract, CrossBorderVolume, Dossier
 from trading.states import DOSSIER_TRANSITIONS, DossierStatus
@@ -91,15 +92,12 @@ def open_for(session: Session, contract: Contract, revision: Any) -> Dossier | N
         # rules.lawful refuses such a deal before it gets here (409): never decide a path without the count.
         raise Conflict("The certified version does not state personal_info; its cross-border path cannot be "
                        "decided.", errors={"personal_info": ["missing on the certified version"]})
-    stated = revision.personal_info or {}
-    subjects = int(stated.get("subjects") or 0) if personal else 0
-    sensitive = bool(stated.get("sensitive")) if personal else False
     signed_at = contract.signed_at or utcnow()
+    subjects, sensitive, cumulative, cumulative_sensitive = 0, False, 0, 0
     if personal:
+        subjects, sensitive = int(revision.personal_info["subjects"]), bool(revision.personal_info["sensitive"])
         cumulative, cumulative_sensitive = _count(session, seller.id, cst_year(signed_at), subjects,
                                                   subjects if sensitive else 0)
-    else:
-        cumulative, cumulative_sensitive = 0, 0
     flow = paths.Flow(classification=revision.classification, personal_info=personal, sensitive=sensitive,
                       subjects=cumulative, sensitive_subjects=cumulative_sensitive,
                       exporter_region=seller.region, exporter_city=seller.city, importer_region=buyer.region)
@@ -128,11 +126,24 @@ def _facts(flow: Any, seller: Organization, buyer: Organization, subjects: int) 
 
 # -- status on read, the sweep ------------------------------------------------------------------------
 
+def _on_overdue(session: Session, dossier: Dossier, previous: str) -> None:
+    """An awaiting dossier went overdue (the sweep, or a late filing finding it due): announce it and
+    let delivery suspend the entitlement."""
+    dossier.overdue_at = utcnow()
+    outbox.emit(session, event_type="dossier.overdue", org_ids=[dossier.exporter_org_id, dossier.importer_org_id],
+                payload={"dossier_id": dossier.id, "contract_id": dossier.contract_id, "path": dossier.path,
+                         "due_at": iso_z(dossier.due_at)})
+    hooks.call("dossier_changed", session, contract_id=dossier.contract_id)
+
+
+# `overdue` once an awaiting dossier's due date has passed: computed on read, persisted by the sweep
+# (`trading.dossier_overdue`) or by the filing that finds it due.
+OVERDUE_EXPIRY = Expiry(Dossier, DOSSIER_TRANSITIONS, DS.OVERDUE, live=(DS.AWAITING_FILING,), deadline="due_at",
+                        what="Dossier", on_expire=_on_overdue)
+
+
 def effective_status(dossier: Dossier, now: datetime | None = None) -> str:
-    """`overdue` once an awaiting dossier's due date has passed (computed on read; the sweep persists it)."""
-    if dossier.status == DS.AWAITING_FILING and dossier.due_at is not None and dossier.due_at <= (now or utcnow()):
-        return DS.OVERDUE
-    return dossier.status
+    return OVERDUE_EXPIRY.effective_status(dossier, now)
 
 
 def blocking(session: Session, contract_id: str, now: datetime | None = None) -> list[str]:
@@ -148,27 +159,6 @@ def blocking(session: Session, contract_id: str, now: datetime | None = None) ->
     return causes
 
 
-def overdue_due(session: Session, now: datetime, limit: int) -> list[str]:
-    return list(session.execute(
-        select(Dossier.id).where(Dossier.status == DS.AWAITING_FILING, Dossier.due_at <= now)
-        .order_by(Dossier.due_at, Dossier.id).limit(limit)).scalars())
-
-
-def mark_overdue(session: Session, dossier_id: str, now: datetime | None = None) -> bool:
-    """One sweep item: persist `overdue`, announce it, and let delivery suspend the entitlement."""
-    dossier = load_for_update(session, Dossier, dossier_id)
-    if dossier is None or effective_status(dossier, now) != DS.OVERDUE or dossier.status == DS.OVERDUE:
-        return False
-    transition(dossier, DOSSIER_TRANSITIONS, DS.OVERDUE, actor=None, what="Dossier")
-    dossier.overdue_at = now or utcnow()
-    outbox.emit(session, event_type="dossier.overdue", org_ids=[dossier.exporter_org_id, dossier.importer_org_id],
-                payload={"dossier_id": dossier.id, "contract_id": dossier.contract_id, "path": dossier.path,
-                         "due_at": iso_z(dossier.due_at)})
-    hooks.call("dossier_changed", session, contract_id=dossier.contract_id)
-    session.flush()
-    return True
-
-
 # -- reads and the filing -------------------------------------------------------------------------------
 
 def _contract(session: Session, contract_id: str, principal: Principal) -> Contract:
@@ -178,8 +168,12 @@ def _contract(session: Session, contract_id: str, principal: Principal) -> Contr
 
 def get(session: Session, *, contract_id: str, principal: Principal) -> Dossier:
     """The contract's dossier (its parties and operators; 404 for others and for a contract without one)."""
-    contract = _contract(session, contract_id, principal)
-    dossier = session.execute(select(Dossier).where(Dossier.contract_id == contract.id)).scalar_one_or_none()
+    return _of(session, _contract(session, contract_id, principal))
+
+
+def _of(session: Session, contract: Contract, *, lock: bool = False) -> Dossier:
+    stmt = select(Dossier).where(Dossier.contract_id == contract.id)
+    dossier = session.execute(stmt.with_for_update() if lock else stmt).scalar_one_or_none()
     if dossier is None:
         raise NotFound("This contract has no cross-border dossier: its data does not leave the mainland "
                        "(or it was signed before dossiers existed, or is not signed yet).")
@@ -195,8 +189,7 @@ def file(session: Session, *, contract_id: str, data: dict[str, Any], actor: Pri
     ValidationFailed (approval on a path that has none).
     """
     contract = _contract(session, contract_id, actor)
-    dossier = get(session, contract_id=contract.id, principal=actor)
-    dossier = load_for_update(session, Dossier, dossier.id)
+    dossier = _of(session, contract, lock=True)
     if not actor.is_operator and actor.org_id != dossier.exporter_org_id:
         raise Forbidden("Only the exporting party (the seller) or an operator files the dossier.")
     actor.require_verified("filings")
@@ -219,10 +212,7 @@ def file(session: Session, *, contract_id: str, data: dict[str, Any], actor: Pri
         if dossier.approved_at is not None:
             raise Conflict("The security assessment's approval is already recorded.")
     else:
-        if effective_status(dossier, now) == DS.OVERDUE and dossier.status != DS.OVERDUE:
-            # Filed late: the overdue it was on read is recorded on the way.
-            transition(dossier, DOSSIER_TRANSITIONS, DS.OVERDUE, actor=None, what="Dossier")
-            dossier.overdue_at = now
+        OVERDUE_EXPIRY.expire_if_due(session, dossier, now)  # filed late: the overdue is recorded on the way
         transition(dossier, DOSSIER_TRANSITIONS, DS.FILED, actor=actor, what="Dossier")
         dossier.reference, dossier.filed_at, dossier.filed_by = reference, now, actor.user_id
     if approved:
@@ -242,6 +232,5 @@ def shown(dossier: Dossier, now: datetime | None = None) -> Facts:
     filing = {"required": dossier.filing_required, "due_at": dossier.due_at, "reference": dossier.reference,
               "filed_at": dossier.filed_at, "approval_required": dossier.approval_required,
               "approved_at": dossier.approved_at, "provisional_due_date": dossier.provisional_due_date}
-    return Facts(dossier, status=effective_status(dossier, now), documents=documents, filing=filing,
-                 provisional_due_date=dossier.provisional_due_date)
+    return Facts(dossier, status=effective_status(dossier, now), documents=documents, filing=filing)
 

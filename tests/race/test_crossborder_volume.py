@@ -113,7 +113,7 @@ def _overdue_deal(app: Any, api: Any) -> dict[str, Any]:
 @pytest.mark.parametrize("round_", range(3))
 def test_late_filings_racing_the_overdue_sweep(app, api, round_):
     """The seller's filing, an operator's filing under another reference and the sweep's
-    `mark_overdue`, all at once: one filing wins (200), the other is 409; the dossier ends filed under
+    overdue step, all at once: one filing wins (200), the other is 409; the dossier ends filed under
     the winner's reference, `dossier.overdue` is emitted at most once, the entitlement is active."""
     import threading
 
@@ -146,7 +146,7 @@ def test_late_filings_racing_the_overdue_sweep(app, api, round_):
             with app.app_context():
                 try:
                     barrier.wait()
-                    results["sweep"] = dossiers.mark_overdue(db.session, dossier_id)
+                    results["sweep"] = dossiers.OVERDUE_EXPIRY.apply(db.session, dossier_id, utcnow())
                     db.session.commit()
                 finally:
                     db.session.remove()
