@@ -3,20 +3,27 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+# Two stamps: the server's own dependencies (`make run`), and the test tools on top (`make test`).
+STAMP := $(VENV)/.installed-server
+TEST_STAMP := $(VENV)/.installed-test
 PG_URL ?= postgresql://postgres@127.0.0.1:5432/test
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: run test install lint contracts openapi-lint test-sqlite test-postgres bench migrate seed clean
+.PHONY: run demo test install install-server lint contracts openapi-lint test-sqlite test-postgres bench migrate seed clean
 
+# What the server needs, nothing else (no test tools): `make run` on a fresh machine.
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "datafair needs Python >= 3.11")'
 	@test -d $(VENV) || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e .
 	@touch $(STAMP)
 
-install: $(STAMP)
+$(TEST_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	@touch $(TEST_STAMP)
+
+install-server: $(STAMP)
+install: $(TEST_STAMP)
 
 # Spectral (pinned in package.json / package-lock.json), reinstalled only when the lock file changes.
 NODE_STAMP := node_modules/.installed
@@ -25,19 +32,24 @@ $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $(NODE_STAMP)
 
-migrate: install
+migrate: install-server
 	$(BIN)/flask --app app db upgrade
 
 # The demo's API product has this server's own /_demo-upstream/v1 as its upstream (development only):
 # a loopback address, refused unless private URLs are allowed (never in production: the app refuses it).
 run: export DATAFAIR_ALLOW_PRIVATE_URLS ?= 1
+# The addresses are printed by gunicorn once it listens (deploy/gunicorn.conf.py, DATAFAIR_BANNER):
+# the real bind, whatever DATAFAIR_BIND says.
+run: export DATAFAIR_BANNER ?= 1
 run: migrate
 	$(BIN)/flask --app app seed-demo --if-empty
-	@echo ""
-	@echo "  datafair API:  http://127.0.0.1:8000/api/v1/health"
-	@echo "  API docs:      http://127.0.0.1:8000/api/v1/docs"
-	@echo ""
 	$(BIN)/gunicorn -c deploy/gunicorn.conf.py app:app
+
+# The whole journey of a deal, as HTTP calls, against the server `make run` serves (same DATAFAIR_BIND):
+# a fresh vendor and buyer each time (scripts/journey.py, walked through in docs/journey.md).
+demo:
+	@test -x $(BIN)/python || { echo "FAILED: run \`make run\` first (in another terminal): make demo calls its server"; exit 1; }
+	$(BIN)/python scripts/journey.py
 
 lint: install
 	$(BIN)/ruff check .

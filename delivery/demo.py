@@ -187,6 +187,15 @@ def seed_files(session: Session, orgs: dict[str, Organization]) -> dict[str, int
     return {"releases": 1, "entitlements": 1, "downloads": 1}
 
 
+def _served_upstream() -> str:
+    """The demo upstream of the server `make run` starts: on DATAFAIR_BIND's port when it names one."""
+    host, _, port = os.environ.get("DATAFAIR_BIND", "").rpartition(":")
+    if not port.isdigit() or host.startswith("unix"):
+        return DEMO_UPSTREAM_URL
+    host = "127.0.0.1" if host in ("", "0.0.0.0", "[::]") else host  # noqa: S104 - a bind, not a connect
+    return f"http://{host}:{port}{demo_upstream.PREFIX}"
+
+
 def seed_gateway(session: Session, orgs: dict[str, Organization]) -> dict[str, int]:
     """The real-time traffic product's upstream: the demo upstream (`DATAFAIR_DEMO_UPSTREAM_URL`, default
     this machine's port 8000), with the vendor's header. Nothing when it is set already, or when the
@@ -199,8 +208,8 @@ def seed_gateway(session: Session, orgs: dict[str, Organization]) -> dict[str, i
         .order_by(Entitlement.created_at)).scalars().first()
     if product_id is None or session.get(ApiUpstream, product_id) is not None:
         return {}
-    base_url = os.environ.get("DATAFAIR_DEMO_UPSTREAM_URL") or DEMO_UPSTREAM_URL
-    if current_app.config["DATAFAIR_ENV"] != "development" and base_url == DEMO_UPSTREAM_URL:
+    base_url = os.environ.get("DATAFAIR_DEMO_UPSTREAM_URL") or _served_upstream()
+    if current_app.config["DATAFAIR_ENV"] != "development" and base_url == _served_upstream():
         return {}  # only a development server serves the demo upstream
     try:
         # The address is checked before anything is written: a refusal leaves the session as it was.

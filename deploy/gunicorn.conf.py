@@ -68,6 +68,21 @@ def _flask_app(server):
     return app if hasattr(app, "app_context") else None
 
 
+def _banner(server):
+    """`make run`'s banner (DATAFAIR_BANNER=1): the addresses gunicorn really listens on, port 0 resolved."""
+    for listener in server.LISTENERS:
+        address = listener.sock.getsockname()
+        if not isinstance(address, tuple):
+            server.log.info("datafair is serving on unix:%s", address)
+            continue
+        host, port = address[0], address[1]
+        host = f"[{host}]" if ":" in host else host
+        base = f"http://{host}:{port}"
+        print(f"\n  datafair API:   {base}/api/v1  (health: {base}/api/v1/health)\n"
+              f"  API docs:       {base}/api/v1/docs\n"
+              f"  the journey:    DATAFAIR_BIND={host}:{port} make demo   (in another terminal)\n", flush=True)
+
+
 def when_ready(server):
     # Runs in the master before any worker forks: with preload_app, load the catalog's Chinese
     # segmenter and converter once here and let every worker share them copy-on-write.
@@ -75,6 +90,8 @@ def when_ready(server):
         from listings.search import warm_up
 
         warm_up()
+    if os.environ.get("DATAFAIR_BANNER") == "1":
+        _banner(server)
 
 
 def post_fork(server, worker):

@@ -29,5 +29,6 @@ def init_app(app: Flask, api: Any) -> None:
 
     principal.register_loader(app, load=auth.load_principal, peek_user_id=auth.peek_user_id)
     api.register_blueprint(routes.blp)
+    api.register_blueprint(routes.root)
     cli.init_app(app)
     metrics.register_collector(app, "organizations", _organizations)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, request
+from flask import current_app, redirect, request
 from sqlalchemy import text
 
 from exchange import ratelimit
@@ -17,6 +17,8 @@ from exchange.identity.auth import revoke_family, revoke_refresh_token_family, r
 from exchange.identity.schemas import (
     AUDIT_PAGE_EXAMPLE,
     HEALTH_EXAMPLE,
+    INDEX_EXAMPLE,
+    INDEX_LINKS,
     KEY_CREATE_EXAMPLE,
     KEY_EXAMPLE,
     KEY_PAGE_EXAMPLE,
@@ -41,6 +43,7 @@ from exchange.identity.schemas import (
     AuditArgsSchema,
     AuditPageSchema,
     HealthSchema,
+    IndexSchema,
     KeyCreateSchema,
     KeyPageSchema,
     KeySchema,
@@ -64,6 +67,41 @@ from exchange.identity.states import OrgStatus
 from exchange.principal import current_principal, show_to
 
 blp = Blueprint("identity", __name__, url_prefix="/api/v1", description="Identity, access and health")
+# The site's root: the same index for JSON clients; browsers go to the human-facing page.
+root = Blueprint("root", __name__, url_prefix="", description="The site's root")
+
+
+@blp.route("", methods=["GET"])
+@blp.response(200, IndexSchema, example=INDEX_EXAMPLE)
+@blp.doc(operationId="getIndex", **{NO_DATABASE: True})
+def index() -> Any:
+    """The API's index: links to its documentation, OpenAPI document, health, JWKS and entry points.
+
+    Anyone may call it (no token); changes nothing and never touches the database. A client that
+    knows only the server's address starts here."""
+    return {"service": "datafair", "api_version": "v1", "links": INDEX_LINKS}
+
+
+def _wants_html() -> bool:
+    """A browser names text/html; curl's `*/*` and API clients' JSON get the index."""
+    accept = request.accept_mimetypes
+    return any(kind == "text/html" and quality > 0 for kind, quality in accept) and (
+        accept["text/html"] >= accept["application/json"])
+
+
+@root.route("/", methods=["GET"])
+@root.response(200, IndexSchema, example=INDEX_EXAMPLE, description="The API's index (JSON clients, curl)")
+@root.alt_response(302, description="A browser (`Accept: text/html`) is sent to the human-facing page")
+@root.doc(operationId="getRoot", **{NO_DATABASE: True})
+def site_root() -> Any:
+    """The site's root: the API's index for JSON clients, the human-facing page for browsers.
+
+    Anyone may call it (no token); changes nothing. `Accept: application/json` (or curl's `*/*`)
+    answers the same index as `GET /api/v1`; a browser asking for text/html is redirected to the
+    interactive API documentation."""
+    if _wants_html():
+        return redirect(INDEX_LINKS["docs"], code=302)
+    return {"service": "datafair", "api_version": "v1", "links": INDEX_LINKS}
 
 
 @blp.route("/health", methods=["GET"])

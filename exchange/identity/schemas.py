@@ -152,6 +152,24 @@ class HealthSchema(Schema):
     database = fields.String(required=True)
 
 
+class IndexLinksSchema(Schema):
+    self_ = fields.String(required=True, attribute="self", data_key="self", metadata={"description": "This index"})
+    docs = fields.String(required=True, metadata={"description": "The interactive API documentation (Swagger UI)"})
+    openapi = fields.String(required=True, metadata={"description": "The OpenAPI 3 document"})
+    health = fields.String(required=True, metadata={"description": "Liveness and database check"})
+    jwks = fields.String(required=True, metadata={"description": "The exchange's public signing keys"})
+    catalog = fields.String(required=True, metadata={"description": "The public catalog of listed products"})
+    fairs = fields.String(required=True, metadata={"description": "The data fairs and their stalls"})
+    token = fields.String(required=True, metadata={"description": "Sign in: POST an email and a password"})
+    register = fields.String(required=True, metadata={"description": "Register an organization: POST"})
+
+
+class IndexSchema(Schema):
+    service = fields.String(required=True)
+    api_version = fields.String(required=True)
+    links = fields.Nested(IndexLinksSchema, required=True)
+
+
 class ReadinessSchema(Schema):
     status = fields.String(required=True)
     database = fields.String(required=True)
@@ -323,6 +341,10 @@ LOGOUT_EXAMPLE = {"refresh_token": REFRESH_TOKEN_EXAMPLE, "all_sessions": False}
 ME_EXAMPLE = {"user": ADMIN_USER_EXAMPLE, "organization": ORGANIZATION_EXAMPLE, "role": "admin"}
 
 HEALTH_EXAMPLE = {"status": "ok", "database": "ok"}
+INDEX_LINKS = {"self": "/api/v1", "docs": "/api/v1/docs", "openapi": "/api/v1/openapi.json",
+               "health": "/api/v1/health", "jwks": "/.well-known/jwks.json", "catalog": "/api/v1/products",
+               "fairs": "/api/v1/fairs", "token": "/api/v1/auth/token", "register": "/api/v1/organizations"}
+INDEX_EXAMPLE = {"service": "datafair", "api_version": "v1", "links": INDEX_LINKS}
 LIVENESS_EXAMPLE = {"status": "ok", "database": "not checked"}
 READINESS_EXAMPLE = {"status": "ok", "database": "ok", "redis": "ok"}
 
