@@ -60,6 +60,10 @@ def test_the_readme_tour_delivers_a_file_matching_the_signed_manifest(tmp_path):
         run = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=ROOT, capture_output=True, text=True,
                              timeout=120)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    # Step 1: the index of links, a Chinese search answered in Chinese, a certificate checked offline.
+    assert '"links":{"self":"/api/v1","docs":"/api/v1/docs"' in run.stdout
+    assert '["广州市实时交通流量数据 Guangzhou Real-time Traffic Flow"' in run.stdout
+    assert re.search(r"certificate DFX-\d{4}-\d{6} signed by the exchange: ok", run.stdout)
     assert "file = manifest, manifest signed by the exchange: ok" in run.stdout
     downloaded = (tmp_path / "od.csv").read_bytes()
     assert downloaded.startswith(b"hour,origin,destination,trips\n")

@@ -126,6 +126,8 @@ ROWS: list[Row] = [
     # -- public reads ---------------------------------------------------------------------------------
     R("GET", f"{P}/health", default=200, rule=f"{P}/health"),
     R("GET", f"{P}/health/live", default=200, rule=f"{P}/health/live"),
+    R("GET", P, default=200, rule=P),
+    R("GET", "/", default=200, rule="/"),
     R("GET", f"{P}/health/ready", default=200, rule=f"{P}/health/ready"),
     R("GET", "/.well-known/jwks.json", default=200, rule="/.well-known/jwks.json"),
     R("GET", f"{P}/stats", default=200, rule=f"{P}/stats"),
