@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import event, update
 
 from exchange.db import db, new_id, utcnow
 from exchange.fields import iso_z
@@ -221,3 +221,31 @@ def test_a_counter_offer_without_terms_keeps_the_countered_terms(api):
     again = _ok(api.post(f"offers/{countered['id']}/counter", buyer,
                          json={"price": {"amount": 1_100_000, "currency": "CNY"}}), 201)
     assert again["terms"] == asked and again["price"]["amount"] == 1_100_000
+
+
+def test_matches_load_their_products_facts_in_one_query_for_any_limit(app, api):
+    vendor, buyer = api.vendor(), api.enterprise()
+    for n in range(3):
+        certify(api, vendor, title=f"交通流量 traffic flow {n}", keywords=["traffic"])
+    proc = _ok(api.post("procurements", buyer, json={
+        "title": "traffic", "description": "d", "category": "transport", "keywords": ["traffic"],
+        "budget": {"max_amount": 2_000_000, "currency": "CNY"}, "deadline": iso_z(utcnow() + timedelta(days=9))}), 201)
+    with app.app_context():
+        engine = db.engine
+
+    def statements(limit):
+        seen = []
+
+        def count(conn, cursor, statement, *args):
+            seen.append(statement)
+
+        event.listen(engine, "before_cursor_execute", count)
+        try:
+            items = _ok(api.get(f"procurements/{proc['id']}/matches?limit={limit}", buyer))["items"]
+        finally:
+            event.remove(engine, "before_cursor_execute", count)
+        assert len(items) == limit and all(m["title"] and m["vendor"] for m in items)
+        return len(seen)
+
+    statements(1)  # warm-up
+    assert statements(1) == statements(3)
