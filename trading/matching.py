@@ -28,6 +28,7 @@ from certification.whitelist import live_entries
 from exchange.db import utcnow
 from exchange.errors import Conflict, Forbidden
 from exchange.events import outbox
+from exchange.fields import Facts
 from exchange.identity.models import Organization
 from exchange.principal import Principal
 from listings import search
@@ -205,15 +206,35 @@ def demand_of(proc: Procurement) -> Demand:
 
 
 def matches_for_procurement(session: Session, *, procurement_id: str, principal: Principal,
-                            limit: int) -> list[Match]:
-    """Ranked lawful supply for a procurement (its buyer or an operator). Raises NotFound/Forbidden."""
+                            limit: int) -> list[Facts]:
+    """Ranked lawful supply for a procurement (its buyer or an operator), each match with its product's
+    facts (`shown_matches`). Raises NotFound/Forbidden."""
     proc = procurements.get(session, procurement_id=procurement_id, principal=principal)
     if not (principal.is_operator or principal.org_id == proc.buyer_org_id):
         raise Forbidden("Only the buyer and operators see a procurement's matches.")
     buyer = session.get(Organization, proc.buyer_org_id)
     now = utcnow()
     supplies = _supplies(session, proc, buyer, now)
-    return rank(demand_of(proc), supplies, limit)
+    return shown_matches(session, rank(demand_of(proc), supplies, limit))
+
+
+def shown_matches(session: Session, found: list[Match]) -> list[Facts]:
+    """Each match with what a buyer decides on, as the catalog shows it (the listed revision's title,
+    price and delivery mode, the certificate, the vendor), loaded for all of them in one query."""
+    if not found:
+        return []
+    rows = {row.id: row for row in session.execute(
+        select(Product.id, Product.owner_org_id, Product.certificate_number, ProductVersion.title,
+               ProductVersion.price, ProductVersion.delivery_mode, Organization.name, Organization.display_name)
+        .join(ProductVersion, (ProductVersion.product_id == Product.id)
+              & (ProductVersion.version == Product.listed_version))
+        .join(Organization, Organization.id == Product.owner_org_id)
+        .where(Product.id.in_([m.product_id for m in found]))
+    ).all()}
+    return [Facts(m, title=row.title, price=row.price, delivery_mode=row.delivery_mode,
+                  certificate_number=row.certificate_number, vendor_org_id=row.owner_org_id,
+                  vendor=row.display_name or row.name)
+            for m, row in ((m, rows[m.product_id]) for m in found)]
 
 
 def product_for_matching(session: Session, *, product_id: str, principal: Principal) -> tuple[Product, ProductVersion]:

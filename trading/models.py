@@ -18,7 +18,7 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from exchange.db import Base, IdColumn, TimestampMixin, UTCDateTime, check_in, utcnow
 from exchange.payments import PROVIDER_NAMES
@@ -227,6 +227,9 @@ class Trade(TimestampMixin, Base):
     period_end: Mapped[datetime | None] = mapped_column(UTCDateTime())
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     cancel_reason: Mapped[str | None] = mapped_column(String(300))
+    # Read only (GET /trades shows them, oldest first): payments are written by trading.payments alone.
+    payments: Mapped[list[Payment]] = relationship(
+        viewonly=True, order_by=lambda: (Payment.created_at, Payment.id))
 
 
 class Subscription(Base):

@@ -162,15 +162,16 @@ def _decide(offer: Offer, status: OfferStatus, actor: Principal) -> None:
     offer.decided_by = actor.user_id
 
 
-def counter(session: Session, *, offer_id: str, price: dict[str, Any], terms: dict[str, Any],
+def counter(session: Session, *, offer_id: str, price: dict[str, Any], terms: dict[str, Any] | None,
             message: str | None, expires_at: datetime | None, actor: Principal) -> Offer:
-    """The recipient answers with new terms: a new offer to the other side; the old one `countered`.
-    Conflict when the other side is suspended."""
+    """The recipient answers with a new price and new terms (`terms` None: the old offer's, checked
+    again): a new offer to the other side; the old one `countered`. Conflict when the other side is
+    suspended; ValidationFailed when the price or terms do not fit the product."""
     old = _pending_for_recipient(session, offer_id, actor)
     rules.active_parties(session, buyer_org_id=old.buyer_org_id, seller_org_id=old.seller_org_id, actor=actor)
     product = rules.visible_product(session, old.product_id, actor)
     revision, _cert = rules.tradable(session, product)
-    terms = _check_terms(revision, price, terms)
+    terms = _check_terms(revision, price, dict(old.terms) if terms is None else terms)
     rules.lawful(session, revision, session.get(Organization, old.buyer_org_id))
     if expires_at is not None and expires_at <= utcnow():
         raise field_error("expires_at", "must be in the future")

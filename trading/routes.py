@@ -20,6 +20,7 @@ from trading import (
     offers,
     payments,
     procurements,
+    queues,
     settlement,
     stats,
     trades,
@@ -32,7 +33,9 @@ from trading.schemas import (
     ContractSchema,
     CounterSchema,
     DeliverySchema,
+    DisputeArgsSchema,
     DisputeCreateSchema,
+    DisputePageSchema,
     DisputeSchema,
     DossierFilingSchema,
     DossierSchema,
@@ -43,9 +46,13 @@ from trading.schemas import (
     OfferDetailSchema,
     OfferPageSchema,
     OfferSchema,
+    PaymentArgsSchema,
     PaymentCreateSchema,
+    PaymentPageSchema,
     PaymentSchema,
+    PayoutArgsSchema,
     PayoutCreateSchema,
+    PayoutPageSchema,
     PayoutSchema,
     ProcurementArgsSchema,
     ProcurementCreateSchema,
@@ -226,7 +233,7 @@ def get_offer(offer_id: str) -> Any:
 
 @blp.route("/offers/<offer_id>/counter", methods=["POST"])
 @limit_writes("offers")
-@blp.arguments(CounterSchema, example=ex.COUNTER_EXAMPLE)
+@blp.arguments(CounterSchema, examples=ex.COUNTER_EXAMPLES)
 @blp.response(201, OfferSchema, example=ex.OFFER_COUNTER_RESPONSE_EXAMPLE)
 @blp.doc(operationId="counterOffer", security=AUTH)
 @blp.problems(*WRITE_ERRORS)
@@ -234,12 +241,13 @@ def counter_offer(data: dict[str, Any], offer_id: str) -> Any:
     """Counter an offer with new terms.
 
     The recipient of a `pending` offer (403 for its maker): a new `pending` offer to the other side in
-    the same thread (`parent_id` = this one), and this one becomes `countered`. The maker is told
+    the same thread (`parent_id` = this one), and this one becomes `countered`. `price` is required;
+    without `terms` the countered offer's terms are kept unchanged (and checked again). The maker is told
     (`offer.countered`), the new recipient gets `offer.received`.
     409: the offer is no longer pending, the product is no longer tradable, or the other side is
     suspended; 422: a past `expires_at`, a currency or delivery mode other than the product's, a
     cross-border deal the rules forbid."""
-    new = offers.counter(db.session, offer_id=offer_id, price=data["price"], terms=data["terms"],
+    new = offers.counter(db.session, offer_id=offer_id, price=data["price"], terms=data.get("terms"),
                          message=data.get("message"), expires_at=data.get("expires_at"), actor=current_principal())
     return offers.shown(db.session, new)
 
@@ -539,6 +547,24 @@ def create_payment(data: dict[str, Any], trade_id: str) -> Any:
     return payments.shown_payment(db.session, payment)
 
 
+@blp.route("/payments", methods=["GET"])
+@blp.arguments(PaymentArgsSchema, location="query")
+@blp.response(200, PaymentPageSchema, example=ex.page_example(ex.PAYMENT_QUEUE_EXAMPLE))
+@blp.doc(operationId="listPayments", security=AUTH)
+@blp.problems(401, 404, 422)
+def list_payments(args: dict[str, Any]) -> Any:
+    """List payments: the operators' queue of transfers to confirm.
+
+    Operators see every payment (`status=pending` with `provider` manual is the queue of bank
+    transfers to confirm with `POST /payments/{payment_id}/confirm`); the buyer and the seller of a
+    trade see its payments. `trade_id` (404 for a trade you cannot see, as for an unknown one) and
+    `status` filter. Oldest first, paginated. Never shows a Stripe `client_secret` (the buyer reads it
+    with `GET /payments/{payment_id}`). Changes nothing."""
+    stmt = queues.payments(db.session, principal=current_principal(), trade_id=args.get("trade_id"),
+                           status=args.get("status"))
+    return paginate(db.session, stmt, page=args["page"], per_page=args["per_page"])
+
+
 @blp.route("/payments/<payment_id>", methods=["GET"])
 @blp.response(200, PaymentSchema, example=ex.PAYMENT_STRIPE_EXAMPLE)
 @blp.doc(operationId="getPayment", security=AUTH)
@@ -650,6 +676,21 @@ def open_dispute(data: dict[str, Any], trade_id: str) -> Any:
     return settlement.open_dispute(db.session, trade_id=trade_id, reason=data["reason"], actor=current_principal())
 
 
+@blp.route("/disputes", methods=["GET"])
+@blp.arguments(DisputeArgsSchema, location="query")
+@blp.response(200, DisputePageSchema, example=ex.page_example(ex.DISPUTE_EXAMPLE))
+@blp.doc(operationId="listDisputes", security=AUTH)
+@blp.problems(401, 422)
+def list_disputes(args: dict[str, Any]) -> Any:
+    """List disputes: the operators' queue of trades to resolve.
+
+    Operators see every dispute (`status=open` is their queue: each is resolved with
+    `POST /trades/{trade_id}/resolution`); the buyer and the seller of a disputed trade see its
+    disputes. `status` (`open` or `resolved`) filters. Oldest first, paginated. Changes nothing."""
+    stmt = queues.disputes(principal=current_principal(), status=args.get("status"))
+    return paginate(db.session, stmt, page=args["page"], per_page=args["per_page"])
+
+
 @blp.route("/trades/<trade_id>/resolution", methods=["POST"])
 @blp.arguments(TradeResolutionSchema, example=ex.RESOLUTION_EXAMPLE)
 @blp.response(200, TradeSchema, example=ex.TRADE_RESOLVED_EXAMPLE)
@@ -690,3 +731,18 @@ def create_payout(data: dict[str, Any]) -> Any:
     the commit (409 when the organization has no Stripe account). 409 while the organization is
     suspended; 422: an unknown organization."""
     return settlement.payout(db.session, actor=current_principal(), **data)
+
+
+@blp.route("/payouts", methods=["GET"])
+@blp.arguments(PayoutArgsSchema, location="query")
+@blp.response(200, PayoutPageSchema, example=ex.page_example(ex.PAYOUT_EXAMPLE))
+@blp.doc(operationId="listPayouts", security=AUTH)
+@blp.problems(401, 422)
+def list_payouts(args: dict[str, Any]) -> Any:
+    """List payouts.
+
+    Operators see every payout (`org_id` filters by organization); any other organization sees its
+    own only (an `org_id` of another organization finds nothing). `currency` filters. Newest first,
+    paginated. Changes nothing."""
+    stmt = queues.payouts(principal=current_principal(), org_id=args.get("org_id"), currency=args.get("currency"))
+    return paginate(db.session, stmt, page=args["page"], per_page=args["per_page"])

@@ -19,9 +19,17 @@ from exchange.fields import (
 )
 from exchange.money import CURRENCIES
 from exchange.principal import viewer
+from listings.schemas import PriceOutSchema
 from listings.states import CATEGORIES, DELIVERY_MODES, LICENSE_SCOPES
 from trading.rules import MAX_CALLS
-from trading.states import ContractStatus, OfferStatus, PaymentStatus, ProcurementStatus, TradeStatus
+from trading.states import (
+    ContractStatus,
+    DisputeStatus,
+    OfferStatus,
+    PaymentStatus,
+    ProcurementStatus,
+    TradeStatus,
+)
 
 ID = validate.Length(min=1, max=40)
 
@@ -86,6 +94,13 @@ class MatchSchema(Schema):
     product_id = fields.String()
     score = fields.Float(metadata={"description": "0..1, higher is better"})
     reasons = fields.List(fields.String())
+    title = fields.String(metadata={"description": "the listed revision's title, as the catalog shows it"})
+    price = fields.Nested(PriceOutSchema, metadata={
+        "description": "the listed revision's price, as the catalog shows it (minor units)"})
+    delivery_mode = fields.String()
+    certificate_number = fields.String(metadata={"description": "the valid certificate of the listed revision"})
+    vendor_org_id = fields.String()
+    vendor = fields.String(metadata={"description": "the vendor organization's display name, else its name"})
 
 
 class MatchListSchema(Schema):
@@ -134,7 +149,8 @@ class OfferCreateSchema(StrictSchema):
 
 class CounterSchema(StrictSchema):
     price = fields.Nested(MoneySchema, required=True)
-    terms = fields.Nested(TermsSchema, required=True)
+    terms = fields.Nested(TermsSchema, metadata={
+        "description": "omitted: the countered offer's terms are kept unchanged (only the price moves)"})
     expires_at = UTCDateTime(allow_none=True)
     message = Text(max_length=2000, multiline=True, allow_none=True)
 
@@ -244,6 +260,22 @@ class ContractArgsSchema(PaginationArgsSchema):
     status = fields.String(validate=validate.OneOf([s.value for s in ContractStatus]))
 
 
+class PaymentSummarySchema(Schema):
+    """A payment as its trade and the payment queue show it: never the Stripe `client_secret`."""
+
+    id = fields.String()
+    trade_id = fields.String()
+    provider = fields.String()
+    status = fields.String(validate=validate.OneOf([s.value for s in PaymentStatus]))
+    amount = fields.Integer()
+    currency = fields.String()
+    provider_ref = fields.String(allow_none=True)
+    created_at = UTCDateTime()
+    confirmed_at = UTCDateTime(allow_none=True)
+    refund_reason = fields.String(allow_none=True)
+    refunded_at = UTCDateTime(allow_none=True)
+
+
 class TradeSchema(Schema):
     id = fields.String()
     contract_id = fields.String()
@@ -276,6 +308,9 @@ class TradeSchema(Schema):
         "description": "a subscription's period this trade pays: {index, start, end} (null for any other trade)"})
     cancelled_at = UTCDateTime(allow_none=True)
     cancel_reason = fields.String(allow_none=True, metadata={"description": "why the unpaid trade was cancelled"})
+    payments = fields.List(fields.Nested(PaymentSummarySchema), metadata={
+        "description": "every payment made for this trade, oldest first (never a Stripe client_secret: "
+                       "the buyer reads it with GET /payments/{payment_id})"})
 
     def _period(self, trade: object) -> dict | None:
         if trade.period_start is None:
@@ -405,6 +440,26 @@ class PayoutSchema(Schema):
     created_at = UTCDateTime()
 
 
+class PaymentArgsSchema(PaginationArgsSchema):
+    trade_id = fields.String(validate=ID, metadata={"description": "one trade's payments (404 if you cannot see it)"})
+    status = fields.String(validate=validate.OneOf([s.value for s in PaymentStatus]))
+
+
+class DisputeArgsSchema(PaginationArgsSchema):
+    status = fields.String(validate=validate.OneOf([s.value for s in DisputeStatus]))
+
+
+class PayoutArgsSchema(PaginationArgsSchema):
+    org_id = fields.String(validate=ID, metadata={
+        "description": "operators: one organization's payouts (others only ever see their own)"})
+    currency = fields.String(validate=validate.OneOf(CURRENCIES))
+
+
+PaymentPageSchema = page_schema(PaymentSummarySchema, "PaymentPage")
+DisputePageSchema = page_schema(DisputeSchema, "DisputePage")
+PayoutPageSchema = page_schema(PayoutSchema, "PayoutPage")
+
+
 class WebhookAckSchema(Schema):
     received = fields.Boolean()
     applied = fields.Boolean()
@@ -470,6 +525,12 @@ MATCH_LIST_EXAMPLE = {"items": [{
     "score": 0.87,
     "reasons": ["category", "keywords: freight, ports", "within budget", "delivery: api",
                 "fresh data (daily)", "vendor track record: 4 contract(s)"],
+    "title": "粤港澳大湾区港口集装箱吞吐量日报 GBA port container throughput, daily",
+    "price": {"model": "one_time", "amount": 1_250_000, "currency": "CNY", "period": None},
+    "delivery_mode": "api",
+    "certificate_number": "DFX-2026-000057",
+    "vendor_org_id": EXAMPLE_SELLER_ORG_ID,
+    "vendor": "深圳港口物流数据有限公司 Shenzhen Port Logistics Data Co., Ltd.",
 }]}
 PROCUREMENT_MATCH_LIST_EXAMPLE = {"items": [{
     "procurement_id": EXAMPLE_PROCUREMENT_ID,
@@ -504,6 +565,11 @@ COUNTER_EXAMPLE = {
     "terms": EXAMPLE_TERMS,
     "expires_at": "2027-01-31T16:00:00Z",
     "message": "We can sign today at 12,500.00 CNY.",
+}
+COUNTER_EXAMPLES = {
+    "price_and_terms": {"summary": "A new price and new terms", "value": COUNTER_EXAMPLE},
+    "price_only": {"summary": "A new price; the countered offer's terms are kept",
+                   "value": {"price": EXAMPLE_PRICE, "message": COUNTER_EXAMPLE["message"]}},
 }
 OFFER_QUOTE_RESPONSE_EXAMPLE = {
     "id": EXAMPLE_QUOTE_ID,
@@ -644,13 +710,21 @@ TRADE_AWAITING_PAYMENT_EXAMPLE = {
     "period": None,
     "cancelled_at": None,
     "cancel_reason": None,
+    "payments": [],
 }
 TRADE_CANCELLED_EXAMPLE = {**TRADE_AWAITING_PAYMENT_EXAMPLE, "status": "cancelled",
                            "period": {"index": 2, "start": "2026-12-28T06:41:09Z", "end": "2027-01-28T06:41:09Z"},
                            "cancelled_at": "2026-12-31T06:42:00Z", "updated_at": "2026-12-31T06:42:00Z",
                            "cancel_reason": "not paid within 3 days of the period's start"}
+# The trade's bank transfer, as its `payments` and the payment queue show it (never a client_secret).
+TRADE_PAYMENT_EXAMPLE = {
+    "id": EXAMPLE_PAYMENT_ID, "trade_id": EXAMPLE_TRADE_ID, "provider": "manual", "status": "succeeded",
+    "amount": 1_250_000, "currency": "CNY", "provider_ref": "manpay_4b9e2c7d1a6f3e8b0c5d2a9f",
+    "created_at": "2026-11-28T07:10:00Z", "confirmed_at": "2026-11-28T09:45:27Z", "refund_reason": None,
+    "refunded_at": None,
+}
 TRADE_ESCROWED_EXAMPLE = {**TRADE_AWAITING_PAYMENT_EXAMPLE, "status": "escrowed", "paid_amount": 1_250_000,
-                          "updated_at": "2026-11-28T09:45:27Z"}
+                          "updated_at": "2026-11-28T09:45:27Z", "payments": [TRADE_PAYMENT_EXAMPLE]}
 DELIVERY_EXAMPLE = {
     "reference": "https://api.vendor.example/feeds/port-freight/v3 (API key sent to the buyer's admin)",
     "sha256": "9f2c4e6a8b0d1f3e5c7a9b1d3f5e7c9a0b2d4f6e8a0c2e4b6d8f0a2c4e6b8d0f",
@@ -741,6 +815,8 @@ PAYOUT_EXAMPLE = {
     "provider_ref": "mantr_7e1c4a9d2b6f0e3c8a5d1b4f",
     "created_at": "2026-11-30T09:00:00Z",
 }
+
+PAYMENT_QUEUE_EXAMPLE = {**TRADE_PAYMENT_EXAMPLE, "status": "pending", "confirmed_at": None}
 
 STATS_EXAMPLE = {
     "products_listed": 128,

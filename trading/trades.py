@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import Select, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from exchange.money import fee_for
 from exchange.principal import Principal
@@ -21,8 +21,9 @@ def visible(session: Session, trade_id: str, principal: Principal, *, lock: bool
 
 
 def list_query(*, principal: Principal, status: str | None, contract_id: str | None = None) -> Select:
-    """Trades the caller may read, newest first; a contract's (its periods) in period order."""
-    stmt = select(Trade)
+    """Trades the caller may read, newest first; a contract's (its periods) in period order. Their
+    payments come in one more query for the whole page."""
+    stmt = select(Trade).options(selectinload(Trade.payments))
     if not principal.is_operator:
         stmt = stmt.where(or_(Trade.buyer_org_id == principal.org_id, Trade.seller_org_id == principal.org_id))
     if status:

@@ -61,7 +61,7 @@ def world(app, api):
 LISTS = [
     ("products", None), ("fairs", None), ("fairs/{fair}/stalls", None), ("organizations", "op"),
     ("certifications", "op"), ("whitelist", "op"), ("procurements", "op"), ("offers", "op"), ("contracts", "op"),
-    ("trades", "op"), ("ledger/accounts", "op"), ("ledger/entries", "op"), ("audit", "op"),
+    ("trades", "op"), ("payments", "op"), ("ledger/accounts", "op"), ("ledger/entries", "op"), ("audit", "op"),
     ("organizations/{vendor_org}/members", "vendor"), ("organizations/{vendor_org}/keys", "vendor"),
 ]
 

@@ -199,6 +199,12 @@ ROWS: list[Row] = [
     R("GET", f"{P}/trades/{{trade_read}}", default=404, anonymous=401, **PARTIES, rule=f"{P}/trades/{{trade_id}}"),
     R("GET", f"{P}/payments/{{payment}}", default=404, anonymous=401, **PARTIES,
       rule=f"{P}/payments/{{payment_id}}"),
+    # The queues: anyone signed in lists what it may see (operators all, others their own: maybe none).
+    R("GET", f"{P}/payments", default=200, anonymous=401, rule=f"{P}/payments"),
+    R("GET", f"{P}/payments?trade_id={{trade_read}}&status=succeeded", default=404, anonymous=401, **PARTIES,
+      rule=f"{P}/payments"),
+    R("GET", f"{P}/disputes?status=open", default=200, anonymous=401, rule=f"{P}/disputes"),
+    R("GET", f"{P}/payouts?org_id={{owner_org}}", default=200, anonymous=401, rule=f"{P}/payouts"),
     R("GET", f"{P}/entitlements", default=200, anonymous=401, rule=f"{P}/entitlements"),
     R("GET", f"{P}/entitlements/{{entitlement}}", default=404, anonymous=401, **PARTIES,
       rule=f"{P}/entitlements/{{entitlement_id}}"),

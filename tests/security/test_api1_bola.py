@@ -89,6 +89,10 @@ def test_ids_in_queries_and_bodies_reveal_nothing_either(api, world):
         # (actor, method, path, body with the private id, the same body with an unknown id)
         (ent2, "GET", f"ledger/entries?trade_id={ids['trade_read']}", None,
          ("GET", f"ledger/entries?trade_id={new_id('trd')}")),
+        (ent2, "GET", f"payments?trade_id={ids['trade_read']}", None,
+         ("GET", f"payments?trade_id={new_id('trd')}")),
+        (vendor2, "GET", f"payments?trade_id={ids['trade_read']}&status=succeeded", None,
+         ("GET", f"payments?trade_id={new_id('trd')}&status=succeeded")),
         (ent2, "POST", "offers", {"product_id": ids["draft"], **price_terms}, {"product_id": new_id("prd")}),
         (ent2, "POST", "offers", {"product_id": ids["product"], "procurement_id": ids["procurement_invited"],
                                   **price_terms}, {"procurement_id": new_id("prc")}),
@@ -111,6 +115,13 @@ def test_ids_in_queries_and_bodies_reveal_nothing_either(api, world):
     # Filters by another organization's id show nothing of it.
     accounts = api.get(f"ledger/accounts?owner_id={ids['owner_org']}", ent2).get_json()
     assert accounts["items"] == [] and accounts["total"] == 0
+    payout = api.post("payouts", world.actors["operator"], json={"org_id": ids["owner_org"], "currency": "CNY",
+                                                                "amount": 1})
+    assert payout.status_code == 201, payout.get_json()
+    assert [p["id"] for p in api.get("payouts", owner).get_json()["items"]] == [payout.get_json()["id"]]
+    payouts = api.get(f"payouts?org_id={ids['owner_org']}", vendor2).get_json()
+    assert payouts["items"] == [] and payouts["total"] == 0
+    assert api.get("disputes", ent2).get_json()["total"] == 0 and api.get("payments", ent2).get_json()["total"] == 0
     mine = api.get(f"products?mine=true&vendor_id={ids['owner_org']}", vendor2).get_json()
     assert all(p["owner_org_id"] == vendor2.org_id for p in mine["items"])
 
