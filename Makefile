@@ -38,6 +38,8 @@ migrate: install-server
 # The demo's API product has this server's own /_demo-upstream/v1 as its upstream (development only):
 # a loopback address, refused unless private URLs are allowed (never in production: the app refuses it).
 run: export DATAFAIR_ALLOW_PRIVATE_URLS ?= 1
+# `make demo` registers two organizations a run: room for a newcomer's afternoon of runs (default 10/hour).
+run: export DATAFAIR_REGISTRATION_RATE_LIMIT ?= 200/hour
 # The addresses are printed by gunicorn once it listens (deploy/gunicorn.conf.py, DATAFAIR_BANNER):
 # the real bind, whatever DATAFAIR_BIND says.
 run: export DATAFAIR_BANNER ?= 1

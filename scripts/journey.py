@@ -7,13 +7,15 @@ assessor, and the exchange in between:
 
 then a metered call through the API gateway and `ledger verify`. Every call is printed as it is made
 (method, path, who) with the answer's status and the fields that matter; docs/journey.md walks through
-it step by step. Standard library only: it runs with any Python 3.11, in or out of the project's venv.
+it step by step. Standard library, plus `rfc8785` and `cryptography` (the project's venv has them) to
+check the contract's digest, the exchange's signatures and the ledger's hashes from public data alone.
 
     DATAFAIR_BIND=127.0.0.1:8000 python3 scripts/journey.py      # or DATAFAIR_URL=http://host:port
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -23,6 +25,9 @@ import time
 import urllib.error
 import urllib.request
 from typing import Any
+
+import rfc8785
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 BASE = os.environ.get("DATAFAIR_URL") or "http://" + os.environ.get("DATAFAIR_BIND", "127.0.0.1:8000")
 API = BASE.rstrip("/") + "/api/v1"
@@ -53,6 +58,8 @@ def call(who: str | None, method: str, path: str, body: Any = None, *, expect: i
     if who:
         head["Authorization"] = "Bearer " + TOKENS[who]
     shown = url.removeprefix(BASE)
+    if "/downloads/" in shown:
+        shown = shown.split("/downloads/")[0] + "/downloads/<the link's signed token>"
     print(f"   {method:6} {shown[:100]}" + (f"   as {who}" if who else ""))
     request = urllib.request.Request(url, data=data, method=method, headers=head)  # noqa: S310 - our own server
     calls["made"] += 1
@@ -69,7 +76,9 @@ def call(who: str | None, method: str, path: str, body: Any = None, *, expect: i
         calls["refused"] += 1
         detail = value.get("detail") if isinstance(value, dict) else payload[:300]
         raise JourneyFailed(f"{method} {shown} answered {status}, not {expect}: {detail}")
-    if isinstance(value, dict):
+    if isinstance(value, dict) and not show and isinstance(value.get("items"), list):
+        print(f"   -> {status} {len(value['items'])} items")
+    elif isinstance(value, dict):
         print(f"   -> {status} " + json.dumps({k: _short(value.get(k)) for k in show}, ensure_ascii=False))
     else:
         print(f"   -> {status} {len(value)} bytes")
@@ -88,6 +97,7 @@ TOKENS: dict[str, str] = {}
 
 
 def login(name: str, email: str, password: str) -> None:
+    print(f"   ({name} signs in: {email})")
     TOKENS[name] = call(None, "POST", "/auth/token", {"email": email, "password": password},
                         show=("token_type", "expires_in"))["access_token"]
 
@@ -124,12 +134,83 @@ def certify(product: dict[str, Any], assessor_org: str) -> str:
     return done["certificate_number"]
 
 
+def sha256_canonical(value: Any) -> str:
+    return hashlib.sha256(rfc8785.dumps(value)).hexdigest()
+
+
+def exchange_key(key_id: str) -> Ed25519PublicKey:
+    """The exchange's public key `key_id`, from the JWKS anyone can fetch."""
+    with urllib.request.urlopen(BASE + "/.well-known/jwks.json", timeout=30) as answer:  # noqa: S310 - our server
+        jwk = next(k for k in json.load(answer)["keys"] if k["kid"] == key_id)
+    return Ed25519PublicKey.from_public_bytes(base64.urlsafe_b64decode(jwk["x"] + "=="))
+
+
+PRODUCT_FIELDS = ("title", "summary", "description", "category", "keywords", "data_format", "delivery_mode",
+                  "classification", "contains_personal_info", "origin_region", "update_frequency", "price", "sample",
+                  "license", "scenarios", "data_source", "coverage", "volume")
+
+
+def check_certificate(cert: dict[str, Any], product: dict[str, Any]) -> None:
+    """The digest from the listed product as the catalog shows it; the signature with the JWKS."""
+    body = {k: product.get(k) for k in PRODUCT_FIELDS}
+    if product.get("personal_info") is not None:  # part of the certified body only when stated
+        body["personal_info"] = product["personal_info"]
+    body.update(product_id=cert["product_id"], version=cert["product_version"], vendor_org_id=cert["vendor_org_id"])
+    if sha256_canonical(body) != cert["digest"]:
+        raise JourneyFailed("the certificate's digest is not the sha256 of the listed product")
+    signed = {k: cert[k] for k in ("number", "product_id", "product_version", "vendor_org_id", "issued_at",
+                                   "expires_at", "digest", "key_id")}
+    exchange_key(cert["key_id"]).verify(base64.b64decode(cert["signature"]), rfc8785.dumps(signed))
+    print("   digest = sha256(RFC 8785 of the listed product + ids); signature verified with the JWKS: ok")
+
+
+def check_release(release: dict[str, Any]) -> None:
+    """The manifest from the release's file list; the exchange's receipt over it with the JWKS."""
+    files = [{k: f[k] for k in ("name", "bytes", "sha256")} for f in release["files"]]
+    manifest = {"release_id": release["id"], "product_id": release["product_id"], "files": files}
+    if sha256_canonical(manifest) != release["manifest_sha256"]:
+        raise JourneyFailed("the release's manifest_sha256 is not the sha256 of its files")
+    receipt = release["receipt"]
+    exchange_key(receipt["key_id"]).verify(base64.b64decode(receipt["signature"]), rfc8785.dumps(
+        {**manifest, "manifest_sha256": release["manifest_sha256"], "published_at": receipt["published_at"]}))
+    print("   manifest_sha256 = sha256(RFC 8785 of the files); the exchange's receipt verified: ok")
+
+
+def check_contract(contract: dict[str, Any]) -> None:
+    """The digest from the contract's own fields; each platform signature by the exchange's key over its facts."""
+    digest = sha256_canonical({k: contract[k] for k in (
+        "number", "buyer_org_id", "seller_org_id", "product_id", "product_version", "certificate_number", "price",
+        "terms")})
+    if digest != contract["digest"]:
+        raise JourneyFailed("the contract's digest is not the sha256 of its canonical fields")
+    for sig in contract["signatures"]:
+        facts = {"contract_digest": digest, **{k: sig[k] for k in (
+            "org_id", "user_id", "signed_at", "on_site", "fair_id", "stall_code")}}
+        exchange_key(sig["key_id"]).verify(base64.b64decode(sig["signature"]), rfc8785.dumps(facts))
+    print(f"   digest = sha256(RFC 8785 of the terms); {len(contract['signatures'])} signatures verified "
+          "with the JWKS: ok")
+
+
+def check_entries(entries: list[dict[str, Any]]) -> None:
+    """Each entry's hash from its own fields and the previous hash; postings balance per currency."""
+    for e in entries:
+        body = {"seq": e["seq"], "kind": e["kind"], "trade_id": e["trade_id"], "created_at": e["created_at"],
+                "postings": [{k: p[k] for k in ("account_id", "account", "currency", "amount")} for p in e["postings"]],
+                "metadata": e["metadata"]}
+        if hashlib.sha256(rfc8785.dumps(body) + e["prev_hash"].encode()).hexdigest() != e["hash"]:
+            raise JourneyFailed(f"ledger entry {e['seq']}'s hash does not match its content")
+        for currency in {p["currency"] for p in e["postings"]}:
+            if sum(p["amount"] for p in e["postings"] if p["currency"] == currency):
+                raise JourneyFailed(f"ledger entry {e['seq']} does not balance in {currency}")
+    print(f"   {len(entries)} entries: each hash = sha256(RFC 8785 body + prev_hash), each balanced: ok")
+
+
 def product_body(**kw: Any) -> dict[str, Any]:
     body = {
         "title": f"越秀区停车场实时空位 Yuexiu car-park occupancy {RUN}",
         "summary": "越秀区公共停车场每15分钟空位数 Free spaces of Yuexiu's public car parks every 15 minutes",
         "description": "停车场闸机计数。Barrier counts of 42 public car parks in Yuexiu, Guangzhou.",
-        "category": "transport", "keywords": ["停车", "parking", "交通"], "data_format": "csv",
+        "category": "transport", "keywords": ["停车", "parking", "交通", f"yuexiu-{RUN}"], "data_format": "csv",
         "delivery_mode": "file", "classification": "general", "contains_personal_info": False,
         "origin_region": "GD", "update_frequency": "daily",
         "price": {"model": "one_time", "amount": 880000, "currency": "CNY", "period": None},
@@ -142,8 +223,9 @@ def product_body(**kw: Any) -> dict[str, Any]:
 
 # -- the journey -------------------------------------------------------------------------------------
 def journey() -> None:
-    step(1, "The exchange answers: its index of links and its health")
-    call(None, "GET", "", show=("service", "links"))
+    step(1, "The exchange answers at its address: the index of links; the operator and the assessor sign in")
+    links = call(None, "GET", "", show=("service", "api_version"))["links"]
+    print("   links: " + ", ".join(links))
     login("operator", OPERATOR, DEMO_PASSWORD)
     login("assessor", ASSESSOR, DEMO_PASSWORD)
 
@@ -177,8 +259,7 @@ def journey() -> None:
     number = certify(files, assessor_org)
     certify(api, assessor_org)
     cert = call(None, "GET", f"/certificates/{number}", show=("number", "status", "verification"))
-    if not (cert["verification"]["signature_valid"] and cert["verification"]["digest_matches"]):
-        raise JourneyFailed("the certificate does not verify")
+    check_certificate(cert, call(None, "GET", f"/products/{files['id']}", show=("status", "certificate_number")))
 
     step(6, "The fair: the operator gives the vendor a stall at the live fair, with its products on show")
     fairs = call(None, "GET", "/fairs", show=("total",))["items"]
@@ -199,15 +280,17 @@ def journey() -> None:
     deadline = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 30 * 86400))
     procurement = call("buyer", "POST", "/procurements", {
         "title": f"采购停车场空位数据 Car-park occupancy wanted {RUN}", "description": "越秀区停车场 Yuexiu car parks",
-        "category": "transport", "keywords": ["停车", "parking"], "budget": {"max_amount": 1000000, "currency": "CNY"},
+        "category": "transport", "keywords": ["停车", "parking", f"yuexiu-{RUN}"],
+        "budget": {"max_amount": 1000000, "currency": "CNY"},
         "delivery_mode": "file", "deadline": deadline, "visibility": "public"}, expect=201, show=("id", "status"))
 
     step(8, "Matching: the exchange proposes lawful, certified products, with what the buyer needs to decide")
-    matches = call("buyer", "GET", f"/procurements/{procurement['id']}/matches?limit=5", show=())["items"]
-    match = next((m for m in matches if m["product_id"] == files["id"]), None)
-    if match is None:
+    matches = call("buyer", "GET", f"/procurements/{procurement['id']}/matches?limit=10", show=())["items"]
+    rank = next((i for i, m in enumerate(matches, 1) if m["product_id"] == files["id"]), None)
+    if rank is None:
         raise JourneyFailed("the vendor's product is not among the matches")
-    print("   -> match: " + json.dumps({k: match.get(k) for k in (
+    match = matches[rank - 1]
+    print(f"   -> match #{rank}: " + json.dumps({k: match.get(k) for k in (
         "score", "title", "price", "vendor", "certificate_number", "delivery_mode")}, ensure_ascii=False))
 
     step(9, "Negotiation: the buyer offers less, the vendor counters (terms unchanged), the buyer accepts")
@@ -227,6 +310,7 @@ def journey() -> None:
     signed = call("vendor", "POST", f"/contracts/{contract['id']}/signatures", on_site, expect=201,
                   show=("status", "trade_id"))
     trade_id = signed["trade_id"]
+    check_contract(call("buyer", "GET", f"/contracts/{contract['id']}", show=("status", "certificate_number")))
 
     step(11, "Payment: the buyer pays by bank transfer; the operator confirms it from its queue; escrow")
     payment = call("buyer", "POST", f"/trades/{trade_id}/payments", {"provider": "manual"}, expect=201,
@@ -239,7 +323,8 @@ def journey() -> None:
 
     step(12, "Delivery: the buyer's entitlement, a signed one-file link, the download checked against the manifest")
     entitlement = call("buyer", "GET", f"/entitlements?trade_id={trade_id}", show=("total",))["items"][0]
-    releases = call("buyer", "GET", f"/products/{files['id']}/releases", show=("total",))["items"]
+    releases = call("buyer", "GET", f"/products/{files['id']}/releases")["items"]
+    check_release(releases[0])
     link = call("buyer", "POST", f"/entitlements/{entitlement['id']}/downloads",
                 {"release_id": releases[0]["id"], "file": "occupancy-2026-12.csv"}, expect=201,
                 show=("expires_at", "bytes", "sha256"))
@@ -272,10 +357,10 @@ def journey() -> None:
     TOKENS["api key"] = key
     call("api key", "GET", f"/gateway/v1/{api['id']}/traffic-flow?segment=TH-0412&points=2",
          show=("segment_id", "name"))
-    call("buyer", "GET", f"/entitlements/{api_entitlement['id']}/usage", show=("calls_used", "calls_remaining"))
+    call("buyer", "GET", f"/entitlements/{api_entitlement['id']}/usage", show=("calls_included", "calls_used"))
 
     step(16, "The ledger: the trade's balanced, hash-chained entries, and the whole chain verified")
-    call("buyer", "GET", f"/ledger/entries?trade_id={trade_id}", show=("total",))
+    check_entries(call("buyer", "GET", f"/ledger/entries?trade_id={trade_id}", show=("total",))["items"])
     verified = call("operator", "GET", "/ledger/verify", show=("entries", "balanced", "chain_valid"))
     if not (verified["balanced"] and verified["chain_valid"]):
         raise JourneyFailed("ledger verify failed")

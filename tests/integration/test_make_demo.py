@@ -57,7 +57,7 @@ def test_make_demo_runs_the_whole_journey_again_and_again(tmp_path):
         assert calls == out.count("\n   -> "), "every call is printed with its answer"
         assert all(word in out for word in STEPS)
         # Matches carry what a buyer decides on; the vendor signed on site at its stall of the live fair.
-        assert re.search(r'-> match: \{"score": [0-9.]+, "title": "越秀区停车场实时空位', out)
+        assert re.search(r'-> match #1: \{"score": [0-9.]+, "title": "越秀区停车场实时空位', out)
         assert '"certificate_number": "DFX-' in out and '"delivery_mode": "file"' in out
         assert re.search(r"POST   /api/v1/contracts/\w+/signatures   as vendor\n   -> 201 \{\"status\": \"signed\"",
                          out)
@@ -65,6 +65,12 @@ def test_make_demo_runs_the_whole_journey_again_and_again(tmp_path):
         assert '-> 200 {"status": "settled"' in out
         assert '"segment_id": "TH-0412"' in out and '"calls_used": 1' in out
         assert '"balanced": true, "chain_valid": true' in out
+        # Every digest and signature of the deal recomputed from public data alone (docs/digests.md).
+        for check in ("digest = sha256(RFC 8785 of the listed product + ids); signature verified with the JWKS: ok",
+                      "digest = sha256(RFC 8785 of the terms); 2 signatures verified with the JWKS: ok",
+                      "manifest_sha256 = sha256(RFC 8785 of the files); the exchange's receipt verified: ok",
+                      "entries: each hash = sha256(RFC 8785 body + prev_hash), each balanced: ok"):
+            assert check in out, check
     # A fresh vendor and buyer each run: the two runs registered different organizations.
     orgs = [re.findall(r'"id": "(org_\w+)", "type": "vendor"', run.stdout) for run in runs]
     assert len(orgs[0]) == len(orgs[1]) == 1 and orgs[0] != orgs[1]
