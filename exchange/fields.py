@@ -178,7 +178,8 @@ CURSOR_LIMIT = 20
 
 
 class CursorArgsSchema(StrictSchema):
-    """`?after=&limit=` of an append-only log read by cursor (see `exchange.api.cursor_page`)."""
+    """`?after=&limit=` of an append-only log read by cursor (see `exchange.api.cursor_page`); with
+    `page` or `per_page` beside them, a 422."""
 
     after = Text(max_length=80, metadata={
         "description": "The `next` of the previous page (the id of its last item): the items appended after "
@@ -188,19 +189,26 @@ class CursorArgsSchema(StrictSchema):
     limit = fields.Integer(validate=validate.Range(min=1, max=100), metadata={
         "default": CURSOR_LIMIT, "description": "Items per cursor page, 1..100."})
 
-
-class LogPageArgsSchema(PaginationArgsSchema, CursorArgsSchema):
-    """An append-only log's list: pages (`page`/`per_page`, with `total`) or, when `after` or `limit`
-    is given, a cursor (`after`/`limit`, with `next`). Mixing the two is a 422."""
-
     @pre_load
     def _one_mode(self, data: Any, **kwargs: Any) -> Any:
+        # Checked on what was sent (page/per_page have defaults; where a list has no page mode, the
+        # query string's unknown names are otherwise ignored): a client mixing the two learns it.
         given = set(data) if hasattr(data, "keys") else set()
         cursor, paged = given & set(CURSOR_FIELDS), given & set(PAGE_FIELDS)
         if cursor and paged:
             message = "page by cursor (after, limit) or by number (page, per_page), not both"
             raise ValidationError({name: [message] for name in sorted(cursor | paged)})
         return data
+
+
+class LogPageArgsSchema(PaginationArgsSchema, CursorArgsSchema):
+    """An append-only log's list: pages (`page`/`per_page`, with `total`) or, when `after` or `limit`
+    is given, a cursor (`after`/`limit`, with `next`). Mixing the two is a 422."""
+
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=1_000_000), metadata={
+        "description": "Page mode: the page number, from 1 (not with `after`/`limit`)."})
+    per_page = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100), metadata={
+        "description": "Page mode: items per page, 1..100 (not with `after`/`limit`)."})
 
 
 def cursor_requested(args: dict[str, Any]) -> bool:
