@@ -6,6 +6,7 @@ from marshmallow import Schema, fields, validate
 
 from delivery.states import EntitlementStatus
 from exchange.fields import (
+    MAX_INT_ID,
     CursorArgsSchema,
     OneTimeSecret,
     PaginationArgsSchema,
@@ -73,7 +74,7 @@ class AccessPageSchema(Schema):
 
 class AccessArgsSchema(CursorArgsSchema):
     # Query values are strings: plain Integer (a strict one would refuse "20"), bounded like page/per_page.
-    after = fields.Integer(validate=validate.Range(min=0, max=2**53 - 1), metadata={
+    after = fields.Integer(validate=validate.Range(min=0, max=MAX_INT_ID), metadata={
         "description": "The `next` of the previous page (the id of its last entry): the entries logged after it. "
                        "422 for an id that is not an entry of this log."})
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from marshmallow import Schema, fields, post_dump, validate
 
 from exchange.fields import (
+    MAX_INT_ID,
     Boolean,
     LogPageArgsSchema,
     PaginationArgsSchema,
@@ -170,7 +171,7 @@ class ReadinessSchema(Schema):
 
 class AuditArgsSchema(LogPageArgsSchema):
     # Query values are strings: plain Integer, bounded like the ids it names.
-    after = fields.Integer(validate=validate.Range(min=0, max=2**53 - 1), metadata={
+    after = fields.Integer(validate=validate.Range(min=0, max=MAX_INT_ID), metadata={
         "description": "The `next` of the previous page (the id of its last event): the events recorded after "
                        "it, oldest first. 422 for an id that is not an event of this list."})
     actor_org_id = fields.String(validate=validate.Length(max=40))
