@@ -73,7 +73,7 @@ class AccessPageSchema(Schema):
 
 
 class AccessArgsSchema(CursorArgsSchema):
-    # Query values are strings: plain Integer (a strict one would refuse "20"), bounded like page/per_page.
+    # Query values are strings: plain Integer (a strict one would refuse "20"), bounded like the id column.
     after = fields.Integer(validate=validate.Range(min=0, max=MAX_INT_ID), metadata={
         "description": "The `next` of the previous page (the id of its last entry): the entries logged after it. "
                        "422 for an id that is not an entry of this log."})

@@ -173,10 +173,10 @@ class PaginationArgsSchema(StrictSchema):
 
 
 CURSOR_FIELDS = ("after", "limit")
-# The largest id of an `Integer` (32-bit on PostgreSQL) column: a bigger `after` would be a 500 there.
-MAX_INT_ID = 2**31 - 1
 PAGE_FIELDS = ("page", "per_page")
 CURSOR_LIMIT = 20
+# The largest id of an `Integer` (32-bit on PostgreSQL) column: a bigger `after` would be a 500 there.
+MAX_INT_ID = 2**31 - 1
 
 
 class CursorArgsSchema(StrictSchema):

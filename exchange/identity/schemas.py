@@ -170,7 +170,7 @@ class ReadinessSchema(Schema):
 
 
 class AuditArgsSchema(LogPageArgsSchema):
-    # Query values are strings: plain Integer, bounded like the ids it names.
+    # Query values are strings: plain Integer (a strict one would refuse "20"), bounded like the id column.
     after = fields.Integer(validate=validate.Range(min=0, max=MAX_INT_ID), metadata={
         "description": "The `next` of the previous page (the id of its last event): the events recorded after "
                        "it, oldest first. 422 for an id that is not an event of this list."})
