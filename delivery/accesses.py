@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from delivery.models import Access
 from delivery.states import AccessStatus
+from exchange.api import LogOrder, cursor_page
 from exchange.db import after_transaction, db, utcnow
 from exchange.errors import Forbidden
 from exchange.metrics import PROCESS_REGISTRY
@@ -70,13 +71,13 @@ def refusal(*, entitlement_id: str, kind: str, user_id: str | None, release_id: 
     return Forbidden(detail)
 
 
-def page(session: Session, *, entitlement_id: str, after: int | None, limit: int) -> dict[str, Any]:
-    """Entries after the id `after`, oldest first; `next` is the cursor of the following page."""
+# The log's append order: its autoincrement id.
+ACCESS_ORDER = LogOrder(id=Access.id, keys=(Access.id,))
+
+
+def page(session: Session, *, entitlement_id: str, after: int | None, limit: int | None) -> dict[str, Any]:
+    """Entries after the one whose id is `after`, oldest first; `next` is the cursor of the following
+    page. Raises ValidationFailed (`after` not an entry of this entitlement's log)."""
     stmt = select(Access).where(Access.entitlement_id == entitlement_id)
-    if after is not None:
-        stmt = stmt.where(Access.id > after)
-    rows = list(session.execute(stmt.order_by(Access.id).limit(limit + 1)).scalars())
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return {"items": rows, "next": rows[-1].id if more else None, "limit": limit}
+    return cursor_page(session, stmt, order=ACCESS_ORDER, after=after, limit=limit)
 

@@ -14,6 +14,7 @@ from werkzeug.wsgi import FileWrapper, wrap_file
 from delivery import accesses, downloads, entitlements, gateway, releases, sandbox
 from delivery import schemas as ex
 from delivery.schemas import (
+    AccessArgsSchema,
     AccessPageSchema,
     ApiKeyCreatedSchema,
     ApiKeyCreateSchema,
@@ -21,7 +22,6 @@ from delivery.schemas import (
     ApiKeySchema,
     ApiUpstreamSchema,
     ApiUpstreamSetSchema,
-    CursorArgsSchema,
     DownloadCreateSchema,
     DownloadLinkSchema,
     EntitlementArgsSchema,
@@ -113,7 +113,7 @@ def get_entitlement(entitlement_id: str) -> Any:
 
 
 @blp.route("/entitlements/<entitlement_id>/accesses", methods=["GET"])
-@blp.arguments(CursorArgsSchema, location="query")
+@blp.arguments(AccessArgsSchema, location="query")
 @blp.response(200, AccessPageSchema, example=ex.ACCESS_PAGE_EXAMPLE)
 @blp.doc(operationId="listEntitlementAccesses", security=AUTH)
 @blp.problems(401, 404, 422)
@@ -121,9 +121,11 @@ def list_accesses(args: dict[str, Any], entitlement_id: str) -> Any:
     """Read an entitlement's access log.
 
     The two parties and operators. Append-only, oldest first: links issued, downloads served and
-    refusals (with the reason). Pages by cursor: `after` = the previous page's `next`."""
+    refusals (with the reason). Pages by cursor only: `after` = the previous page's `next` (entries
+    logged meanwhile come on the following pages, none skipped or repeated; 422 for an `after` that is
+    not an entry of this log)."""
     ent = entitlements.visible(db.session, entitlement_id, current_principal())
-    return accesses.page(db.session, entitlement_id=ent.id, after=args.get("after"), limit=args["limit"])
+    return accesses.page(db.session, entitlement_id=ent.id, after=args.get("after"), limit=args.get("limit"))
 
 
 # -- releases --------------------------------------------------------------------------------------

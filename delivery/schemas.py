@@ -6,6 +6,8 @@ from marshmallow import Schema, fields, validate
 
 from delivery.states import EntitlementStatus
 from exchange.fields import (
+    MAX_INT_ID,
+    CursorArgsSchema,
     OneTimeSecret,
     PaginationArgsSchema,
     StrictInteger,
@@ -70,11 +72,11 @@ class AccessPageSchema(Schema):
     limit = fields.Integer(required=True)
 
 
-class CursorArgsSchema(StrictSchema):
-    # Query values are strings: plain Integer (a strict one would refuse "20"), bounded like page/per_page.
-    after = fields.Integer(validate=validate.Range(min=0, max=2**53 - 1),
-                           metadata={"description": "The `next` of the previous page."})
-    limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
+class AccessArgsSchema(CursorArgsSchema):
+    # Query values are strings: plain Integer (a strict one would refuse "20"), bounded like the id column.
+    after = fields.Integer(validate=validate.Range(min=0, max=MAX_INT_ID), metadata={
+        "description": "The `next` of the previous page (the id of its last entry): the entries logged after it. "
+                       "422 for an id that is not an entry of this log."})
 
 
 class ReleaseCreateSchema(StrictSchema):

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
@@ -16,13 +17,14 @@ from apispec import BasePlugin
 from flask import Flask, g, request, send_from_directory
 from flask.json.provider import DefaultJSONProvider
 from marshmallow import Schema, fields
-from sqlalchemy import Select, func, select
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 from webargs import core
 from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import BadRequest, HTTPException, RequestEntityTooLarge
 
-from exchange.errors import PROBLEM_JSON, render_http_exception
+from exchange.errors import PROBLEM_JSON, field_error, render_http_exception
+from exchange.fields import CURSOR_LIMIT, cursor_requested
 from exchange.principal import current_principal
 
 MAX_JSON_DEPTH = 32
@@ -345,3 +347,53 @@ def paginate(session: Session, stmt: Select, *, page: int, per_page: int,
     result = session.execute(stmt.limit(per_page).offset((page - 1) * per_page))
     items = list(result.scalars().all() if scalars else result.all())
     return {"items": items, "total": total, "page": page, "per_page": per_page}
+
+
+@dataclass(frozen=True)
+class LogOrder:
+    """How an append-only log pages by cursor: `id` is the column the API shows as each item's id (the
+    cursor), `keys` a total order in which every new row sorts after every existing one (the log's
+    append order: a sequence number, or a creation time with the id to break ties)."""
+
+    id: ColumnElement[Any]
+    keys: tuple[ColumnElement[Any], ...]
+
+
+def _past(keys: Sequence[ColumnElement[Any]], values: Sequence[Any]) -> ColumnElement[bool]:
+    # (k1, k2, ...) > (v1, v2, ...) written out: every engine, each value bound with its column's type.
+    return or_(*(and_(*(k == v for k, v in zip(keys[:i], values[:i], strict=True)), key > values[i])
+                 for i, key in enumerate(keys)))
+
+
+def cursor_page(session: Session, stmt: Select, *, order: LogOrder, after: Any, limit: int | None,
+                scalars: bool = True) -> dict[str, Any]:
+    """The items of `stmt` after the one whose id is `after` (from the first without it), in the log's
+    append order, at most `limit`: `{"items", "next", "limit"}`, `next` being the last item's id when
+    more follow, else None. `stmt`'s own filters decide what may be seen (its ORDER BY is replaced);
+    no COUNT: two statements with `after`, one without.
+
+    Raises ValidationFailed naming `after` when no item of `stmt` has that id (unknown, or not the
+    caller's to see: the same answer for both).
+    """
+    limit = limit or CURSOR_LIMIT
+    base = stmt.order_by(None)
+    if after is not None:
+        start = session.execute(base.with_only_columns(*order.keys).where(order.id == after).limit(1)).first()
+        if start is None:
+            raise field_error("after", "not the id of an item of this list: pass the `next` of a previous page")
+        base = base.where(_past(order.keys, tuple(start)))
+    rows = session.execute(base.add_columns(order.id).order_by(*order.keys).limit(limit + 1)).all()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    items = [row[0] if scalars else tuple(row[:-1]) for row in rows]
+    return {"items": items, "next": rows[-1][-1] if more else None, "limit": limit}
+
+
+def log_page(session: Session, stmt: Select, args: dict[str, Any], *, order: LogOrder,
+             scalars: bool = True) -> dict[str, Any]:
+    """An append-only log's list from its loaded `LogPageArgsSchema` arguments: by cursor when `after`
+    or `limit` was given (`cursor_page`), else by page number (`paginate`), over the same statement."""
+    if cursor_requested(args):
+        return cursor_page(session, stmt, order=order, after=args.get("after"), limit=args.get("limit"),
+                           scalars=scalars)
+    return paginate(session, stmt, page=args["page"], per_page=args["per_page"], scalars=scalars)

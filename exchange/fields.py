@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask import g, has_request_context
-from marshmallow import RAISE, Schema, ValidationError, fields, validate
+from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validate
 
 from exchange.money import CURRENCIES, MAX_AMOUNT
 from exchange.netguard import UnsafeURL, check_public_url
@@ -172,6 +172,52 @@ class PaginationArgsSchema(StrictSchema):
     per_page = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
 
 
+CURSOR_FIELDS = ("after", "limit")
+PAGE_FIELDS = ("page", "per_page")
+CURSOR_LIMIT = 20
+# The largest id of an `Integer` (32-bit on PostgreSQL) column: a bigger `after` would be a 500 there.
+MAX_INT_ID = 2**31 - 1
+
+
+class CursorArgsSchema(StrictSchema):
+    """`?after=&limit=` of an append-only log read by cursor (see `exchange.api.cursor_page`); with
+    `page` or `per_page` beside them, a 422."""
+
+    after = Text(max_length=80, metadata={
+        "description": "The `next` of the previous page (the id of its last item): the items appended after "
+                       "it, oldest first. 422 for an id that is not an item of this list."})
+    # Query values are strings: plain Integer (a strict one would refuse "20"). No load default, so a
+    # route can tell that a cursor was asked for; `cursor_page` applies it.
+    limit = fields.Integer(validate=validate.Range(min=1, max=100), metadata={
+        "default": CURSOR_LIMIT, "description": "Items per cursor page, 1..100."})
+
+    @pre_load
+    def _one_mode(self, data: Any, **kwargs: Any) -> Any:
+        # Checked on what was sent (page/per_page have defaults; where a list has no page mode, the
+        # query string's unknown names are otherwise ignored): a client mixing the two learns it.
+        given = set(data) if hasattr(data, "keys") else set()
+        cursor, paged = given & set(CURSOR_FIELDS), given & set(PAGE_FIELDS)
+        if cursor and paged:
+            message = "page by cursor (after, limit) or by number (page, per_page), not both"
+            raise ValidationError({name: [message] for name in sorted(cursor | paged)})
+        return data
+
+
+class LogPageArgsSchema(PaginationArgsSchema, CursorArgsSchema):
+    """An append-only log's list: pages (`page`/`per_page`, with `total`) or, when `after` or `limit`
+    is given, a cursor (`after`/`limit`, with `next`). Mixing the two is a 422."""
+
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=1_000_000), metadata={
+        "description": "Page mode: the page number, from 1 (not with `after`/`limit`)."})
+    per_page = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100), metadata={
+        "description": "Page mode: items per page, 1..100 (not with `after`/`limit`)."})
+
+
+def cursor_requested(args: dict[str, Any]) -> bool:
+    """Whether loaded list arguments ask for a cursor page (`after` or `limit` given)."""
+    return any(name in args for name in CURSOR_FIELDS)
+
+
 class ReasonSchema(StrictSchema):
     reason = Text(required=True, max_length=2000, multiline=True)
 
@@ -189,6 +235,25 @@ def page_schema(item_schema: type[Schema], name: str) -> type[Schema]:
         (PageMetaSchema,),
         {"items": fields.List(fields.Nested(item_schema), required=True)},
     )
+
+
+def log_page_schema(item_schema: type[Schema], name: str,
+                    cursor: type[fields.Field] = fields.String) -> type[Schema]:
+    """The list schema of an append-only log: `{"items", "total", "page", "per_page"}` by page number,
+    `{"items", "next", "limit"}` by cursor (`?after=` or `?limit=`); `cursor` is the type of its ids."""
+    mode = "Page mode (page/per_page) only."
+    return type(name, (Schema,), {
+        "items": fields.List(fields.Nested(item_schema), required=True),
+        "total": fields.Integer(metadata={"description": f"{mode} The number of matching items."}),
+        "page": fields.Integer(metadata={"description": mode}),
+        "per_page": fields.Integer(metadata={"description": mode}),
+        "next": cursor(required=False, allow_none=True, metadata={
+            "description": "Cursor mode (after/limit) only. The id of this page's last item when more items "
+                           "follow it (pass it as `after`), null at the end of the log for now (items "
+                           "appended later follow this page's last item: keep that id to resume).",
+        }),
+        "limit": fields.Integer(metadata={"description": "Cursor mode (after/limit) only."}),
+    })
 
 
 class Facts:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from exchange.api import AUTH, Blueprint, paginate
+from exchange.api import AUTH, Blueprint, log_page, paginate
 from exchange.db import db
 from exchange.events import services
 from exchange.events.schemas import (
+    WEBHOOK_DELIVERY_CURSOR_EXAMPLE,
     WEBHOOK_DELIVERY_PAGE_EXAMPLE,
     WEBHOOK_ENDPOINT_CREATE_EXAMPLE,
     WEBHOOK_ENDPOINT_CREATED_EXAMPLE,
@@ -19,7 +20,7 @@ from exchange.events.schemas import (
     WebhookEndpointPageSchema,
     WebhookEndpointSchema,
 )
-from exchange.fields import Facts, PaginationArgsSchema
+from exchange.fields import Facts, LogPageArgsSchema, PaginationArgsSchema
 from exchange.principal import current_principal
 from exchange.ratelimit import limit_writes
 
@@ -90,8 +91,9 @@ def delete_endpoint(endpoint_id: str) -> Any:
 
 
 @blp.route("/<endpoint_id>/deliveries", methods=["GET"])
-@blp.arguments(PaginationArgsSchema, location="query")
-@blp.response(200, WebhookDeliveryPageSchema, example=WEBHOOK_DELIVERY_PAGE_EXAMPLE)
+@blp.arguments(LogPageArgsSchema, location="query")
+@blp.response(200, WebhookDeliveryPageSchema, examples={"page": {"value": WEBHOOK_DELIVERY_PAGE_EXAMPLE},
+                                                        "cursor": {"value": WEBHOOK_DELIVERY_CURSOR_EXAMPLE}})
 @blp.doc(security=AUTH, operationId="listWebhookDeliveries")
 @blp.problems(401, 404, 422)
 def list_deliveries(args: dict[str, Any], endpoint_id: str) -> Any:
@@ -100,8 +102,11 @@ def list_deliveries(args: dict[str, Any], endpoint_id: str) -> Any:
     Any authenticated user of the organization that registered it: its deliveries, newest first,
     with the event, the status (`pending`, `delivered`, `failed` after the last attempt, `cancelled`
     when the endpoint was deleted), attempts, the last answer and the next attempt. 404 for an
-    unknown or deleted endpoint and for another organization's. Changes nothing."""
+    unknown or deleted endpoint and for another organization's. Changes nothing. Pages by number
+    (`page`, `per_page`, with `total`) or, given `after` or `limit`, by cursor oldest first (`next`:
+    pass it as `after`; deliveries created meanwhile come on the following pages, none skipped or
+    repeated)."""
     stmt = services.list_deliveries(db.session, endpoint_id=endpoint_id, actor=current_principal())
-    page = paginate(db.session, stmt, page=args["page"], per_page=args["per_page"], scalars=False)
+    page = log_page(db.session, stmt, args, order=services.DELIVERY_ORDER, scalars=False)
     page["items"] = [services.delivery_shown(row) for row in page["items"]]
     return page

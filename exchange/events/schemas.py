@@ -8,7 +8,7 @@ from marshmallow import Schema, fields, validate
 
 from exchange.events.models import DELIVERY_STATUSES
 from exchange.events.outbox import event_types
-from exchange.fields import OneTimeSecret, StrictSchema, Text, UTCDateTime, page_schema
+from exchange.fields import OneTimeSecret, StrictSchema, Text, UTCDateTime, log_page_schema, page_schema
 from exchange.netguard import MAX_URL_LENGTH
 
 
@@ -72,7 +72,7 @@ class WebhookDeliverySchema(Schema):
 
 
 WebhookEndpointPageSchema = page_schema(WebhookEndpointSchema, "WebhookEndpointPage")
-WebhookDeliveryPageSchema = page_schema(WebhookDeliverySchema, "WebhookDeliveryPage")
+WebhookDeliveryPageSchema = log_page_schema(WebhookDeliverySchema, "WebhookDeliveryPage")
 
 
 # OpenAPI examples (the request is accepted as is by a verified organization; responses match their schema).
@@ -125,3 +125,6 @@ WEBHOOK_DELIVERY_PAGE_EXAMPLE = {
     ],
     "total": 2, "page": 1, "per_page": 20,
 }
+# `?limit=1`: the oldest delivery first (cursor mode is in creation order), more to follow.
+WEBHOOK_DELIVERY_CURSOR_EXAMPLE = {"items": WEBHOOK_DELIVERY_PAGE_EXAMPLE["items"][1:],
+                                   "next": WEBHOOK_DELIVERY_PAGE_EXAMPLE["items"][1]["id"], "limit": 1}

@@ -19,6 +19,7 @@ from flask import current_app
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
+from exchange.api import LogOrder
 from exchange.db import new_id, utcnow
 from exchange.errors import Conflict, NotFound, field_error
 from exchange.events.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
@@ -134,6 +135,10 @@ def delete_endpoint(session: Session, *, endpoint_id: str, actor: Principal) -> 
     audit.record(session, actor, "webhook_endpoint.deleted", "webhook_endpoint", endpoint.id, org_id=actor.org_id)
     session.flush()
     return endpoint
+
+
+# Deliveries' creation order: their creation time, ties (one fan-out's batch) broken by id.
+DELIVERY_ORDER = LogOrder(id=WebhookDelivery.id, keys=(WebhookDelivery.created_at, WebhookDelivery.id))
 
 
 def list_deliveries(session: Session, *, endpoint_id: str, actor: Principal) -> Select:

@@ -7,9 +7,13 @@ from typing import Any
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
+from exchange.api import LogOrder
 from exchange.errors import Forbidden
 from exchange.identity.models import AuditEvent
 from exchange.principal import Principal
+
+# The trail's append order: its autoincrement id.
+AUDIT_ORDER = LogOrder(id=AuditEvent.id, keys=(AuditEvent.id,))
 
 
 def record(session: Session, actor: Principal | None, action: str, object_type: str, object_id: str,

@@ -8,13 +8,14 @@ from flask import current_app, redirect, request
 from sqlalchemy import text
 
 from exchange import ratelimit
-from exchange.api import AUTH, NO_DATABASE, OPTIONAL_AUTH, Blueprint, paginate
+from exchange.api import AUTH, NO_DATABASE, OPTIONAL_AUTH, Blueprint, log_page, paginate
 from exchange.db import db, is_sqlite
 from exchange.fields import Facts, PaginationArgsSchema
 from exchange.identity import audit
 from exchange.identity import services as identity
 from exchange.identity.auth import revoke_family, revoke_refresh_token_family, revoke_user_tokens, rotate_refresh_token
 from exchange.identity.schemas import (
+    AUDIT_CURSOR_EXAMPLE,
     AUDIT_PAGE_EXAMPLE,
     HEALTH_EXAMPLE,
     INDEX_EXAMPLE,
@@ -430,7 +431,8 @@ def me() -> Any:
 
 @blp.route("/audit", methods=["GET"])
 @blp.arguments(AuditArgsSchema, location="query")
-@blp.response(200, AuditPageSchema, example=AUDIT_PAGE_EXAMPLE)
+@blp.response(200, AuditPageSchema, examples={"page": {"value": AUDIT_PAGE_EXAMPLE},
+                                              "cursor": {"value": AUDIT_CURSOR_EXAMPLE}})
 @blp.doc(security=AUTH, operationId="listAuditEvents")
 @blp.problems(401, 403, 422)
 def audit_trail(args: dict[str, Any]) -> Any:
@@ -439,7 +441,9 @@ def audit_trail(args: dict[str, Any]) -> Any:
     Operators only (403 for everyone else): the append-only trail of privileged actions
     (verifications, suspensions, reviews, certificate actions, white-list changes, payment
     confirmations, resolutions, payouts, key registrations and rotations), newest first, filtered by
-    `actor_org_id`, `object_id` and `action`. Changes nothing."""
+    `actor_org_id`, `object_id` and `action`. Changes nothing. Pages by number (`page`, `per_page`,
+    with `total`) or, given `after` or `limit`, by cursor oldest first (`next`: pass it as `after`;
+    events recorded meanwhile come on the following pages, none skipped or repeated)."""
     stmt = audit.list_events(principal=current_principal(), actor_org_id=args.get("actor_org_id"),
                              object_id=args.get("object_id"), action=args.get("action"))
-    return paginate(db.session, stmt, page=args["page"], per_page=args["per_page"])
+    return log_page(db.session, stmt, args, order=audit.AUDIT_ORDER)

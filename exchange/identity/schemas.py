@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, post_dump, validate
 
-from exchange.fields import Boolean, PaginationArgsSchema, PublicURL, StrictSchema, Text, UTCDateTime, page_schema
+from exchange.fields import (
+    MAX_INT_ID,
+    Boolean,
+    LogPageArgsSchema,
+    PaginationArgsSchema,
+    PublicURL,
+    StrictSchema,
+    Text,
+    UTCDateTime,
+    log_page_schema,
+    page_schema,
+)
 from exchange.identity.services import PRIVATE_ORG_FIELDS, can_see_private
 from exchange.identity.states import GD_CITIES, ORG_TYPES, REGIONS, ROLES, SELF_REGISTERED_TYPES, ZONES, OrgStatus
 from exchange.principal import viewer
@@ -176,7 +187,11 @@ class ReadinessSchema(Schema):
     redis = fields.String(required=True, metadata={"description": "ok, unreachable or not configured"})
 
 
-class AuditArgsSchema(PaginationArgsSchema):
+class AuditArgsSchema(LogPageArgsSchema):
+    # Query values are strings: plain Integer (a strict one would refuse "20"), bounded like the id column.
+    after = fields.Integer(validate=validate.Range(min=0, max=MAX_INT_ID), metadata={
+        "description": "The `next` of the previous page (the id of its last event): the events recorded after "
+                       "it, oldest first. 422 for an id that is not an event of this list."})
     actor_org_id = fields.String(validate=validate.Length(max=40))
     object_id = fields.String(validate=validate.Length(max=80))
     action = fields.String(validate=validate.Length(max=80))
@@ -209,7 +224,7 @@ class JWKSetSchema(Schema):
 OrganizationPageSchema = page_schema(OrganizationSchema, "OrganizationPage")
 UserPageSchema = page_schema(UserSchema, "UserPage")
 KeyPageSchema = page_schema(KeySchema, "KeyPage")
-AuditPageSchema = page_schema(AuditEventSchema, "AuditPage")
+AuditPageSchema = log_page_schema(AuditEventSchema, "AuditPage", cursor=fields.Integer)
 
 
 # OpenAPI examples (request bodies the API accepts as they are, apart from ids that must exist; responses
@@ -362,6 +377,8 @@ AUDIT_PAGE_EXAMPLE = {
     }],
     "total": 1, "page": 1, "per_page": 20,
 }
+# `?after=4181&limit=1`: the next event, more to follow.
+AUDIT_CURSOR_EXAMPLE = {"items": AUDIT_PAGE_EXAMPLE["items"], "next": 4182, "limit": 1}
 
 JWKS_EXAMPLE = {"keys": [
     {"kty": "OKP", "crv": "Ed25519", "x": "pQ0Rjo2g9d4y7E5cUjEY2EoO3oJ2vtqq1vVTus8KSZs",

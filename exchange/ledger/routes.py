@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from exchange.api import AUTH, Blueprint, paginate
+from exchange.api import AUTH, Blueprint, log_page, paginate
 from exchange.db import db
 from exchange.ledger import services
 from exchange.ledger.schemas import (
     ACCOUNT_PAGE_EXAMPLE,
+    ENTRY_CURSOR_EXAMPLE,
     ENTRY_PAGE_EXAMPLE,
     VERIFY_EXAMPLE,
     AccountListArgsSchema,
@@ -42,7 +43,8 @@ def list_accounts(args: dict[str, Any]) -> Any:
 
 @blp.route("/entries", methods=["GET"])
 @blp.arguments(EntryListArgsSchema, location="query")
-@blp.response(200, EntryPageSchema, example=ENTRY_PAGE_EXAMPLE)
+@blp.response(200, EntryPageSchema, examples={"page": {"value": ENTRY_PAGE_EXAMPLE},
+                                               "cursor": {"value": ENTRY_CURSOR_EXAMPLE}})
 @blp.doc(security=AUTH, operationId="listLedgerEntries")
 @blp.problems(401, 404, 422)
 def list_entries(args: dict[str, Any]) -> Any:
@@ -52,10 +54,12 @@ def list_entries(args: dict[str, Any]) -> Any:
     entries (`trade_id` required: 422 without it), in `seq` order, filtered by `kind`. Each entry's
     postings sum to zero per currency; amounts are signed minor units (debit positive, credit
     negative); `prev_hash` and `hash` chain the entries. Entries are never edited (a correction is a
-    `reversal` entry). 404 for a trade the caller cannot see. Changes nothing."""
+    `reversal` entry). 404 for a trade the caller cannot see. Changes nothing. Pages by number
+    (`page`, `per_page`, with `total`) or, given `after` or `limit`, by cursor in `seq` order (`next`:
+    pass it as `after`; entries appended meanwhile come on the following pages, none skipped or repeated)."""
     stmt = services.list_entries(db.session, principal=current_principal(), trade_id=args.get("trade_id"),
                                kind=args.get("kind"))
-    return paginate(db.session, stmt, page=args["page"], per_page=args["per_page"])
+    return log_page(db.session, stmt, args, order=services.ENTRY_ORDER)
 
 
 @blp.route("/verify", methods=["GET"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from exchange.fields import PaginationArgsSchema, Text, UTCDateTime, page_schema
+from exchange.fields import LogPageArgsSchema, PaginationArgsSchema, Text, UTCDateTime, log_page_schema, page_schema
 from exchange.ledger import engine
 from exchange.ledger.models import ENTRY_KINDS
 from exchange.money import CURRENCIES
@@ -35,7 +35,7 @@ class AccountSchema(Schema):
     updated_at = UTCDateTime()
 
 
-class EntryListArgsSchema(PaginationArgsSchema):
+class EntryListArgsSchema(LogPageArgsSchema):
     trade_id = Text(max_length=80, metadata={"description": "required unless the caller is an operator"})
     kind = fields.String(validate=validate.OneOf(ENTRY_KINDS))
 
@@ -84,7 +84,7 @@ class VerifySchema(Schema):
 
 
 AccountPageSchema = page_schema(AccountSchema, "LedgerAccountPage")
-EntryPageSchema = page_schema(EntrySchema, "LedgerEntryPage")
+EntryPageSchema = log_page_schema(EntrySchema, "LedgerEntryPage")
 
 
 # OpenAPI examples (shaped exactly like their schema; ids as `exchange.db.new_id` makes them).
@@ -127,6 +127,8 @@ ENTRY_PAGE_EXAMPLE = {
     }],
     "total": 1, "page": 1, "per_page": 20,
 }
+# `?trade_id=...&limit=1`: one entry, more to follow after it.
+ENTRY_CURSOR_EXAMPLE = {"items": ENTRY_PAGE_EXAMPLE["items"], "next": ENTRY_PAGE_EXAMPLE["items"][0]["id"], "limit": 1}
 VERIFY_EXAMPLE = {
     "valid": True,
     "entries": 1287,

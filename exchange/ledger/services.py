@@ -7,11 +7,15 @@ from typing import Any
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
+from exchange.api import LogOrder
 from exchange.errors import NotFound, field_error
 from exchange.ledger import engine
 from exchange.ledger.models import Account, JournalEntry
 from exchange.ledger.verify import verify
 from exchange.principal import Principal
+
+# The journal's append order: `seq` (one chain, appended under its lock).
+ENTRY_ORDER = LogOrder(id=JournalEntry.id, keys=(JournalEntry.seq,))
 
 
 def list_accounts(*, principal: Principal, currency: str | None = None,
