@@ -251,8 +251,10 @@ ROWS: list[Row] = [
     R("PATCH", f"{P}/fairs/{{fair}}/stalls/{{stall}}", lambda w, _p: {"product_ids": [w.ids["product"]]},
       default=403, anonymous=401, operator=200, rule=f"{P}/fairs/{{fair_id}}/stalls/{{stall_id}}"),
     # -- certification writes -------------------------------------------------------------------------
+    # Only vendors request certifications (403 for the rest, before the body is read); another vendor
+    # does not see the draft its body names (404).
     R("POST", f"{P}/certifications", lambda w, _p: {"product_id": w.ids["draft_certify"], "documents": DOCS},
-      default=404, anonymous=401, suspended=403, owner=201, operator=403, rule=f"{P}/certifications"),
+      default=403, anonymous=401, vendor2=404, owner=201, rule=f"{P}/certifications"),
     R("POST", f"{P}/certifications/{{cert_assign}}/assignments",
       lambda w, _p: {"stage": "ownership", "assessor_org_id": w.ids["assessor_org"]},
       default=403, anonymous=401, operator=201, rule=f"{P}/certifications/{{certification_id}}/assignments"),

@@ -26,8 +26,17 @@ REFUSALS = (403, 404)
 BOOKKEEPING = {"rate_limit_counters", "idempotency_keys", "alembic_version"}
 
 
+# Where the matrix's 404 comes from an object named in the body, not in the URL, a caller who may do the
+# operation gets the 422 of its empty body: without the body there is nothing it could not see.
+BODY_NAMES_THE_OBJECT = {("POST", "/api/v1/certifications"): {"vendor2": 422}}
+
+
 def _refused(row: Row) -> list[str]:
     return [p for p in PRINCIPALS if p != "anonymous" and row.expect[p] in REFUSALS]
+
+
+def _expected(row: Row, principal: str) -> int:
+    return BODY_NAMES_THE_OBJECT.get((row.method, row.rule), {}).get(principal, row.expect[principal])
 
 
 ROWS_WITH_BODY = [row for row in ROWS if row.method in BODY_METHODS and row.body is not None and _refused(row)]
@@ -71,7 +80,7 @@ def test_refusals_come_before_the_body_is_validated(world):
     for row in ROWS_WITH_BODY:
         before = _digest(app)
         for principal in _refused(row):
-            want = row.expect[principal]
+            want = _expected(row, principal)
             for label, body in _bodies(row):
                 r = send(world, row.method, world.fill(row.path), world.actors[principal], body)
                 if r.status_code != want or r.mimetype != PROBLEM_JSON:
