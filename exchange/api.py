@@ -25,6 +25,7 @@ from werkzeug.exceptions import BadRequest, HTTPException, RequestEntityTooLarge
 from exchange.db import db, write_intent
 from exchange.errors import PROBLEM_JSON, render_http_exception
 from exchange.principal import Principal, current_principal
+from exchange.ratelimit import WRITE_FLOW_ATTR, limited
 
 MAX_JSON_DEPTH = 32
 MAX_BODY_BYTES = 1024 * 1024
@@ -207,14 +208,19 @@ class Blueprint(flask_smorest.Blueprint):
                      provide_automatic_options: bool | None = None, **kwargs: Any) -> None:
         """Operations documented with a security requirement authenticate before anything else: a
         request without a valid token is a 401 whatever its body, never a 422 that describes the schema.
-        Then an operation's declared authorization check (`authorize`) runs, still before the body is
-        parsed: a caller who may never do the operation gets its 403 (or 404), not a list of fields."""
+        Then the per-organization write limit (`exchange.ratelimit.limit_writes`: every attempt
+        counts) and the operation's declared authorization check (`authorize`) run, still before the
+        body is parsed: a caller who may never do the operation gets its 403 (or 404), not a list of
+        fields."""
         if callable(view_func) and not isinstance(view_func, type):
             check = getattr(view_func, AUTHORIZE_ATTR, None)
+            flow = getattr(view_func, WRITE_FLOW_ATTR, None)
             if check is not None:
                 if not _requires_auth(view_func):
                     raise TypeError(f"{rule}: an authorization check needs an operation that requires a token")
                 view_func = _authorized(view_func, check)
+            if flow is not None:
+                view_func = limited(view_func, flow)
             if _requires_auth(view_func):
                 view_func = _authenticated(view_func)
         super().add_url_rule(rule, endpoint, view_func, provide_automatic_options, **kwargs)
