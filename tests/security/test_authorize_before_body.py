@@ -16,6 +16,7 @@ import pytest
 
 from exchange.db import db
 from exchange.errors import PROBLEM_JSON
+from tests.certflow import product_body
 from tests.security.matrix import ROWS, Row, send
 from tests.world import PRINCIPALS
 
@@ -100,3 +101,12 @@ def test_a_caller_who_may_write_still_gets_the_fields_it_missed(world):
     assert r.status_code == 422 and r.mimetype == PROBLEM_JSON, r.get_json()
     assert "title" in r.get_json()["errors"], r.get_json()
 
+
+
+def test_a_pending_vendor_learns_it_may_not_list_without_filling_in_a_product(world):
+    """The issue's case: 403 naming the reason, for an empty body and for a complete one alike."""
+    pending = world.api.vendor(verified=False)
+    for body in ({}, product_body()):
+        r = send(world, "POST", "/api/v1/products", pending, body)
+        assert r.status_code == 403 and r.mimetype == PROBLEM_JSON, r.get_json()
+        assert "pending" in r.get_json()["detail"], r.get_json()
