@@ -23,7 +23,7 @@ from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import BadRequest, HTTPException, RequestEntityTooLarge
 
 from exchange.db import db, write_intent
-from exchange.errors import PROBLEM_JSON, render_http_exception
+from exchange.errors import PROBLEM_JSON, ValidationFailed, render_http_exception
 from exchange.principal import Principal, current_principal
 from exchange.ratelimit import WRITE_FLOW_ATTR, limited
 
@@ -183,13 +183,24 @@ def request_json() -> Any:
     return g.json_body
 
 
+def refuse_nul(body: Any) -> None:
+    """ValidationFailed (422) naming every string of the body that holds a NUL character."""
+    bad = nul_paths(body) if body is not core.missing else []
+    if bad:
+        raise ValidationFailed("NUL characters are not allowed in strings: " + ", ".join(bad),
+                               errors={p: ["NUL characters are not allowed."] for p in bad})
+
+
 class Parser(FlaskParser):
-    """webargs parser reading the strictly parsed body (the stdlib parse accepts NaN)."""
+    """webargs parser reading the strictly parsed body (the stdlib parse accepts NaN), without NUL
+    characters (refused here, when the view parses the body: after its authorization check)."""
 
     def _raw_load_json(self, req: Any) -> Any:
         if not is_json_mimetype(req.mimetype):
             return core.missing
-        return request_json()
+        body = request_json()
+        refuse_nul(body)
+        return body
 
 
 def _requires_auth(view: Any) -> bool:

@@ -17,9 +17,9 @@ from exchange.db import db
 from listings.models import Product
 from tests.certflow import product_body
 from tests.openapi_walk import body_schema, key, nest, objects
-from tests.security.matrix import ROWS
+from tests.security.matrix import body_caller
 from tests.tradeflow import terms
-from tests.world import PRINCIPALS, World, build_world, operations
+from tests.world import build_world, operations
 from trading.models import Offer
 
 # property -> a value an attacker would like the server to take
@@ -35,23 +35,6 @@ FORBIDDEN: dict[str, Any] = {
 }
 
 
-REFUSED = (401, 403, 404)
-
-
-def _caller(world: World, method: str, path: str) -> tuple[Any, str]:
-    """Who sends the body, and where: authorization comes before the body (its 403 or 404 would hide
-    the 422), so a principal the matrix lets through, on that row's object: the owner where it may."""
-    rows = [row for row in ROWS if (row.method, row.rule) == (method, path)]
-    for row in rows:
-        if row.expect["owner"] not in REFUSED:
-            return world.actors["owner"], world.fill(row.path)
-    for row in rows:
-        for principal in ("operator", "buyer", *PRINCIPALS):
-            if principal != "anonymous" and row.expect[principal] not in REFUSED:
-                return world.actors[principal], world.fill(row.path)
-    return world.actors["owner"], world.path(path)
-
-
 def test_no_writable_schema_accepts_a_property_it_does_not_declare(api):
     world = build_world(api)
     spec = api.get("/api/v1/openapi.json").get_json()
@@ -60,7 +43,7 @@ def test_no_writable_schema_accepts_a_property_it_does_not_declare(api):
         schema = body_schema(op)
         if schema is None:
             continue
-        actor, target = _caller(world, method, path)
+        actor, target = body_caller(world, method, path)
         for prefix, declared in objects(spec, schema):
             for prop, value in FORBIDDEN.items():
                 if prop in declared:

@@ -104,9 +104,10 @@ def test_a_caller_who_may_write_still_gets_the_fields_it_missed(world):
 
 
 def test_a_pending_vendor_learns_it_may_not_list_without_filling_in_a_product(world):
-    """The issue's case: 403 naming the reason, for an empty body and for a complete one alike."""
+    """The issue's case: 403 naming the reason, for an empty body, a complete one, and one that would
+    be refused for what it holds (a NUL character) alike."""
     pending = world.api.vendor(verified=False)
-    for body in ({}, product_body()):
+    for body in ({}, product_body(), {**product_body(), "title": "nul\u0000"}):
         r = send(world, "POST", "/api/v1/products", pending, body)
         assert r.status_code == 403 and r.mimetype == PROBLEM_JSON, r.get_json()
         assert "pending" in r.get_json()["detail"], r.get_json()
