@@ -7,7 +7,8 @@ A row's calls run in that order on the same objects, so a principal after a succ
 the state it left (cancelling a contract twice: the second party gets 409 — authorized, wrong state).
 Writes that change state get objects of their own in the world (`contract_cancel`, `trade_accept`...).
 
-Shared by the matrix test, the function-level authorization test and the BOLA sweep.
+Shared by the matrix test, the function-level authorization test, the BOLA sweep, the test that
+authorization comes before the body, and the sweeps of body validation (`body_caller`).
 """
 
 from __future__ import annotations
