@@ -50,7 +50,7 @@ from certification.schemas import (
 from exchange.api import AUTH, OPTIONAL_AUTH, Blueprint, paginate
 from exchange.db import db
 from exchange.fields import PaginationArgsSchema, ReasonSchema
-from exchange.principal import current_principal
+from exchange.principal import current_principal, operators_only
 
 blp = Blueprint("certification", __name__, url_prefix="/api/v1", description="Certification and certificates")
 WRITE_ERRORS = (400, 401, 403, 404, 409, 415, 422)
@@ -61,6 +61,7 @@ def _shown(cert: Any) -> Any:
 
 
 @blp.route("/certifications", methods=["POST"])
+@blp.authorize(services.check_may_submit)
 @blp.arguments(CertificationCreateSchema, example=CERTIFICATION_CREATE_EXAMPLE)
 @blp.response(201, CertificationSchema, example=CERTIFICATION_EXAMPLE)
 @blp.doc(security=AUTH, operationId="createCertification")
@@ -117,6 +118,7 @@ def get_certification(certification_id: str) -> Any:
 
 
 @blp.route("/certifications/<certification_id>/assignments", methods=["POST"])
+@blp.authorize(operators_only)
 @blp.arguments(AssignmentSchema, example=ASSIGNMENT_EXAMPLE)
 @blp.response(201, CertificationSchema, example=ASSIGNED_CERTIFICATION_EXAMPLE)
 @blp.doc(security=AUTH, operationId="createAssignment")
@@ -135,6 +137,7 @@ def assign(data: dict[str, Any], certification_id: str) -> Any:
 
 
 @blp.route("/certifications/<certification_id>/reviews", methods=["POST"])
+@blp.authorize(services.check_may_review)
 @blp.arguments(ReviewSchema, examples=REVIEW_EXAMPLES)
 @blp.response(201, CertificationSchema, examples=REVIEWED_CERTIFICATION_EXAMPLES)
 @blp.doc(security=AUTH, operationId="createReview")
@@ -160,6 +163,7 @@ def review(data: dict[str, Any], certification_id: str) -> Any:
 
 
 @blp.route("/certifications/<certification_id>/resubmit", methods=["POST"])
+@blp.authorize(services.check_owner)
 @blp.arguments(ResubmitSchema, example=RESUBMIT_EXAMPLE)
 @blp.response(200, CertificationSchema, example=RESUBMITTED_CERTIFICATION_EXAMPLE)
 @blp.doc(security=AUTH, operationId="resubmitCertification")
@@ -196,6 +200,7 @@ def withdraw(certification_id: str) -> Any:
 
 
 @blp.route("/certifications/<certification_id>/objections", methods=["POST"])
+@blp.authorize(services.check_may_object)
 @blp.arguments(ObjectionCreateSchema, example=OBJECTION_CREATE_EXAMPLE)
 @blp.response(201, ObjectionSchema, example=OBJECTION_EXAMPLE)
 @blp.doc(security=AUTH, operationId="createObjection")
@@ -227,6 +232,7 @@ def get_objection(objection_id: str) -> Any:
 
 
 @blp.route("/objections/<objection_id>/resolution", methods=["POST"])
+@blp.authorize(operators_only)
 @blp.arguments(ResolutionSchema, examples=RESOLUTION_EXAMPLES)
 @blp.response(200, ObjectionSchema, example=RESOLVED_OBJECTION_EXAMPLE)
 @blp.doc(security=AUTH, operationId="resolveObjection")
@@ -319,6 +325,7 @@ def _certificate_action(action: str) -> None:
     operation_id, summary, description = CERTIFICATE_ACTIONS[action]
 
     @blp.route(f"/certificates/<number>/{action}", methods=["POST"], endpoint=f"certificate_{action}")
+    @blp.authorize(operators_only)
     @blp.arguments(ReasonSchema, example=CERTIFICATE_ACTION_EXAMPLES[action])
     @blp.response(200, CertificateSchema, example=CERTIFICATE_ACTION_RESPONSE_EXAMPLES[action])
     @blp.doc(security=AUTH, operationId=operation_id, summary=summary, description=description)
@@ -333,6 +340,7 @@ for _action in ("suspend", "reinstate", "revoke"):
 
 
 @blp.route("/whitelist", methods=["POST"])
+@blp.authorize(operators_only)
 @blp.arguments(WhitelistCreateSchema, example=WHITELIST_CREATE_EXAMPLE)
 @blp.response(201, WhitelistSchema, example=WHITELIST_EXAMPLE)
 @blp.doc(security=AUTH, operationId="createWhitelistEntry")

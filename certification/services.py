@@ -135,6 +135,52 @@ def _require_owner(cert: Certification, actor: Principal) -> None:
     actor.require_verified("certification requests")
 
 
+# Authorization checks (`Blueprint.authorize`, before the body is parsed): each reads without a
+# lock and applies the same rule its service applies again on the locked row. Forbidden, NotFound.
+def check_may_submit(_session: Session, actor: Principal, **_ids: Any) -> None:
+    """Whether the actor may request certifications at all (a verified vendor)."""
+    actor.require_type("vendor", action="certification requests")
+
+
+def check_owner(session: Session, actor: Principal, *, certification_id: str, **_ids: Any) -> None:
+    """Whether the actor is the certified product's vendor (404 when it may not see the certification)."""
+    _require_owner(_visible(session, certification_id, actor), actor)
+
+
+def _check_reviewer(cert: Certification, actor: Principal, stage: str | None = None) -> None:
+    """Operators and, for their assigned stages (but compliance), assessors; never the owner. Without
+    a `stage`, whether the actor may review some stage of it."""
+    if actor.org_id == cert.owner_org_id:
+        raise Forbidden("Nobody reviews a product of their own organization.")
+    actor.require_verified("reviews")
+    if actor.is_operator:
+        pass
+    elif actor.org_type == "assessor":
+        if stage is None:
+            if not any(s.assessor_org_id == actor.org_id and s.name != Stage.COMPLIANCE for s in cert.stages):
+                raise Forbidden("Your organization is not assigned to review any stage of this certification.")
+        elif stage == Stage.COMPLIANCE or _stage(cert, stage).assessor_org_id != actor.org_id:
+            raise Forbidden(f"Your organization is not assigned to review the {stage} stage.")
+    else:
+        raise Forbidden("Only operators and assigned assessors review certifications.")
+
+
+def check_may_review(session: Session, actor: Principal, *, certification_id: str, **_ids: Any) -> None:
+    """Whether the actor may review some stage of the certification."""
+    _check_reviewer(_visible(session, certification_id, actor), actor)
+
+
+def _check_objector(cert: Certification, actor: Principal) -> None:
+    actor.require_verified("objections")
+    if actor.org_id == cert.owner_org_id:
+        raise Forbidden("The vendor cannot object to its own product's certification.")
+
+
+def check_may_object(session: Session, actor: Principal, *, certification_id: str, **_ids: Any) -> None:
+    """Whether the actor may object to the certification (a verified organization not its owner)."""
+    _check_objector(_visible(session, certification_id, actor), actor)
+
+
 # -- submission -------------------------------------------------------------------------------------
 def submit(session: Session, *, product_id: str, documents: list[dict[str, str]], actor: Principal) -> Certification:
     """The owner asks for certification of the product's newest draft revision (frozen while in review).
@@ -142,10 +188,10 @@ def submit(session: Session, *, product_id: str, documents: list[dict[str, str]]
     Raises NotFound (product not visible), Forbidden (not the owner / not verified), Conflict (already
     under certification, nothing to certify).
     """
+    check_may_submit(session, actor)
     product = listings.get_product(session, product_id=product_id, principal=actor)
     if product.owner_org_id != actor.org_id:
         raise Forbidden("Only the product's vendor may request its certification.")
-    actor.require_type("vendor", action="certification requests")
     busy = session.execute(
         select(Certification.id).where(Certification.product_id == product_id,
                                        Certification.status.in_(list(OPEN_STATUSES)))
@@ -236,16 +282,7 @@ def review(session: Session, *, certification_id: str, stage: str, decision: str
     """
     cert = _visible(session, certification_id, actor, lock=True)
     target = _stage(cert, stage)
-    if actor.org_id == cert.owner_org_id:
-        raise Forbidden("Nobody reviews a product of their own organization.")
-    actor.require_verified("reviews")
-    if actor.is_operator:
-        pass
-    elif actor.org_type == "assessor":
-        if stage == Stage.COMPLIANCE or target.assessor_org_id != actor.org_id:
-            raise Forbidden(f"Your organization is not assigned to review the {stage} stage.")
-    else:
-        raise Forbidden("Only operators and assigned assessors review certifications.")
+    _check_reviewer(cert, actor, stage)
     if cert.status not in REVIEWABLE_STATUSES:
         raise Conflict(f"A certification in status {cert.status} is not under review.")
     if target.status != StageStatus.PENDING:
@@ -362,9 +399,7 @@ def object_to(session: Session, *, certification_id: str, reason: str, evidence:
               actor: Principal) -> Objection:
     """Any verified organization other than the owner objects during the notice period."""
     cert = _visible(session, certification_id, actor, lock=True)
-    actor.require_verified("objections")
-    if actor.org_id == cert.owner_org_id:
-        raise Forbidden("The vendor cannot object to its own product's certification.")
+    _check_objector(cert, actor)
     if cert.status != C.PUBLIC_NOTICE or (cert.notice_ends_at and cert.notice_ends_at <= utcnow()):
         raise Conflict("Objections are accepted only while the certification is under public notice.")
     objection = Objection(certification_id=cert.id, org_id=actor.org_id, user_id=actor.user_id,

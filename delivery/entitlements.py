@@ -346,6 +346,12 @@ def require_buyer_member(ent: Entitlement, principal: Principal) -> None:
         raise Forbidden("Only members of the buying organization use its entitlement.")
 
 
+def check_buyer_member(session: Session, actor: Principal, *, entitlement_id: str, **_ids: Any) -> None:
+    """Whether the actor may use the entitlement (downloads, queries: a member of the buying
+    organization): Forbidden, NotFound. Reads only; the services check it again."""
+    require_buyer_member(visible(session, entitlement_id, actor), actor)
+
+
 # -- the sweep -------------------------------------------------------------------------------------
 def sweep_due(session: Session, now: datetime, limit: int) -> list[str]:
     """Live entitlements, the least recently checked first (each is re-evaluated; none starves)."""

@@ -122,12 +122,18 @@ def _hash(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def _buyer_admin(session: Session, entitlement_id: str, actor: Principal) -> Entitlement:
-    ent = entitlements.visible(session, entitlement_id, actor, lock=True)
+def _buyer_admin(session: Session, entitlement_id: str, actor: Principal, *, lock: bool = True) -> Entitlement:
+    ent = entitlements.visible(session, entitlement_id, actor, lock=lock)
     entitlements.require_buyer_member(ent, actor)
     if not actor.is_admin:
         raise Forbidden("Only an admin of the buying organization manages its API keys.")
     return ent
+
+
+def check_buyer_admin(session: Session, actor: Principal, *, entitlement_id: str, **_ids: Any) -> None:
+    """Whether the actor may manage the entitlement's API keys (an admin of the buying organization):
+    Forbidden, NotFound. Reads only."""
+    _buyer_admin(session, entitlement_id, actor, lock=False)
 
 
 def create_key(session: Session, *, entitlement_id: str, label: str, actor: Principal) -> tuple[ApiKey, str]:

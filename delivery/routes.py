@@ -47,6 +47,7 @@ from exchange.db import db
 from exchange.errors import DomainError, PayloadTooLarge, problem
 from exchange.fields import Facts
 from exchange.principal import current_principal
+from listings import services as listings
 
 blp = Blueprint("delivery", __name__, url_prefix="/api/v1",
                 description="Delivery: entitlements, releases, downloads and the access log")
@@ -130,6 +131,7 @@ def list_accesses(args: dict[str, Any], entitlement_id: str) -> Any:
 
 # -- releases --------------------------------------------------------------------------------------
 @blp.route("/products/<product_id>/releases", methods=["POST"])
+@blp.authorize(listings.check_may_change)
 @blp.arguments(ReleaseCreateSchema, example=ex.RELEASE_CREATE_EXAMPLE)
 @blp.response(201, ReleaseSchema, example=ex.RELEASE_DRAFT_EXAMPLE)
 @blp.doc(operationId="createRelease", security=AUTH)
@@ -225,6 +227,7 @@ def withdraw_release(release_id: str) -> Any:
 
 # -- downloads -------------------------------------------------------------------------------------
 @blp.route("/entitlements/<entitlement_id>/downloads", methods=["POST"])
+@blp.authorize(entitlements.check_buyer_member)
 @blp.arguments(DownloadCreateSchema, example=ex.DOWNLOAD_CREATE_EXAMPLE)
 @blp.response(201, DownloadLinkSchema, example=ex.DOWNLOAD_LINK_EXAMPLE)
 @blp.doc(operationId="createDownloadLink", security=AUTH)
@@ -287,6 +290,7 @@ def download(token: str) -> Any:
 
 # -- the API gateway: control plane ----------------------------------------------------------------
 @blp.route("/products/<product_id>/api-upstream", methods=["PUT"])
+@blp.authorize(listings.check_may_change)
 @blp.arguments(ApiUpstreamSetSchema, example=ex.API_UPSTREAM_SET_EXAMPLE)
 @blp.response(200, ApiUpstreamSchema, example=ex.API_UPSTREAM_EXAMPLE)
 @blp.doc(operationId="setApiUpstream", security=AUTH)
@@ -303,6 +307,7 @@ def set_api_upstream(data: dict[str, Any], product_id: str) -> Any:
 
 
 @blp.route("/entitlements/<entitlement_id>/api-keys", methods=["POST"])
+@blp.authorize(gateway.check_buyer_admin)
 @blp.arguments(ApiKeyCreateSchema, example=ex.API_KEY_CREATE_EXAMPLE)
 @blp.response(201, ApiKeyCreatedSchema, example=ex.API_KEY_CREATED_EXAMPLE)
 @blp.doc(operationId="createApiKey", security=AUTH)
@@ -408,6 +413,7 @@ def _gateway_call(product_id: str, path: str) -> tuple[Any, float]:
 
 # -- privacy computing -----------------------------------------------------------------------------
 @blp.route("/products/<product_id>/sandbox-policy", methods=["PUT"])
+@blp.authorize(listings.check_may_change)
 @blp.arguments(SandboxPolicySetSchema, example=ex.SANDBOX_POLICY_SET_EXAMPLE)
 @blp.response(200, SandboxPolicySchema, example=ex.SANDBOX_POLICY_EXAMPLE)
 @blp.doc(operationId="setSandboxPolicy", security=AUTH)
@@ -436,6 +442,7 @@ def get_sandbox_policy(product_id: str) -> Any:
 
 
 @blp.route("/entitlements/<entitlement_id>/queries", methods=["POST"])
+@blp.authorize(entitlements.check_buyer_member)
 @blp.arguments(QueryCreateSchema, example=ex.QUERY_CREATE_EXAMPLE)
 @blp.response(201, QuerySchema, example=ex.QUERY_EXAMPLE)
 @blp.doc(operationId="createQuery", security=AUTH)

@@ -23,9 +23,11 @@ from webargs import core
 from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import BadRequest, HTTPException, RequestEntityTooLarge
 
-from exchange.errors import PROBLEM_JSON, field_error, render_http_exception
+from exchange.db import db, write_intent
+from exchange.errors import PROBLEM_JSON, ValidationFailed, field_error, render_http_exception
 from exchange.fields import CURSOR_LIMIT, cursor_requested
-from exchange.principal import current_principal
+from exchange.principal import Principal, current_principal
+from exchange.ratelimit import WRITE_FLOW_ATTR, limited
 
 MAX_JSON_DEPTH = 32
 MAX_BODY_BYTES = 1024 * 1024
@@ -183,17 +185,33 @@ def request_json() -> Any:
     return g.json_body
 
 
+def refuse_nul(body: Any) -> None:
+    """ValidationFailed (422) naming every string of the body that holds a NUL character."""
+    bad = nul_paths(body) if body is not core.missing else []
+    if bad:
+        raise ValidationFailed("NUL characters are not allowed in strings: " + ", ".join(bad),
+                               errors={p: ["NUL characters are not allowed."] for p in bad})
+
+
 class Parser(FlaskParser):
-    """webargs parser reading the strictly parsed body (the stdlib parse accepts NaN)."""
+    """webargs parser reading the strictly parsed body (the stdlib parse accepts NaN), without NUL
+    characters (refused here, when the view parses the body: after its authorization check)."""
 
     def _raw_load_json(self, req: Any) -> Any:
         if not is_json_mimetype(req.mimetype):
             return core.missing
-        return request_json()
+        body = request_json()
+        refuse_nul(body)
+        return body
 
 
 def _requires_auth(view: Any) -> bool:
     return requires_token(getattr(view, "_apidoc", {}).get("manual_doc", {}).get("security"))
+
+
+# check(session, principal, **view_args): raises Forbidden/NotFound; reads only.
+AuthorizationCheck = Callable[..., None]
+AUTHORIZE_ATTR = "_datafair_authorize"
 
 
 class Blueprint(flask_smorest.Blueprint):
@@ -202,10 +220,36 @@ class Blueprint(flask_smorest.Blueprint):
     def add_url_rule(self, rule: str, endpoint: str | None = None, view_func: Any = None,
                      provide_automatic_options: bool | None = None, **kwargs: Any) -> None:
         """Operations documented with a security requirement authenticate before anything else: a
-        request without a valid token is a 401 whatever its body, never a 422 that describes the schema."""
-        if callable(view_func) and not isinstance(view_func, type) and _requires_auth(view_func):
-            view_func = _authenticated(view_func)
+        request without a valid token is a 401 whatever its body, never a 422 that describes the schema.
+        Then the per-organization write limit (`exchange.ratelimit.limit_writes`: every attempt
+        counts) and the operation's declared authorization check (`authorize`) run, still before the
+        body is parsed: a caller who may never do the operation gets its 403 (or 404), not a list of
+        fields."""
+        if callable(view_func) and not isinstance(view_func, type):
+            check = getattr(view_func, AUTHORIZE_ATTR, None)
+            flow = getattr(view_func, WRITE_FLOW_ATTR, None)
+            if check is not None:
+                if not _requires_auth(view_func):
+                    raise TypeError(f"{rule}: an authorization check needs an operation that requires a token")
+                view_func = _authorized(view_func, check)
+            if flow is not None:
+                view_func = limited(view_func, flow)
+            if _requires_auth(view_func):
+                view_func = _authenticated(view_func)
         super().add_url_rule(rule, endpoint, view_func, provide_automatic_options, **kwargs)
+
+    def authorize(self, check: AuthorizationCheck) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Declare the operation's authorization check, run after authentication and before the body
+        is parsed: `check(session, principal, **view_args)` raises Forbidden (or NotFound for an object
+        the caller may not see). The check is a service's function that the service itself calls too
+        (the rule holds on every path); this only moves the refusal ahead of validation. Place it
+        under `@blp.route`."""
+
+        def decorator(func: Callable[..., Any]) -> Callable[..., Any]:
+            setattr(func, AUTHORIZE_ATTR, check)
+            return func
+
+        return decorator
 
     def problems(self, *codes: int) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         """Document the problem+json responses an operation can return."""
@@ -272,6 +316,24 @@ def _authenticated(view: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         current_principal()
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def _authorized(view: Callable[..., Any], check: AuthorizationCheck) -> Callable[..., Any]:
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        principal: Principal = current_principal()
+        # A read in its own short transaction: a deferred BEGIN (SQLite takes no write lock for it),
+        # ended before the view, whose writes then start the request's transaction as usual (and the
+        # per-organization rate limits, counted in their own transaction, never wait on this one).
+        token = write_intent.set(False)
+        try:
+            check(db.session, principal, **kwargs)
+        finally:
+            db.session.rollback()
+            write_intent.reset(token)
         return view(*args, **kwargs)
 
     return wrapper

@@ -111,3 +111,9 @@ def viewer() -> Principal | None:
     if VIEWER in g:
         return g.get(VIEWER)
     return current_principal(required=False)
+
+
+def operators_only(_session: Any, principal: Principal, **_ids: Any) -> None:
+    """Authorization check (`Blueprint.authorize`) of operations only operators may do: the same
+    `require_operator` their services call."""
+    principal.require_operator()

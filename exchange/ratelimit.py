@@ -216,22 +216,35 @@ def registration_limit(client_addr: str) -> None:
             what="registrations from your address")
 
 
-def limit_writes(flow: str) -> Any:
-    """View decorator: count the caller organization's `flow` writes before the view's transaction.
+WRITE_FLOW_ATTR = "_datafair_write_flow"
 
-    Runs before the service opens the request's transaction, so the count survives a rollback.
+
+def limit_writes(flow: str) -> Any:
+    """Decorator of an `exchange.api.Blueprint` operation: count the caller organization's `flow`
+    writes before the view's transaction.
+
+    The Blueprint applies it when it registers the view, right after authentication and before the
+    operation's authorization check and body, wherever the decorator sits: every attempt counts,
+    refused or invalid, and the count survives the request's rollback.
     """
+
+    def decorator(view: Any) -> Any:
+        setattr(view, WRITE_FLOW_ATTR, flow)
+        return view
+
+    return decorator
+
+
+def limited(view: Any, flow: str) -> Any:
+    """`view` counting the caller organization's `flow` writes first (see `limit_writes`)."""
     import functools
 
     from exchange.principal import current_principal
 
-    def decorator(view: Any) -> Any:
-        @functools.wraps(view)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            principal = current_principal()
-            write_limit(principal.org_id, flow)
-            return view(*args, **kwargs)
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        principal = current_principal()
+        write_limit(principal.org_id, flow)
+        return view(*args, **kwargs)
 
-        return wrapper
-
-    return decorator
+    return wrapper

@@ -7,7 +7,7 @@ from typing import Any
 from exchange.api import AUTH, OPTIONAL_AUTH, Blueprint, paginate
 from exchange.db import db, read_session
 from exchange.fields import PaginationArgsSchema
-from exchange.principal import current_principal
+from exchange.principal import current_principal, operators_only
 from listings import catalog, fairs, services
 from listings.models import Product
 from listings.schemas import (
@@ -56,6 +56,7 @@ def _product(product: Product) -> Any:
 
 
 @blp.route("/products", methods=["POST"])
+@blp.authorize(services.check_may_create)
 @blp.arguments(ProductCreateSchema, example=PRODUCT_CREATE_EXAMPLE)
 @blp.response(201, ProductSchema, example=PRODUCT_EXAMPLE)
 @blp.doc(security=AUTH, operationId="createProduct")
@@ -116,6 +117,7 @@ def get_product(product_id: str) -> Any:
 
 
 @blp.route("/products/<product_id>", methods=["PATCH"])
+@blp.authorize(services.check_may_change)
 @blp.arguments(ProductUpdateSchema, example=PRODUCT_UPDATE_EXAMPLE)
 @blp.response(200, ProductPatchResultSchema, examples=PRODUCT_UPDATE_RESPONSE_EXAMPLES)
 @blp.doc(security=AUTH, operationId="updateProduct")
@@ -231,6 +233,7 @@ def list_fairs(args: dict[str, Any]) -> Any:
 
 
 @fairs_blp.route("/fairs", methods=["POST"])
+@fairs_blp.authorize(operators_only)
 @fairs_blp.arguments(FairCreateSchema, example=FAIR_CREATE_EXAMPLE)
 @fairs_blp.response(201, FairSchema, example=FAIR_EXAMPLE)
 @fairs_blp.doc(security=AUTH, operationId="createFair")
@@ -279,6 +282,7 @@ def list_stalls(args: dict[str, Any], fair_id: str) -> Any:
 
 
 @fairs_blp.route("/fairs/<fair_id>/stalls", methods=["POST"])
+@fairs_blp.authorize(operators_only)
 @fairs_blp.arguments(StallCreateSchema, example=STALL_CREATE_EXAMPLE)
 @fairs_blp.response(201, StallSchema, example=STALL_EXAMPLE)
 @fairs_blp.doc(security=AUTH, operationId="createStall")
@@ -296,6 +300,7 @@ def create_stall(data: dict[str, Any], fair_id: str) -> Any:
 
 
 @fairs_blp.route("/fairs/<fair_id>/stalls/<stall_id>", methods=["PATCH"])
+@fairs_blp.authorize(operators_only)
 @fairs_blp.arguments(StallUpdateSchema, example=STALL_UPDATE_EXAMPLE)
 @fairs_blp.response(200, StallSchema, example=STALL_UPDATED_EXAMPLE)
 @fairs_blp.doc(security=AUTH, operationId="updateStall")

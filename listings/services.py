@@ -105,6 +105,12 @@ def _owned(session: Session, product_id: str, actor: Principal, *, lock: bool = 
     raise NotFound("No such product.")
 
 
+def check_may_change(session: Session, actor: Principal, *, product_id: str, **_ids: Any) -> None:
+    """Whether the actor may change the product (its owner's verified members): Forbidden, NotFound.
+    Reads only; the services check again on the locked row."""
+    _owned(session, product_id, actor)
+
+
 def get_version(session: Session, *, product_id: str, version: int) -> ProductVersion:
     """One revision of a product, whatever its status (no visibility check: for certification).
 
@@ -219,12 +225,17 @@ def check_personal_info(body: Mapping[str, Any]) -> None:
                                            "contains_personal_info to true, or personal_info to null")
 
 
+def check_may_create(_session: Session, actor: Principal, **_ids: Any) -> None:
+    """Whether the actor may list data products (a verified vendor): Forbidden."""
+    actor.require_type("vendor", action="listing data products")
+
+
 def create_product(session: Session, *, data: Mapping[str, Any], actor: Principal) -> Product:
     """A verified vendor registers a data product: version 1, a draft.
 
     `data` is a validated creation body. Raises Forbidden (not a verified vendor), ValidationFailed.
     """
-    actor.require_type("vendor", action="listing data products")
+    check_may_create(session, actor)
     body = {"sample": None, "coverage": None, "volume": None, **_stored(data)}
     _check_complete(body)
     check_personal_info(body)

@@ -139,6 +139,17 @@ def _verify_org_signature(session: Session, *, org_id: str, key_id: str, signatu
         raise field_error("signature", "does not verify with this key over the contract digest")
 
 
+def _require_signer(contract: Contract, actor: Principal) -> None:
+    if actor.org_id not in (contract.buyer_org_id, contract.seller_org_id):
+        raise Forbidden("Only the buyer and the seller sign a contract.")
+    actor.require_verified("signatures")
+
+
+def check_may_sign(session: Session, actor: Principal, *, contract_id: str, **_ids: Any) -> None:
+    """Whether the actor may sign the contract (a verified party): Forbidden, NotFound. Reads only."""
+    _require_signer(_visible(session, contract_id, actor), actor)
+
+
 def sign(session: Session, *, contract_id: str, data: dict[str, Any], actor: Principal,
          client_addr: str | None = None, user_agent: str | None = None) -> Contract:
     """A member of the buyer or the seller signs (once per side). The second signature makes the
@@ -148,9 +159,7 @@ def sign(session: Session, *, contract_id: str, data: dict[str, Any], actor: Pri
     longer valid, the other side suspended), ValidationFailed (bad signature, on-site rules, unlawful deal).
     """
     contract = _visible(session, contract_id, actor, lock=True)
-    if actor.org_id not in (contract.buyer_org_id, contract.seller_org_id):
-        raise Forbidden("Only the buyer and the seller sign a contract.")
-    actor.require_verified("signatures")
+    _require_signer(contract, actor)
     if contract.status != K.PENDING_SIGNATURES:
         raise Conflict(f"This contract is {contract.status}; it cannot be signed.")
     if any(s.org_id == actor.org_id for s in signatures(session, contract)):
@@ -235,11 +244,20 @@ def _file_compliance(session: Session, contract: Contract, sub: Any) -> None:
     dossiers.open_for(session, contract, revision)
 
 
+def _require_canceller(contract: Contract, actor: Principal) -> None:
+    if actor.org_id not in (contract.buyer_org_id, contract.seller_org_id):
+        raise Forbidden("Only the buyer and the seller may cancel a contract.")
+
+
+def check_may_cancel(session: Session, actor: Principal, *, contract_id: str, **_ids: Any) -> None:
+    """Whether the actor may cancel the contract (a party): Forbidden, NotFound. Reads only."""
+    _require_canceller(_visible(session, contract_id, actor), actor)
+
+
 def cancel(session: Session, *, contract_id: str, reason: str | None, actor: Principal) -> Contract:
     """Either party cancels while signatures are pending."""
     contract = _visible(session, contract_id, actor, lock=True)
-    if actor.org_id not in (contract.buyer_org_id, contract.seller_org_id):
-        raise Forbidden("Only the buyer and the seller may cancel a contract.")
+    _require_canceller(contract, actor)
     transition(contract, CONTRACT_TRANSITIONS, K.CANCELLED, actor=actor, what="Contract")
     contract.cancelled_at = utcnow()
     audit.record(session, actor, "contract.cancelled", "contract", contract.id, reason=reason)

@@ -180,6 +180,17 @@ def _of(session: Session, contract: Contract, *, lock: bool = False) -> Dossier:
     return dossier
 
 
+def _require_filer(dossier: Dossier, actor: Principal) -> None:
+    if not actor.is_operator and actor.org_id != dossier.exporter_org_id:
+        raise Forbidden("Only the exporting party (the seller) or an operator files the dossier.")
+    actor.require_verified("filings")
+
+
+def check_may_file(session: Session, actor: Principal, *, contract_id: str, **_ids: Any) -> None:
+    """Whether the actor may file the contract's dossier (the exporter, an operator): Forbidden, NotFound."""
+    _require_filer(_of(session, _contract(session, contract_id, actor)), actor)
+
+
 def file(session: Session, *, contract_id: str, data: dict[str, Any], actor: Principal) -> Dossier:
     """The exporting party (or an operator) records the filing's reference; for a security assessment
     an operator also records the regulator's approval (`approved: true`).
@@ -190,9 +201,7 @@ def file(session: Session, *, contract_id: str, data: dict[str, Any], actor: Pri
     """
     contract = _contract(session, contract_id, actor)
     dossier = _of(session, contract, lock=True)
-    if not actor.is_operator and actor.org_id != dossier.exporter_org_id:
-        raise Forbidden("Only the exporting party (the seller) or an operator files the dossier.")
-    actor.require_verified("filings")
+    _require_filer(dossier, actor)
     approved = bool(data.get("approved"))
     if approved and not dossier.approval_required:
         raise field_error("approved", f"only a security assessment is approved; this dossier's path is {dossier.path}")

@@ -65,6 +65,11 @@ def _check_procurement(session: Session, procurement_id: str | None, *, buyer_or
     return proc
 
 
+def check_may_offer(_session: Session, actor: Principal, **_ids: Any) -> None:
+    """Whether the actor may make offers (a verified vendor or enterprise): Forbidden."""
+    actor.require_type("vendor", "enterprise", action="offers")
+
+
 def make(session: Session, *, data: dict[str, Any], actor: Principal) -> Offer:
     """A buyer's bid on a listed product, or a vendor's quote (`to_org_id`) to a buyer.
 
@@ -72,7 +77,7 @@ def make(session: Session, *, data: dict[str, Any], actor: Principal) -> Offer:
     product, wrong currency or delivery mode, unlawful cross-border deal), Conflict (not tradable now,
     the other side suspended).
     """
-    actor.require_type("vendor", "enterprise", action="offers")
+    check_may_offer(session, actor)
     product = rules.visible_product(session, data["product_id"], actor)
     to_org_id = data.get("to_org_id")
     if to_org_id is not None:
@@ -145,11 +150,20 @@ def list_query(*, principal: Principal, role: str | None, status: str | None) ->
     return stmt.order_by(Offer.created_at.desc(), Offer.id)
 
 
-def _pending_for_recipient(session: Session, offer_id: str, actor: Principal) -> Offer:
-    offer = _visible(session, offer_id, actor, lock=True)
+def _require_recipient(offer: Offer, actor: Principal) -> None:
     if offer.to_org_id != actor.org_id:
         raise Forbidden("Only the offer's recipient may do this.")
     actor.require_verified("negotiation")
+
+
+def check_recipient(session: Session, actor: Principal, *, offer_id: str, **_ids: Any) -> None:
+    """Whether the actor may answer the offer (counter, reject: its recipient): Forbidden, NotFound."""
+    _require_recipient(_visible(session, offer_id, actor), actor)
+
+
+def _pending_for_recipient(session: Session, offer_id: str, actor: Principal) -> Offer:
+    offer = _visible(session, offer_id, actor, lock=True)
+    _require_recipient(offer, actor)
     EXPIRY.expire_if_due(session, offer)
     if offer.status != OS.PENDING:
         raise Conflict(f"This offer is {offer.status}, no longer pending.")

@@ -94,6 +94,17 @@ def _refuse_uncertified(session: Session, trade: Trade) -> None:
                        "this trade cannot be paid until it is reinstated.")
 
 
+def _require_payer(trade: Trade, actor: Principal) -> None:
+    if actor.org_id != trade.buyer_org_id:
+        raise Forbidden("Only the buyer pays a trade.")
+    actor.require_verified("payments")
+
+
+def check_may_pay(session: Session, actor: Principal, *, trade_id: str, **_ids: Any) -> None:
+    """Whether the actor may pay the trade (its verified buyer): Forbidden, NotFound. Reads only."""
+    _require_payer(visible(session, trade_id, actor), actor)
+
+
 def create_payment(session: Session, *, trade_id: str, provider: str, actor: Principal) -> Payment:
     """The buyer starts paying (`manual`: a bank transfer an operator confirms; `stripe`: a
     PaymentIntent confirmed by its webhook). Raises Forbidden, NotFound, Conflict (409: not awaiting
@@ -104,9 +115,7 @@ def create_payment(session: Session, *, trade_id: str, provider: str, actor: Pri
     before the provider is asked), then the provider's answer once the call returns.
     """
     trade = visible(session, trade_id, actor, lock=True)
-    if actor.org_id != trade.buyer_org_id:
-        raise Forbidden("Only the buyer pays a trade.")
-    actor.require_verified("payments")
+    _require_payer(trade, actor)
     # No money into escrow for a seller who cannot deliver; the row lock (released when the intent
     # commits, before the provider call) serializes this with a suspension of the seller.
     identity.active_counterparty(session, org_id=trade.seller_org_id, role="seller", actor=actor)

@@ -33,12 +33,17 @@ def effective_status(proc: Procurement, now: datetime | None = None) -> str:
     return EXPIRY.effective_status(proc, now)
 
 
+def check_may_procure(_session: Session, actor: Principal, **_ids: Any) -> None:
+    """Whether the actor may post procurements (a verified enterprise or vendor): Forbidden."""
+    actor.require_type("enterprise", "vendor", action="procurements")
+
+
 def create(session: Session, *, title: str, description: str, category: str, budget: Mapping[str, Any],
            deadline: datetime, keywords: list[str] | None = None, delivery_mode: str | None = None,
            visibility: str = "public", invited_org_ids: list[str] | None = None, actor: Principal) -> Procurement:
     """A verified enterprise or vendor posts demand (`budget`: `{max_amount, currency}`). Raises
     Forbidden or ValidationFailed."""
-    actor.require_type("enterprise", "vendor", action="procurements")
+    check_may_procure(session, actor)
     if deadline <= utcnow():
         raise field_error("deadline", "must be in the future")
     invited = list(dict.fromkeys(invited_org_ids or []))
@@ -117,11 +122,20 @@ def list_query(session: Session, *, principal: Principal, board: bool, invited: 
     return stmt.order_by(Procurement.created_at.desc(), Procurement.id)
 
 
+def _require_buyer(proc: Procurement, actor: Principal) -> None:
+    if proc.buyer_org_id != actor.org_id:
+        raise Forbidden("Only the buyer may cancel its procurement.")
+
+
+def check_may_cancel(session: Session, actor: Principal, *, procurement_id: str, **_ids: Any) -> None:
+    """Whether the actor may cancel the procurement (its buyer): Forbidden, NotFound. Reads only."""
+    _require_buyer(get(session, procurement_id=procurement_id, principal=actor), actor)
+
+
 def cancel(session: Session, *, procurement_id: str, reason: str | None, actor: Principal) -> Procurement:
     """The buyer cancels its open procurement (409 once contracted, cancelled or expired)."""
     proc = get(session, procurement_id=procurement_id, principal=actor, for_update=True)
-    if proc.buyer_org_id != actor.org_id:
-        raise Forbidden("Only the buyer may cancel its procurement.")
+    _require_buyer(proc, actor)
     EXPIRY.expire_if_due(session, proc)
     transition(proc, PROCUREMENT_TRANSITIONS, P.CANCELLED, actor=actor, what="Procurement")
     proc.status_reason = reason

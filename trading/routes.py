@@ -9,7 +9,7 @@ from flask import Response, request
 from exchange.api import AUTH, Blueprint, paginate
 from exchange.db import db, read_session
 from exchange.fields import Facts
-from exchange.principal import current_principal
+from exchange.principal import current_principal, operators_only
 from exchange.ratelimit import limit_writes
 from trading import (
     contracts,
@@ -75,6 +75,7 @@ WRITE_ERRORS = (400, 401, 403, 404, 409, 415, 422, 429)
 
 # -- procurements -----------------------------------------------------------------------------------
 @blp.route("/procurements", methods=["POST"])
+@blp.authorize(procurements.check_may_procure)
 @limit_writes("procurements")
 @blp.arguments(ProcurementCreateSchema, example=ex.PROCUREMENT_CREATE_EXAMPLE)
 @blp.response(201, ProcurementSchema, example=ex.PROCUREMENT_EXAMPLE)
@@ -129,6 +130,7 @@ def get_procurement(procurement_id: str) -> Any:
 
 
 @blp.route("/procurements/<procurement_id>/cancel", methods=["POST"])
+@blp.authorize(procurements.check_may_cancel)
 @blp.arguments(CancelSchema, example=ex.CANCEL_EXAMPLE)
 @blp.response(200, ProcurementSchema, example=ex.PROCUREMENT_CANCELLED_EXAMPLE)
 @blp.doc(operationId="cancelProcurement", security=AUTH)
@@ -180,6 +182,7 @@ def product_matches(args: dict[str, Any], product_id: str) -> Any:
 
 # -- offers -----------------------------------------------------------------------------------------
 @blp.route("/offers", methods=["POST"])
+@blp.authorize(offers.check_may_offer)
 @limit_writes("offers")
 @blp.arguments(OfferCreateSchema, examples=ex.OFFER_CREATE_EXAMPLES)
 @blp.response(201, OfferSchema, example=ex.OFFER_QUOTE_RESPONSE_EXAMPLE)
@@ -232,6 +235,7 @@ def get_offer(offer_id: str) -> Any:
 
 
 @blp.route("/offers/<offer_id>/counter", methods=["POST"])
+@blp.authorize(offers.check_recipient)
 @limit_writes("offers")
 @blp.arguments(CounterSchema, examples=ex.COUNTER_EXAMPLES)
 @blp.response(201, OfferSchema, example=ex.OFFER_COUNTER_RESPONSE_EXAMPLE)
@@ -269,6 +273,7 @@ def accept_offer(offer_id: str) -> Any:
 
 
 @blp.route("/offers/<offer_id>/reject", methods=["POST"])
+@blp.authorize(offers.check_recipient)
 @blp.arguments(CancelSchema, example=ex.CANCEL_EXAMPLE)
 @blp.response(200, OfferSchema, example=ex.OFFER_REJECTED_EXAMPLE)
 @blp.doc(operationId="rejectOffer", security=AUTH)
@@ -342,6 +347,7 @@ def contract_document(contract_id: str) -> Any:
 
 
 @blp.route("/contracts/<contract_id>/signatures", methods=["POST"])
+@blp.authorize(contracts.check_may_sign)
 @limit_writes("signatures")
 @blp.arguments(SignatureCreateSchema, examples=ex.SIGNATURE_CREATE_EXAMPLES)
 @blp.response(201, ContractSchema, example=ex.CONTRACT_SIGNED_EXAMPLE)
@@ -377,6 +383,7 @@ def sign_contract(data: dict[str, Any], contract_id: str) -> Any:
 
 
 @blp.route("/contracts/<contract_id>/cancel", methods=["POST"])
+@blp.authorize(contracts.check_may_cancel)
 @blp.arguments(CancelSchema, example=ex.CANCEL_EXAMPLE)
 @blp.response(200, ContractSchema, example=ex.CONTRACT_CANCELLED_EXAMPLE)
 @blp.doc(operationId="cancelContract", security=AUTH)
@@ -430,6 +437,7 @@ def get_dossier(contract_id: str) -> Any:
 
 
 @blp.route("/contracts/<contract_id>/dossier/filing", methods=["POST"])
+@blp.authorize(dossiers.check_may_file)
 @blp.arguments(DossierFilingSchema, example=ex.DOSSIER_FILING_EXAMPLE)
 @blp.response(200, DossierSchema, example=ex.DOSSIER_EXAMPLE)
 @blp.doc(operationId="fileDossier", security=AUTH)
@@ -495,6 +503,7 @@ def get_trade(trade_id: str) -> Any:
 
 
 @blp.route("/trades/<trade_id>/cancel", methods=["POST"])
+@blp.authorize(operators_only)
 @blp.arguments(TradeCancelSchema, example={"reason": "The buyer withdrew before paying; agreed by both parties."})
 @blp.response(200, TradeSchema, example=ex.TRADE_CANCELLED_EXAMPLE)
 @blp.doc(operationId="cancelTrade", security=AUTH)
@@ -525,6 +534,7 @@ def market_stats() -> Any:
 
 # -- money flow -------------------------------------------------------------------------------------
 @blp.route("/trades/<trade_id>/payments", methods=["POST"])
+@blp.authorize(payments.check_may_pay)
 @blp.arguments(PaymentCreateSchema, examples=ex.PAYMENT_CREATE_EXAMPLES)
 @blp.response(201, PaymentSchema, example=ex.PAYMENT_STRIPE_EXAMPLE)
 @blp.doc(operationId="createPayment", security=AUTH)
@@ -631,6 +641,7 @@ def stripe_webhook() -> Any:
 
 
 @blp.route("/trades/<trade_id>/delivery", methods=["POST"])
+@blp.authorize(settlement.check_may_deliver)
 @blp.arguments(DeliverySchema, example=ex.DELIVERY_EXAMPLE)
 @blp.response(200, TradeSchema, example=ex.TRADE_DELIVERED_EXAMPLE)
 @blp.doc(operationId="createDelivery", security=AUTH)
@@ -661,6 +672,7 @@ def accept_delivery(trade_id: str) -> Any:
 
 
 @blp.route("/trades/<trade_id>/disputes", methods=["POST"])
+@blp.authorize(settlement.check_may_dispute)
 @limit_writes("disputes")
 @blp.arguments(DisputeCreateSchema, example=ex.DISPUTE_CREATE_EXAMPLE)
 @blp.response(201, DisputeSchema, example=ex.DISPUTE_EXAMPLE)
@@ -692,6 +704,7 @@ def list_disputes(args: dict[str, Any]) -> Any:
 
 
 @blp.route("/trades/<trade_id>/resolution", methods=["POST"])
+@blp.authorize(operators_only)
 @blp.arguments(TradeResolutionSchema, example=ex.RESOLUTION_EXAMPLE)
 @blp.response(200, TradeSchema, example=ex.TRADE_RESOLVED_EXAMPLE)
 @blp.doc(operationId="resolveDispute", security=AUTH)
@@ -718,6 +731,7 @@ def resolve_dispute(data: dict[str, Any], trade_id: str) -> Any:
 
 
 @blp.route("/payouts", methods=["POST"])
+@blp.authorize(operators_only)
 @blp.arguments(PayoutCreateSchema, example=ex.PAYOUT_CREATE_EXAMPLE)
 @blp.response(201, PayoutSchema, example=ex.PAYOUT_EXAMPLE)
 @blp.doc(operationId="createPayout", security=AUTH)

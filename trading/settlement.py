@@ -146,13 +146,22 @@ def _per_item(session: Session, fn: Callable[[], Any], what: str) -> int:
 
 
 # -- delivery, acceptance, settlement ---------------------------------------------------------------
+def _require_seller(trade: Trade, actor: Principal) -> None:
+    if actor.org_id != trade.seller_org_id:
+        raise Forbidden("Only the seller delivers.")
+
+
+def check_may_deliver(session: Session, actor: Principal, *, trade_id: str, **_ids: Any) -> None:
+    """Whether the actor may declare the trade's delivery (its seller): Forbidden, NotFound. Reads only."""
+    _require_seller(visible(session, trade_id, actor), actor)
+
+
 def deliver(session: Session, *, trade_id: str, reference: str, sha256: str, actor: Principal) -> Trade:
     """The seller declares a delivery made outside the exchange (a reference and the sha256 of what
     was delivered). Conflict where the exchange delivers itself (the `trade_delivery_declared`
     hook: a published release, an upstream), or unless `escrowed`."""
     trade = visible(session, trade_id, actor, lock=True)
-    if actor.org_id != trade.seller_org_id:
-        raise Forbidden("Only the seller delivers.")
+    _require_seller(trade, actor)
     # The table also lets a disputed per_call trade return to delivered, but only by a resolution.
     if trade.status != T.ESCROWED:
         raise Conflict(f"This trade is {trade.status}; only an escrowed trade is delivered.")
@@ -361,12 +370,21 @@ def refund_unstarted(session: Session, *, trade_id: str, reason: str) -> bool:
 
 
 # -- disputes ---------------------------------------------------------------------------------------
+def _require_disputer(trade: Trade, actor: Principal) -> None:
+    if actor.org_id != trade.buyer_org_id and not actor.is_operator:
+        raise Forbidden("Only the buyer (or an operator on its behalf) disputes a trade.")
+
+
+def check_may_dispute(session: Session, actor: Principal, *, trade_id: str, **_ids: Any) -> None:
+    """Whether the actor may dispute the trade (its buyer, an operator): Forbidden, NotFound. Reads only."""
+    _require_disputer(visible(session, trade_id, actor), actor)
+
+
 def open_dispute(session: Session, *, trade_id: str, reason: str, actor: Principal) -> Dispute:
     """The buyer (or an operator on its behalf, e.g. while it is suspended) disputes an escrowed or
     delivered trade; settlement waits for an operator, and the buyer's entitlement is suspended."""
     trade = visible(session, trade_id, actor, lock=True)
-    if actor.org_id != trade.buyer_org_id and not actor.is_operator:
-        raise Forbidden("Only the buyer (or an operator on its behalf) disputes a trade.")
+    _require_disputer(trade, actor)
     _move(trade, T.DISPUTED, actor=actor)
     dispute = Dispute(trade_id=trade.id, opened_by=actor.user_id, reason=reason, status=DisputeStatus.OPEN)
     session.add(dispute)

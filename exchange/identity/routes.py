@@ -65,7 +65,7 @@ from exchange.identity.schemas import (
     UserSchema,
 )
 from exchange.identity.states import OrgStatus
-from exchange.principal import current_principal, show_to
+from exchange.principal import current_principal, operators_only, show_to
 
 blp = Blueprint("identity", __name__, url_prefix="/api/v1", description="Identity, access and health")
 # The site's root: the same index for JSON clients; browsers go to the human-facing page.
@@ -222,6 +222,7 @@ def get_organization(org_id: str) -> Any:
 
 
 @blp.route("/organizations/<org_id>", methods=["PATCH"])
+@blp.authorize(identity.check_may_edit)
 @blp.arguments(OrganizationUpdateSchema, example=ORGANIZATION_UPDATE_EXAMPLE)
 @blp.response(200, OrganizationSchema, example=ORGANIZATION_EXAMPLE)
 @blp.doc(security=AUTH, operationId="updateOrganization")
@@ -259,6 +260,7 @@ _STATUS_ACTIONS: dict[str, tuple[OrgStatus, str, str]] = {
 
 def _status_route(action: str, target: OrgStatus, source: str, effect: str) -> None:
     @blp.route(f"/organizations/<org_id>/{action}", methods=["POST"], endpoint=f"organization_{action}")
+    @blp.authorize(operators_only)
     @blp.arguments(StatusChangeSchema, example={"reason": STATUS_REASON_EXAMPLES[action]})
     @blp.response(200, OrganizationSchema, example=STATUS_CHANGED_EXAMPLES[action])
     @blp.doc(security=AUTH, operationId=f"{action}Organization",
@@ -281,6 +283,7 @@ for _action, (_target, _source, _effect) in _STATUS_ACTIONS.items():
 
 
 @blp.route("/organizations/<org_id>/members", methods=["POST"])
+@blp.authorize(identity.check_org_admin)
 @blp.arguments(MemberCreateSchema, example=MEMBER_CREATE_EXAMPLE)
 @blp.response(201, UserSchema, example=USER_EXAMPLE)
 @blp.doc(security=AUTH, operationId="createMember")
@@ -311,6 +314,7 @@ def list_members(args: dict[str, Any], org_id: str) -> Any:
 
 
 @blp.route("/organizations/<org_id>/keys", methods=["POST"])
+@blp.authorize(identity.check_org_admin)
 @blp.arguments(KeyCreateSchema, example=KEY_CREATE_EXAMPLE)
 @blp.response(201, KeySchema, example=KEY_EXAMPLE)
 @blp.doc(security=AUTH, operationId="createSigningKey")

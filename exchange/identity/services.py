@@ -265,6 +265,17 @@ def _verb(previous: str, target: str) -> str:
     return str(target)
 
 
+def _require_editor(org: Organization, actor: Principal) -> None:
+    if not (actor.is_operator or (actor.org_id == org.id and actor.is_admin)):
+        raise Forbidden("Only the organization's admins or operators may edit it.")
+
+
+def check_may_edit(session: Session, actor: Principal, *, org_id: str, **_ids: Any) -> None:
+    """Whether the actor may edit the organization at all (its admins, operators): Forbidden, NotFound.
+    Reads only; which fields it may change is the service's check of the body."""
+    _require_editor(get_organization(session, org_id=org_id, principal=actor), actor)
+
+
 def update_organization(session: Session, *, org_id: str, changes: dict[str, Any],
                         actor: Principal) -> Organization:
     """PATCH: profile fields by the org's admin; type/status/region/payout account by operators only.
@@ -276,14 +287,10 @@ def update_organization(session: Session, *, org_id: str, changes: dict[str, Any
     # others find it done (no stale read sending them into a transition that is no longer allowed).
     org = load_for_update(session, Organization, org.id)
     restricted = OPERATOR_ONLY_FIELDS & changes.keys()
-    if actor.is_operator:
-        pass
-    elif actor.org_id == org.id and actor.is_admin:
-        if restricted:
-            raise Forbidden("Only exchange operators may change " + ", ".join(sorted(restricted)) + ".",
-                            errors={f: ["operators only"] for f in sorted(restricted)})
-    else:
-        raise Forbidden("Only the organization's admins or operators may edit it.")
+    _require_editor(org, actor)
+    if restricted and not actor.is_operator:
+        raise Forbidden("Only exchange operators may change " + ", ".join(sorted(restricted)) + ".",
+                        errors={f: ["operators only"] for f in sorted(restricted)})
     if "type" in changes and changes["type"] != org.type and "operator" in (changes["type"], org.type):
         raise field_error("type", "cannot change to or from operator")
     if {"region", "city", "zone"} & changes.keys():
@@ -308,6 +315,11 @@ def _require_org_admin(session: Session, org_id: str, actor: Principal) -> Organ
     if not actor.is_admin:
         raise Forbidden("Only the organization's admins may do this.")
     return org
+
+
+def check_org_admin(session: Session, actor: Principal, *, org_id: str, **_ids: Any) -> None:
+    """Whether the actor is an admin of the organization (members, keys): Forbidden, NotFound. Reads only."""
+    _require_org_admin(session, org_id, actor)
 
 
 def add_member(session: Session, *, org_id: str, email: str, password: str, name: str, role: str,

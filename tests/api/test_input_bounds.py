@@ -14,6 +14,7 @@ import pytest
 from exchange.db import utcnow
 from tests.certflow import certify, product_body
 from tests.openapi_walk import body_schema, key, nest, objects, resolve
+from tests.security.matrix import body_caller
 from tests.tradeflow import contract_for, sign
 from tests.world import operations, procurement_body
 
@@ -69,12 +70,12 @@ def test_every_input_the_document_describes_is_bounded(api):
 
 def test_the_documented_bounds_are_the_enforced_ones(api, world):
     spec = api.get("/api/v1/openapi.json").get_json()
-    owner = world.actors["owner"]
     checked, failures = 0, []
     for method, path, op in operations(spec):
         schema = body_schema(op)
         if schema is None:
             continue
+        actor, target = body_caller(world, method, path)
         for prefix, props in objects(spec, schema):
             for name, sub in props.items():
                 if sub.get("type") == "string" and "maxLength" in sub:
@@ -83,7 +84,7 @@ def test_the_documented_bounds_are_the_enforced_ones(api, world):
                     too_long = ["x"] * (sub["maxItems"] + 1)
                 else:
                     continue
-                r = api.request(method, world.path(path), owner, json=nest(prefix, {name: too_long}))
+                r = api.request(method, target, actor, json=nest(prefix, {name: too_long}))
                 field = key(prefix, name)
                 errors = (r.get_json() or {}).get("errors") or {}
                 checked += 1
@@ -162,12 +163,12 @@ def test_unicode_in_paths_and_queries_is_never_a_500(api, world):
 
 def test_every_time_field_refuses_a_time_without_timezone(api, world):
     spec = api.get("/api/v1/openapi.json").get_json()
-    owner = world.actors["owner"]
     checked, failures = 0, []
     for method, path, op in operations(spec):
         schema = body_schema(op)
         if schema is None:
             continue
+        actor, target = body_caller(world, method, path)
         for prefix, props in objects(spec, schema):
             for name, sub in props.items():
                 if sub.get("format") != "date-time":
@@ -175,7 +176,7 @@ def test_every_time_field_refuses_a_time_without_timezone(api, world):
                 field = key(prefix, name)
                 for naive in ("2030-11-28T04:00:00", "2030-11-28 04:00:00", "2030-11-28", "1700000000",
                               "2030-11-28T04:00:00+25:00", "0000-01-01T00:00:00Z"):
-                    r = api.request(method, world.path(path), owner, json=nest(prefix, {name: naive}))
+                    r = api.request(method, target, actor, json=nest(prefix, {name: naive}))
                     errors = (r.get_json() or {}).get("errors") or {}
                     checked += 1
                     if r.status_code != 422 or field not in errors:

@@ -67,3 +67,22 @@ def test_only_a_verified_operator_is_an_operator(org_type, status, operator):
 def test_require_type_names_the_allowed_types():
     with pytest.raises(Forbidden, match="vendor"):
         principal("enterprise").require_type("vendor", action="listing products")
+
+
+def test_an_authorization_check_needs_an_operation_that_requires_a_token():
+    """`Blueprint.authorize` runs after authentication: on a public operation there is no principal
+    to check, so registering one is a programming error, found when the route is declared."""
+    from exchange.api import AUTH, OPTIONAL_AUTH, Blueprint
+    from exchange.principal import operators_only
+
+    blp = Blueprint("authorize_check", __name__)
+    with pytest.raises(TypeError, match="requires a token"):
+        @blp.route("/public", methods=["POST"])
+        @blp.authorize(operators_only)
+        @blp.doc(security=OPTIONAL_AUTH)
+        def public() -> None: ...
+
+    @blp.route("/private", methods=["POST"])
+    @blp.authorize(operators_only)
+    @blp.doc(security=AUTH)
+    def private() -> None: ...
