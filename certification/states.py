@@ -28,7 +28,7 @@ CERTIFICATION_TRANSITIONS: TransitionTable[CertificationStatus] = TransitionTabl
     C.REJECTED: frozenset(),
     C.WITHDRAWN: frozenset(),
 }, next_steps={
-    C.SUBMITTED: "an operator must assign the certification's assessors first",
+    C.SUBMITTED: "an operator must start the review first (review the compliance stage or assign an assessor)",
     C.IN_REVIEW: 'wait for the assessors to decide every stage',
     C.PUBLIC_NOTICE: 'wait for the public notice period to end (or for an operator to resolve its objections)',
     C.APPROVED: 'the certification is approved and cannot change any more',

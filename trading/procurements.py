@@ -121,7 +121,8 @@ def cancel(session: Session, *, procurement_id: str, reason: str | None, actor: 
     """The buyer cancels its open procurement (409 once contracted, cancelled or expired)."""
     proc = get(session, procurement_id=procurement_id, principal=actor, for_update=True)
     if proc.buyer_org_id != actor.org_id:
-        raise Forbidden("Only the buyer may cancel its procurement.")
+        raise Forbidden("Only the buyer may cancel its procurement.",
+                        next_step="sign in as a member of the buying organization")
     EXPIRY.expire_if_due(session, proc)
     transition(proc, PROCUREMENT_TRANSITIONS, P.CANCELLED, actor=actor, what="Procurement")
     proc.status_reason = reason
