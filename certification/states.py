@@ -29,12 +29,12 @@ CERTIFICATION_TRANSITIONS: TransitionTable[CertificationStatus] = TransitionTabl
     C.WITHDRAWN: frozenset(),
 }, next_steps={
     C.SUBMITTED: "an operator must start the review first (review the compliance stage or assign an assessor)",
-    C.IN_REVIEW: 'wait for the assessors to decide every stage',
-    C.PUBLIC_NOTICE: 'wait for the public notice period to end (or for an operator to resolve its objections)',
-    C.APPROVED: 'the certification is approved and cannot change any more',
-    C.REJECTED: 'the certification was rejected and cannot change any more; submit the product again',
-    C.CHANGES_REQUESTED: 'the vendor must make the requested changes and resubmit the product',
-    C.WITHDRAWN: 'the certification was withdrawn and cannot change any more; submit the product again',
+    C.IN_REVIEW: "wait for the assessors to decide every stage",
+    C.PUBLIC_NOTICE: "wait for the public notice period to end (or for an operator to resolve its objections)",
+    C.APPROVED: "the certification is approved and cannot change any more",
+    C.REJECTED: "the certification was rejected and cannot change any more; submit the product again",
+    C.CHANGES_REQUESTED: "the vendor must make the requested changes and resubmit the product",
+    C.WITHDRAWN: "the certification was withdrawn and cannot change any more; submit the product again",
 })
 OPEN_STATUSES = frozenset({C.SUBMITTED, C.IN_REVIEW, C.PUBLIC_NOTICE, C.CHANGES_REQUESTED})
 REVIEWABLE_STATUSES = frozenset({C.SUBMITTED, C.IN_REVIEW})
@@ -66,9 +66,9 @@ STAGE_TRANSITIONS: TransitionTable[StageStatus] = TransitionTable({
     S.REJECTED: frozenset(),
 }, next_steps={
     S.PENDING: "the stage's assessor must decide it",
-    S.APPROVED: 'the stage is approved; only a resubmission that changes what it looked at reopens it',
-    S.REJECTED: 'the stage was rejected and cannot change any more',
-    S.CHANGES_REQUESTED: 'the vendor must make the requested changes and resubmit the product',
+    S.APPROVED: "the stage is approved; only a resubmission that changes what it looked at reopens it",
+    S.REJECTED: "the stage was rejected and cannot change any more",
+    S.CHANGES_REQUESTED: "the vendor must make the requested changes and resubmit the product",
 })
 
 
@@ -101,10 +101,10 @@ CERTIFICATE_TRANSITIONS: TransitionTable[CertificateStatus] = TransitionTable({
     K.EXPIRED: frozenset(),
     K.SUPERSEDED: frozenset(),
 }, next_steps={
-    K.VALID: 'the certificate is valid; only an operator may suspend or revoke it',
-    K.SUSPENDED: 'an operator must reinstate the certificate first',
-    K.REVOKED: 'the certificate was revoked and cannot change any more; certify the product again',
-    K.EXPIRED: 'the certificate has expired and cannot change any more; certify the product again',
+    K.VALID: "the certificate is valid; only an operator may suspend or revoke it",
+    K.SUSPENDED: "an operator must reinstate the certificate first",
+    K.REVOKED: "the certificate was revoked and cannot change any more; certify the product again",
+    K.EXPIRED: "the certificate has expired and cannot change any more; certify the product again",
     K.SUPERSEDED: "a newer certificate replaced this one; act on the product's current certificate",
 })
 
@@ -122,9 +122,9 @@ OBJECTION_TRANSITIONS: TransitionTable[ObjectionStatus] = TransitionTable({
     J.UPHELD: frozenset(),
     J.DISMISSED: frozenset(),
 }, next_steps={
-    J.OPEN: 'an operator must resolve the objection',
-    J.UPHELD: 'the objection was upheld and cannot change any more',
-    J.DISMISSED: 'the objection was dismissed and cannot change any more',
+    J.OPEN: "an operator must resolve the objection",
+    J.UPHELD: "the objection was upheld and cannot change any more",
+    J.DISMISSED: "the objection was dismissed and cannot change any more",
 })
 
 

@@ -24,10 +24,13 @@ ENTITLEMENT_TRANSITIONS: TransitionTable[EntitlementStatus] = TransitionTable({
     E.REVOKED: frozenset(),
     E.EXPIRED: frozenset(),
 }, next_steps={
-    E.ACTIVE: 'the entitlement is active; an operator, a dispute or the end of its term changes it',
-    E.SUSPENDED: 'the entitlement comes back once what suspended it is cleared (a dispute resolved, a certificate or organization reinstated)',
-    E.REVOKED: 'the entitlement was revoked and cannot change any more; buy the product again for new access',
-    E.EXPIRED: 'the entitlement has expired and cannot change any more; buy the product again for new access',
+    E.ACTIVE: "the entitlement is active; an operator, a dispute or the end of its term changes it",
+    E.SUSPENDED: (
+        "the entitlement comes back once what suspended it is cleared (a dispute resolved, a certificate or "
+        "organization reinstated)"
+    ),
+    E.REVOKED: "the entitlement was revoked and cannot change any more; buy the product again for new access",
+    E.EXPIRED: "the entitlement has expired and cannot change any more; buy the product again for new access",
 })
 LIVE = (E.ACTIVE, E.SUSPENDED)
 
@@ -46,8 +49,8 @@ RELEASE_TRANSITIONS: TransitionTable[ReleaseStatus] = TransitionTable({
     R.WITHDRAWN: frozenset(),
 }, next_steps={
     R.DRAFT: "upload the release's files and publish it",
-    R.PUBLISHED: 'the release is published; its vendor may only withdraw it',
-    R.WITHDRAWN: 'the release was withdrawn and cannot change any more; publish a new release',
+    R.PUBLISHED: "the release is published; its vendor may only withdraw it",
+    R.WITHDRAWN: "the release was withdrawn and cannot change any more; publish a new release",
 })
 
 

@@ -11,7 +11,6 @@ from enum import StrEnum
 
 from exchange.identity.states import REGIONS
 from exchange.money import CURRENCIES
-
 from exchange.states import TransitionTable
 
 
@@ -33,11 +32,11 @@ PRODUCT_TRANSITIONS: TransitionTable[ProductStatus] = TransitionTable({
     ProductStatus.SUSPENDED: frozenset({ProductStatus.LISTED, ProductStatus.DELISTED}),
     ProductStatus.DELISTED: frozenset(),
 }, next_steps={
-    ProductStatus.DRAFT: 'submit the product for certification',
-    ProductStatus.IN_REVIEW: 'wait for the certification to end (approved, changes requested, rejected or withdrawn)',
-    ProductStatus.LISTED: 'the product is listed; only a suspension or a delisting changes it',
-    ProductStatus.SUSPENDED: 'an operator must reinstate the product, or certify a new revision of it',
-    ProductStatus.DELISTED: 'the product was delisted and cannot change any more; create a new product',
+    ProductStatus.DRAFT: "submit the product for certification",
+    ProductStatus.IN_REVIEW: "wait for the certification to end (approved, changes requested, rejected or withdrawn)",
+    ProductStatus.LISTED: "the product is listed; only a suspension or a delisting changes it",
+    ProductStatus.SUSPENDED: "an operator must reinstate the product, or certify a new revision of it",
+    ProductStatus.DELISTED: "the product was delisted and cannot change any more; create a new product",
 })
 
 
@@ -56,11 +55,13 @@ VERSION_TRANSITIONS: TransitionTable[VersionStatus] = TransitionTable({
     VersionStatus.SUPERSEDED: frozenset(),
     VersionStatus.REJECTED: frozenset(),
 }, next_steps={
-    VersionStatus.DRAFT: 'submit the revision for certification',
+    VersionStatus.DRAFT: "submit the revision for certification",
     VersionStatus.IN_REVIEW: "wait for the revision's certification to end",
-    VersionStatus.CERTIFIED: 'the revision is certified; a newer certified revision supersedes it',
-    VersionStatus.SUPERSEDED: "the revision was superseded and cannot change any more; edit the product's open revision",
-    VersionStatus.REJECTED: 'the revision was rejected and cannot change any more; edit the product for a new revision',
+    VersionStatus.CERTIFIED: "the revision is certified; a newer certified revision supersedes it",
+    VersionStatus.SUPERSEDED: (
+        "the revision was superseded and cannot change any more; edit the product's open revision"
+    ),
+    VersionStatus.REJECTED: "the revision was rejected and cannot change any more; edit the product for a new revision",
 })
 
 # Statuses in which a product is shown to everyone (the public catalog and search index).

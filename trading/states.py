@@ -21,9 +21,9 @@ PROCUREMENT_TRANSITIONS: TransitionTable[ProcurementStatus] = TransitionTable({
     P.CANCELLED: frozenset(),
     P.EXPIRED: frozenset(),
 }, next_steps={
-    P.OPEN: 'the procurement is open: vendors may offer, and its buyer may accept an offer or cancel it',
-    P.CONTRACTED: 'the procurement has its contract and cannot change any more',
-    P.CANCELLED: 'the procurement was cancelled and cannot change any more; publish a new procurement',
+    P.OPEN: "the procurement is open: vendors may offer, and its buyer may accept an offer or cancel it",
+    P.CONTRACTED: "the procurement has its contract and cannot change any more",
+    P.CANCELLED: "the procurement was cancelled and cannot change any more; publish a new procurement",
     P.EXPIRED: "the procurement's deadline passed; publish a new procurement",
 })
 
@@ -46,12 +46,12 @@ OFFER_TRANSITIONS: TransitionTable[OfferStatus] = TransitionTable({
     OS.WITHDRAWN: frozenset(),
     OS.EXPIRED: frozenset(),
 }, next_steps={
-    OS.PENDING: 'the offer waits for the other party to accept, reject or counter it',
-    OS.ACCEPTED: 'the offer was accepted and cannot change any more; go on with its contract',
-    OS.REJECTED: 'the offer was rejected and cannot change any more; make a new offer',
-    OS.COUNTERED: 'the offer was countered; answer the counter-offer instead',
-    OS.WITHDRAWN: 'the offer was withdrawn and cannot change any more; make a new offer',
-    OS.EXPIRED: 'the offer has expired; make a new offer',
+    OS.PENDING: "the offer waits for the other party to accept, reject or counter it",
+    OS.ACCEPTED: "the offer was accepted and cannot change any more; go on with its contract",
+    OS.REJECTED: "the offer was rejected and cannot change any more; make a new offer",
+    OS.COUNTERED: "the offer was countered; answer the counter-offer instead",
+    OS.WITHDRAWN: "the offer was withdrawn and cannot change any more; make a new offer",
+    OS.EXPIRED: "the offer has expired; make a new offer",
 })
 
 
@@ -67,9 +67,9 @@ CONTRACT_TRANSITIONS: TransitionTable[ContractStatus] = TransitionTable({
     K.SIGNED: frozenset(),
     K.CANCELLED: frozenset(),
 }, next_steps={
-    K.PENDING_SIGNATURES: 'both parties must sign the contract first',
-    K.SIGNED: 'the contract is signed and cannot change any more; act on its trade',
-    K.CANCELLED: 'the contract was cancelled and cannot change any more; agree on a new offer',
+    K.PENDING_SIGNATURES: "both parties must sign the contract first",
+    K.SIGNED: "the contract is signed and cannot change any more; act on its trade",
+    K.CANCELLED: "the contract was cancelled and cannot change any more; agree on a new offer",
 })
 
 
@@ -97,13 +97,15 @@ TRADE_TRANSITIONS: TransitionTable[TradeStatus] = TransitionTable({
     T.REFUNDED: frozenset(),
     T.CANCELLED: frozenset(),
 }, next_steps={
-    T.AWAITING_PAYMENT: 'the buyer must pay the trade and, for a manual bank transfer, an operator must confirm the payment first',
-    T.ESCROWED: 'the seller must deliver the data; then the buyer confirms receipt, or opens a dispute',
-    T.DELIVERED: 'the buyer must confirm receipt (or open a dispute), or wait for the settlement date',
-    T.DISPUTED: 'an operator must resolve the dispute first',
-    T.SETTLED: 'the trade is finished; nothing more can change it',
-    T.REFUNDED: 'the trade was refunded; nothing more can change it',
-    T.CANCELLED: 'the trade was cancelled; nothing more can change it',
+    T.AWAITING_PAYMENT: (
+        "the buyer must pay the trade and, for a manual bank transfer, an operator must confirm the payment first"
+    ),
+    T.ESCROWED: "the seller must deliver the data; then the buyer confirms receipt, or opens a dispute",
+    T.DELIVERED: "the buyer must confirm receipt (or open a dispute), or wait for the settlement date",
+    T.DISPUTED: "an operator must resolve the dispute first",
+    T.SETTLED: "the trade is finished; nothing more can change it",
+    T.REFUNDED: "the trade was refunded; nothing more can change it",
+    T.CANCELLED: "the trade was cancelled; nothing more can change it",
 })
 
 
@@ -123,10 +125,10 @@ SUBSCRIPTION_TRANSITIONS: TransitionTable[SubscriptionStatus] = TransitionTable(
     SS.LAPSED: frozenset({SS.ENDED}),
     SS.ENDED: frozenset(),
 }, next_steps={
-    SS.ACTIVE: 'the subscription is active; only its buyer may cancel it',
-    SS.CANCELLED: 'the subscription is cancelled and ends with its last paid period; subscribe again for more',
-    SS.LAPSED: 'the subscription lapsed; subscribe again for more',
-    SS.ENDED: 'the subscription has ended; subscribe again for more',
+    SS.ACTIVE: "the subscription is active; only its buyer may cancel it",
+    SS.CANCELLED: "the subscription is cancelled and ends with its last paid period; subscribe again for more",
+    SS.LAPSED: "the subscription lapsed; subscribe again for more",
+    SS.ENDED: "the subscription has ended; subscribe again for more",
 })
 
 
@@ -155,12 +157,12 @@ PAYMENT_TRANSITIONS: TransitionTable[PaymentStatus] = TransitionTable({
     PS.FAILED: frozenset(),
     PS.CANCELED: frozenset({PS.SUCCEEDED}),
 }, next_steps={
-    PS.PENDING: 'the buyer must complete the payment, or an operator must confirm the bank transfer',
-    PS.SUCCEEDED: 'the payment succeeded and cannot change any more',
-    PS.FAILED: 'the payment failed; start a new payment of the trade',
-    PS.CANCELED: 'the payment was canceled; start a new payment of the trade',
-    PS.REFUND_PENDING: 'wait for the provider to make the refund',
-    PS.REFUNDED: 'the payment was refunded and cannot change any more',
+    PS.PENDING: "the buyer must complete the payment, or an operator must confirm the bank transfer",
+    PS.SUCCEEDED: "the payment succeeded and cannot change any more",
+    PS.FAILED: "the payment failed; start a new payment of the trade",
+    PS.CANCELED: "the payment was canceled; start a new payment of the trade",
+    PS.REFUND_PENDING: "wait for the provider to make the refund",
+    PS.REFUNDED: "the payment was refunded and cannot change any more",
 })
 
 
@@ -175,8 +177,8 @@ DISPUTE_TRANSITIONS: TransitionTable[DisputeStatus] = TransitionTable({
     D.OPEN: frozenset({D.RESOLVED}),
     D.RESOLVED: frozenset(),
 }, next_steps={
-    D.OPEN: 'an operator must resolve the dispute',
-    D.RESOLVED: 'the dispute is resolved and cannot change any more',
+    D.OPEN: "an operator must resolve the dispute",
+    D.RESOLVED: "the dispute is resolved and cannot change any more",
 })
 
 
@@ -194,9 +196,9 @@ PAYOUT_TRANSITIONS: TransitionTable[PayoutStatus] = TransitionTable({
     PO.PAID: frozenset(),
     PO.FAILED: frozenset(),
 }, next_steps={
-    PO.PENDING: 'wait for the transfer to the seller to be made',
-    PO.PAID: 'the payout was paid and cannot change any more',
-    PO.FAILED: 'the payout failed; an operator must pay the seller again',
+    PO.PENDING: "wait for the transfer to the seller to be made",
+    PO.PAID: "the payout was paid and cannot change any more",
+    PO.FAILED: "the payout failed; an operator must pay the seller again",
 })
 
 
@@ -222,8 +224,8 @@ DOSSIER_TRANSITIONS: TransitionTable[DossierStatus] = TransitionTable({
     DS.OVERDUE: frozenset({DS.FILED}),
     DS.FILED: frozenset(),
 }, next_steps={
-    DS.NOT_REQUIRED: 'the trade needs no cross-border filing; nothing to file',
-    DS.AWAITING_FILING: 'the seller must file the dossier',
-    DS.FILED: 'the dossier is filed and cannot change any more',
-    DS.OVERDUE: 'the dossier is overdue: the seller must file it now',
+    DS.NOT_REQUIRED: "the trade needs no cross-border filing; nothing to file",
+    DS.AWAITING_FILING: "the seller must file the dossier",
+    DS.FILED: "the dossier is filed and cannot change any more",
+    DS.OVERDUE: "the dossier is overdue: the seller must file it now",
 })

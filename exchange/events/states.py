@@ -25,7 +25,7 @@ DELIVERY_TRANSITIONS: TransitionTable[DeliveryStatus] = TransitionTable({
     W.CANCELLED: frozenset(),
 }, next_steps={
     W.PENDING: "wait for the delivery's next attempt",
-    W.DELIVERED: 'the delivery was received and cannot change any more',
-    W.FAILED: 'the delivery gave up; fix the endpoint and send a new event',
-    W.CANCELLED: 'the delivery was cancelled with its endpoint and cannot change any more',
+    W.DELIVERED: "the delivery was received and cannot change any more",
+    W.FAILED: "the delivery gave up; fix the endpoint and send a new event",
+    W.CANCELLED: "the delivery was cancelled with its endpoint and cannot change any more",
 })

@@ -33,8 +33,11 @@ ORG_TRANSITIONS: TransitionTable[OrgStatus] = TransitionTable({
     OrgStatus.SUSPENDED: frozenset({OrgStatus.VERIFIED}),
     OrgStatus.REJECTED: frozenset(),
 }, next_steps={
-    OrgStatus.PENDING: 'an operator must verify the organization first',
-    OrgStatus.VERIFIED: 'only an operator may suspend a verified organization',
-    OrgStatus.REJECTED: "the organization was rejected and cannot change any more; contact the exchange's operators to register again",
-    OrgStatus.SUSPENDED: 'only an operator may reinstate a suspended organization',
+    OrgStatus.PENDING: "an operator must verify the organization first",
+    OrgStatus.VERIFIED: "only an operator may suspend a verified organization",
+    OrgStatus.REJECTED: (
+        "the organization was rejected and cannot change any more; contact the exchange's operators to register "
+        "again"
+    ),
+    OrgStatus.SUSPENDED: "only an operator may reinstate a suspended organization",
 })
