@@ -100,8 +100,10 @@ TRADE_TRANSITIONS: TransitionTable[TradeStatus] = TransitionTable({
     T.AWAITING_PAYMENT: (
         "the buyer must pay the trade and, for a manual bank transfer, an operator must confirm the payment first"
     ),
-    T.ESCROWED: "the seller must deliver the data; then the buyer confirms receipt, or opens a dispute",
-    T.DELIVERED: "the buyer must confirm receipt (or open a dispute), or wait for the settlement date",
+    T.ESCROWED: "the seller must deliver the data; then the buyer accepts it or opens a dispute",
+    T.DELIVERED: (
+        "the buyer must accept the delivery (or open a dispute); otherwise it settles when the acceptance period ends"
+    ),
     T.DISPUTED: "an operator must resolve the dispute first",
     T.SETTLED: "the trade is finished; nothing more can change it",
     T.REFUNDED: "the trade was refunded; nothing more can change it",
