@@ -221,7 +221,7 @@ def assign(session: Session, *, certification_id: str, stage: str, assessor_org_
     target = _stage(cert, stage)
     if target.status != StageStatus.PENDING:
         raise Conflict(f"Stage {stage} is already {target.status}.",
-                       next_step="assign a stage that is still pending, or resubmit the product to reopen this one")
+                       next_step="this stage is decided; assign a stage that is still pending")
     target.assessor_org_id = assessor.id
     _start_review(session, cert, actor)
     _event(session, cert, actor, "assigned", stage=stage, comment=f"assessor {assessor.id}")

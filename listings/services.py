@@ -407,7 +407,7 @@ def reinstate(session: Session, *, product_id: str, reason: str, actor: Principa
     if product.status != ProductStatus.SUSPENDED:
         # in_review -> listed is certification's path (mark_listed), never a reinstatement.
         raise InvalidTransition(f"Only a suspended product can be reinstated (this one is {product.status}).",
-                                next_step="nothing to reinstate: only a suspended product can be")
+                                next_step=PRODUCT_TRANSITIONS.next_step(product.status))
     _move_product(session, product, ProductStatus.LISTED, reason=reason, actor=actor)
     session.flush()
     search.index_product(session, product, shown_version(session, product))

@@ -34,10 +34,10 @@ ORG_TRANSITIONS: TransitionTable[OrgStatus] = TransitionTable({
     OrgStatus.REJECTED: frozenset(),
 }, next_steps={
     OrgStatus.PENDING: "an operator must verify the organization first",
-    OrgStatus.VERIFIED: "only an operator may suspend a verified organization",
+    OrgStatus.VERIFIED: "the organization is verified; an operator may only suspend it",
     OrgStatus.REJECTED: (
         "the organization was rejected and cannot change any more; contact the exchange's operators to register "
         "again"
     ),
-    OrgStatus.SUSPENDED: "only an operator may reinstate a suspended organization",
+    OrgStatus.SUSPENDED: "the organization is suspended; an operator may only reinstate it",
 })
