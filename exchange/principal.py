@@ -71,7 +71,8 @@ class Principal:
         if self.org_type not in types:
             names = " or ".join(types)
             raise Forbidden(f"Only {names} organizations may perform {action}.",
-                            next_step=f"sign in as a member of a {names} organization")
+                            next_step=f"sign in as a member of {'an' if names[0] in 'aeiou' else 'a'} {names} "
+                                      "organization")
 
     @classmethod
     def of(cls, user: Any) -> Principal:
