@@ -175,7 +175,8 @@ def reinstate(session: Session, *, number: str, reason: str, actor: Principal) -
     cert = get(session, number, for_update=True)
     EXPIRY.expire_if_due(session, cert)
     if cert.status == CertificateStatus.REVOKED:
-        raise Conflict("A revoked certificate can never be reinstated.")
+        raise Conflict("A revoked certificate can never be reinstated.",
+                       next_step="certify the product again for a new certificate")
     transition(cert, CERTIFICATE_TRANSITIONS, CertificateStatus.VALID, actor=actor, what="Certificate")
     cert.status_reason = reason
     listings.reinstate(session, product_id=cert.product_id, reason=f"certificate {number} reinstated: {reason}",

@@ -131,7 +131,8 @@ def _visible(session: Session, certification_id: str, principal: Principal | Non
 
 def _require_owner(cert: Certification, actor: Principal) -> None:
     if actor.org_id != cert.owner_org_id:
-        raise Forbidden("Only the product's vendor may do this.")
+        raise Forbidden("Only the product's vendor may do this.",
+                        next_step="sign in as a member of the vendor that owns the product")
     actor.require_verified("certification requests")
 
 
@@ -151,18 +152,22 @@ def _check_reviewer(cert: Certification, actor: Principal, stage: str | None = N
     """Operators and, for their assigned stages (but compliance), assessors; never the owner. Without
     a `stage`, whether the actor may review some stage of it."""
     if actor.org_id == cert.owner_org_id:
-        raise Forbidden("Nobody reviews a product of their own organization.")
+        raise Forbidden("Nobody reviews a product of their own organization.",
+                        next_step="an operator or an assessor of another organization must review it")
     actor.require_verified("reviews")
     if actor.is_operator:
         pass
     elif actor.org_type == "assessor":
         if stage is None:
             if not any(s.assessor_org_id == actor.org_id and s.name != Stage.COMPLIANCE for s in cert.stages):
-                raise Forbidden("Your organization is not assigned to review any stage of this certification.")
+                raise Forbidden("Your organization is not assigned to review any stage of this certification.",
+                                next_step="an operator must assign your organization to a stage first")
         elif stage == Stage.COMPLIANCE or _stage(cert, stage).assessor_org_id != actor.org_id:
-            raise Forbidden(f"Your organization is not assigned to review the {stage} stage.")
+            raise Forbidden(f"Your organization is not assigned to review the {stage} stage.",
+                            next_step="an operator must assign your organization to this stage first")
     else:
-        raise Forbidden("Only operators and assigned assessors review certifications.")
+        raise Forbidden("Only operators and assigned assessors review certifications.",
+                        next_step="ask the exchange's operators, or an assessor they assigned, to review it")
 
 
 def check_may_review(session: Session, actor: Principal, *, certification_id: str, **_ids: Any) -> None:
@@ -173,7 +178,8 @@ def check_may_review(session: Session, actor: Principal, *, certification_id: st
 def _check_objector(cert: Certification, actor: Principal) -> None:
     actor.require_verified("objections")
     if actor.org_id == cert.owner_org_id:
-        raise Forbidden("The vendor cannot object to its own product's certification.")
+        raise Forbidden("The vendor cannot object to its own product's certification.",
+                        next_step="none: only other organizations may object to it")
 
 
 def check_may_object(session: Session, actor: Principal, *, certification_id: str, **_ids: Any) -> None:
@@ -191,13 +197,15 @@ def submit(session: Session, *, product_id: str, documents: list[dict[str, str]]
     check_may_submit(session, actor)
     product = listings.get_product(session, product_id=product_id, principal=actor)
     if product.owner_org_id != actor.org_id:
-        raise Forbidden("Only the product's vendor may request its certification.")
+        raise Forbidden("Only the product's vendor may request its certification.",
+                        next_step="sign in as a member of the vendor that owns the product")
     busy = session.execute(
         select(Certification.id).where(Certification.product_id == product_id,
                                        Certification.status.in_(list(OPEN_STATUSES)))
     ).first()
     if busy is not None:
-        raise Conflict(f"Product {product_id} is already under certification ({busy.id}).")
+        raise Conflict(f"Product {product_id} is already under certification ({busy.id}).",
+                       next_step="follow the open certification (GET /certifications/{id}), or withdraw it first")
     version = listings.submit_for_review(session, product_id=product_id, actor=actor)
     cert = Certification(product_id=product_id, product_version=version.version, owner_org_id=actor.org_id,
                          status=C.SUBMITTED, documents=documents, round=1)
@@ -256,13 +264,15 @@ def assign(session: Session, *, certification_id: str, stage: str, assessor_org_
     if stage not in ASSIGNABLE_STAGES:
         raise field_error("stage", "only quality and ownership can be assigned; compliance is reviewed by operators")
     if cert.status not in REVIEWABLE_STATUSES:
-        raise Conflict(f"A certification in status {cert.status} cannot be assigned.")
+        raise Conflict(f"A certification in status {cert.status} cannot be assigned.",
+                       next_step=CERTIFICATION_TRANSITIONS.next_step(cert.status))
     assessor = session.get(Organization, assessor_org_id)
     if assessor is None or assessor.type != "assessor" or assessor.status != OrgStatus.VERIFIED:
         raise field_error("assessor_org_id", "must be a verified assessor organization")
     target = _stage(cert, stage)
     if target.status != StageStatus.PENDING:
-        raise Conflict(f"Stage {stage} is already {target.status}.")
+        raise Conflict(f"Stage {stage} is already {target.status}.",
+                       next_step="this stage is decided; assign a stage that is still pending")
     target.assessor_org_id = assessor.id
     _start_review(session, cert, actor)
     _event(session, cert, actor, "assigned", stage=stage, comment=f"assessor {assessor.id}")
@@ -284,9 +294,11 @@ def review(session: Session, *, certification_id: str, stage: str, decision: str
     target = _stage(cert, stage)
     _check_reviewer(cert, actor, stage)
     if cert.status not in REVIEWABLE_STATUSES:
-        raise Conflict(f"A certification in status {cert.status} is not under review.")
+        raise Conflict(f"A certification in status {cert.status} is not under review.",
+                       next_step=CERTIFICATION_TRANSITIONS.next_step(cert.status))
     if target.status != StageStatus.PENDING:
-        raise Conflict(f"Stage {stage} was already decided ({target.status}).")
+        raise Conflict(f"Stage {stage} was already decided ({target.status}).",
+                       next_step="nothing to do: the stage is decided; a resubmission reopens it")
     decision = Decision(decision)
     if decision == Decision.APPROVE and stage == Stage.COMPLIANCE:
         body = _body(session, cert)
@@ -294,7 +306,8 @@ def review(session: Session, *, certification_id: str, stage: str, decision: str
             raise ValidationFailed("Core data can never pass compliance.", rule="core_never_passes_compliance",
                                    errors={"decision": ["core data can never be approved at compliance"]})
     if decision == Decision.APPROVE and actor.user_id in (target.approvals or []):
-        raise Conflict("You already approved this stage; a second approval must come from another user.")
+        raise Conflict("You already approved this stage; a second approval must come from another user.",
+                       next_step="another user, not you, must give the second approval")
     _start_review(session, cert, actor)
     _event(session, cert, actor, "review", stage=stage, decision=decision, comment=comment, checklist=checklist)
     audit.record(session, actor, "certification.reviewed", "certification", cert.id, stage=stage,
@@ -335,7 +348,8 @@ def _all_stages_approved(session: Session, cert: Certification, actor: Principal
 
 def _approve(session: Session, cert: Certification, actor: Principal | None) -> None:
     if not all(s.status == StageStatus.APPROVED for s in cert.stages):
-        raise Conflict("Every stage must be approved before the certification is.")
+        raise Conflict("Every stage must be approved before the certification is.",
+                       next_step="the assessors must approve every stage first")
     cert_row = certificates.issue(session, certification_id=cert.id, product_id=cert.product_id,
                                   version=cert.product_version, vendor_org_id=cert.owner_org_id)
     cert.certificate_number = cert_row.number
@@ -356,7 +370,8 @@ def resubmit(session: Session, *, certification_id: str, documents: list[dict[st
     cert = _visible(session, certification_id, actor, lock=True)
     _require_owner(cert, actor)
     if cert.status != C.CHANGES_REQUESTED:
-        raise Conflict(f"Only a certification with changes requested can be resubmitted (it is {cert.status}).")
+        raise Conflict(f"Only a certification with changes requested can be resubmitted (it is {cert.status}).",
+                       next_step=CERTIFICATION_TRANSITIONS.next_step(cert.status))
     version = listings.submit_for_review(session, product_id=cert.product_id, actor=actor)
     cert.product_version = version.version
     if documents is not None:
@@ -384,7 +399,8 @@ def withdraw(session: Session, *, certification_id: str, actor: Principal) -> Ce
     """Owner: withdraw a request that is submitted, in review or waiting for changes."""
     cert = _visible(session, certification_id, actor, lock=True)
     if actor.org_id != cert.owner_org_id:
-        raise Forbidden("Only the product's vendor may withdraw its certification.")
+        raise Forbidden("Only the product's vendor may withdraw its certification.",
+                        next_step="sign in as a member of the vendor that owns the product")
     previous = _move(cert, C.WITHDRAWN, actor=actor)
     if previous != C.CHANGES_REQUESTED:
         listings.return_to_draft(session, product_id=cert.product_id, version=cert.product_version,
@@ -401,7 +417,9 @@ def object_to(session: Session, *, certification_id: str, reason: str, evidence:
     cert = _visible(session, certification_id, actor, lock=True)
     _check_objector(cert, actor)
     if cert.status != C.PUBLIC_NOTICE or (cert.notice_ends_at and cert.notice_ends_at <= utcnow()):
-        raise Conflict("Objections are accepted only while the certification is under public notice.")
+        raise Conflict("Objections are accepted only while the certification is under public notice.",
+                       next_step="objections can be made only during a public notice; none is running for this "
+                                 "certification")
     objection = Objection(certification_id=cert.id, org_id=actor.org_id, user_id=actor.user_id,
                           reason=reason, evidence=evidence, status=ObjectionStatus.OPEN)
     session.add(objection)
@@ -432,7 +450,8 @@ def resolve_objection(session: Session, *, objection_id: str, upheld: bool, comm
     # Re-read under the certification's lock: a concurrent resolution is seen, not overwritten.
     objection = load_for_update(session, Objection, objection_id)
     if objection.status != ObjectionStatus.OPEN:
-        raise Conflict("This objection was already resolved.")
+        raise Conflict("This objection was already resolved.",
+                       next_step="nothing to do: the objection is resolved; read its resolution")
     transition(objection, OBJECTION_TRANSITIONS, ObjectionStatus.UPHELD if upheld else ObjectionStatus.DISMISSED,
                actor=actor, what="Objection")
     objection.resolution_comment = comment

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from exchange.states import TransitionTable
+
 
 class CertificationStatus(StrEnum):
     SUBMITTED = "submitted"
@@ -16,7 +18,7 @@ class CertificationStatus(StrEnum):
 
 
 C = CertificationStatus
-CERTIFICATION_TRANSITIONS: dict[CertificationStatus, frozenset[CertificationStatus]] = {
+CERTIFICATION_TRANSITIONS: TransitionTable[CertificationStatus] = TransitionTable({
     C.SUBMITTED: frozenset({C.IN_REVIEW, C.WITHDRAWN}),
     C.IN_REVIEW: frozenset({C.PUBLIC_NOTICE, C.APPROVED, C.REJECTED, C.CHANGES_REQUESTED, C.WITHDRAWN}),
     # An upheld objection sends the product back to its vendor; a notice that ends clean approves.
@@ -25,7 +27,15 @@ CERTIFICATION_TRANSITIONS: dict[CertificationStatus, frozenset[CertificationStat
     C.APPROVED: frozenset(),
     C.REJECTED: frozenset(),
     C.WITHDRAWN: frozenset(),
-}
+}, next_steps={
+    C.SUBMITTED: "an operator must start the review first (review the compliance stage or assign an assessor)",
+    C.IN_REVIEW: "wait for the assessors to decide every stage",
+    C.PUBLIC_NOTICE: "wait for the public notice period to end (or for an operator to resolve its objections)",
+    C.APPROVED: "the certification is approved and cannot change any more",
+    C.REJECTED: "the certification was rejected and cannot change any more; submit the product again",
+    C.CHANGES_REQUESTED: "the vendor must make the requested changes and resubmit the product",
+    C.WITHDRAWN: "the certification was withdrawn and cannot change any more; submit the product again",
+})
 OPEN_STATUSES = frozenset({C.SUBMITTED, C.IN_REVIEW, C.PUBLIC_NOTICE, C.CHANGES_REQUESTED})
 REVIEWABLE_STATUSES = frozenset({C.SUBMITTED, C.IN_REVIEW})
 
@@ -48,13 +58,18 @@ class StageStatus(StrEnum):
 
 
 S = StageStatus
-STAGE_TRANSITIONS: dict[StageStatus, frozenset[StageStatus]] = {
+STAGE_TRANSITIONS: TransitionTable[StageStatus] = TransitionTable({
     S.PENDING: frozenset({S.APPROVED, S.REJECTED, S.CHANGES_REQUESTED}),
     # Resubmission re-opens a stage whose subject changed (or that asked for the changes).
     S.APPROVED: frozenset({S.PENDING}),
     S.CHANGES_REQUESTED: frozenset({S.PENDING}),
     S.REJECTED: frozenset(),
-}
+}, next_steps={
+    S.PENDING: "the stage's assessor must decide it",
+    S.APPROVED: "the stage is approved; only a resubmission that changes what it looked at reopens it",
+    S.REJECTED: "the stage was rejected and cannot change any more",
+    S.CHANGES_REQUESTED: "the vendor must make the requested changes and resubmit the product",
+})
 
 
 class Decision(StrEnum):
@@ -79,13 +94,19 @@ class CertificateStatus(StrEnum):
 
 
 K = CertificateStatus
-CERTIFICATE_TRANSITIONS: dict[CertificateStatus, frozenset[CertificateStatus]] = {
+CERTIFICATE_TRANSITIONS: TransitionTable[CertificateStatus] = TransitionTable({
     K.VALID: frozenset({K.SUSPENDED, K.REVOKED, K.EXPIRED, K.SUPERSEDED}),
     K.SUSPENDED: frozenset({K.VALID, K.REVOKED, K.EXPIRED, K.SUPERSEDED}),
     K.REVOKED: frozenset(),
     K.EXPIRED: frozenset(),
     K.SUPERSEDED: frozenset(),
-}
+}, next_steps={
+    K.VALID: "the certificate is valid; only an operator may suspend or revoke it",
+    K.SUSPENDED: "an operator must reinstate the certificate first",
+    K.REVOKED: "the certificate was revoked and cannot change any more; certify the product again",
+    K.EXPIRED: "the certificate has expired and cannot change any more; certify the product again",
+    K.SUPERSEDED: "a newer certificate replaced this one; act on the product's current certificate",
+})
 
 
 class ObjectionStatus(StrEnum):
@@ -95,12 +116,16 @@ class ObjectionStatus(StrEnum):
 
 
 J = ObjectionStatus
-OBJECTION_TRANSITIONS: dict[ObjectionStatus, frozenset[ObjectionStatus]] = {
+OBJECTION_TRANSITIONS: TransitionTable[ObjectionStatus] = TransitionTable({
     # An operator resolves an open objection once, either way.
     J.OPEN: frozenset({J.UPHELD, J.DISMISSED}),
     J.UPHELD: frozenset(),
     J.DISMISSED: frozenset(),
-}
+}, next_steps={
+    J.OPEN: "an operator must resolve the objection",
+    J.UPHELD: "the objection was upheld and cannot change any more",
+    J.DISMISSED: "the objection was dismissed and cannot change any more",
+})
 
 
 # What each stage looked at: an approved stage survives a resubmission only if none of these

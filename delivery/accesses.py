@@ -63,12 +63,15 @@ def refused(*, entitlement_id: str, kind: str, user_id: str | None, release_id: 
     REFUSALS.labels(reason=code).inc()
 
 
+RELEASE_WITHDRAWN_NEXT_STEP = "use another published release of the product (list the entitlement's releases)"
+
+
 def refusal(*, entitlement_id: str, kind: str, user_id: str | None, release_id: str | None, obj: str | None,
-            code: str, detail: str) -> Forbidden:
+            code: str, detail: str, next_step: str) -> Forbidden:
     """Log a refused access (its own transaction, after this one) and return the 403 to raise."""
     refused(entitlement_id=entitlement_id, kind=kind, user_id=user_id, release_id=release_id, obj=obj,
             reason=detail, code=code)
-    return Forbidden(detail)
+    return Forbidden(detail, next_step=next_step)
 
 
 # The log's append order: its autoincrement id.

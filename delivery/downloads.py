@@ -39,10 +39,13 @@ def link_seconds() -> int:
     return min(int(current_app.config["DOWNLOAD_LINK_SECONDS"]), LINK_MAX_SECONDS)
 
 
+NEW_LINK = "ask for a new download link"
+
+
 def _refuse(ent_id: str, kind: str, user_id: str | None, release_id: str | None, obj: str | None,
-            code: str, detail: str) -> Forbidden:
+            code: str, detail: str, next_step: str) -> Forbidden:
     return accesses.refusal(entitlement_id=ent_id, kind=kind, user_id=user_id, release_id=release_id, obj=obj,
-                            code=code, detail=detail)
+                            code=code, detail=detail, next_step=next_step)
 
 
 def _check(session: Session, ent: Entitlement, release: Release | None, kind: str, user_id: str | None,
@@ -51,13 +54,15 @@ def _check(session: Session, ent: Entitlement, release: Release | None, kind: st
     rel_id = release.id if release is not None else None
     if ent.delivery_mode == "privacy_computing":
         raise _refuse(ent.id, kind, user_id, rel_id, name, "not_downloadable",
-                      "not_downloadable: the files of a privacy-computing product never leave the exchange")
+                      "not_downloadable: the files of a privacy-computing product never leave the exchange",
+                      "query the data in the exchange's sandbox instead")
     if release is not None and release.status == ReleaseStatus.WITHDRAWN:
         raise _refuse(ent.id, kind, user_id, rel_id, name, "release_withdrawn",
-                      "release_withdrawn: this release was withdrawn by its vendor or an operator")
+                      "release_withdrawn: this release was withdrawn by its vendor or an operator",
+                      accesses.RELEASE_WITHDRAWN_NEXT_STEP)
     verdict = entitlements.evaluate(session, ent)
     if not verdict.allowed:
-        raise _refuse(ent.id, kind, user_id, rel_id, name, verdict.code, verdict.refusal)
+        raise _refuse(ent.id, kind, user_id, rel_id, name, verdict.code, verdict.refusal, verdict.next_step)
 
 
 def _file(session: Session, release: Release, name: str) -> ReleaseFile:
@@ -127,21 +132,23 @@ def open_download(session: Session, *, token: str, byte_range: Any, if_none_matc
         ent_id = claims.get("e") if claims else None
         if isinstance(ent_id, str) and session.get(Entitlement, ent_id) is not None:
             raise _refuse(ent_id, AccessKind.DOWNLOAD, claims.get("u"), claims.get("r"), claims.get("f"),
-                          "token_expired", "token_expired: this download link has expired; ask for a new one") from None
-        raise Forbidden("token_expired: this download link has expired; ask for a new one") from None
+                          "token_expired", "token_expired: this download link has expired; ask for a new one",
+                          NEW_LINK) from None
+        raise Forbidden("token_expired: this download link has expired; ask for a new one",
+                        next_step=NEW_LINK) from None
     except BadSignature:
         accesses.REFUSALS.labels(reason="token_invalid").inc()
-        raise Forbidden("token_invalid: this download link is not valid") from None
+        raise Forbidden("token_invalid: this download link is not valid", next_step=NEW_LINK) from None
     if not isinstance(claims, dict) or not all(isinstance(claims.get(k), str) for k in ("e", "r", "f", "u")):
-        raise Forbidden("token_invalid: this download link is not valid")
+        raise Forbidden("token_invalid: this download link is not valid", next_step=NEW_LINK)
     # Only names the upload rule admits were ever signed; anything else (a NUL PostgreSQL refuses
     # with a 500, a path) is no link of ours, whatever its signature.
     if not valid_file_name(claims["f"]) or any(len(claims[k]) > 40 or "\0" in claims[k] for k in ("e", "r", "u")):
-        raise Forbidden("token_invalid: this download link is not valid")
+        raise Forbidden("token_invalid: this download link is not valid", next_step=NEW_LINK)
     ent = session.get(Entitlement, claims["e"])
     release = session.get(Release, claims["r"])
     if ent is None or release is None or release.product_id != ent.product_id:
-        raise Forbidden("token_invalid: this download link is not valid")
+        raise Forbidden("token_invalid: this download link is not valid", next_step=NEW_LINK)
     _check(session, ent, release, AccessKind.DOWNLOAD, claims["u"], claims["f"])
     row = session.execute(select(ReleaseFile).where(ReleaseFile.release_id == release.id,
                                                     ReleaseFile.name == claims["f"])).scalar_one_or_none()

@@ -42,6 +42,18 @@ E = EntitlementStatus
 T = TradeStatus
 # A subscription period has begun without being escrowed (API.md: the reason's name).
 PERIOD_UNPAID = "period_unpaid"
+# What clears each cause of a suspension (Verdict.next_step).
+CAUSE_NEXT_STEPS = {
+    PERIOD_UNPAID: "the buyer must pay the subscription's current period",
+    "dispute open": "an operator must resolve the dispute first",
+    "certificate suspended": "an operator must reinstate the product's certificate first",
+    "buyer organization suspended": "an operator must reinstate the buying organization first",
+    "buyer organization not verified": "an operator must verify the buying organization first",
+    "seller organization suspended": "an operator must reinstate the selling organization first",
+    dossiers.OVERDUE: "the seller must file the cross-border dossier first",
+    dossiers.ASSESSMENT_PENDING: "the seller must file the security assessment and an operator must approve it first",
+}
+BORDER_NEXT_STEP = "an operator must add a white-list entry that covers this cross-border deal first"
 
 
 @dataclass(frozen=True)
@@ -70,6 +82,18 @@ class Verdict:
     @property
     def code(self) -> str:
         return "cross_border" if self.cross_border else f"entitlement_{self.status}"
+
+    @property
+    def next_step(self) -> str:
+        """What would restore access, in plain words (the refusal's `next_step`)."""
+        if self.status == E.REVOKED:
+            return "access to this purchase has ended for good; buy the product again for new access"
+        if self.status == E.EXPIRED:
+            return ("the included calls are used up; buy more calls" if "calls_used_up" in self.causes
+                    else "the access period has ended; buy the product again or renew the subscription")
+        steps = [CAUSE_NEXT_STEPS.get(c, BORDER_NEXT_STEP if c.startswith("no live white-list") else
+                                      "ask the exchange's operators what blocks this access") for c in self.causes]
+        return "; ".join(dict.fromkeys(steps)) or "ask the exchange's operators what blocks this access"
 
 
 def _certificate(session: Session, ent: Entitlement) -> Certificate | None:
@@ -343,7 +367,8 @@ def list_query(*, principal: Principal, status: str | None, product_id: str | No
 
 def require_buyer_member(ent: Entitlement, principal: Principal) -> None:
     if principal.org_id != ent.buyer_org_id:
-        raise Forbidden("Only members of the buying organization use its entitlement.")
+        raise Forbidden("Only members of the buying organization use its entitlement.",
+                        next_step="sign in as a member of the buying organization")
 
 
 def check_buyer_member(session: Session, actor: Principal, *, entitlement_id: str, **_ids: Any) -> None:

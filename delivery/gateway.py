@@ -95,7 +95,9 @@ def set_upstream(session: Session, *, product_id: str, base_url: str, auth_heade
     NotFound/Forbidden as for the product; Conflict for a product not delivered by API."""
     product = listings.owned_product(session, product_id=product_id, actor=actor)
     if product.delivery_mode != "api":
-        raise Conflict(f"This product is delivered by {product.delivery_mode}; an upstream is for `api` products.")
+        raise Conflict(f"This product is delivered by {product.delivery_mode}; an upstream is for `api` products.",
+                       next_step="set a sandbox policy or publish a release instead, as this product's delivery mode "
+                                 "asks")
     target = _check(base_url)
     # An upsert, then the row locked: two first PUTs racing must not both INSERT it.
     now = utcnow()
@@ -126,7 +128,8 @@ def _buyer_admin(session: Session, entitlement_id: str, actor: Principal, *, loc
     ent = entitlements.visible(session, entitlement_id, actor, lock=lock)
     entitlements.require_buyer_member(ent, actor)
     if not actor.is_admin:
-        raise Forbidden("Only an admin of the buying organization manages its API keys.")
+        raise Forbidden("Only an admin of the buying organization manages its API keys.",
+                        next_step="ask an admin of your organization to manage the API keys")
     return ent
 
 
@@ -140,11 +143,13 @@ def create_key(session: Session, *, entitlement_id: str, label: str, actor: Prin
     """A new key (returned once in clear) for an `api` entitlement; Conflict past five live keys."""
     ent = _buyer_admin(session, entitlement_id, actor)
     if ent.delivery_mode != "api":
-        raise Conflict(f"This entitlement is delivered by {ent.delivery_mode}; API keys are for `api` products.")
+        raise Conflict(f"This entitlement is delivered by {ent.delivery_mode}; API keys are for `api` products.",
+                       next_step="use the entitlement's downloads or sandbox queries, as its delivery mode asks")
     live = session.execute(select(func.count()).select_from(ApiKey).where(
         ApiKey.entitlement_id == ent.id, ApiKey.revoked_at.is_(None))).scalar_one()
     if live >= MAX_LIVE_KEYS:
-        raise Conflict(f"An entitlement has at most {MAX_LIVE_KEYS} live keys; revoke one first.")
+        raise Conflict(f"An entitlement has at most {MAX_LIVE_KEYS} live keys; revoke one first.",
+                       next_step="revoke one of the entitlement's live keys first")
     key = KEY_PREFIX + secrets.token_urlsafe(32)
     row = ApiKey(entitlement_id=ent.id, label=label, prefix=key[:12], key_hash=_hash(key), created_by=actor.user_id)
     session.add(row)
@@ -156,7 +161,8 @@ def create_key(session: Session, *, entitlement_id: str, label: str, actor: Prin
 def list_keys(session: Session, *, entitlement_id: str, actor: Principal) -> list[ApiKey]:
     ent = entitlements.visible(session, entitlement_id, actor)
     if not (actor.is_operator or actor.org_id == ent.buyer_org_id):
-        raise Forbidden("Only the buying organization sees its API keys.")
+        raise Forbidden("Only the buying organization sees its API keys.",
+                        next_step="sign in as a member of the buying organization")
     return list(session.execute(select(ApiKey).where(ApiKey.entitlement_id == ent.id)
                                 .order_by(ApiKey.created_at, ApiKey.id)).scalars())
 
@@ -228,7 +234,7 @@ def authorize(session: Session, *, product_id: str, bearer: str | None) -> Grant
     if not verdict.allowed:
         accesses.refused(entitlement_id=ent.id, kind=AccessKind.API_CALL, user_id=None, release_id=None,
                          obj=None, reason=verdict.refusal, code=verdict.code, api_key_id=row.id)
-        raise Forbidden(verdict.refusal)
+        raise Forbidden(verdict.refusal, next_step=verdict.next_step)
     upstream = session.get(ApiUpstream, product_id)
     if upstream is None:
         raise BadGateway("This product has no upstream configured yet; its vendor has to set one.")

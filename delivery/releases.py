@@ -60,7 +60,9 @@ def create(session: Session, *, product_id: str, label: str, notes: str | None, 
     """A draft release of a product the actor's organization owns (listed or draft; 409 otherwise)."""
     product = listings.owned_product(session, product_id=product_id, actor=actor)
     if product.status not in (ProductStatus.LISTED, ProductStatus.DRAFT):
-        raise Conflict(f"This product is {product.status}; releases are added to listed or draft products.")
+        raise Conflict(f"This product is {product.status}; releases are added to listed or draft products.",
+                       next_step="releases can only be added while the product is draft or listed; an operator must "
+                                 "reinstate a suspended product first")
     release = Release(product_id=product.id, label=label, notes=notes, status=R.DRAFT, created_by=actor.user_id)
     session.add(release)
     session.flush()
@@ -89,7 +91,8 @@ def _owned(session: Session, release_id: str, actor: Principal, *, lock: bool = 
 
 def _draft(release: Release) -> None:
     if release.status != R.DRAFT:
-        raise Conflict(f"This release is {release.status}; its files are frozen.")
+        raise Conflict(f"This release is {release.status}; its files are frozen.",
+                       next_step="create a new draft release for changed files")
 
 
 def put_file(session: Session, *, release_id: str, name: str, read: Callable[[int], bytes],

@@ -76,7 +76,9 @@ def set_policy(session: Session, *, product_id: str, policy: dict[str, Any], act
     product = listings.owned_product(session, product_id=product_id, actor=actor)
     if product.delivery_mode != "privacy_computing":
         raise Conflict(f"This product is delivered by {product.delivery_mode}; a sandbox policy is for "
-                       "`privacy_computing` products.")
+                       "`privacy_computing` products.",
+                       next_step="configure the delivery this product's mode asks for (an upstream for `api`, "
+                                 "releases for `file`)")
     budget = policy.get("epsilon_budget")
     if budget is None and _personal(session, product.id):
         raise field_error("epsilon_budget", "required: this product contains personal information, so every "
@@ -243,7 +245,7 @@ def _query_entitlement(session: Session, entitlement_id: str, actor: Principal) 
     entitlements.require_buyer_member(ent, actor)
     if ent.delivery_mode != "privacy_computing":
         raise Conflict(f"This entitlement is delivered by {ent.delivery_mode}; queries are for privacy-computing "
-                       "products.")
+                       "products.", next_step="use the entitlement's downloads or API keys, as its delivery mode asks")
     return ent
 
 
@@ -253,18 +255,20 @@ def _release(session: Session, ent: Entitlement, release_id: str | None, actor: 
                                 .order_by(Release.published_at.desc(), Release.id.desc()).limit(1)).scalar_one_or_none()
         if found is None:
             raise Conflict("No published release of this product is covered by the entitlement yet; its vendor has "
-                           "to publish one.")
+                           "to publish one.", next_step="the product's vendor must publish a release first")
         return found
     release = evidence.covered(session, ent, release_id)
     if release.status == ReleaseStatus.WITHDRAWN:
         _refuse(ent, actor, release.id, "release_withdrawn",
-                "release_withdrawn: this release was withdrawn by its vendor or an operator")
+                "release_withdrawn: this release was withdrawn by its vendor or an operator",
+                accesses.RELEASE_WITHDRAWN_NEXT_STEP)
     return release
 
 
-def _refuse(ent: Entitlement, actor: Principal, release_id: str | None, code: str, detail: str) -> None:
+def _refuse(ent: Entitlement, actor: Principal, release_id: str | None, code: str, detail: str,
+            next_step: str) -> None:
     raise accesses.refusal(entitlement_id=ent.id, kind=AccessKind.QUERY, user_id=actor.user_id,
-                           release_id=release_id, obj=None, code=code, detail=detail)
+                           release_id=release_id, obj=None, code=code, detail=detail, next_step=next_step)
 
 
 def _debit(product_id: str, org_id: str, micro: int, budget_micro: int) -> int | None:
@@ -303,11 +307,14 @@ def run_query(session: Session, *, entitlement_id: str, sql: str, release_id: st
     ent = _query_entitlement(session, entitlement_id, actor)
     policy = session.get(SandboxPolicy, ent.product_id)
     if policy is None:
-        raise Conflict("This product has no sandbox policy yet: its vendor has to set one before queries run.")
+        raise Conflict("This product has no sandbox policy yet: its vendor has to set one before queries run.",
+                       next_step="the product's vendor must set a sandbox policy first")
     budget = policy.epsilon_budget_micro
     if budget is None and _personal(session, ent.product_id, ent.product_version):
         raise Conflict("This product contains personal information but its sandbox policy has no privacy budget; "
-                       "its vendor has to set one (epsilon_budget) before queries run.")
+                       "its vendor has to set one (epsilon_budget) before queries run.",
+                       next_step="the product's vendor must set a privacy budget (epsilon_budget) in its sandbox "
+                                 "policy first")
     if budget is not None and epsilon is None:
         raise field_error("epsilon", "required: this product has a privacy budget; say how much of it this query "
                           "spends")
@@ -317,7 +324,7 @@ def run_query(session: Session, *, entitlement_id: str, sql: str, release_id: st
         raise RateLimited("quota_exhausted: every query bought has been used.", retry_after=3600)
     verdict = entitlements.evaluate(session, ent)
     if not verdict.allowed:
-        _refuse(ent, actor, release.id, verdict.code, verdict.refusal)
+        _refuse(ent, actor, release.id, verdict.code, verdict.refusal, verdict.next_step)
     tables = tables_of(session, release)
     trade_id = evidence.period_trade(session, ent).id if ent.subscription else ent.trade_id
     snapshot = (ent.id, trade_id, ent.product_id, ent.buyer_org_id, ent.calls_included is not None)
@@ -525,7 +532,8 @@ def tables_for(session: Session, *, entitlement_id: str, release_id: str | None,
     try:
         described = schema(rel_id, tables)
     except sandbox_engine.EngineFailed as failed:
-        raise Conflict(FAILED_REASONS.get(failed.code, FAILED_REASONS["engine_error"])) from None
+        raise Conflict(FAILED_REASONS.get(failed.code, FAILED_REASONS["engine_error"]),
+                       next_step="retry in a moment; if it keeps failing, ask the exchange's operators") from None
     return {"release_id": rel_id, "policy": shown,
             "epsilon_remaining": None if remaining is None else remaining / MICRO,
             "tables": [{"name": t.name, "file": t.file,

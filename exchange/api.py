@@ -44,6 +44,9 @@ class ProblemSchema(Schema):
     errors = fields.Dict(keys=fields.String(), values=fields.List(fields.String()))
     request_id = fields.String()
     rule = fields.String()
+    next_step = fields.String(metadata={
+        "description": "What would unblock the request, in plain words: the missing step or whom to ask "
+                       "(every 403 and 409 carries one; `detail` ends with it too)."})
 
 
 def _refuse_constant(name: str) -> Any:

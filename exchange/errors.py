@@ -21,7 +21,12 @@ TYPE_BASE = "https://datafair.example/problems/"
 
 
 class DomainError(Exception):
-    """Base of every business-rule failure; `status` is the HTTP status it maps to."""
+    """Base of every business-rule failure; `status` is the HTTP status it maps to.
+
+    `next_step` says in plain words what would unblock the request (the missing step, or whom to
+    ask): the renderer adds it to the problem as `next_step` and to `detail`. Every 403 and 409
+    carries one.
+    """
 
     status = 400
     slug = "bad-request"
@@ -34,12 +39,14 @@ class DomainError(Exception):
         errors: Mapping[str, list[str]] | None = None,
         headers: Mapping[str, str] | None = None,
         rule: str | None = None,
+        next_step: str | None = None,
     ) -> None:
         super().__init__(detail or self.title)
         self.detail = detail or self.title
         self.errors = dict(errors) if errors else None
         self.headers = dict(headers) if headers else {}
         self.rule = rule
+        self.next_step = next_step
 
 
 class Unauthorized(DomainError):
@@ -96,13 +103,16 @@ def problem(
     errors: Mapping[str, Any] | None = None,
     headers: Mapping[str, str] | None = None,
     extra: Mapping[str, Any] | None = None,
+    next_step: str | None = None,
 ) -> Response:
     body: dict[str, Any] = {
         "type": TYPE_BASE + (slug or _slug_for(status)),
         "title": title,
         "status": status,
-        "detail": detail or title,
+        "detail": with_next_step(detail or title, next_step),
     }
+    if next_step:
+        body["next_step"] = next_step
     if errors:
         body["errors"] = errors
     request_id = getattr(g, "request_id", None) if g else None
@@ -114,6 +124,15 @@ def problem(
     for k, v in (headers or {}).items():
         resp.headers[k] = v
     return resp
+
+
+def with_next_step(detail: str, next_step: str | None) -> str:
+    """`detail` followed by the next step as a sentence, unless the detail already says it."""
+    if not next_step or next_step.lower().rstrip(".") in detail.lower():
+        return detail
+    detail = detail.rstrip()
+    sentence = next_step[0].upper() + next_step[1:]
+    return f"{detail}{'' if detail.endswith(('.', '!', '?')) else '.'} {sentence.rstrip('.')}."
 
 
 def _slug_for(status: int) -> str:
@@ -184,7 +203,7 @@ def render_domain_error(error: DomainError) -> Response:
     extra = {"rule": error.rule} if error.rule else None
     return problem(
         error.status, error.title, error.detail, slug=error.slug, errors=error.errors,
-        headers=error.headers, extra=extra,
+        headers=error.headers, extra=extra, next_step=error.next_step,
     )
 
 
@@ -230,7 +249,9 @@ def render_unexpected(error: Exception) -> Response:
                        headers={"Retry-After": "5"})
     if isinstance(error, IntegrityError):
         log.info("integrity conflict: %s", error.orig)
-        return problem(409, "Conflict", "The request conflicts with existing data (a duplicate or a race).")
+        return problem(409, "Conflict", "The request conflicts with existing data (a duplicate or a race).",
+                       next_step="reload the object and check whether one with the same values already "
+                                 "exists; if not, another request changed it at the same time: retry")
     log.exception("unhandled error (request_id=%s)", getattr(g, "request_id", "-"))
     return problem(500, "Internal server error",
                    "An unexpected error occurred; it has been logged with the request id.")

@@ -98,7 +98,8 @@ def before_request() -> Response | None:
             if (principal is not None and principal.is_suspended
                     and not request.path.startswith(f"{API_PREFIX}/auth/")
                     and request.endpoint not in current_app.extensions.get(SUSPENSION_EXEMPT, ())):
-                raise Forbidden("Your organization is suspended: it may read its data but not write.")
+                raise Forbidden("Your organization is suspended: it may read its data but not write.",
+                                next_step="an operator must reinstate your organization first")
     return None
 
 

@@ -115,12 +115,14 @@ def begin() -> Response | None:
                 errors={HEADER: ["reused with a different request"]},
             )
         if not rec["completed"]:
-            raise Conflict("A request with this Idempotency-Key is still in flight.")
+            raise Conflict("A request with this Idempotency-Key is still in flight.",
+                           next_step="wait for the first request to finish, then retry with the same key")
         headers = dict(rec["response_headers"] or {})
         headers["Idempotent-Replayed"] = "true"
         g.idempotency_replayed = True
         return Response(rec["response_body"], status=rec["response_status"], headers=headers)
-    raise Conflict("Could not claim the Idempotency-Key; retry.")
+    raise Conflict("Could not claim the Idempotency-Key; retry.",
+                   next_step="retry the request with the same key in a moment")
 
 
 def _abandoned_after() -> timedelta:
@@ -164,7 +166,8 @@ class TakenOver(Conflict):
 
     def __init__(self) -> None:
         super().__init__("This request took longer than its Idempotency-Key may stay in flight and a retry "
-                         "took the key over; nothing was changed by this one.")
+                         "took the key over; nothing was changed by this one.",
+                         next_step="read the retry's result: send the request again with the same key")
 
 
 def claimed() -> Claim | None:

@@ -17,6 +17,13 @@ from exchange.errors import Forbidden, Unauthorized
 # Organization statuses the principal's checks read (the status machine itself is identity's).
 VERIFIED = "verified"
 SUSPENDED = "suspended"
+PENDING = "pending"
+# What unblocks a caller whose organization is not verified, by the organization's status.
+ORG_STATUS_NEXT_STEPS = {
+    PENDING: "an operator must verify your organization first",
+    "rejected": "your organization's registration was rejected; contact the exchange's operators",
+    SUSPENDED: "an operator must reinstate your organization first",
+}
 LOADER = "datafair.principal_loader"
 USER_ID_PEEK = "datafair.principal_user_id_peek"
 
@@ -50,17 +57,22 @@ class Principal:
         """Raise Forbidden unless the caller's organization is verified."""
         if self.org_status != VERIFIED:
             raise Forbidden(f"Only verified organizations may perform {action} "
-                            f"(your organization is {self.org_status}).")
+                            f"(your organization is {self.org_status}).",
+                            next_step=ORG_STATUS_NEXT_STEPS.get(self.org_status, ORG_STATUS_NEXT_STEPS[PENDING]))
 
     def require_operator(self) -> None:
         """Raise Forbidden unless the caller is a member of the (verified) exchange operator."""
         if not self.is_operator:
-            raise Forbidden("Only exchange operators may do this.")
+            raise Forbidden("Only exchange operators may do this.",
+                            next_step="ask the exchange's operators to do it, or sign in as an operator")
 
     def require_type(self, *types: str, action: str = "this action") -> None:
         self.require_verified(action)
         if self.org_type not in types:
-            raise Forbidden(f"Only {' or '.join(types)} organizations may perform {action}.")
+            names = " or ".join(types)
+            raise Forbidden(f"Only {names} organizations may perform {action}.",
+                            next_step=f"sign in as a member of {'an' if names[0] in 'aeiou' else 'a'} {names} "
+                                      "organization")
 
     @classmethod
     def of(cls, user: Any) -> Principal:

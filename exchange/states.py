@@ -1,5 +1,9 @@
 """The one transition helper every state machine uses, and the row locks it insists on.
 
+Each table is a `TransitionTable`: the allowed moves from each status, and for each status the next
+step a refused move names (what would move the object on, or that nothing will), which the 409 carries
+as `next_step`. Each package writes both next to each other in its `states.py`.
+
 Every status change goes through `transition(obj, table, target, actor=..., what=...)`: it checks the
 transition table (409 otherwise), refuses an object that was not loaded for update in the current
 transaction (a programming error: that is how lost updates happen), and records who moved what from
@@ -21,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import ColumnElement, event, inspect, select, update
 from sqlalchemy.orm import ORMExecuteState, Session, object_session
@@ -34,6 +38,28 @@ S = TypeVar("S", bound=StrEnum)
 LOCKED = "datafair.locked"
 
 
+class TransitionTable(dict[S, frozenset[S]], Generic[S]):
+    """A state machine's table: each status -> the statuses it may move to; `next_steps` holds, for
+    each status, what would move an object in it on (the next step a refused move names)."""
+
+    def __init__(self, moves: Mapping[S, frozenset[S]], *, next_steps: Mapping[S, str]) -> None:
+        super().__init__(moves)
+        self.next_steps: dict[S, str] = dict(next_steps)
+
+    def next_step(self, status: str) -> str | None:
+        """The next step of an object in `status` (None for a status the table does not know)."""
+        enum_type = type(next(iter(self)))
+        try:
+            return self.next_steps.get(enum_type(status))
+        except ValueError:
+            return None
+
+
+def next_step_of(table: Mapping[Any, frozenset[Any]], status: str) -> str | None:
+    """The next step the table names for `status` (None for a plain mapping without hints)."""
+    return table.next_step(status) if isinstance(table, TransitionTable) else None
+
+
 class NotLockedError(RuntimeError):
     """A status change on an object this transaction did not lock: a bug in the caller, never a 4xx."""
 
@@ -44,11 +70,14 @@ def check_transition(table: Mapping[S, frozenset[S]], current: str, target: str,
     try:
         cur, tgt = enum_type(current), enum_type(target)
     except ValueError:
-        raise InvalidTransition(f"{what}: unknown status {current!r} -> {target!r}") from None
+        raise InvalidTransition(
+            f"{what}: unknown status {current!r} -> {target!r}",
+            next_step="use one of the statuses: " + ", ".join(s.value for s in enum_type)) from None
     if tgt not in table.get(cur, frozenset()):
         allowed = ", ".join(sorted(s.value for s in table.get(cur, frozenset()))) or "none"
         raise InvalidTransition(
-            f"{what} cannot go from '{cur.value}' to '{tgt.value}' (allowed from '{cur.value}': {allowed})."
+            f"{what} cannot go from '{cur.value}' to '{tgt.value}' (allowed from '{cur.value}': {allowed}).",
+            next_step=next_step_of(table, cur) or f"reload the {what.lower()} and check its status",
         )
 
 
@@ -110,7 +139,8 @@ def transition_many(session: Session, model: type[Any], table: Mapping[S, frozen
     tgt = enum_type(target)
     sources = sorted(s for s, targets in table.items() if tgt in targets)
     if not sources:
-        raise InvalidTransition(f"{what}: no status may go to '{tgt.value}'")
+        raise InvalidTransition(f"{what}: no status may go to '{tgt.value}'",
+                                next_step="none: no status may reach it, so no retry will succeed")
     conditions = tuple(where)
     column, pk = getattr(model, field), inspect(model).primary_key[0]
     moved: list[Any] = []

@@ -38,7 +38,8 @@ def search_catalog(session: Session, *, principal: Principal | None, q: str | No
     score = None
     if mine:
         if principal is None:
-            raise Forbidden("`mine` lists the caller's own products: send a token.")
+            raise Forbidden("`mine` lists the caller's own products: send a token.",
+                            next_step="sign in and send the access token, or leave out `mine`")
         stmt = stmt.where(Product.owner_org_id == principal.org_id)
         if q:
             stmt = stmt.where(_own_text_filter(q))

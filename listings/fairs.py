@@ -174,7 +174,8 @@ def create_stall(session: Session, *, fair_id: str, org_id: str, code: str, prod
     _check_products(session, org_id, product_ids)
     taken = session.execute(select(Stall.id).where(Stall.fair_id == fair.id, Stall.code == code)).first()
     if taken is not None:
-        raise Conflict(f"Stall code {code} is already used at this fair.", errors={"code": ["already used"]})
+        raise Conflict(f"Stall code {code} is already used at this fair.", errors={"code": ["already used"]},
+                       next_step="choose another stall code for this fair")
     stall = Stall(fair_id=fair.id, org_id=org_id, code=code)
     session.add(stall)
     session.flush()

@@ -101,7 +101,8 @@ def _owned(session: Session, product_id: str, actor: Principal, *, lock: bool = 
         actor.require_verified("changes to products")
         return product
     if can_manage(product, actor) or product.status == ProductStatus.LISTED:
-        raise Forbidden("Only the product's owner may do this.")
+        raise Forbidden("Only the product's owner may do this.",
+                        next_step="sign in as a member of the organization that owns the product")
     raise NotFound("No such product.")
 
 
@@ -262,11 +263,14 @@ def update_product(session: Session, *, product_id: str, changes: Mapping[str, A
     """
     product = _owned(session, product_id, actor, lock=True)
     if product.status == ProductStatus.DELISTED:
-        raise InvalidTransition("A delisted product cannot be edited.")
+        raise InvalidTransition("A delisted product cannot be edited.",
+                                next_step="a delisted product stays off sale; create a new product instead")
     latest = get_version(session, product_id=product.id, version=product.latest_version)
     if latest.status == VersionStatus.IN_REVIEW:
         raise Conflict(f"Version {latest.version} is under review and frozen; withdraw the certification "
-                       "request to edit it.")
+                       "request to edit it.",
+                       next_step="withdraw the certification request (POST /certifications/{id}/withdraw), or wait "
+                                 "for its decision")
     new_body = {**latest.body(), **_stored(changes)}
     check_personal_info(new_body)
     if latest.status == VersionStatus.DRAFT:
@@ -321,12 +325,15 @@ def submit_for_review(session: Session, *, product_id: str, actor: Principal) ->
     actor.require_type("vendor", action="certification requests")
     product = _owned(session, product_id, actor, lock=True)
     if product.status == ProductStatus.DELISTED:
-        raise InvalidTransition("A delisted product cannot be certified.")
+        raise InvalidTransition("A delisted product cannot be certified.",
+                                next_step="a delisted product stays off sale; create a new product instead")
     latest = get_version(session, product_id=product.id, version=product.latest_version)
     if latest.status == VersionStatus.IN_REVIEW:
-        raise Conflict(f"Version {latest.version} is already under review.")
+        raise Conflict(f"Version {latest.version} is already under review.",
+                       next_step="wait for the certification's decision, or withdraw it first")
     if latest.status != VersionStatus.DRAFT:
-        raise Conflict("The product has no draft revision to certify; edit it first.")
+        raise Conflict("The product has no draft revision to certify; edit it first.",
+                       next_step="edit the product (PATCH /products/{id}) to open a draft revision first")
     check_personal_info(latest.body())
     _move_version(session, product, latest, VersionStatus.IN_REVIEW, reason="submitted for certification",
                   actor=actor)
@@ -367,7 +374,9 @@ def mark_listed(session: Session, *, product_id: str, version: int, certificate_
     """
     product = _load(session, product_id, lock=True)
     if product.status not in (ProductStatus.IN_REVIEW, *ONCE_LISTED_STATUSES):
-        raise InvalidTransition(f"A {product.status} product cannot be listed.")
+        raise InvalidTransition(f"A {product.status} product cannot be listed.",
+                                next_step="submit the product for certification first; only an approved "
+                                          "certification lists it")
     if not isinstance(certificate_number, str) or not 1 <= len(certificate_number) <= 40:
         raise field_error("certificate_number", "must be 1..40 characters")
     revision = get_version(session, product_id=product.id, version=version)
@@ -408,7 +417,8 @@ def reinstate(session: Session, *, product_id: str, reason: str, actor: Principa
     product = _load(session, product_id, lock=True)
     if product.status != ProductStatus.SUSPENDED:
         # in_review -> listed is certification's path (mark_listed), never a reinstatement.
-        raise InvalidTransition(f"Only a suspended product can be reinstated (this one is {product.status}).")
+        raise InvalidTransition(f"Only a suspended product can be reinstated (this one is {product.status}).",
+                                next_step=PRODUCT_TRANSITIONS.next_step(product.status))
     _move_product(session, product, ProductStatus.LISTED, reason=reason, actor=actor)
     session.flush()
     search.index_product(session, product, shown_version(session, product))
@@ -425,13 +435,15 @@ def delist(session: Session, *, product_id: str, reason: str, actor: Principal) 
     product = _load(session, product_id, lock=True)
     if not can_manage(product, actor):
         if product.status == ProductStatus.LISTED:
-            raise Forbidden("Only the product's owner or an operator may delist it.")
+            raise Forbidden("Only the product's owner or an operator may delist it.",
+                            next_step="ask the product's owner or the exchange's operators to delist it")
         raise NotFound("No such product.")
     if actor.org_id == product.owner_org_id:
         actor.require_verified("changes to products")
     latest = get_version(session, product_id=product.id, version=product.latest_version)
     if latest.status == VersionStatus.IN_REVIEW:
-        raise Conflict(f"Version {latest.version} is under review; withdraw the certification request first.")
+        raise Conflict(f"Version {latest.version} is under review; withdraw the certification request first.",
+                       next_step="withdraw the certification request first, or wait for its decision")
     _move_product(session, product, ProductStatus.DELISTED, reason=reason, actor=actor)
     search.unindex_product(session, product)
     session.flush()

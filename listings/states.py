@@ -11,6 +11,7 @@ from enum import StrEnum
 
 from exchange.identity.states import REGIONS
 from exchange.money import CURRENCIES
+from exchange.states import TransitionTable
 
 
 class ProductStatus(StrEnum):
@@ -21,7 +22,7 @@ class ProductStatus(StrEnum):
     DELISTED = "delisted"
 
 
-PRODUCT_TRANSITIONS: dict[ProductStatus, frozenset[ProductStatus]] = {
+PRODUCT_TRANSITIONS: TransitionTable[ProductStatus] = TransitionTable({
     # A draft goes to review when certification starts, or is withdrawn from sale by its owner.
     ProductStatus.DRAFT: frozenset({ProductStatus.IN_REVIEW, ProductStatus.DELISTED}),
     # Certification ends: approved -> listed; changes requested, rejected or withdrawn -> draft.
@@ -30,7 +31,13 @@ PRODUCT_TRANSITIONS: dict[ProductStatus, frozenset[ProductStatus]] = {
     # Reinstated, or re-listed by certifying a new revision; or taken off sale for good.
     ProductStatus.SUSPENDED: frozenset({ProductStatus.LISTED, ProductStatus.DELISTED}),
     ProductStatus.DELISTED: frozenset(),
-}
+}, next_steps={
+    ProductStatus.DRAFT: "submit the product for certification",
+    ProductStatus.IN_REVIEW: "wait for the certification to end (approved, changes requested, rejected or withdrawn)",
+    ProductStatus.LISTED: "the product is listed; only a suspension or a delisting changes it",
+    ProductStatus.SUSPENDED: "an operator must reinstate the product, or certify a new revision of it",
+    ProductStatus.DELISTED: "the product was delisted and cannot change any more; create a new product",
+})
 
 
 class VersionStatus(StrEnum):
@@ -41,13 +48,21 @@ class VersionStatus(StrEnum):
     REJECTED = "rejected"
 
 
-VERSION_TRANSITIONS: dict[VersionStatus, frozenset[VersionStatus]] = {
+VERSION_TRANSITIONS: TransitionTable[VersionStatus] = TransitionTable({
     VersionStatus.DRAFT: frozenset({VersionStatus.IN_REVIEW}),
     VersionStatus.IN_REVIEW: frozenset({VersionStatus.DRAFT, VersionStatus.CERTIFIED, VersionStatus.REJECTED}),
     VersionStatus.CERTIFIED: frozenset({VersionStatus.SUPERSEDED}),
     VersionStatus.SUPERSEDED: frozenset(),
     VersionStatus.REJECTED: frozenset(),
-}
+}, next_steps={
+    VersionStatus.DRAFT: "submit the revision for certification",
+    VersionStatus.IN_REVIEW: "wait for the revision's certification to end",
+    VersionStatus.CERTIFIED: "the revision is certified; a newer certified revision supersedes it",
+    VersionStatus.SUPERSEDED: (
+        "the revision was superseded and cannot change any more; edit the product's open revision"
+    ),
+    VersionStatus.REJECTED: "the revision was rejected and cannot change any more; edit the product for a new revision",
+})
 
 # Statuses in which a product is shown to everyone (the public catalog and search index).
 PUBLIC_STATUSES = frozenset({ProductStatus.LISTED})

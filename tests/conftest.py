@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from flask import Flask
+from flask.testing import FlaskClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -40,6 +42,27 @@ TEST_CONFIG = {
     "REGISTRATION_RATE_LIMIT": "100000/hour",
     "REDIS_URL": None,
 }
+
+
+class NextStepCheckingClient(FlaskClient):
+    """Every 403 and 409 problem the suite is answered must say what to do next (`next_step`).
+
+    Installed as every Flask app's test client (`Flask.test_client_class`), so each response of the
+    whole suite, whichever app or fixture made the client, is checked."""
+
+    def open(self, *args: Any, **kwargs: Any) -> Any:
+        response = super().open(*args, **kwargs)
+        if response.status_code in (403, 409) and response.mimetype == "application/problem+json":
+            body = response.get_json(silent=True) or {}
+            step = body.get("next_step")
+            if not (isinstance(step, str) and step.strip()):
+                request = response.request
+                pytest.fail(f"{response.status_code} without a next_step: {request.method} {request.path}: "
+                            f"{response.get_data(as_text=True)}", pytrace=False)
+        return response
+
+
+Flask.test_client_class = NextStepCheckingClient
 
 
 def pytest_report_header(config: Any) -> str:

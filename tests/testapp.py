@@ -59,7 +59,7 @@ def build(make_app: Any, **overrides: Any) -> tuple[Any, dict[str, int]]:
         calls["flaky"] += 1
         if calls["flaky"] == 1:
             if mode == "conflict":
-                raise Conflict("try again")
+                raise Conflict("try again", next_step="retry the request")
             raise RuntimeError("transient failure")
         return {"call": calls["flaky"]}
 

@@ -16,6 +16,7 @@ from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session
 
 from certification import certificates, registrations
+from certification.states import CertificateStatus
 from exchange.canonical import sha256_hex
 from exchange.db import utcnow
 from exchange.errors import Conflict, Forbidden, ValidationFailed, field_error
@@ -141,7 +142,8 @@ def _verify_org_signature(session: Session, *, org_id: str, key_id: str, signatu
 
 def _require_signer(contract: Contract, actor: Principal) -> None:
     if actor.org_id not in (contract.buyer_org_id, contract.seller_org_id):
-        raise Forbidden("Only the buyer and the seller sign a contract.")
+        raise Forbidden("Only the buyer and the seller sign a contract.",
+                        next_step="sign in as a member of the buying or the selling organization")
     actor.require_verified("signatures")
 
 
@@ -161,18 +163,24 @@ def sign(session: Session, *, contract_id: str, data: dict[str, Any], actor: Pri
     contract = _visible(session, contract_id, actor, lock=True)
     _require_signer(contract, actor)
     if contract.status != K.PENDING_SIGNATURES:
-        raise Conflict(f"This contract is {contract.status}; it cannot be signed.")
+        raise Conflict(f"This contract is {contract.status}; it cannot be signed.",
+                       next_step=CONTRACT_TRANSITIONS.next_step(contract.status))
     if any(s.org_id == actor.org_id for s in signatures(session, contract)):
-        raise Conflict("Your organization has already signed this contract.")
+        raise Conflict("Your organization has already signed this contract.",
+                       next_step="the other party must sign the contract now")
     rules.active_parties(session, buyer_org_id=contract.buyer_org_id, seller_org_id=contract.seller_org_id,
                          actor=actor)
     cert = certificates.get(session, contract.certificate_number)
     if not certificates.is_valid(cert):
         status = certificates.effective_status(cert)
-        raise Conflict(f"Certificate {cert.number} is {status}; the deal cannot be signed.")
+        raise Conflict(f"Certificate {cert.number} is {status}; the deal cannot be signed.",
+                       next_step="an operator must reinstate the certificate first, or cancel the contract"
+                       if status == CertificateStatus.SUSPENDED else
+                       f"cancel the contract: a {status} certificate never becomes valid again")
     product = session.get(Product, contract.product_id)
     if not listings.is_tradable(product):
-        raise Conflict("The product is no longer listed; the deal cannot be signed.")
+        raise Conflict("The product is no longer listed; the deal cannot be signed.",
+                       next_step="wait until the product is listed again, or cancel the contract")
     revision = listings.get_version(session, product_id=contract.product_id, version=contract.product_version)
     rules.lawful(session, revision, session.get(Organization, contract.buyer_org_id))
     on_site = bool(data.get("on_site"))
@@ -246,7 +254,8 @@ def _file_compliance(session: Session, contract: Contract, sub: Any) -> None:
 
 def _require_canceller(contract: Contract, actor: Principal) -> None:
     if actor.org_id not in (contract.buyer_org_id, contract.seller_org_id):
-        raise Forbidden("Only the buyer and the seller may cancel a contract.")
+        raise Forbidden("Only the buyer and the seller may cancel a contract.",
+                        next_step="sign in as a member of the buying or the selling organization")
 
 
 def check_may_cancel(session: Session, actor: Principal, *, contract_id: str, **_ids: Any) -> None:

@@ -91,7 +91,8 @@ def open_for(session: Session, contract: Contract, revision: Any) -> Dossier | N
     if personal and revision.personal_info is None:
         # rules.lawful refuses such a deal before it gets here (409): never decide a path without the count.
         raise Conflict("The certified version does not state personal_info; its cross-border path cannot be "
-                       "decided.", errors={"personal_info": ["missing on the certified version"]})
+                       "decided.", errors={"personal_info": ["missing on the certified version"]},
+                       next_step="the vendor must certify a revision that states personal_info first")
     signed_at = contract.signed_at or utcnow()
     subjects, sensitive, cumulative, cumulative_sensitive = 0, False, 0, 0
     if personal:
@@ -182,7 +183,8 @@ def _of(session: Session, contract: Contract, *, lock: bool = False) -> Dossier:
 
 def _require_filer(dossier: Dossier, actor: Principal) -> None:
     if not actor.is_operator and actor.org_id != dossier.exporter_org_id:
-        raise Forbidden("Only the exporting party (the seller) or an operator files the dossier.")
+        raise Forbidden("Only the exporting party (the seller) or an operator files the dossier.",
+                        next_step="sign in as a member of the selling organization")
     actor.require_verified("filings")
 
 
@@ -207,19 +209,24 @@ def file(session: Session, *, contract_id: str, data: dict[str, Any], actor: Pri
         raise field_error("approved", f"only a security assessment is approved; this dossier's path is {dossier.path}")
     if approved and not actor.is_operator:
         raise Forbidden("Only operators record a security assessment's approval.",
-                        errors={"approved": ["operators only"]})
+                        errors={"approved": ["operators only"]},
+                        next_step="file without `approved`; an operator records the approval")
     if not dossier.filing_required:
-        raise Conflict(f"This dossier's path ({dossier.path}) needs no filing.")
+        raise Conflict(f"This dossier's path ({dossier.path}) needs no filing.",
+                       next_step="nothing to do: this dossier needs no filing")
     reference = data["reference"]
     now = utcnow()
     if dossier.status == DS.FILED:
         if reference != dossier.reference:
             raise Conflict(f"The dossier was filed under reference {dossier.reference!r} at "
-                           f"{iso_z(dossier.filed_at)}; a filing is not replaced.")
+                           f"{iso_z(dossier.filed_at)}; a filing is not replaced.",
+                           next_step="nothing to do: the dossier stays filed under its first reference")
         if not approved:
-            raise Conflict("The dossier is already filed under this reference.")
+            raise Conflict("The dossier is already filed under this reference.",
+                           next_step="nothing to do: the dossier is filed")
         if dossier.approved_at is not None:
-            raise Conflict("The security assessment's approval is already recorded.")
+            raise Conflict("The security assessment's approval is already recorded.",
+                           next_step="nothing to do: the approval is recorded")
     else:
         OVERDUE_EXPIRY.expire_if_due(session, dossier, now)  # filed late: the overdue is recorded on the way
         transition(dossier, DOSSIER_TRANSITIONS, DS.FILED, actor=actor, what="Dossier")

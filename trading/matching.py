@@ -211,7 +211,8 @@ def matches_for_procurement(session: Session, *, procurement_id: str, principal:
     facts (`shown_matches`). Raises NotFound/Forbidden."""
     proc = procurements.get(session, procurement_id=procurement_id, principal=principal)
     if not (principal.is_operator or principal.org_id == proc.buyer_org_id):
-        raise Forbidden("Only the buyer and operators see a procurement's matches.")
+        raise Forbidden("Only the buyer and operators see a procurement's matches.",
+                        next_step="sign in as a member of the procurement's buying organization")
     buyer = session.get(Organization, proc.buyer_org_id)
     now = utcnow()
     supplies = _supplies(session, proc, buyer, now)
@@ -241,9 +242,11 @@ def product_for_matching(session: Session, *, product_id: str, principal: Princi
     """The listed revision of the caller's own product (operators: any). Raises NotFound/Forbidden/Conflict."""
     product = listings.get_product(session, product_id=product_id, principal=principal)
     if not (principal.is_operator or principal.org_id == product.owner_org_id):
-        raise Forbidden("Only the product's vendor sees which procurements it matches.")
+        raise Forbidden("Only the product's vendor sees which procurements it matches.",
+                        next_step="sign in as a member of the vendor that owns the product")
     if product.status != ProductStatus.LISTED or product.listed_version is None:
-        raise Conflict("Only listed products are matched against procurements.")
+        raise Conflict("Only listed products are matched against procurements.",
+                       next_step="certify the product so that it is listed first")
     return product, listings.get_version(session, product_id=product.id, version=product.listed_version)
 
 

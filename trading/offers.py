@@ -61,7 +61,8 @@ def _check_procurement(session: Session, procurement_id: str | None, *, buyer_or
     if proc.buyer_org_id != buyer_org_id:
         raise field_error("procurement_id", "the procurement belongs to another buyer")
     if procurements.effective_status(proc) != ProcurementStatus.OPEN:
-        raise Conflict(f"Procurement {proc.id} is {procurements.effective_status(proc)}, not open.")
+        raise Conflict(f"Procurement {proc.id} is {procurements.effective_status(proc)}, not open.",
+                       next_step="make the offer on an open procurement, or without a procurement")
     return proc
 
 
@@ -152,7 +153,8 @@ def list_query(*, principal: Principal, role: str | None, status: str | None) ->
 
 def _require_recipient(offer: Offer, actor: Principal) -> None:
     if offer.to_org_id != actor.org_id:
-        raise Forbidden("Only the offer's recipient may do this.")
+        raise Forbidden("Only the offer's recipient may do this.",
+                        next_step="sign in as a member of the organization the offer was sent to")
     actor.require_verified("negotiation")
 
 
@@ -166,7 +168,8 @@ def _pending_for_recipient(session: Session, offer_id: str, actor: Principal) ->
     _require_recipient(offer, actor)
     EXPIRY.expire_if_due(session, offer)
     if offer.status != OS.PENDING:
-        raise Conflict(f"This offer is {offer.status}, no longer pending.")
+        raise Conflict(f"This offer is {offer.status}, no longer pending.",
+                       next_step=OFFER_TRANSITIONS.next_step(offer.status))
     return offer
 
 
@@ -214,7 +217,8 @@ def accept(session: Session, *, offer_id: str, actor: Principal) -> Contract:
     product = session.get(Product, offer.product_id)
     revision, cert = rules.tradable(session, product)
     if revision.version != offer.product_version:
-        raise Conflict("The product has a newer certified version since this offer; make a new offer.")
+        raise Conflict("The product has a newer certified version since this offer; make a new offer.",
+                       next_step="make a new offer on the product's current certified version")
     rules.lawful(session, revision, session.get(Organization, offer.buyer_org_id))
     _decide(offer, OS.ACCEPTED, actor)
     contract = contracts.create_from_offer(session, offer=offer, revision=revision, certificate=cert)
@@ -235,10 +239,12 @@ def withdraw(session: Session, *, offer_id: str, actor: Principal) -> Offer:
     """The maker takes back its pending offer."""
     offer = _visible(session, offer_id, actor, lock=True)
     if offer.from_org_id != actor.org_id:
-        raise Forbidden("Only the offer's maker may withdraw it.")
+        raise Forbidden("Only the offer's maker may withdraw it.",
+                        next_step="sign in as a member of the organization that made the offer")
     EXPIRY.expire_if_due(session, offer)
     if offer.status != OS.PENDING:
-        raise Conflict(f"This offer is {offer.status}, no longer pending.")
+        raise Conflict(f"This offer is {offer.status}, no longer pending.",
+                       next_step=OFFER_TRANSITIONS.next_step(offer.status))
     _decide(offer, OS.WITHDRAWN, actor)
     session.flush()
     return offer

@@ -61,7 +61,7 @@ from trading.settlement import (
     _per_item,
     _record_fair_sale,
 )
-from trading.states import PAYMENT_TRANSITIONS, PaymentStatus, TradeStatus
+from trading.states import PAYMENT_TRANSITIONS, TRADE_TRANSITIONS, PaymentStatus, TradeStatus
 from trading.trades import visible
 
 T = TradeStatus
@@ -80,7 +80,9 @@ def _refuse_second_payment(session: Session, trade_id: str) -> None:
     pending = _pending_payment_of(session, trade_id)
     if pending is not None:
         raise Conflict(f"Payment {pending.id} of this trade is still pending; a trade has one payment in "
-                       f"flight. Cancel it first (POST /api/v1/payments/{pending.id}/cancel), then pay again.")
+                       f"flight. Cancel it first (POST /api/v1/payments/{pending.id}/cancel), then pay again.",
+                       next_step="cancel the pending payment first (POST /api/v1/payments/{id}/cancel), then pay "
+                                 "again")
 
 
 def _refuse_uncertified(session: Session, trade: Trade) -> None:
@@ -91,12 +93,13 @@ def _refuse_uncertified(session: Session, trade: Trade) -> None:
     status = certificates.effective_status(cert) if cert is not None else CertificateStatus.REVOKED
     if status in (CertificateStatus.SUSPENDED, CertificateStatus.REVOKED):
         raise Conflict(f"The product's certificate {contract.certificate_number} is {status}; "
-                       "this trade cannot be paid until it is reinstated.")
+                       "this trade cannot be paid until it is reinstated.",
+                       next_step="an operator must reinstate the product's certificate first")
 
 
 def _require_payer(trade: Trade, actor: Principal) -> None:
     if actor.org_id != trade.buyer_org_id:
-        raise Forbidden("Only the buyer pays a trade.")
+        raise Forbidden("Only the buyer pays a trade.", next_step="sign in as a member of the buying organization")
     actor.require_verified("payments")
 
 
@@ -120,7 +123,8 @@ def create_payment(session: Session, *, trade_id: str, provider: str, actor: Pri
     # commits, before the provider call) serializes this with a suspension of the seller.
     identity.active_counterparty(session, org_id=trade.seller_org_id, role="seller", actor=actor)
     if trade.status != T.AWAITING_PAYMENT:
-        raise Conflict(f"This trade is {trade.status}; it is not awaiting payment.")
+        raise Conflict(f"This trade is {trade.status}; it is not awaiting payment.",
+                       next_step=TRADE_TRANSITIONS.next_step(trade.status))
     _refuse_uncertified(session, trade)
     gateway = get_gateway(provider)
     _refuse_second_payment(session, trade.id)
@@ -133,7 +137,8 @@ def create_payment(session: Session, *, trade_id: str, provider: str, actor: Pri
     except IntegrityError:
         # The partial unique index (one pending payment per trade): a racing request got there first.
         _refuse_second_payment(session, trade.id)
-        raise Conflict("Another payment of this trade is pending; cancel it first, then pay again.") from None
+        raise Conflict("Another payment of this trade is pending; cancel it first, then pay again.",
+                       next_step="cancel the pending payment first, then pay again") from None
     call = begin_call(session, provider=provider, operation="payment", subject_id=payment.id, step="create",
                       amount=payment.amount, currency=payment.currency)
     result = run_provider_call(session, call, _create_call(gateway, payment, trade, call),
@@ -213,9 +218,11 @@ def cancel_payment(session: Session, *, payment_id: str, actor: Principal) -> Pa
     if not (actor.is_operator or actor.org_id in (trade.buyer_org_id, trade.seller_org_id)):
         raise NotFound("No such payment.")
     if actor.org_id != trade.buyer_org_id:
-        raise Forbidden("Only the buyer cancels its payment.")
+        raise Forbidden("Only the buyer cancels its payment.",
+                        next_step="sign in as a member of the buying organization")
     if payment.status != PS.PENDING:
-        raise Conflict(f"This payment is {payment.status}; only a pending payment can be cancelled.")
+        raise Conflict(f"This payment is {payment.status}; only a pending payment can be cancelled.",
+                       next_step=PAYMENT_TRANSITIONS.next_step(payment.status))
     call = _cancel_pending(session, payment, actor)
     session.flush()
     if call is not None:
@@ -233,9 +240,10 @@ def shown_payment(session: Session, payment: Payment) -> Facts:
 def _escrow_payment(session: Session, payment: Payment, trade: Trade, actor: Principal | None) -> None:
     """The money arrived: payment succeeded, trade escrowed, ledger entry — one transaction."""
     if payment.status != PS.PENDING:
-        raise Conflict(f"This payment is already {payment.status}.")
+        raise Conflict(f"This payment is already {payment.status}.",
+                       next_step=PAYMENT_TRANSITIONS.next_step(payment.status))
     if trade.status != T.AWAITING_PAYMENT:
-        raise Conflict(f"This trade is already {trade.status}.")
+        raise Conflict(f"This trade is already {trade.status}.", next_step=TRADE_TRANSITIONS.next_step(trade.status))
     transition(payment, PAYMENT_TRANSITIONS, PS.SUCCEEDED, actor=actor, what="Payment")
     payment.confirmed_at = utcnow()
     payment.confirmed_by = actor.user_id if actor else None
@@ -314,7 +322,8 @@ def confirm_payment(session: Session, *, payment_id: str, actor: Principal) -> P
     actor.require_operator()
     payment = _locked_payment(session, payment_id)
     if payment.provider != "manual":
-        raise Conflict("Only manual payments are confirmed by operators; Stripe confirms its own.")
+        raise Conflict("Only manual payments are confirmed by operators; Stripe confirms its own.",
+                       next_step="nothing to do: Stripe confirms this payment itself")
     trade = _locked_trade(session, payment.trade_id)
     _escrow_payment(session, payment, trade, actor)
     audit.record(session, actor, "payment.confirmed", "payment", payment.id, trade_id=trade.id,
@@ -525,7 +534,10 @@ def cancel_by_operator(session: Session, *, trade_id: str, reason: str, actor: P
                                     actor=actor)
     if cancelled is None:
         raise Conflict(f"This trade is {trade.status}; only a trade awaiting payment can be cancelled "
-                       "(a paid one is refunded through a dispute's resolution).")
+                       "(a paid one is refunded through a dispute's resolution).",
+                       next_step="to give the money back, the buyer opens a dispute and an operator resolves it "
+                                 "with a refund" if trade.status in (T.ESCROWED, T.DELIVERED)
+                       else TRADE_TRANSITIONS.next_step(trade.status))
     subscriptions.on_period_cancelled(session, sub, cancelled, "cancelled by an operator",
                                       cancel_unpaid=_canceller(session, actor))
     return cancelled

@@ -124,7 +124,8 @@ def list_query(session: Session, *, principal: Principal, board: bool, invited: 
 
 def _require_buyer(proc: Procurement, actor: Principal) -> None:
     if proc.buyer_org_id != actor.org_id:
-        raise Forbidden("Only the buyer may cancel its procurement.")
+        raise Forbidden("Only the buyer may cancel its procurement.",
+                        next_step="sign in as a member of the buying organization")
 
 
 def check_may_cancel(session: Session, actor: Principal, *, procurement_id: str, **_ids: Any) -> None:

@@ -26,7 +26,8 @@ def organization(session: Session, org_id: str, *, field: str = "to_org_id", rol
     `role` while it is suspended ("The buyer organization is suspended.")."""
     org = session.get(Organization, org_id) if org_id else None
     if org is not None and org.status == OrgStatus.SUSPENDED and org.type in ("vendor", "enterprise"):
-        raise Conflict(f"The {role} organization is suspended.")
+        raise Conflict(f"The {role} organization is suspended.",
+                       next_step=f"an operator must reinstate the {role} organization first")
     if org is None or org.status != OrgStatus.VERIFIED or org.type not in ("vendor", "enterprise"):
         raise field_error(field, "must be a verified vendor or enterprise organization")
     return org
@@ -47,10 +48,14 @@ def active_parties(session: Session, *, buyer_org_id: str, seller_org_id: str, a
 def tradable(session: Session, product: Product) -> tuple[ProductVersion, Certificate]:
     """The listed revision and its valid certificate; 409 when the product cannot be traded now."""
     if not listings.is_tradable(product) or product.listed_version is None:
-        raise Conflict(f"Product {product.id} is not listed, so it cannot be traded now.")
+        raise Conflict(f"Product {product.id} is not listed, so it cannot be traded now.",
+                       next_step="wait until the product is listed again (its vendor certifies it, or an operator "
+                                 "reinstates it)")
     cert = certificates.valid_certificate_for(session, product.id, product.listed_version)
     if cert is None:
-        raise Conflict(f"Product {product.id} has no valid certificate, so it cannot be traded now.")
+        raise Conflict(f"Product {product.id} has no valid certificate, so it cannot be traded now.",
+                       next_step="wait until the product's certificate is valid again (an operator reinstates it, or "
+                                 "its vendor certifies it again)")
     return listings.get_version(session, product_id=product.id, version=product.listed_version), cert
 
 
@@ -75,7 +80,8 @@ def lawful(session: Session, revision: Any, buyer: Organization) -> None:
         raise Conflict(f"Version {revision.version} of this product contains personal information but does not "
                        "state personal_info (the individuals it covers and whether it is sensitive), so its "
                        "cross-border path cannot be decided: the vendor must certify a revision with "
-                       "personal_info first.", errors={"personal_info": ["missing on the certified version"]})
+                       "personal_info first.", errors={"personal_info": ["missing on the certified version"]},
+                       next_step="the vendor must certify a revision that states personal_info first")
 
 
 def _seller_region(session: Session, revision: Any) -> str:

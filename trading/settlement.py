@@ -148,7 +148,7 @@ def _per_item(session: Session, fn: Callable[[], Any], what: str) -> int:
 # -- delivery, acceptance, settlement ---------------------------------------------------------------
 def _require_seller(trade: Trade, actor: Principal) -> None:
     if actor.org_id != trade.seller_org_id:
-        raise Forbidden("Only the seller delivers.")
+        raise Forbidden("Only the seller delivers.", next_step="sign in as a member of the selling organization")
 
 
 def check_may_deliver(session: Session, actor: Principal, *, trade_id: str, **_ids: Any) -> None:
@@ -164,10 +164,13 @@ def deliver(session: Session, *, trade_id: str, reference: str, sha256: str, act
     _require_seller(trade, actor)
     # The table also lets a disputed per_call trade return to delivered, but only by a resolution.
     if trade.status != T.ESCROWED:
-        raise Conflict(f"This trade is {trade.status}; only an escrowed trade is delivered.")
+        raise Conflict(f"This trade is {trade.status}; only an escrowed trade is delivered.",
+                       next_step=TRADE_TRANSITIONS.next_step(trade.status))
     refused = hooks.refusal("trade_delivery_declared", session, trade=trade)
     if refused:
-        raise Conflict(refused)
+        raise Conflict(refused,
+                       next_step="nothing to do: the exchange marks this trade delivered itself (a published "
+                                 "release, the buyer's first call)")
     _delivered(trade, reference=reference, sha256=sha256, evidence="declared", actor=actor)
     session.flush()
     return trade
@@ -219,12 +222,15 @@ def accept(session: Session, *, trade_id: str, actor: Principal) -> Trade:
     """The buyer accepts the delivery: the trade settles."""
     trade = visible(session, trade_id, actor, lock=True)
     if actor.org_id != trade.buyer_org_id:
-        raise Forbidden("Only the buyer accepts a delivery.")
+        raise Forbidden("Only the buyer accepts a delivery.",
+                        next_step="sign in as a member of the buying organization")
     if is_per_call(session, trade):
-        raise Conflict("A per_call trade has no acceptance: it settles when its entitlement ends.")
+        raise Conflict("A per_call trade has no acceptance: it settles when its entitlement ends.",
+                       next_step="nothing to do: the trade settles by itself when its entitlement ends")
     # The table also lets a dispute end settled, but only through an operator's resolution.
     if trade.status != T.DELIVERED:
-        raise Conflict(f"This trade is {trade.status}; only a delivered trade can be accepted.")
+        raise Conflict(f"This trade is {trade.status}; only a delivered trade can be accepted.",
+                       next_step=TRADE_TRANSITIONS.next_step(trade.status))
     _move(trade, T.SETTLED, actor=actor)
     _settle(session, trade, how="accepted")
     session.flush()
@@ -290,12 +296,15 @@ def draw_usage(session: Session, *, trade_id: str, amount: int, period: str) -> 
     if trade.status == T.DISPUTED and session.info.get(_RESOLVING) != trade.id:
         return None
     if trade.status not in (T.ESCROWED, T.DELIVERED, T.DISPUTED):
-        raise Conflict(f"This trade is {trade.status}; only an escrowed or delivered trade's usage is drawn.")
+        raise Conflict(f"This trade is {trade.status}; only an escrowed or delivered trade's usage is drawn.",
+                       next_step=TRADE_TRANSITIONS.next_step(trade.status))
     if not is_per_call(session, trade):
-        raise Conflict("Only a per_call trade's escrow is drawn by usage.")
+        raise Conflict("Only a per_call trade's escrow is drawn by usage.",
+                       next_step="none: only per_call trades are metered")
     remaining = _in_escrow(trade)
     if amount > remaining:
-        raise Conflict(f"The escrow holds {remaining}; cannot draw {amount} of usage.")
+        raise Conflict(f"The escrow holds {remaining}; cannot draw {amount} of usage.",
+                       next_step="buy more calls: the escrow left is smaller than this usage")
     drawn = trade.drawn_amount + amount
     fee = fee_for(drawn, trade.fee_bps) - trade.fee
     trade.drawn_amount, trade.fee = drawn, trade.fee + fee
@@ -336,9 +345,11 @@ def end_per_call(session: Session, *, trade_id: str) -> bool:
     if trade.status in (T.SETTLED, T.REFUNDED):
         return False
     if trade.status not in (T.ESCROWED, T.DELIVERED):
-        raise Conflict(f"This trade is {trade.status}; only an escrowed or delivered per_call trade ends.")
+        raise Conflict(f"This trade is {trade.status}; only an escrowed or delivered per_call trade ends.",
+                       next_step=TRADE_TRANSITIONS.next_step(trade.status))
     if not is_per_call(session, trade):
-        raise Conflict("Only a per_call trade ends with its entitlement.")
+        raise Conflict("Only a per_call trade ends with its entitlement.",
+                       next_step="none: only a per_call trade ends with its entitlement")
     _refund_rest(session, trade, _in_escrow(trade), "unused calls")
     _end_metered(trade, how="usage_ended", actor=None)
     session.flush()
@@ -372,7 +383,9 @@ def refund_unstarted(session: Session, *, trade_id: str, reason: str) -> bool:
 # -- disputes ---------------------------------------------------------------------------------------
 def _require_disputer(trade: Trade, actor: Principal) -> None:
     if actor.org_id != trade.buyer_org_id and not actor.is_operator:
-        raise Forbidden("Only the buyer (or an operator on its behalf) disputes a trade.")
+        raise Forbidden("Only the buyer (or an operator on its behalf) disputes a trade.",
+                        next_step="sign in as a member of the buying organization, or ask an operator to open the "
+                                  "dispute")
 
 
 def check_may_dispute(session: Session, actor: Principal, *, trade_id: str, **_ids: Any) -> None:
@@ -413,7 +426,8 @@ def resolve(session: Session, *, trade_id: str, refund_amount: int, comment: str
     # Locked until the refund's intent commits: a racing resolution sees that intent (below).
     trade = visible(session, trade_id, actor, lock=True)
     if trade.status != T.DISPUTED:
-        raise Conflict(f"This trade is {trade.status}, not disputed.")
+        raise Conflict(f"This trade is {trade.status}, not disputed.",
+                       next_step=TRADE_TRANSITIONS.next_step(trade.status))
     per_call = is_per_call(session, trade)
     refund_total = refund_amount
     if per_call:
@@ -441,7 +455,8 @@ def resolve(session: Session, *, trade_id: str, refund_amount: int, comment: str
         if begun is not None and begun.status != "failed" and begun.amount != refund_total:
             # Another resolution's refund is under way (or made): settling without it would lose it.
             raise Conflict(f"A refund of {begun.amount} is already under way for this dispute; "
-                           "retry that resolution with the same refund_amount.")
+                           "retry that resolution with the same refund_amount.",
+                           next_step="retry the resolution with the same refund_amount")
     if refund_total and payment is not None and payment.provider != "manual":
         call = begin_call(session, provider=payment.provider, operation="refund", subject_id=trade.id,
                           step=step, amount=refund_total, currency=trade.currency, target=payment.provider_ref)
@@ -452,7 +467,8 @@ def resolve(session: Session, *, trade_id: str, refund_amount: int, comment: str
         sub = subscriptions.lock_of_trade(session, trade_id)  # again: the refund's call committed
     trade = _locked_trade(session, trade_id)
     if trade.status != T.DISPUTED:
-        raise Conflict(f"This trade is {trade.status}, not disputed.")
+        raise Conflict(f"This trade is {trade.status}, not disputed.",
+                       next_step=TRADE_TRANSITIONS.next_step(trade.status))
     _refund_rest(session, trade, refund_total, "dispute resolution")
     if per_call and end_access:
         _end_metered(trade, how="dispute_resolved", actor=actor)
@@ -495,7 +511,9 @@ def payout(session: Session, *, org_id: str, currency: str, amount: int, provide
     # Locked FOR KEY SHARE to the end: a payout and a suspension of its payee serialize.
     identity.active_counterparty(session, org_id=org.id, role="payee", actor=actor)
     if provider == "stripe" and not org.stripe_account_id:
-        raise Conflict("This organization has no Stripe account for payouts (stripe_account_id).")
+        raise Conflict("This organization has no Stripe account for payouts (stripe_account_id).",
+                       next_step="an operator must set the organization's stripe_account_id first, or pay out with "
+                                 "the manual provider")
     available = balance(session, owner_id=org.id, purpose="seller_payable", currency=currency)
     if amount > available:
         raise ValidationFailed(f"The payable balance is {available}; cannot pay out {amount}.",

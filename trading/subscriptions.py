@@ -298,14 +298,17 @@ def cancel(session: Session, *, contract: Contract, actor: Principal, cancel_unp
     cancelled (`cancel_unpaid(trade_id, reason)`, trading.payments: its pending payment first); the
     paid periods run to their end. Conflict unless the contract is an active subscription."""
     if actor.org_id != contract.buyer_org_id:
-        raise Forbidden("Only the buyer cancels its subscription.")
+        raise Forbidden("Only the buyer cancels its subscription.",
+                        next_step="sign in as a member of the buying organization")
     actor.require_verified("subscription cancellations")
     sub = load_for_update(session, Subscription, contract.id)
     if sub is None:
-        raise Conflict(f"Contract {contract.number} is not a subscription; nothing renews to cancel.")
+        raise Conflict(f"Contract {contract.number} is not a subscription; nothing renews to cancel.",
+                       next_step="none: a contract that is not a subscription has nothing to cancel once signed")
     if sub.status != S.ACTIVE:
         raise Conflict(f"This subscription is already {sub.status}"
-                       + (f" ({sub.reason})" if sub.reason else "") + "; only an active one can be cancelled.")
+                       + (f" ({sub.reason})" if sub.reason else "") + "; only an active one can be cancelled.",
+                       next_step=SUBSCRIPTION_TRANSITIONS.next_step(sub.status))
     unpaid = list(session.execute(select(Trade.id).where(Trade.contract_id == contract.id,
                                                          Trade.status == T.AWAITING_PAYMENT)
                                   .order_by(Trade.period_index)).scalars())

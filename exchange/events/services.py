@@ -88,7 +88,8 @@ def create_endpoint(session: Session, *, url: str, events: list[str],
     count = session.execute(select(func.count()).select_from(WebhookEndpoint).where(
         WebhookEndpoint.org_id == actor.org_id, WebhookEndpoint.deleted_at.is_(None))).scalar_one()
     if count >= limit:
-        raise Conflict(f"An organization may register at most {limit} webhook endpoints; delete one first.")
+        raise Conflict(f"An organization may register at most {limit} webhook endpoints; delete one first.",
+                       next_step="delete one of your organization's webhook endpoints first")
     secret = "whsec_" + secrets.token_urlsafe(32)
     endpoint_id = new_id("whe")
     endpoint = WebhookEndpoint(id=endpoint_id, org_id=actor.org_id, url=url,

@@ -35,7 +35,8 @@ def list_events(*, principal: Principal, actor_org_id: str | None = None, object
                 action: str | None = None) -> Select:
     """Operators' view of the trail, newest first, filtered. Raises Forbidden for anyone else."""
     if not principal.is_operator:
-        raise Forbidden("Only exchange operators may read the audit trail.")
+        raise Forbidden("Only exchange operators may read the audit trail.",
+                        next_step="ask the exchange's operators, who keep the audit trail")
     stmt = select(AuditEvent).order_by(AuditEvent.id.desc())
     if actor_org_id:
         stmt = stmt.where(AuditEvent.actor_org_id == actor_org_id)

@@ -85,9 +85,12 @@ def register_organization(session: Session, *, name: str, type: str, region: str
     if duplicate is not None:
         field = "name" if duplicate.name.lower() == name.lower() else "registration_number"
         raise Conflict(f"An organization with this {field} is already registered.",
-                       errors={field: ["already registered"]})
+                       errors={field: ["already registered"]},
+                       next_step="choose another name and registration number, or sign in with the existing "
+                                 "organization's account")
     if _email_taken(session, email):
-        raise Conflict("This email is already registered.", errors={"admin.email": ["already registered"]})
+        raise Conflict("This email is already registered.", errors={"admin.email": ["already registered"]},
+                       next_step="use another email, or sign in with the existing account")
     org = Organization(name=name, type=type, region=region, city=city, zone=zone,
                        registration_number=registration_number, status=OrgStatus.PENDING)
     session.add(org)
@@ -109,7 +112,8 @@ def create_operator(session: Session, *, org_name: str, email: str, password: st
     existing = session.execute(select(User).where(User.email == email)).scalar_one_or_none()
     if existing is not None:
         if existing.organization.type != "operator":
-            raise Conflict(f"{email} already belongs to a non-operator organization.")
+            raise Conflict(f"{email} already belongs to a non-operator organization.",
+                           next_step="use an email that is not registered yet for the operator")
         return existing.organization, existing, False
     org = session.execute(select(Organization).where(Organization.name == org_name)).scalar_one_or_none()
     if org is None:
@@ -118,7 +122,8 @@ def create_operator(session: Session, *, org_name: str, email: str, password: st
         session.add(org)
         session.flush()
     elif org.type != "operator":
-        raise Conflict(f"Organization {org_name!r} exists and is not an operator.")
+        raise Conflict(f"Organization {org_name!r} exists and is not an operator.",
+                       next_step="choose another name for the operator organization")
     user = User(org_id=org.id, email=email, name=name, role="admin", password_hash=hash_password(password))
     session.add(user)
     session.flush()
@@ -219,8 +224,10 @@ def active_counterparty(session: Session, *, org_id: str, role: str, actor: Prin
         raise NotFound("No such organization.")
     if org.status == OrgStatus.SUSPENDED:
         if actor is not None and actor.org_id == org.id:
-            raise Forbidden("Your organization is suspended: it may read its data but not write.")
-        raise Conflict(f"The {role} organization is suspended.")
+            raise Forbidden("Your organization is suspended: it may read its data but not write.",
+                            next_step="an operator must reinstate your organization first")
+        raise Conflict(f"The {role} organization is suspended.",
+                       next_step=f"an operator must reinstate the {role} organization first")
     return org
 
 
@@ -244,7 +251,8 @@ def change_status(session: Session, *, org_id: str, target: str, reason: str,
     actor.require_operator()
     org = _get_org(session, org_id, for_update=True)
     if org.type == "operator":
-        raise Forbidden("The exchange's own operator organization cannot be changed this way.")
+        raise Forbidden("The exchange's own operator organization cannot be changed this way.",
+                        next_step="none: the exchange's own operator organization always stays verified")
     previous = transition(org, ORG_TRANSITIONS, target, actor=actor, what="Organization")
     org.status_reason = reason
     org.status_changed_at = utcnow()
@@ -267,7 +275,8 @@ def _verb(previous: str, target: str) -> str:
 
 def _require_editor(org: Organization, actor: Principal) -> None:
     if not (actor.is_operator or (actor.org_id == org.id and actor.is_admin)):
-        raise Forbidden("Only the organization's admins or operators may edit it.")
+        raise Forbidden("Only the organization's admins or operators may edit it.",
+                        next_step="ask an admin of the organization (or an operator) to make the change")
 
 
 def check_may_edit(session: Session, actor: Principal, *, org_id: str, **_ids: Any) -> None:
@@ -290,7 +299,8 @@ def update_organization(session: Session, *, org_id: str, changes: dict[str, Any
     _require_editor(org, actor)
     if restricted and not actor.is_operator:
         raise Forbidden("Only exchange operators may change " + ", ".join(sorted(restricted)) + ".",
-                        errors={f: ["operators only"] for f in sorted(restricted)})
+                        errors={f: ["operators only"] for f in sorted(restricted)},
+                        next_step="leave these fields out, or ask the exchange's operators to change them")
     if "type" in changes and changes["type"] != org.type and "operator" in (changes["type"], org.type):
         raise field_error("type", "cannot change to or from operator")
     if {"region", "city", "zone"} & changes.keys():
@@ -311,9 +321,11 @@ def update_organization(session: Session, *, org_id: str, changes: dict[str, Any
 def _require_org_admin(session: Session, org_id: str, actor: Principal) -> Organization:
     org = get_organization(session, org_id=org_id, principal=actor)  # 404 unless visible to the caller
     if actor.org_id != org.id:
-        raise Forbidden("Only the organization's own admins may do this.")
+        raise Forbidden("Only the organization's own admins may do this.",
+                        next_step="sign in as an admin of this organization")
     if not actor.is_admin:
-        raise Forbidden("Only the organization's admins may do this.")
+        raise Forbidden("Only the organization's admins may do this.",
+                        next_step="ask an admin of your organization to do it")
     return org
 
 
@@ -329,7 +341,8 @@ def add_member(session: Session, *, org_id: str, email: str, password: str, name
     _check_password_rules(password)
     email = _normalize_email(email)
     if _email_taken(session, email):
-        raise Conflict("This email is already registered.", errors={"email": ["already registered"]})
+        raise Conflict("This email is already registered.", errors={"email": ["already registered"]},
+                       next_step="use another email; the existing user can sign in with it")
     user = User(org_id=org.id, email=email, name=name, role=role, password_hash=hash_password(password))
     session.add(user)
     session.flush()
@@ -340,7 +353,8 @@ def add_member(session: Session, *, org_id: str, email: str, password: str, name
 def list_members(session: Session, *, org_id: str, actor: Principal) -> Any:
     org = get_organization(session, org_id=org_id, principal=actor)
     if not can_see_private(org, actor):
-        raise Forbidden("Only the organization's members and operators may list its members.")
+        raise Forbidden("Only the organization's members and operators may list its members.",
+                        next_step="sign in as a member of the organization")
     return select(User).where(User.org_id == org.id).order_by(User.created_at, User.id)
 
 
@@ -368,7 +382,8 @@ def add_key(session: Session, *, org_id: str, public_key: str, actor: Principal,
     raw = decode_public_key(public_key)
     normalized = base64.b64encode(raw).decode()
     if session.execute(select(OrganizationKey.key_id).where(OrganizationKey.public_key == normalized)).first():
-        raise Conflict("This public key is already registered.", errors={"public_key": ["already registered"]})
+        raise Conflict("This public key is already registered.", errors={"public_key": ["already registered"]},
+                       next_step="generate a new key pair and register its public key")
     key = OrganizationKey(org_id=org.id, public_key=normalized, label=label, created_by=actor.user_id)
     session.add(key)
     session.flush()
@@ -391,7 +406,7 @@ def revoke_key(session: Session, *, org_id: str, key_id: str, actor: Principal) 
     if key is None or key.org_id != org.id:
         raise NotFound("No such key.")
     if key.revoked_at is not None:
-        raise Conflict("This key is already revoked.")
+        raise Conflict("This key is already revoked.", next_step="nothing to do; register a new key if you need one")
     key.revoked_at = utcnow()
     audit.record(session, actor, "key.revoked", "organization_key", key.key_id, org_id=org.id)
     session.flush()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from exchange.states import TransitionTable
+
 ORG_TYPES = ("vendor", "enterprise", "operator", "assessor")
 SELF_REGISTERED_TYPES = ("vendor", "enterprise", "assessor")
 REGIONS = ("GD", "HK", "MO", "CN", "INTL")
@@ -25,9 +27,17 @@ class OrgStatus(StrEnum):
     SUSPENDED = "suspended"
 
 
-ORG_TRANSITIONS: dict[OrgStatus, frozenset[OrgStatus]] = {
+ORG_TRANSITIONS: TransitionTable[OrgStatus] = TransitionTable({
     OrgStatus.PENDING: frozenset({OrgStatus.VERIFIED, OrgStatus.REJECTED}),
     OrgStatus.VERIFIED: frozenset({OrgStatus.SUSPENDED}),
     OrgStatus.SUSPENDED: frozenset({OrgStatus.VERIFIED}),
     OrgStatus.REJECTED: frozenset(),
-}
+}, next_steps={
+    OrgStatus.PENDING: "an operator must verify the organization first",
+    OrgStatus.VERIFIED: "the organization is verified; an operator may only suspend it",
+    OrgStatus.REJECTED: (
+        "the organization was rejected and cannot change any more; contact the exchange's operators to register "
+        "again"
+    ),
+    OrgStatus.SUSPENDED: "the organization is suspended; an operator may only reinstate it",
+})

@@ -327,12 +327,15 @@ def reverse_entry(session: Session, *, entry_id: str, reason: str) -> JournalEnt
     if original is None:
         raise NotFound(f"Journal entry {entry_id} does not exist.")
     if original.kind == EntryKind.REVERSAL:
-        raise Conflict("A reversal cannot itself be reversed; post a new entry instead.")
+        raise Conflict("A reversal cannot itself be reversed; post a new entry instead.",
+                       next_step="post a new entry that corrects it")
     already = session.execute(
         select(JournalEntry.seq).where(JournalEntry.reverses_entry_id == original.id)
     ).scalar_one_or_none()
     if already is not None:
-        raise Conflict(f"Entry {original.seq} was already reversed by entry {already}.")
+        raise Conflict(f"Entry {original.seq} was already reversed by entry {already}.",
+                       next_step="nothing to do: the reversal is already posted; post a new entry for any further "
+                                 "correction")
     mirror = [Posting(p.account, -p.amount) for p in original.postings]
     (entry,) = _append_many(session, [EntrySpec(
         EntryKind.REVERSAL, mirror, original.trade_id,
@@ -524,7 +527,7 @@ def _refusal(moves: dict[str, list[tuple[int, int]]], by_id: dict[str, Account])
                 first = (index, error)
             break
     if first is None:  # not reachable under the chain lock: nothing else writes balances
-        return Conflict("The ledger changed while posting; try again.")
+        return Conflict("The ledger changed while posting; try again.", next_step="retry the request")
     return first[1]
 
 

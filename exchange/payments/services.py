@@ -110,7 +110,8 @@ def begin_call(
     ).one()
     differs = [k for k in ("operation", "amount", "currency", "target") if getattr(call, k) != values[k]]
     if differs:
-        raise Conflict(f"step {step!r} of {subject_id} was already begun with a different {', '.join(differs)}")
+        raise Conflict(f"step {step!r} of {subject_id} was already begun with a different {', '.join(differs)}",
+                       next_step="retry the step with the amount, currency and target it was begun with")
     return call
 
 

@@ -162,7 +162,9 @@ class StripeGateway:
         Conflict (409) when there is no such account."""
         amount, currency = check_amount(amount), check_currency(currency)
         if not destination_account or not destination_account.startswith("acct_"):
-            raise Conflict("the organization has no Stripe connected account (stripe_account_id)")
+            raise Conflict("the organization has no Stripe connected account (stripe_account_id)",
+                           next_step="an operator must link the organization's Stripe connected account "
+                                     "(stripe_account_id) first")
         transfer = self._call("transfer to the seller", lambda: self._client.v1.transfers.create(
             {
                 "amount": amount,

@@ -207,7 +207,8 @@ def rotate(session: Session, *, actor: Principal | None = None) -> ExchangeKey:
         with session.begin_nested():
             session.add(key)
     except IntegrityError:
-        raise Conflict("Another key rotation happened at the same time; run it again.") from None
+        raise Conflict("Another key rotation happened at the same time; run it again.",
+                       next_step="check the keys (the other rotation may be enough), or rotate again") from None
     audit.record(session, actor, "exchange_key.rotated", "exchange_key", key.kid,
                  retired=previous.kid if previous else None)
     return key

@@ -190,11 +190,11 @@ def test_suspended_while_the_cause_lasts(app, api, setup, start, reason, code, e
     assert ent_of(api, buyer, ent["id"])["status"] == "suspended"
     refusal = f"{code}: {reason}"
     r = fetch(api, issued["url"])
-    assert r.status_code == 403 and r.get_json()["detail"] == refusal
+    assert r.status_code == 403 and r.get_json()["detail"].startswith(f"{refusal}. ")
     r = api.post(f"entitlements/{ent['id']}/downloads", buyer, json={"release_id": rel["id"], "file": "traffic.csv"})
     assert r.status_code == 403
     if reason != "buyer organization suspended":  # a suspended organization's writes are refused before
-        assert r.get_json()["detail"] == refusal
+        assert r.get_json()["detail"].startswith(f"{refusal}. ")
     assert api.get(f"entitlements?status=suspended&trade_id={got['trade']['id']}", buyer).get_json()["total"] >= 1
     end(app, api, got)
     shown = ent_of(api, buyer, ent["id"])
@@ -253,9 +253,9 @@ def test_revoked_for_good(app, api, cause, reason, trade_after):
     shown = ent_of(api, buyer, ent["id"])
     assert (shown["status"], shown["status_reason"]) == ("revoked", reason)
     refusal = f"entitlement_revoked: {reason}"
-    assert fetch(api, issued["url"]).get_json()["detail"] == refusal
+    assert fetch(api, issued["url"]).get_json()["detail"].startswith(f"{refusal}. ")
     r = api.post(f"entitlements/{ent['id']}/downloads", buyer, json={"release_id": rel["id"], "file": "traffic.csv"})
-    assert r.status_code == 403 and r.get_json()["detail"] == refusal
+    assert r.status_code == 403 and r.get_json()["detail"].startswith(f"{refusal}. ")
     sweep(app)
     assert persisted(app, ent["id"]) == ("revoked", reason)
     assert ent_of(api, buyer, ent["id"])["status"] == "revoked"
@@ -275,9 +275,9 @@ def test_expired_after_ends_at(app, api):
     shown = ent_of(api, buyer, ent["id"])
     assert (shown["status"], shown["status_reason"]) == ("expired", "ends_at passed")
     assert persisted(app, ent["id"])[0] == "active"  # reads never write
-    assert fetch(api, issued["url"]).get_json()["detail"] == "entitlement_expired: ends_at passed"
+    assert fetch(api, issued["url"]).get_json()["detail"].startswith("entitlement_expired: ends_at passed. ")
     r = api.post(f"entitlements/{ent['id']}/downloads", buyer, json={"release_id": rel["id"], "file": "traffic.csv"})
-    assert r.status_code == 403 and r.get_json()["detail"] == "entitlement_expired: ends_at passed"
+    assert r.status_code == 403 and r.get_json()["detail"].startswith("entitlement_expired: ends_at passed. ")
     # Filtered on the status computed now, before the sweep persisted it.
     assert api.get(f"entitlements?status=expired&trade_id={got['trade']['id']}", buyer).get_json()["total"] == 1
     assert api.get(f"entitlements?status=active&trade_id={got['trade']['id']}", buyer).get_json()["total"] == 0

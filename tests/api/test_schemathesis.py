@@ -3,7 +3,9 @@
 For each principal (anonymous, vendor, enterprise, assessor, operator) on a populated exchange
 (tests.world), every operation gets a bounded number of generated requests — valid and invalid
 bodies and queries, real ids of existing objects and random ones — with a fixed seed, and every
-response must pass `not_a_server_error`, `status_code_conformance` and `response_schema_conformance`.
+response must pass `not_a_server_error`, `status_code_conformance` and `response_schema_conformance`,
+and every 403 and 409 problem must say what to do next (`next_step`, as tests/conftest.py checks for
+the test client's responses: schemathesis calls the app through werkzeug's own client).
 """
 
 from __future__ import annotations
@@ -18,7 +20,23 @@ from schemathesis.specs.openapi.checks import response_schema_conformance, statu
 
 from tests.world import PATH_OBJECTS, build_world
 
-CHECKS = [not_a_server_error, status_code_conformance, response_schema_conformance]
+
+@schemathesis.check
+def refusals_name_their_next_step(ctx, response, case):
+    """A 403 or 409 problem carries a non-empty `next_step` (issue 21)."""
+    if response.status_code not in (403, 409):
+        return None
+    content_type = next((v for k, v in response.headers.items() if k.lower() == "content-type"), "")
+    content_type = content_type[0] if isinstance(content_type, list) else content_type
+    if not content_type.startswith("application/problem+json"):
+        return None
+    step = (response.json() or {}).get("next_step")
+    if not (isinstance(step, str) and step.strip()):
+        raise AssertionError(f"{response.status_code} without a next_step: {response.text}")
+    return None
+
+
+CHECKS = [not_a_server_error, status_code_conformance, response_schema_conformance, refusals_name_their_next_step]
 EXAMPLES_PER_OPERATION = 20
 SEED = 20261128
 # principal of this test -> the world's actor whose token it uses

@@ -225,3 +225,21 @@ def test_every_status_enum_has_a_table_tested_here():
             assert not tables, f"{name}.{enum.__name__} has a transition table: test it in TABLES"
             continue
         assert tables, f"{name}.{enum.__name__} has no transition table"
+
+
+@pytest.mark.parametrize(("name", "table", "enum", "allowed"), TABLES, ids=[t[0] for t in TABLES])
+def test_every_status_of_every_table_names_its_next_step(name, table, enum, allowed):
+    steps = getattr(table, "next_steps", None)
+    assert steps is not None, f"{name}: the table is not a TransitionTable (no next steps)"
+    assert set(steps) == set(enum), f"{name}: a next step for every status: missing {set(enum) - set(steps)}"
+    for status, step in steps.items():
+        assert isinstance(step, str) and step.strip(), f"{name}: {status} has an empty next step"
+        assert step == step.strip() and not step.endswith("."), f"{name}: {status}: one clause, no full stop"
+
+
+@pytest.mark.parametrize(("table", "current", "target", "allowed"),
+                         [c for c in _cases() if not c.values[3]])
+def test_a_refused_move_names_the_next_step_of_the_status_it_is_in(table, current, target, allowed):
+    with pytest.raises(InvalidTransition) as err:
+        check_transition(table, current, target, what="Thing")
+    assert err.value.next_step == table.next_steps[current]
