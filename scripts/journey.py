@@ -78,6 +78,8 @@ def call(who: str | None, method: str, path: str, body: Any = None, *, expect: i
         raise JourneyFailed(f"{method} {shown} answered {status}, not {expect}: {detail}")
     if isinstance(value, dict) and not show and isinstance(value.get("items"), list):
         print(f"   -> {status} {len(value['items'])} items")
+    elif isinstance(value, dict) and not show:
+        print(f"   -> {status}")
     elif isinstance(value, dict):
         print(f"   -> {status} " + json.dumps({k: _short(value.get(k)) for k in show}, ensure_ascii=False))
     else:
@@ -138,10 +140,14 @@ def sha256_canonical(value: Any) -> str:
     return hashlib.sha256(rfc8785.dumps(value)).hexdigest()
 
 
+JWKS: dict[str, Any] = {}
+
+
 def exchange_key(key_id: str) -> Ed25519PublicKey:
-    """The exchange's public key `key_id`, from the JWKS anyone can fetch."""
-    with urllib.request.urlopen(BASE + "/.well-known/jwks.json", timeout=30) as answer:  # noqa: S310 - our server
-        jwk = next(k for k in json.load(answer)["keys"] if k["kid"] == key_id)
+    """The exchange's public key `key_id`, from the JWKS anyone can fetch (once per run)."""
+    if not JWKS:
+        JWKS.update(call(None, "GET", BASE + "/.well-known/jwks.json"))
+    jwk = next(k for k in JWKS["keys"] if k["kid"] == key_id)
     return Ed25519PublicKey.from_public_bytes(base64.urlsafe_b64decode(jwk["x"] + "=="))
 
 
@@ -290,7 +296,7 @@ def journey() -> None:
     if rank is None:
         raise JourneyFailed("the vendor's product is not among the matches")
     match = matches[rank - 1]
-    print(f"   -> match #{rank}: " + json.dumps({k: match.get(k) for k in (
+    print(f"   => match #{rank}: " + json.dumps({k: match.get(k) for k in (
         "score", "title", "price", "vendor", "certificate_number", "delivery_mode")}, ensure_ascii=False))
 
     step(9, "Negotiation: the buyer offers less, the vendor counters (terms unchanged), the buyer accepts")
