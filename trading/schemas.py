@@ -365,20 +365,14 @@ class PaymentCreateSchema(StrictSchema):
     provider = fields.String(load_default="manual", validate=validate.OneOf(("manual", "stripe")))
 
 
-class PaymentSchema(Schema):
-    id = fields.String()
-    trade_id = fields.String()
-    provider = fields.String()
-    status = fields.String(validate=validate.OneOf([s.value for s in PaymentStatus]))
-    amount = fields.Integer()
-    currency = fields.String()
-    provider_ref = fields.String(allow_none=True)
+class PaymentSchema(PaymentSummarySchema):
+    """A payment as `POST /trades/{id}/payments` and `GET /payments/{id}` show it: the summary with the
+    buyer's one-time Stripe `client_secret` while it is pending."""
+
     client_secret = OneTimeSecret(description=(
         "Stripe only: completes the payment in the buyer's browser; shown to the buyer only, while the "
         "payment is pending (GET /payments/{id} shows it to the buyer again, never to the seller or "
         "operators)."))
-    created_at = UTCDateTime()
-    confirmed_at = UTCDateTime(allow_none=True)
     refund_reason = fields.String(allow_none=True, metadata={"description": (
         "Why this payment's money went back to the buyer: `duplicate` (it succeeded when the payment "
         "was no longer pending or its trade no longer awaited payment; refund_pending, then refunded).")})
