@@ -18,6 +18,7 @@ from exchange.identity.schemas import (
     AUDIT_CURSOR_EXAMPLE,
     AUDIT_PAGE_EXAMPLE,
     HEALTH_EXAMPLE,
+    INDEX,
     INDEX_EXAMPLE,
     INDEX_LINKS,
     KEY_CREATE_EXAMPLE,
@@ -80,7 +81,7 @@ def index() -> Any:
 
     Anyone may call it (no token); changes nothing and never touches the database. A client that
     knows only the server's address starts here."""
-    return {"service": "datafair", "api_version": "v1", "links": INDEX_LINKS}
+    return INDEX
 
 
 def _wants_html() -> bool:
@@ -102,7 +103,7 @@ def site_root() -> Any:
     interactive API documentation."""
     if _wants_html():
         return redirect(INDEX_LINKS["docs"], code=302)
-    return {"service": "datafair", "api_version": "v1", "links": INDEX_LINKS}
+    return INDEX
 
 
 @blp.route("/health", methods=["GET"])

@@ -359,7 +359,9 @@ HEALTH_EXAMPLE = {"status": "ok", "database": "ok"}
 INDEX_LINKS = {"self": "/api/v1", "docs": "/api/v1/docs", "openapi": "/api/v1/openapi.json",
                "health": "/api/v1/health", "jwks": "/.well-known/jwks.json", "catalog": "/api/v1/products",
                "fairs": "/api/v1/fairs", "token": "/api/v1/auth/token", "register": "/api/v1/organizations"}
-INDEX_EXAMPLE = {"service": "datafair", "api_version": "v1", "links": INDEX_LINKS}
+# The index is a constant: the example documents exactly what the operation answers.
+INDEX = {"service": "datafair", "api_version": "v1", "links": INDEX_LINKS}
+INDEX_EXAMPLE = INDEX
 LIVENESS_EXAMPLE = {"status": "ok", "database": "not checked"}
 READINESS_EXAMPLE = {"status": "ok", "database": "ok", "redis": "ok"}
 
