@@ -6,16 +6,12 @@ payouts. Each is a select for `exchange.api.paginate`; nothing here writes.
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, Select, or_, select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from exchange.principal import Principal
 from trading import trades
 from trading.models import Dispute, Payment, Payout, Trade
-
-
-def _party_of(principal: Principal) -> ColumnElement[bool]:
-    return or_(Trade.buyer_org_id == principal.org_id, Trade.seller_org_id == principal.org_id)
 
 
 def payments(session: Session, *, principal: Principal, trade_id: str | None = None,
@@ -27,7 +23,7 @@ def payments(session: Session, *, principal: Principal, trade_id: str | None = N
     if trade_id is not None:
         stmt = stmt.where(Payment.trade_id == trades.visible(session, trade_id, principal).id)
     elif not principal.is_operator:
-        stmt = stmt.join(Trade, Trade.id == Payment.trade_id).where(_party_of(principal))
+        stmt = stmt.join(Trade, Trade.id == Payment.trade_id).where(trades.of_party(principal))
     if status:
         stmt = stmt.where(Payment.status == status)
     return stmt.order_by(Payment.created_at, Payment.id)
@@ -38,7 +34,7 @@ def disputes(*, principal: Principal, status: str | None = None) -> Select:
     the parties those of their own trades."""
     stmt = select(Dispute)
     if not principal.is_operator:
-        stmt = stmt.join(Trade, Trade.id == Dispute.trade_id).where(_party_of(principal))
+        stmt = stmt.join(Trade, Trade.id == Dispute.trade_id).where(trades.of_party(principal))
     if status:
         stmt = stmt.where(Dispute.status == status)
     return stmt.order_by(Dispute.created_at, Dispute.id)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Select, or_, select
+from sqlalchemy import ColumnElement, Select, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from exchange.money import fee_for
@@ -20,12 +20,17 @@ def visible(session: Session, trade_id: str, principal: Principal, *, lock: bool
                        what="trade", lock=lock)
 
 
+def of_party(principal: Principal) -> ColumnElement[bool]:
+    """The trades `principal`'s organization is a party to (buyer or seller)."""
+    return or_(Trade.buyer_org_id == principal.org_id, Trade.seller_org_id == principal.org_id)
+
+
 def list_query(*, principal: Principal, status: str | None, contract_id: str | None = None) -> Select:
     """Trades the caller may read, newest first; a contract's (its periods) in period order. Their
     payments come in one more query for the whole page."""
     stmt = select(Trade).options(selectinload(Trade.payments))
     if not principal.is_operator:
-        stmt = stmt.where(or_(Trade.buyer_org_id == principal.org_id, Trade.seller_org_id == principal.org_id))
+        stmt = stmt.where(of_party(principal))
     if status:
         stmt = stmt.where(Trade.status == status)
     if contract_id:
