@@ -9,6 +9,7 @@ import click
 from flask import Flask
 
 import certification
+import console
 import delivery
 import listings
 import trading
@@ -25,6 +26,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     certification.init_app(app, api)   # reviews, certificates, objections, cross-border white list
     trading.init_app(app, api)         # procurement, matching, offers, contracts, trades, settlement
     delivery.init_app(app, api)        # entitlements, releases and storage, downloads, the access log
+    console.init_app(app, api)         # the web console: pages over the same services (CONSOLE.md)
     finish_kernel(app, api)
     _register_commands(app)
     return app

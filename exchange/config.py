@@ -117,6 +117,8 @@ def load_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "REGISTRATION_RATE_LIMIT": env.get("DATAFAIR_REGISTRATION_RATE_LIMIT", "10/hour"),
         "ACCESS_TOKEN_SECONDS": _int(env, "DATAFAIR_ACCESS_TOKEN_SECONDS", 900, minimum=30),
         "REFRESH_TOKEN_DAYS": _int(env, "DATAFAIR_REFRESH_TOKEN_DAYS", 30, minimum=1),
+        # The web console's signed session cookie ends this many hours after sign-in (CONSOLE.md).
+        "CONSOLE_SESSION_HOURS": _int(env, "DATAFAIR_CONSOLE_SESSION_HOURS", 8, minimum=1),
         # werkzeug hash spec; scrypt is memory-hard. Tests lower the cost, production keeps the default.
         "PASSWORD_HASH_METHOD": env.get("DATAFAIR_PASSWORD_HASH", "scrypt:32768:8:1"),
         "CORS_ORIGINS": [o.strip() for o in env.get("DATAFAIR_CORS_ORIGINS", "").split(",") if o.strip()],

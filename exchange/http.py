@@ -79,7 +79,8 @@ def before_request() -> Response | None:
         pass  # the view streams its raw body itself, under its own size limit (file uploads)
     elif request.method in BODY_METHODS and _has_body() and request.path.startswith(RAW_BODY_PREFIXES):
         request_body()  # the same limit for raw bodies (the Stripe webhook): 413 past MAX_BODY_BYTES
-    elif request.method in BODY_METHODS and _has_body():
+    elif request.method in BODY_METHODS and _has_body() and request.path.startswith(API_PREFIX):
+        # The API speaks JSON; the console's forms (outside API_PREFIX) parse their own bodies.
         if not is_json_mimetype(request.mimetype):
             raise UnsupportedMediaType("Send the body as JSON with 'Content-Type: application/json'.")
         # Over MAX_BODY_BYTES (any transfer encoding) -> 413; malformed JSON -> 400. What the body says

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from exchange.db import exact_sum, exact_total
+from exchange.db import exact_sum, exact_total, utcnow
 from listings import services as listings
 from listings.models import Product
 from trading.models import Contract, Trade
@@ -45,3 +46,19 @@ def market(session: Session) -> dict[str, Any]:
     ]
     return {"products_listed": int(products_listed), "vendors": int(vendors), "contracts_signed": int(contracts_signed),
             "volume": volume, "by_category": by_category}
+
+
+def signed_per_day(session: Session, *, days: int = 14) -> list[dict[str, Any]]:
+    """Contracts signed on each of the last `days` days (UTC), zero-filled, oldest first (the console's chart)."""
+    today = utcnow().date()
+    first = today - timedelta(days=days - 1)
+    counts: dict[str, int] = {}
+    rows = session.execute(
+        select(Contract.signed_at).where(Contract.status == ContractStatus.SIGNED,
+                                         Contract.signed_at >= datetime.combine(first, time.min, UTC))
+    ).scalars()
+    for signed_at in rows:
+        day = signed_at.date().isoformat()
+        counts[day] = counts.get(day, 0) + 1
+    days_shown = [(first + timedelta(days=i)).isoformat() for i in range(days)]
+    return [{"day": d, "count": counts.get(d, 0)} for d in days_shown]

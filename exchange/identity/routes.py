@@ -71,6 +71,8 @@ from exchange.principal import current_principal, operators_only, show_to
 blp = Blueprint("identity", __name__, url_prefix="/api/v1", description="Identity, access and health")
 # The site's root: the same index for JSON clients; browsers go to the human-facing page.
 root = Blueprint("root", __name__, url_prefix="", description="The site's root")
+# app.extensions key: the view a browser at `/` gets (the console registers its home page).
+HTML_HOME = "datafair.html_home"
 
 
 @blp.route("", methods=["GET"])
@@ -93,16 +95,19 @@ def _wants_html() -> bool:
 
 @root.route("/", methods=["GET"])
 @root.response(200, IndexSchema, example=INDEX_EXAMPLE, description="The API's index (JSON clients, curl)")
-@root.alt_response(302, description="A browser (`Accept: text/html`) is sent to the human-facing page")
+@root.alt_response(302, description="A browser (`Accept: text/html`) is sent to the docs if no console is installed")
 @root.doc(operationId="getRoot", **{NO_DATABASE: True})
 def site_root() -> Any:
     """The site's root: the API's index for JSON clients, the human-facing page for browsers.
 
     Anyone may call it (no token); changes nothing. `Accept: application/json` (or curl's `*/*`)
-    answers the same index as `GET /api/v1`; a browser asking for text/html is redirected to the
-    interactive API documentation."""
+    answers the same index as `GET /api/v1`; a browser asking for text/html gets the web console's
+    home page (HTML: the live fair, the catalog search, market statistics), or is redirected to the
+    interactive API documentation where no console is installed."""
     if _wants_html():
-        return redirect(INDEX_LINKS["docs"], code=302)
+        home = current_app.extensions.get(HTML_HOME)
+        # The console (a higher layer) registers its home page; without it, the docs are the human page.
+        return home() if home is not None else redirect(INDEX_LINKS["docs"], code=302)
     return INDEX
 
 
