@@ -30,5 +30,9 @@ def test_the_site_root_answers_the_index_to_json_clients_and_curl(client, accept
 
 @pytest.mark.parametrize("accept", ["text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8", "text/html"])
 def test_a_browser_at_the_site_root_gets_the_human_facing_page(client, accept):
-    r = client.get("/", headers={"Accept": accept})
-    assert r.status_code == 302 and r.headers["Location"].endswith("/api/v1/docs")
+    # The web console's home page (CONSOLE.md): the live fair, the catalog search, the market.
+    r = client.get("/", headers={"Accept": accept, "Accept-Language": "en"})
+    assert r.status_code == 200 and r.mimetype == "text/html"
+    page = r.get_data(as_text=True)
+    assert "Search the catalog" in page and "Market statistics" in page
+    assert r.headers["Content-Security-Policy"].startswith("default-src 'self'")

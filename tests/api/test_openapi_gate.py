@@ -42,8 +42,9 @@ METHODS = ("get", "post", "put", "patch", "delete")
 # Not part of the API: the documentation itself (Swagger UI, its assets, the document) and the
 # Prometheus exposition `/metrics`, which only the cluster's Prometheus reaches (exchange/metrics.py),
 # and the API gateway's data plane `gateway.*` (the vendors' own APIs proxied, documented in
-# docs/delivery.md; tests.security.matrix.DATA_PLANE_ROUTES).
-NOT_API_ENDPOINTS = re.compile(r"^(api-docs\.|swagger_static$|static$|metrics$|gateway\.)")
+# docs/delivery.md; tests.security.matrix.DATA_PLANE_ROUTES), and the web console's HTML pages `console.*`
+# (docs/console.md; tests/console/).
+NOT_API_ENDPOINTS = re.compile(r"^(api-docs\.|swagger_static$|static$|metrics$|gateway\.|console\.)")
 JSON = "application/json"
 PASSWORD = "correct horse battery staple"
 

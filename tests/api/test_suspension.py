@@ -23,7 +23,7 @@ from exchange.errors import PROBLEM_JSON
 from exchange.http import SUSPENSION_EXEMPT
 from tests.certflow import certify
 from tests.factories import Actor, ApiHelper
-from tests.security.matrix import DATA_PLANE_ROUTES, DOC_ROUTES
+from tests.security.matrix import outside_api
 from tests.tradeflow import bid, live_fair, sign, terms
 from tests.world import procurement_body
 
@@ -102,7 +102,7 @@ def _write_routes(app: Any) -> list[tuple[str, str]]:
     for rule in app.url_map.iter_rules():
         # The gateway's data plane takes no token, only a buyer's `dfk_` key: what a suspension does to
         # it is the entitlement's verdict at each call (tests/api/test_gateway.py), not the kernel's.
-        if (rule.rule in DOC_ROUTES | DATA_PLANE_ROUTES or rule.rule.startswith("/api/v1/auth/")
+        if (outside_api(rule) or rule.rule.startswith("/api/v1/auth/")
                 or rule.endpoint in exempt):
             continue
         path = re.sub(r"<(?:[^:<>]+:)?[^<>]+>", "suspension-probe", rule.rule)

@@ -411,6 +411,14 @@ DOC_ROUTES = frozenset({f"{P}/openapi.json", f"{P}/docs", f"{P}/docs/static/<pat
 # The API gateway's data plane: served, outside the API document (docs/delivery.md documents it), its
 # only credential a buyer's `dfk_` key, not a token of the kernel's; tested in tests/api/test_gateway.py.
 DATA_PLANE_ROUTES = frozenset({"/gateway/v1/<product_id>/", "/gateway/v1/<product_id>/<path:path>"})
+# The web console's pages (console/): HTML forms with a session cookie and a CSRF token, not operations of
+# the API document; swept route by route in tests/console/test_console_security.py.
+CONSOLE_ENDPOINT = "console."
+
+
+def outside_api(rule: Any) -> bool:
+    """A URL rule that is not an operation of the API document (its viewer, the gateway, the console)."""
+    return rule.rule in DOC_ROUTES | DATA_PLANE_ROUTES or rule.endpoint.startswith(CONSOLE_ENDPOINT)
 
 OPERATOR_ONLY = [row for row in ROWS if row.expect["operator"] < 300
                  and all(row.expect[p] in (401, 403) for p in PRINCIPALS if p != "operator")]

@@ -103,9 +103,12 @@ def test_cors_answers_only_the_allowed_origins(make_app, api):
 
 
 def test_no_debugger_and_no_trace(api):
-    for path in ("/console", "/api/v1/console", "/__debugger__?cmd=resource&f=style.css"):
+    for path in ("/api/v1/console", "/__debugger__?cmd=resource&f=style.css"):
         r = api.client.get(path)
         assert r.status_code == 404 and r.mimetype == "application/problem+json"
+    # /console is the web console's prefix: its own 404 page, never Werkzeug's interactive debugger.
+    r = api.client.get("/console", headers={"Accept": "text/html"})
+    assert r.status_code == 404 and b"__debugger__" not in r.data and b"Werkzeug" not in r.data
     assert api.client.open("/api/v1/health", method="TRACE").status_code == 405
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 
 from exchange.api import kernel_statuses, requires_token
-from tests.security.matrix import DATA_PLANE_ROUTES, DOC_ROUTES
+from tests.security.matrix import CONSOLE_ENDPOINT, DATA_PLANE_ROUTES, DOC_ROUTES
 from tests.security.test_authorization_matrix import app_routes, openapi_path
 from tests.world import build_world, operations
 
@@ -23,8 +23,12 @@ def test_the_route_table_equals_the_openapi_paths(api, app):
     # each vendor's own API: its paths are the vendor's, not operations of this document).
     # Compared in OpenAPI form, so a rule with a converter (`<string(maxlength=1000):token>`) matches its path.
     served_paths = {p for _, p in served}
-    others = {rule.rule for rule in app.url_map.iter_rules() if openapi_path(rule.rule) not in served_paths}
+    others = {rule.rule for rule in app.url_map.iter_rules() if openapi_path(rule.rule) not in served_paths
+              and not rule.endpoint.startswith(CONSOLE_ENDPOINT)}
     assert others == DOC_ROUTES | DATA_PLANE_ROUTES, others
+    # The console's pages (HTML) are all under its own prefixes, never inside the API's.
+    console = {rule.rule for rule in app.url_map.iter_rules() if rule.endpoint.startswith(CONSOLE_ENDPOINT)}
+    assert console and not any(r.startswith("/api/") or r.startswith("/gateway/") for r in console), console
 
 
 def test_one_version_and_well_known_paths_only(api):

@@ -11,7 +11,7 @@ import re
 
 from exchange.errors import PROBLEM_JSON
 from tests.deliveryflow import CSV, entitlement_of, fetch, link, pay, release, signed_trade
-from tests.security.matrix import DATA_PLANE_ROUTES, DOC_ROUTES, ROWS, call
+from tests.security.matrix import ROWS, call, outside_api
 from tests.world import PRINCIPALS, build_world
 
 SAFE = {"HEAD", "OPTIONS"}
@@ -25,7 +25,7 @@ def app_routes(app) -> set[tuple[str, str]]:
     """The API's routes: not the document's, nor the gateway's data plane (a `dfk_` key is its only
     credential, so no principal of the matrix is one of its callers; tests/api/test_gateway.py)."""
     return {(method, openapi_path(rule.rule)) for rule in app.url_map.iter_rules()
-            if rule.rule not in DOC_ROUTES | DATA_PLANE_ROUTES for method in rule.methods - SAFE}
+            if not outside_api(rule) for method in rule.methods - SAFE}
 
 
 def test_every_route_of_the_app_has_a_row(app):

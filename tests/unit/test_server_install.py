@@ -15,9 +15,9 @@ import pytest
 from packaging.requirements import Requirement
 
 ROOT = Path(__file__).resolve().parents[2]
-SERVER_CODE = ["app.py", "exchange", "listings", "certification", "trading", "delivery", "migrations",
+SERVER_CODE = ["app.py", "exchange", "listings", "certification", "trading", "delivery", "console", "migrations",
                "deploy/gunicorn.conf.py", "scripts/journey.py"]
-FIRST_PARTY = {"app", "exchange", "listings", "certification", "trading", "delivery", "migrations"}
+FIRST_PARTY = {"app", "exchange", "listings", "certification", "trading", "delivery", "console", "migrations"}
 
 
 def _imports(path: Path) -> set[str]:
