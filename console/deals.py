@@ -9,10 +9,10 @@ it to the API's download route, which checks and logs again.
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 from flask import redirect, request
-from sqlalchemy import select
 
 from console import i18n, web
 from console.buyer import PER_PAGE, _page_count, _page_number
@@ -132,7 +132,9 @@ def _contract_context(contract_id: str) -> dict[str, Any]:
     signed_orgs = {s.org_id for s in shown.signatures}
     may_sign = (contract.status == "pending_signatures" and p.org_id in (contract.buyer_org_id, contract.seller_org_id)
                 and p.org_id not in signed_orgs)
-    return {"contract": ContractSchema().dump(shown), "document": document.render(db.session, contract),
+    # The API's Markdown document; its HTML entities (how Markdown keeps `<` literal) become characters
+    # again here, and the template escapes the whole text for HTML.
+    return {"contract": ContractSchema().dump(shown), "document": html.unescape(document.render(db.session, contract)),
             "signatures": signatures, "may_sign": may_sign, "buyer": web.org_name(contract.buyer_org_id),
             "seller": web.org_name(contract.seller_org_id)}
 
