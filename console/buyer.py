@@ -83,16 +83,6 @@ i18n.add({
     "Write an amount such as 12500.00 (at most two decimals).": "请填写金额，例如 12500.00（最多两位小数）。",
     "Choose a date in the future.": "请选择将来的日期。",
     "Write a whole number.": "请填写整数。",
-    # status words, reasons and product facts
-    "open": "进行中", "contracted": "已签约", "cancelled": "已取消", "expired": "已过期",
-    "internal_use": "内部使用", "commercial": "商业使用", "research": "科研使用",
-    "file": "文件交付", "api": "接口交付", "privacy_computing": "隐私计算",
-    "one_time": "一次性买断", "subscription": "订阅", "per_call": "按次计费", "negotiable": "价格面议",
-    "month": "月", "year": "年",
-    "public": "公开", "invited": "受邀",
-    "finance": "金融", "transport": "交通", "healthcare": "医疗健康", "geospatial": "地理空间",
-    "commerce": "商贸", "energy": "能源", "public_services": "公共服务", "telecom": "通信",
-    "manufacturing": "制造", "agriculture": "农业", "education": "教育", "other": "其他",
     "category": "类别相符", "text match": "文本相符", "within budget": "在预算之内", "negotiable price": "价格可议",
     "keywords: {words}": "关键词：{words}",
     "priced in {x} (budget in {y})": "以 {x} 计价（预算为 {y}）",
@@ -101,8 +91,45 @@ i18n.add({
     "delivery is {x}, not {y}": "交付方式为 {x}，而非 {y}",
     "fresh data ({x})": "数据新鲜（{x}）",
     "vendor track record: {x} contract(s)": "数据商成交记录：{x} 份合同",
-    "once": "一次性", "daily": "每日", "weekly": "每周", "monthly": "每月", "realtime": "实时",
 })
+
+# Codes the API shows (statuses, categories, scopes, modes) in words: English here, zh-CN in the table.
+CODE_WORDS = {
+    "open": ("Open", "进行中"), "contracted": ("Contracted", "已签约"), "cancelled": ("Cancelled", "已取消"),
+    "expired": ("Expired", "已过期"),
+    "internal_use": ("Internal use", "内部使用"), "commercial": ("Commercial use", "商业使用"),
+    "research": ("Research use", "科研使用"),
+    "file": ("File delivery", "文件交付"), "api": ("API access", "接口交付"),
+    "privacy_computing": ("Privacy-preserving computation", "隐私计算"),
+    "one_time": ("One-time price", "一次性买断"), "subscription": ("Subscription", "订阅"),
+    "per_call": ("Per call", "按次计费"), "negotiable": ("Negotiable", "价格面议"),
+    "month": ("per month", "每月"), "year": ("per year", "每年"),
+    "public": ("Public", "公开"), "invited": ("Invited only", "仅限受邀"),
+    "finance": ("Finance", "金融"), "transport": ("Transport", "交通"), "healthcare": ("Healthcare", "医疗健康"),
+    "geospatial": ("Geospatial", "地理空间"), "commerce": ("Commerce", "商贸"), "energy": ("Energy", "能源"),
+    "public_services": ("Public services", "公共服务"), "telecom": ("Telecom", "通信"),
+    "manufacturing": ("Manufacturing", "制造"), "agriculture": ("Agriculture", "农业"),
+    "education": ("Education", "教育"), "other": ("Other", "其他"),
+    "once": ("once", "一次性"), "daily": ("daily", "每日"), "weekly": ("weekly", "每周"),
+    "monthly": ("monthly", "每月更新"), "realtime": ("real time", "实时"),
+    "pending_signatures": ("Awaiting signatures", "待签署"), "signed": ("Signed", "已签署"),
+    "awaiting_payment": ("Awaiting payment", "待付款"), "escrowed": ("Paid into escrow", "已托管"),
+    "delivered": ("Delivered", "已交付"), "settled": ("Settled", "已结算"), "disputed": ("Disputed", "争议中"),
+    "refunded": ("Refunded", "已退款"), "pending": ("Pending", "待处理"), "succeeded": ("Succeeded", "已成功"),
+    "failed": ("Failed", "失败"), "canceled": ("Cancelled", "已取消"), "refund_pending": ("Refund pending", "退款中"),
+    "resolved": ("Resolved", "已解决"), "manual": ("Bank transfer", "银行转账"),
+    "stripe": ("Card (Stripe)", "在线支付"),
+    "platform": ("Attested by the exchange", "平台见证签名"), "ed25519": ("Organization's own key", "机构自有密钥签名"),
+}
+i18n.add(dict(CODE_WORDS.values()))
+
+
+@bp.app_template_global("code_word")
+def word(code: str | None) -> str:
+    """A code the API shows, in words of the page's language."""
+    if not code:
+        return ""
+    return i18n.t(CODE_WORDS[code][0]) if code in CODE_WORDS else code
 
 # matching.score's reasons are English sentences made of a few fixed shapes: each shown in the
 # page's language (the values inside them are codes or numbers, translated when they are words).
@@ -122,7 +149,7 @@ def reason_text(reason: str) -> str:
     for pattern, template in REASONS:
         m = pattern.match(reason)
         if m:
-            values = {k: i18n.t(v) if v in WORDS else v for k, v in m.groupdict().items()}
+            values = {k: word(v) if v in WORDS else v for k, v in m.groupdict().items()}
             return i18n.t(template, **values)
     return i18n.t(reason)
 

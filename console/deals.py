@@ -15,7 +15,7 @@ from typing import Any
 from flask import redirect, request
 
 from console import i18n, web
-from console.buyer import PER_PAGE, _page_count, _page_number
+from console.buyer import PER_PAGE, _page_count, _page_number, word
 from console.web import bp
 from delivery import downloads, entitlements, releases
 from delivery.models import Release, ReleaseFile
@@ -36,7 +36,6 @@ i18n.add({
     "Number": "编号",
     "Counterparty": "交易对方",
     "Created": "创建时间",
-    "Open": "打开",
     "Contract {number}": "合同 {number}",
     "Trade {id}": "交易 {id}",
     "The contract document": "合同文本",
@@ -50,7 +49,6 @@ i18n.add({
     "On site at stall {stall} of {fair}": "于“{fair}”{stall} 号展位现场签署",
     "Online": "线上",
     "Method": "签名方式",
-    "platform": "平台见证签名", "ed25519": "机构自有密钥签名",
     "Sign contract": "签署合同",
     "Contract signed.": "合同已签署。",
     "Go to the trade": "查看交易",
@@ -60,15 +58,11 @@ i18n.add({
     "Trade created, awaiting payment": "交易已创建，等待付款",
     "Payment {provider} started ({status})": "已发起付款：{provider}（{status}）",
     "Payment confirmed: in escrow": "付款已确认：资金已托管",
-    "Delivered": "已交付",
-    "Acceptance period started": "验收期开始",
+        "Acceptance period started": "验收期开始",
     "Dispute opened": "已提出争议",
     "Dispute resolved": "争议已解决",
-    "Settled": "已结算",
-    "Cancelled": "已取消",
-    "Paid": "已付金额",
-    "Refunded": "已退款",
-    "Fee": "手续费",
+            "Paid": "已付金额",
+        "Fee": "手续费",
     "Contract": "合同",
     "Pay by bank transfer": "银行转账付款",
     "A bank transfer payment was recorded: an operator confirms it when the money arrives.":
@@ -83,12 +77,6 @@ i18n.add({
     "Size (bytes)": "大小（字节）",
     "Payments": "付款",
     "Provider": "支付渠道",
-    "manual": "银行转账", "stripe": "在线支付",
-    "pending_signatures": "待签署", "signed": "已签署",
-    "awaiting_payment": "待付款", "escrowed": "已托管", "delivered": "已交付", "settled": "已结算",
-    "disputed": "争议中", "refunded": "已退款",
-    "pending": "待处理", "succeeded": "已成功", "failed": "失败", "canceled": "已取消",
-    "refund_pending": "退款中", "resolved": "已解决",
 })
 
 
@@ -165,7 +153,7 @@ def _timeline(trade: dict[str, Any], disputes: list[dict[str, Any]]) -> list[tup
     steps: list[tuple[str, str]] = [(trade["created_at"], i18n.t("Trade created, awaiting payment"))]
     for pay in trade["payments"]:
         steps.append((pay["created_at"], i18n.t("Payment {provider} started ({status})",
-                                                provider=i18n.t(pay["provider"]), status=i18n.t(pay["status"]))))
+                                                provider=word(pay["provider"]), status=word(pay["status"]))))
         if pay["confirmed_at"]:
             steps.append((pay["confirmed_at"], i18n.t("Payment confirmed: in escrow")))
     if trade["delivered_at"]:

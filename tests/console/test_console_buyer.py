@@ -207,7 +207,7 @@ def test_pay_by_bank_transfer_then_download_then_accept_delivery(app: Any, api: 
     c = Console(app)
     c.login(buyer.email)
     listing = text(c.get("/console/trades"))
-    assert (trade["id"] in listing and "awaiting payment" in listing.lower()) or "awaiting_payment" in listing
+    assert trade["id"] in listing and "Awaiting payment" in listing
     early = c.post(f"{path}/accept", page=path)
     assert early.status_code == 409 and "only a delivered trade can be accepted" in text(early)
     assert api.get(f"trades/{trade['id']}", buyer).get_json()["status"] == "awaiting_payment"
@@ -223,7 +223,7 @@ def test_pay_by_bank_transfer_then_download_then_accept_delivery(app: Any, api: 
     assert r.status_code == 200, r.get_json()
     page = c.get(path)
     shown = text(page)
-    assert "delivered" in shown and "Download traffic.csv" in shown and hashlib.sha256(CSV).hexdigest() in shown
+    assert "Delivered" in shown and "Download traffic.csv" in shown and hashlib.sha256(CSV).hexdigest() in shown
     link = re.search(r'href="(/console/trades/[^"]+/files/\d+)">Download traffic.csv', page.get_data(as_text=True))
     assert link
     before = count(app, Access)
@@ -280,3 +280,13 @@ def test_chinese_pages_are_translated(app: Any, api: Any) -> None:
     assert "发送报价" in text(c.get(f"/catalog/{offer_product['id']}/offer"))
     assert "签名" in text(c.get(f"/console/contracts/{contract['id']}"))
     assert "合同与交易" in text(c.get("/console/trades"))
+
+
+def test_every_text_of_the_buyer_templates_has_a_chinese_translation(app: Any) -> None:
+    from pathlib import Path
+
+    from console import i18n
+
+    folder = Path(__file__).resolve().parents[2] / "console" / "templates" / "console" / "buyer"
+    texts = {m for f in folder.glob("*.html") for m in re.findall(r'_\(\s*"([^"]+)"', f.read_text())}
+    assert texts and not sorted(t for t in texts if t not in i18n.ZH)
