@@ -31,6 +31,8 @@ from trading.schemas import ContractSchema, DisputeCreateSchema, DisputeSchema, 
 i18n.add({
     "Contracts": "合同",
     "Trades": "交易",
+    "Trade": "交易",
+    "File": "文件",
     "No contract yet.": "暂无合同。",
     "No trade yet.": "暂无交易。",
     "Number": "编号",

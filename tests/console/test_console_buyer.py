@@ -18,7 +18,7 @@ from exchange.db import db, utcnow
 from tests.certflow import certify
 from tests.console.helpers import Console, text
 from tests.deliveryflow import CSV, bought, release, signed_trade
-from tests.tradeflow import bid, contract_for, sign
+from tests.tradeflow import bid, contract_for, live_fair, sign
 from trading.models import Offer, Payment, Procurement
 
 
@@ -171,6 +171,17 @@ def test_each_party_signs_and_the_second_signature_makes_the_trade(app: Any, api
     assert again.status_code == 409 and "cannot be signed" in text(again)
 
 
+def test_an_on_site_signature_names_the_fair_and_the_stall(app: Any, api: Any) -> None:
+    vendor, buyer = api.vendor(), api.enterprise()
+    contract = contract_for(api, vendor, buyer)
+    fair, _stall = live_fair(api, vendor, code="B-07")
+    sign(api, vendor, contract["id"], on_site=True, fair_id=fair["id"], stall_code="B-07")
+    c = Console(app)
+    c.login(buyer.email)
+    page = text(c.get(f"/console/contracts/{contract['id']}"))
+    assert f"On site at stall B-07 of {fair['name']}" in page and "Sign contract" in page
+
+
 def test_the_contract_document_is_escaped(app: Any, api: Any) -> None:
     vendor, buyer = api.vendor(), api.enterprise()
     contract = contract_for(api, vendor, buyer, title="<script>alert(1)</script> 数据")
@@ -264,7 +275,15 @@ def test_open_a_dispute_needs_a_reason_and_then_disputes_the_trade(app: Any, api
     r = c.post(f"{path}/dispute", {"reason": "January is missing <b>entirely</b>."}, page=path)
     assert r.status_code == 303
     assert api.get(f"trades/{trade_id}", deal["buyer"]).get_json()["status"] == "disputed"
-    assert "Dispute opened" in text(c.get(path))
+    page = c.get(path)
+    assert "Dispute opened" in text(page)
+    # The entitlement is suspended while the dispute is open: the download is refused, and logged.
+    link = re.search(r'href="(/console/trades/[^"]+/files/\d+)"', page.get_data(as_text=True)).group(1)
+    refused = c.get(link)
+    assert refused.status_code == 403 and "suspended" in text(refused).lower()
+    with app.app_context():
+        last = db.session.execute(select(Access).order_by(Access.id.desc()).limit(1)).scalar_one()
+        assert last.status == "refused"
 
 
 def test_chinese_pages_are_translated(app: Any, api: Any) -> None:
