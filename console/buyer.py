@@ -196,10 +196,10 @@ def procurements_page() -> Any:
     shown = []
     for proc in page["items"]:
         facts = ProcurementSchema().dump(procurements.shown(proc))
-        try:
+        found = []
+        # Offers answer open procurements only (trading.offers): a closed one's matches would be noise.
+        if facts["status"] == "open":
             found = matching.matches_for_procurement(db.session, procurement_id=proc.id, principal=p, limit=MATCHES)
-        except DomainError:
-            found = []
         facts["matches"] = [{
             "product_id": m.product_id, "title": m.title, "vendor": m.vendor, "price": m.price,
             "certificate_number": m.certificate_number, "score": m.score,
