@@ -152,4 +152,4 @@ web.bp.register_error_handler(CSRFError, _csrf_error)
 web.bp.register_error_handler(HTTPException, _http_error)
 web.bp.register_error_handler(Exception, _unexpected)
 web.bp.app_context_processor(_context)
-from console import buyer, catalog, offers, operator, public, vendor  # noqa: E402, F401
+from console import buyer, catalog, deals, offers, operator, public, vendor  # noqa: E402, F401
