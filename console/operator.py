@@ -88,6 +88,8 @@ i18n.add({
     "{n} problem(s):": "共 {n} 个问题：",
     "Latest entries": "最新分录",
     "No ledger entry yet.": "尚无账本分录。",
+    "Earlier entries": "更早的分录",
+    "Newest entries": "最新的分录",
 })
 
 # Labels and status words other pages show too. Added once every page module has added its own table
@@ -384,9 +386,17 @@ def assign_certification(certification_id: str) -> Any:
 
 
 # -- the ledger -------------------------------------------------------------------------------------
-def _latest_entries(p: Principal) -> list[dict[str, Any]]:
+def _latest_entries(p: Principal, before: int | None) -> list[dict[str, Any]]:
+    """The newest entries (before `seq` when given: a cursor over the append-only journal)."""
     stmt = ledger.list_entries(db.session, principal=p).order_by(None).order_by(JournalEntry.seq.desc())
+    if before is not None:
+        stmt = stmt.where(JournalEntry.seq < before)
     return EntrySchema(many=True).dump(db.session.execute(stmt.limit(LATEST_ENTRIES)).scalars().all())
+
+
+def _before() -> int | None:
+    value = request.args.get("before", "")
+    return int(value) if value.isdigit() and len(value) < 16 else None
 
 
 @bp.route("/console/ledger", methods=["GET", "POST"], endpoint="ledger")
@@ -403,5 +413,7 @@ def ledger_page() -> Any:
         finally:
             db.session.rollback()
             write_intent.reset(token)
-    return web.render(LEDGER, result=result, entries=_latest_entries(p))
+    entries = _latest_entries(p, _before())
+    earlier = entries[-1]["seq"] if len(entries) == LATEST_ENTRIES and entries[-1]["seq"] > 1 else None
+    return web.render(LEDGER, result=result, entries=entries, earlier=earlier)
 

@@ -317,3 +317,42 @@ def test_the_queue_in_chinese(app, api):
     for words in ("运营待办队列", "待审核机构", "待审查的认证", "没有等待审查的认证。", "待确认付款",
                   "没有未解决的争议。", "尚无出款记录。"):
         assert words in page
+
+
+def test_a_form_without_its_csrf_token_is_400_and_changes_nothing(app, api):
+    pending = api.register("vendor")
+    c = signed_in(app, api.operator())
+    r = c.post(f"/console/organizations/{pending['id']}/status", {"action": "verify", "reason": "ok"}, csrf=False)
+    assert r.status_code == 400
+    assert db_get(app, Organization, pending["id"]).status == "pending"
+
+
+# -- the demo data fills every section --------------------------------------------------------------
+
+def test_the_demo_fills_the_queue_and_its_two_operators_pass_four_eyes(app):
+    from exchange.identity.demo import DEMO_PASSWORD, OPERATOR_EMAIL, SECOND_OPERATOR_EMAIL
+
+    seeded = app.test_cli_runner().invoke(args=["seed-demo"])
+    assert seeded.exit_code == 0, seeded.output
+    op1, op2 = Console(app), Console(app)
+    op1.login(OPERATOR_EMAIL, DEMO_PASSWORD)
+    op2.login(SECOND_OPERATOR_EMAIL, DEMO_PASSWORD)
+    page = op1.get(QUEUE)
+    html, shown = page.get_data(as_text=True), text(page)
+    for empty in ("No organization is waiting for verification.", "No certification is waiting for review.",
+                  "No bank transfer is waiting for confirmation.", "No dispute is open.",
+                  "No payout has been made yet."):
+        assert empty not in shown
+    assert "南沙数据创新有限公司" in shown and "Confirm payment" in shown and "Resolve" in shown
+    with app.app_context():
+        cert_id = db.session.execute(select(Certification.id).where(Certification.status == "in_review")).scalar_one()
+    path = f"/console/certifications/{cert_id}"
+    assert f'href="{path}"' in html
+    assessor = Console(app)
+    assessor.login("assessor@gd-assess.demo", DEMO_PASSWORD)
+    assert f'href="{path}"' in assessor.get(QUEUE).get_data(as_text=True)
+    body = {"stage": "compliance", "decision": "approve", "comment": "ok"}
+    assert "0 of 2 compliance approvals" in text(op1.get(path))
+    assert op1.post(f"{path}/reviews", body, page=path).status_code == 303
+    assert op2.post(f"{path}/reviews", body, page=path).status_code == 303
+    assert "2 of 2 compliance approvals" in text(op2.get(path))
