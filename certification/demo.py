@@ -60,6 +60,9 @@ def seed(session: Session, orgs: dict[str, Organization]) -> dict[str, int]:
         if outcome == "in_review":
             services.review(session, certification_id=cert.id, stage="quality", decision="approve",
                             comment="样本完整 sample complete", checklist={"sample_rows": True}, actor=assessor)
+            # A stage still pending for the assessor (the console's queue of an assessor).
+            services.assign(session, certification_id=cert.id, stage="ownership",
+                            assessor_org_id=assessor.org_id, actor=op1)
         elif outcome == "changes_requested":
             services.review(session, certification_id=cert.id, stage="quality", decision="request_changes",
                             comment="请补充字段说明 please document the columns", checklist=None, actor=assessor)

@@ -93,6 +93,12 @@ def _needs_four_eyes(session: Session, cert: Certification) -> bool:
     return body["classification"] == "important" or bool(body["contains_personal_info"])
 
 
+def approvals_needed(session: Session, cert: Certification, stage: str) -> int:
+    """How many approvals by different users the stage needs: two at compliance for `important` data
+    or personal information (four-eyes), one otherwise."""
+    return 2 if stage == Stage.COMPLIANCE and _needs_four_eyes(session, cert) else 1
+
+
 def _decided(session: Session, cert: Certification) -> None:
     outbox.emit(session, event_type="certification.decided", org_ids=[cert.owner_org_id], payload={
         "certification_id": cert.id, "product_id": cert.product_id, "product_version": cert.product_version,
@@ -314,7 +320,7 @@ def review(session: Session, *, certification_id: str, stage: str, decision: str
                  decision=str(decision))
     if decision == Decision.APPROVE:
         target.approvals = [*(target.approvals or []), actor.user_id]
-        needed = 2 if stage == Stage.COMPLIANCE and _needs_four_eyes(session, cert) else 1
+        needed = approvals_needed(session, cert, stage)
         if len(target.approvals) >= needed:
             transition(target, STAGE_TRANSITIONS, StageStatus.APPROVED, actor=actor, what=f"Stage {stage}", root=cert)
             target.subject_digest = _subject(session, cert, stage)

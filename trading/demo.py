@@ -18,6 +18,7 @@ from certification import whitelist
 from certification.whitelist import check_transfer
 from exchange.db import utcnow
 from exchange.identity.models import Organization, User
+from exchange.ledger.engine import balance
 from exchange.principal import Principal
 from listings.models import Fair, Product, ProductVersion, Stall
 from listings.states import ProductStatus
@@ -235,6 +236,18 @@ def seed(session: Session, orgs: dict[str, Organization]) -> dict[str, int]:
             settlement.open_dispute(session, trade_id=trade.id, actor=buyer,
                                     reason="交付数据缺少10月份记录 October records missing from the delivery")
             made["disputed"] += 1
+    # The operators' queues: the fourth deal's bank transfer awaits confirmation; one seller is paid out.
+    if len(deals) > 3:
+        trade = contracts.trade_of(session, deals[3])
+        payments.create_payment(session, trade_id=trade.id, provider="manual",
+                                actor=_admin(session, session.get(Organization, trade.buyer_org_id)))
+    if deals:
+        seller_id = contracts.trade_of(session, deals[0]).seller_org_id
+        currency = contracts.trade_of(session, deals[0]).currency
+        payable = balance(session, owner_id=seller_id, purpose="seller_payable", currency=currency)
+        if payable > 1:
+            settlement.payout(session, org_id=seller_id, currency=currency, amount=payable // 2, provider="manual",
+                              actor=operator)
     if _subscription(session, orgs, operator=operator):
         made["subscriptions"] = 1
     made["dossiers"] = _cross_border_deals(session, orgs, operator=operator)

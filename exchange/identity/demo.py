@@ -18,6 +18,8 @@ from exchange.principal import Principal
 
 DEMO_PASSWORD = "datafair-demo-2026"  # noqa: S105 - demo data only; seed-demo refuses in production
 OPERATOR_EMAIL = "operator@datafair.demo"
+# A second operator user: compliance of important data needs two different operators (four-eyes).
+SECOND_OPERATOR_EMAIL = "operator2@datafair.demo"
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,9 @@ def seed(session: Session) -> dict[str, Organization]:
         session, org_name="广州数据交易所 Guangzhou Data Exchange (operator)", email=OPERATOR_EMAIL,
         password=DEMO_PASSWORD, name="交易所运营 Exchange Operations")
     actor = Principal.of(operator_user)
+    if session.execute(select(User.id).where(User.email == SECOND_OPERATOR_EMAIL)).first() is None:
+        identity.add_member(session, org_id=operator_org.id, email=SECOND_OPERATOR_EMAIL, password=DEMO_PASSWORD,
+                            name="交易所运营二 Exchange Operations 2", role="member", actor=actor)
     orgs: dict[str, Organization] = {"operator": operator_org}
     for spec in DEMO_ORGS:
         org = session.execute(
