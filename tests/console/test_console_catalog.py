@@ -287,3 +287,30 @@ def test_sign_here_on_site_is_refused_to_who_is_not_a_party_and_nothing_changes(
     assert r.status_code == 303 and "/login" in r.headers["Location"]
     assert api.get(f"contracts/{contract['id']}", buyer).get_json()["signatures"] == []
     assert _counter(app, fair["id"]) == 0
+
+
+def test_every_text_of_the_catalog_templates_has_a_chinese_translation(app: Any) -> None:
+    from pathlib import Path
+
+    from console import i18n
+    from console.catalog import WORDS
+
+    folder = Path(__file__).resolve().parents[2] / "console" / "templates" / "console" / "catalog"
+    texts = set()
+    for template in folder.glob("*.html"):
+        texts |= set(re.findall(r"""_\(\s*(?:"([^"]+)"|'([^']+)')""", template.read_text()))
+    wanted = {a or b for a, b in texts} | set(WORDS.values())
+    assert len(wanted) > 60
+    assert sorted(t for t in wanted if t not in i18n.ZH) == []
+
+
+def test_user_text_is_escaped_on_the_product_and_verify_pages(app: Any, api: Any) -> None:
+    vendor = api.vendor()
+    evil = '</script><script>alert(1)</script><img src=x onerror="alert(2)">'
+    product = listed_product(api, vendor, title=f"XSS {evil}", sample={"columns": ["c<b>"], "rows": [[evil]]})
+    c = Console(app)
+    for path in (f"/catalog/{product['id']}", f"/verify/{product['certificate_number']}", "/catalog?q=XSS"):
+        page = c.get(path)
+        assert page.status_code == 200, path
+        assert "<script>alert(1)" not in html(page) and "<img src=x" not in html(page), path
+    assert evil in text(c.get(f"/catalog/{product['id']}"))  # shown as text
