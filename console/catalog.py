@@ -21,6 +21,7 @@ from exchange.db import db, read_session
 from exchange.errors import DomainError, Forbidden, NotFound, ValidationFailed
 from exchange.identity.models import Organization
 from exchange.principal import Principal
+from exchange.ratelimit import write_limit
 from listings import catalog as listings_catalog
 from listings import fairs
 from listings import services as listings
@@ -363,6 +364,11 @@ def stall_page(fair_id: str, code: str) -> Any:
 @bp.route("/fairs/<fair_id>/stalls/<code>/contracts/<contract_id>/sign", methods=["POST"])
 def sign_on_site(fair_id: str, code: str, contract_id: str) -> Any:
     p = web.require_principal()
+    # The API's limit on signing attempts per organization counts the console's too (RateLimited: the 429
+    # page). It counts on its own connection, so the session's read of the user ends first (on SQLite a
+    # POST's transaction holds the write lock), as the API counts before the view's transaction.
+    db.session.rollback()
+    write_limit(p.org_id, "signatures")
     try:
         data = web.load(SignatureCreateSchema(), {"on_site": True, "fair_id": fair_id, "stall_code": code})
         contracts.sign(db.session, contract_id=contract_id, data=data, actor=p,
