@@ -314,3 +314,19 @@ def test_user_text_is_escaped_on_the_product_and_verify_pages(app: Any, api: Any
         assert page.status_code == 200, path
         assert "<script>alert(1)" not in html(page) and "<img src=x" not in html(page), path
     assert evil in text(c.get(f"/catalog/{product['id']}"))  # shown as text
+
+
+def test_an_expired_certificate_says_so(app: Any, api: Any) -> None:
+    from certification.models import Certificate
+
+    vendor = api.vendor()
+    number = listed_product(api, vendor)["certificate_number"]
+    with app.app_context():
+        cert = db.session.get(Certificate, number)
+        cert.expires_at = cert.issued_at + timedelta(seconds=1)
+        db.session.commit()
+    page = Console(app).get(f"/verify/{number}")
+    assert page.status_code == 200
+    assert '<span class="status-expired">Expired</span>' in html(page)
+    assert "This certificate is not valid" in text(page)
+    assert "Signature invalid" in text(page)  # expires_at is signed: the stored row no longer matches it
