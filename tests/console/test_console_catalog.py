@@ -323,7 +323,8 @@ def test_an_expired_certificate_says_so(app: Any, api: Any) -> None:
     number = listed_product(api, vendor)["certificate_number"]
     with app.app_context():
         cert = db.session.get(Certificate, number)
-        cert.expires_at = cert.issued_at + timedelta(seconds=1)
+        cert.issued_at -= timedelta(days=2)
+        cert.expires_at = cert.issued_at + timedelta(days=1)
         db.session.commit()
     page = Console(app).get(f"/verify/{number}")
     assert page.status_code == 200
