@@ -17,7 +17,7 @@ from console.web import bp
 from exchange.api import paginate
 from exchange.db import db
 from exchange.errors import DomainError, NotFound, ValidationFailed
-from exchange.money import CURRENCIES, MAX_AMOUNT, MINOR_DIGITS, Currency
+from exchange.money import CURRENCIES, major_text, parse_major
 from listings import services as listings
 from listings.states import CATEGORIES, DELIVERY_MODES, LICENSE_SCOPES
 from trading import matching, offers, procurements
@@ -25,7 +25,6 @@ from trading.schemas import OfferCreateSchema, ProcurementCreateSchema, Procurem
 
 PER_PAGE = 20
 MATCHES = 10
-AMOUNT = re.compile(r"^(\d{1,16})(?:\.(\d{1,2}))?$")
 DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 # The fair is in China: a deadline date ends at midnight China Standard Time.
 DEADLINE_TIME = "T23:59:59+08:00"
@@ -155,23 +154,16 @@ def reason_text(reason: str) -> str:
 
 
 def minor_units(text: str, currency: str | None) -> int | None:
-    """`"12,500.5"` -> 1250050 for a two-decimal currency: exact (integer arithmetic, never a float).
-    None when the text is not an amount."""
-    digits = MINOR_DIGITS.get(Currency(currency), 2) if currency in CURRENCIES else 2
-    m = AMOUNT.match(text.replace(",", "").replace(" ", "").replace("，", ""))
-    if not m:
+    """The typed amount in exact minor units (exchange.money.parse_major); None when it is not one."""
+    try:
+        return parse_major(text, currency or "")
+    except ValueError:
         return None
-    amount = int(m.group(1)) * 10**digits + int((m.group(2) or "").ljust(digits, "0"))
-    return amount if amount <= MAX_AMOUNT else None
 
 
 def major_units(amount: int | None, currency: str | None) -> str:
     """The form's text of an amount (`1250000` -> `12500.00`)."""
-    if amount is None:
-        return ""
-    digits = MINOR_DIGITS.get(Currency(currency), 2) if currency in CURRENCIES else 2
-    major, minor = divmod(int(amount), 10**digits)
-    return f"{major}.{minor:0{digits}d}"
+    return "" if amount is None or currency not in CURRENCIES else major_text(amount, currency)
 
 
 def _words(text: str) -> list[str]:

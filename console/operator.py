@@ -8,7 +8,6 @@ settlement.resolve, certification review/assign, the ledger's verify): no rule l
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from flask import request
@@ -27,7 +26,7 @@ from exchange.identity.states import OrgStatus
 from exchange.ledger import services as ledger
 from exchange.ledger.models import JournalEntry
 from exchange.ledger.schemas import EntrySchema
-from exchange.money import MINOR_DIGITS, Currency
+from exchange.money import MINOR_DIGITS, Currency, parse_major
 from exchange.principal import Principal
 from listings import services as listings
 from trading import payments, queues, settlement, trades
@@ -102,7 +101,6 @@ PRODUCT_FIELDS = (
     ("update_frequency", "Update frequency"), ("price", "Price"), ("license", "Licence"),
     ("scenarios", "Scenarios"), ("data_source", "Data source"), ("coverage", "Coverage"), ("volume", "Size"),
 )
-AMOUNT = re.compile(r"(\d{1,3}(,\d{3})+|\d+)(\.\d+)?")
 
 
 # -- who may see these pages ------------------------------------------------------------------------
@@ -131,17 +129,13 @@ def _refuse(error: DomainError, template: str, context: Any, **extra: Any) -> An
 
 
 def minor_units(text: str, currency: str, field: str) -> int:
-    """`"1,250.50"` in CNY -> 125050 (exact: no float). Raises ValidationFailed naming `field`."""
-    digits = MINOR_DIGITS[Currency(currency)]
-    value = text.strip().replace(" ", "")
-    if value.upper().startswith(currency):
-        value = value[len(currency):]
-    match = AMOUNT.fullmatch(value)
-    fraction = (match.group(3) or ".")[1:] if match else ""
-    if match is None or len(fraction) > digits:
-        message = i18n.t("Enter an amount such as 1,250.00 (at most {digits} decimals).", digits=digits)
-        raise ValidationFailed(message, errors={field: [message]})
-    return int(match.group(1).replace(",", "")) * 10**digits + int(fraction.ljust(digits, "0") or 0)
+    """The typed amount in exact minor units (exchange.money.parse_major); ValidationFailed naming `field`."""
+    try:
+        return parse_major(text, currency)
+    except ValueError:
+        message = i18n.t("Enter an amount such as 1,250.00 (at most {digits} decimals).",
+                         digits=MINOR_DIGITS[Currency(currency)])
+        raise ValidationFailed(message, errors={field: [message]}) from None
 
 
 # -- the queue --------------------------------------------------------------------------------------

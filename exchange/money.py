@@ -5,6 +5,7 @@ No float ever touches an amount. CNY (fen), HKD (cents) and MOP (avos) all have 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -59,3 +60,32 @@ def format_amount(amount: int, currency: str) -> str:
     sign = "-" if amount < 0 else ""
     major, minor = divmod(abs(amount), 10**digits)
     return f"{currency} {sign}{major:,}.{minor:0{digits}d}"
+
+
+# A typed amount in major units: digits with optional thousands commas, optional decimals.
+_TYPED = re.compile(r"(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d+))?")
+
+
+def parse_major(text: str, currency: str) -> int:
+    """What a person types (`"12,500.50"`, `"CNY 12500.5"`, fullwidth comma) -> exact minor units (1250050).
+
+    Integer arithmetic only. Raises ValueError for anything else: more decimals than the currency
+    has, a sign, an exponent, an unknown currency, more than MAX_AMOUNT."""
+    digits = MINOR_DIGITS[Currency(currency)]
+    value = text.strip().replace("，", ",").replace(" ", "")
+    if value.upper().startswith(currency):
+        value = value[len(currency):]
+    match = _TYPED.fullmatch(value)
+    if match is None or len(match.group(2) or "") > digits:
+        raise ValueError(f"not an amount in {currency} with at most {digits} decimals: {text!r}")
+    amount = int(match.group(1).replace(",", "")) * 10**digits + int((match.group(2) or "").ljust(digits, "0"))
+    if amount > MAX_AMOUNT:
+        raise ValueError(f"more than the largest amount ({MAX_AMOUNT} minor units)")
+    return amount
+
+
+def major_text(amount: int, currency: str) -> str:
+    """The inverse, for a form's field: `1250050, "CNY"` -> `"12500.50"` (no separators, no code)."""
+    digits = MINOR_DIGITS[Currency(currency)]
+    major, minor = divmod(int(amount), 10**digits)
+    return f"{major}.{minor:0{digits}d}"

@@ -9,7 +9,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from exchange.money import CURRENCIES, MAX_AMOUNT, Money, div_round_half_up, fee_for, format_amount
+from exchange.money import (
+    CURRENCIES,
+    MAX_AMOUNT,
+    Money,
+    div_round_half_up,
+    fee_for,
+    format_amount,
+    major_text,
+    parse_major,
+)
 
 
 @pytest.mark.parametrize(("numerator", "denominator", "expected"), [
@@ -93,3 +102,27 @@ def test_fee_for_is_exact_rational_half_up(amount, bps):
 @given(amount=st.integers(min_value=0, max_value=MAX_AMOUNT), bps=st.integers(0, 10_000))
 def test_a_fee_is_never_more_than_the_amount(amount, bps):
     assert 0 <= fee_for(amount, bps) <= amount
+
+
+# -- typed amounts (the console's forms) -------------------------------------------------------------
+@pytest.mark.parametrize(("typed", "currency", "minor"), [
+    ("12500", "CNY", 1250000), ("12,500.5", "CNY", 1250050), ("12,500.50", "HKD", 1250050),
+    ("CNY 1200.05", "CNY", 120005), ("0.01", "MOP", 1), ("1，234.00", "CNY", 123400), (" 7 ", "CNY", 700),
+    ("90071992547409.91", "CNY", 2**53 - 1),
+])
+def test_a_typed_amount_becomes_exact_minor_units(typed, currency, minor):
+    assert parse_major(typed, currency) == minor
+
+
+@pytest.mark.parametrize(("typed", "currency"), [
+    ("12.345", "CNY"), ("-1", "CNY"), ("1e3", "CNY"), ("abc", "CNY"), ("", "CNY"), ("1,23.00", "CNY"),
+    ("12.5", "USD"), ("90071992547409.92", "CNY"), ("HKD 5", "CNY"), ("1.", "CNY"), ("NaN", "CNY"),
+])
+def test_anything_else_is_refused(typed, currency):
+    with pytest.raises(ValueError):
+        parse_major(typed, currency)
+
+
+@given(st.integers(min_value=0, max_value=2**53 - 1), st.sampled_from(["CNY", "HKD", "MOP"]))
+def test_the_form_text_of_an_amount_reads_back_as_the_same_amount(amount, currency):
+    assert parse_major(major_text(amount, currency), currency) == amount
