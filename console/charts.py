@@ -26,12 +26,12 @@ def bars(items: list[tuple[str, int, str]], *, width: int = 420, row: int = 28, 
             for i, (label, value, text) in enumerate(items)]
 
 
-def columns(items: list[tuple[str, int]], *, height: int = 120, col: int = 26) -> list[Bar]:
+def columns(items: list[tuple[str, int]], *, height: int = 120, col: int = 34) -> list[Bar]:
     """Vertical columns, one per (label, count), scaled to the largest count."""
     top = max((v for _, v in items), default=0) or 1
     usable = height - 30
     out = []
     for i, (label, value) in enumerate(items):
         h = usable * value / top if value else 0.0
-        out.append(Bar(label, str(value), i * col + 4, height - 20 - h, col - 6, h))
+        out.append(Bar(label, str(value), i * col + 4, height - 20 - h, col - 10, h))
     return out
