@@ -113,7 +113,16 @@ def chromium() -> Iterator[Any]:
 def watch(page: Any) -> list[str]:
     """Collect console errors (CSP violations included) and uncaught page errors into a list."""
     errors: list[str] = []
-    page.on("console", lambda m: errors.append(f"console.{m.type}: {m.text}") if m.type == "error" else None)
+    def on_console(message: Any) -> None:
+        if message.type != "error":
+            return
+        url = (message.location or {}).get("url", "")
+        # The document's own 4xx status (a "Not found" page) is logged by Chromium: not a page error.
+        if message.text.startswith("Failed to load resource") and url.split("?")[0] == page.url.split("?")[0]:
+            return
+        errors.append(f"console.error: {message.text} ({url})")
+
+    page.on("console", on_console)
     page.on("pageerror", lambda e: errors.append(f"pageerror: {e}"))
     return errors
 
