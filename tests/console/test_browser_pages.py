@@ -12,7 +12,7 @@ from urllib.parse import urljoin, urlsplit
 import pytest
 
 from tests.browser import screenshot
-from tests.console.conftest import sign_in
+from tests.console.conftest import XSS_IMG, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.allow_hosts(["127.0.0.1"])]
 
@@ -116,6 +116,18 @@ def test_every_page_a_role_reaches_is_accessible_chinese_and_escapes_user_text(l
     assert pages, "the crawl found no page"
     problems = [p for path in pages for p in check_page(page, base, path, role)]
     assert not problems, "\n".join(problems)
+    # Where the product page exists, it shows the payload as text (escaped once, not dropped, not run).
+    response = page.goto(f"{base}/catalog/{live_server.xss['product']}?lang=en")
+    if response.status == 200:
+        assert XSS_IMG in page.locator("body").inner_text(), "the product's title is shown as the text it is"
+
+
+def test_the_xss_probe_sees_a_payload_that_runs(browser_page):
+    """The DOM check above is not vacuous: on a page without escaping (and without CSP) it fires."""
+    page = browser_page
+    page.set_content(f"<p>{XSS_IMG}</p>")
+    page.wait_for_function("() => window.__xss === 1")
+    assert page.locator("img[src=x]").count() == 1
 
 
 def test_the_glyphs_are_chinese_fonts_not_boxes(live_server, browser_page):

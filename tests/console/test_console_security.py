@@ -52,6 +52,8 @@ def test_every_console_post_without_a_valid_csrf_token_is_400_and_changes_nothin
                                 headers={"Accept": "text/html"})
         assert r.status_code == 400, (rule.rule, r.status_code, r.get_data(as_text=True)[:500])
         assert _digest(app) == before, f"POST {rule.rule} without a valid CSRF token changed the database"
+    # The refused /logout did not end the session either.
+    assert console.get("/console/products").status_code != 303, "a POST without a valid token signed the user out"
 
 
 def test_a_vendor_gets_404_on_every_operator_page(app, api):
