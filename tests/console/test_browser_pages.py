@@ -28,15 +28,7 @@ MAX_PAGES = 25  # per role: keeps the browser part within a few minutes
 SKIP = re.compile(r"^/(api/|logout\b|console/static/)|/download|\.(csv|json|zip|pdf|png|svg|txt|parquet)$")
 HAN = re.compile(r"[\u4e00-\u9fff]")
 
-ACCESSIBLE_NAMES = """els => els.map(e => {
-  const labelled = (e.labels && e.labels.length) ? Array.from(e.labels).map(l => l.innerText).join(' ') : '';
-  const by = (e.getAttribute('aria-labelledby') || '').split(/\\s+/).filter(Boolean)
-    .map(id => (document.getElementById(id) || {}).innerText || '').join(' ');
-  const own = e.tagName === 'BUTTON' ? e.innerText : (e.type === 'submit' || e.type === 'button' ? e.value : '');
-  return {tag: e.tagName, type: e.type || '', name: e.name || e.id || '',
-          hidden: e.type === 'hidden' || !(e.offsetWidth || e.offsetHeight || e.getClientRects().length),
-          accessible: (e.getAttribute('aria-label') || by || labelled || own || e.title || '').trim()};
-})"""
+NAMED = re.compile(r'^- [\w-]+ "(.+?)"')  # the first line of Chromium's aria snapshot: role "name"
 FOCUS_KEY = """() => { const e = document.activeElement; if (!e || e === document.body) return null;
   if (!e.dataset.tabProbe) e.dataset.tabProbe = String(Math.random()); return e.dataset.tabProbe; }"""
 BUTTON_KEYS = """els => els.filter(e => e.offsetWidth || e.offsetHeight || e.getClientRects().length)
@@ -66,6 +58,39 @@ def crawl(page, base: str, starts: list[str]) -> list[str]:
     return seen
 
 
+def unnamed_controls(page) -> list[str]:
+    """Visible form controls whose accessible name (as Chromium computes it: Playwright's aria snapshot)
+    is empty."""
+    controls = page.locator("input, select, textarea, button")
+    out = []
+    for i in range(controls.count()):
+        control = controls.nth(i)
+        if not control.is_visible():
+            continue
+        snapshot = control.aria_snapshot()
+        if not NAMED.match(snapshot.splitlines()[0] if snapshot else ""):
+            html = control.evaluate("e => e.outerHTML.slice(0, 120)")
+            out.append(f"no accessible name: {html} ({snapshot.splitlines()[0] if snapshot else 'not in the tree'})")
+    return out
+
+
+def buttons_tab_misses(page) -> tuple[int, int]:
+    """(buttons Tab never focuses, visible buttons): Tab pressed from the top of the page until every
+    visible button was focused or every focusable element was passed (plus a margin)."""
+    buttons = set(page.locator("button, input[type=submit]").evaluate_all(BUTTON_KEYS))
+    reached: set[str] = set()
+    page.locator("body").focus()
+    page.evaluate("() => document.activeElement && document.activeElement.blur()")
+    for _ in range(len(buttons) + page.locator("a[href], input, select, textarea").count() + 5):
+        if buttons <= reached:
+            break
+        page.keyboard.press("Tab")
+        key = page.evaluate(FOCUS_KEY)
+        if key:
+            reached.add(key)
+    return len(buttons - reached), len(buttons)
+
+
 def check_page(page, base: str, path: str, role: str) -> list[str]:
     """The checks of the module docstring on one page; returns the problems found."""
     problems: list[str] = []
@@ -78,21 +103,10 @@ def check_page(page, base: str, path: str, role: str) -> list[str]:
     where = f"{role} {path}"
     if response.status >= 500:
         problems.append(f"{where}: status {response.status}")
-    for control in page.locator("input, select, textarea, button").evaluate_all(ACCESSIBLE_NAMES):
-        if not control["hidden"] and not control["accessible"]:
-            problems.append(f"{where}: {control['tag']} {control['type']} {control['name']!r} has no accessible name")
-    buttons = set(page.locator("button, input[type=submit]").evaluate_all(BUTTON_KEYS))
-    reached: set[str] = set()
-    page.locator("body").focus()
-    for _ in range(len(buttons) + page.locator("a[href], input, select, textarea").count() + 5):
-        if buttons <= reached:
-            break
-        page.keyboard.press("Tab")
-        key = page.evaluate(FOCUS_KEY)
-        if key:
-            reached.add(key)
-    if buttons - reached:
-        problems.append(f"{where}: Tab does not reach {len(buttons - reached)} of {len(buttons)} buttons")
+    problems.extend(f"{where}: {c}" for c in unnamed_controls(page))
+    missed, total = buttons_tab_misses(page)
+    if missed:
+        problems.append(f"{where}: Tab does not reach {missed} of {total} buttons")
     body = page.locator("body").inner_text()
     if not HAN.search(body):
         problems.append(f"{where}: no Chinese text in zh-CN")
@@ -128,6 +142,17 @@ def test_the_xss_probe_sees_a_payload_that_runs(browser_page):
     page.set_content(f"<p>{XSS_IMG}</p>")
     page.wait_for_function("() => window.__xss === 1")
     assert page.locator("img[src=x]").count() == 1
+
+
+def test_the_accessibility_probes_see_what_they_look_for(browser_page):
+    """An unlabelled input, an icon-only button and a button out of the Tab order are found."""
+    page = browser_page
+    page.set_content('<label for=a>Email</label><input id=a><input id=b><button>Go</button>'
+                     '<button tabindex="-1">Skipped</button><button><img alt="" src="data:,"></button>'
+                     '<input type=hidden name=csrf_token value=1>')
+    unnamed = unnamed_controls(page)
+    assert len(unnamed) == 2 and 'id="b"' in unnamed[0] and "<button>" in unnamed[1], unnamed
+    assert buttons_tab_misses(page) == (1, 3)
 
 
 def test_the_glyphs_are_chinese_fonts_not_boxes(live_server, browser_page):
