@@ -42,7 +42,7 @@ def pytest_collection_modifyitems(config: Any, items: list[Any]) -> None:
 class LiveServer:
     base: str
     log: Path
-    demo_password: str
+    demo_password: str  # of the demo users; the XSS organizations' admins use tests.factories.PASSWORD
     xss: dict[str, str] = field(default_factory=dict)
 
     def url(self, path: str) -> str:
@@ -70,7 +70,8 @@ def _seed(app: Any) -> dict[str, str]:
     with app.app_context():
         db.session.remove()
     return {"product": listed["id"], "draft": draft["id"], "procurement": r.get_json()["id"],
-            "vendor_org": vendor.org_id, "buyer_org": buyer.org_id}
+            "vendor_org": vendor.org_id, "buyer_org": buyer.org_id,
+            "vendor_email": vendor.email, "buyer_email": buyer.email}
 
 
 @pytest.fixture(scope="module")
