@@ -162,8 +162,8 @@ def test_the_accessibility_probes_see_what_they_look_for(browser_page):
 
 
 def test_the_glyphs_are_chinese_fonts_not_boxes(live_server, browser_page):
-    """fonts-noto-cjk is installed: a Chinese heading is drawn wider than a missing-glyph box would be
-    narrower than a Latin letter pair (a cheap check that the screenshot shows glyphs, not tofu)."""
+    """fonts-noto-cjk is installed: Chromium has a CJK font, and five Chinese characters are drawn at full
+    width (tofu boxes or a missing font would not pass both checks)."""
     page = browser_page
     page.goto(f"{live_server.base}/?lang=zh-CN")
     widths = page.evaluate("""() => { const c = document.createElement('canvas').getContext('2d');
