@@ -88,7 +88,7 @@ bench: install
 	$(BIN)/python -m tests.bench.run
 
 clean:
-	rm -rf $(VENV) node_modules instance/datafair.db* .pytest_cache .ruff_cache
+	rm -rf $(VENV) node_modules instance/datafair.db* .pytest_cache .ruff_cache test-artifacts
 
 # Background jobs in the foreground without Redis (make run already runs them in its workers).
 .PHONY: worker
