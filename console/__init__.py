@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from flask import Flask, Response, g, redirect, request, session, url_for
+from flask import Flask, Response, current_app, g, redirect, request, session, url_for
 from flask_wtf.csrf import CSRFError, generate_csrf
 from werkzeug.exceptions import HTTPException, NotFound
 
@@ -56,6 +56,9 @@ def _is_console() -> bool:
 def _protect() -> None:
     if request.method in SAFE:
         return
+    if request.endpoint in web.LARGE_BODIES:
+        # Before the CSRF check reads the form: the parser spools files to disk, under this limit.
+        request.max_content_length = int(current_app.config["MAX_UPLOAD_BYTES"])
     web.csrf.protect()
     p = web.principal()
     # The lookup's reads end here so the page's own transaction starts clean (as the API does).

@@ -43,6 +43,8 @@ csrf = CSRFProtect()
 # Path prefixes the console owns (its 404 pages are HTML, not problem+json).
 PREFIXES = ("/console", "/login", "/logout", "/home", "/catalog", "/verify", "/fairs")
 SESSION_KEYS = ("uid", "fam", "at")
+# Endpoints whose form may carry files up to DATAFAIR_MAX_UPLOAD_BYTES (a release's files), not 1 MiB.
+LARGE_BODIES: set[str] = set()
 
 
 def _session_age_ok(started: Any) -> bool:
