@@ -40,7 +40,8 @@ def test_a_new_product_is_a_draft_with_exact_minor_units_and_every_field(app: An
     body = api.get(f"products/{product_id}", vendor).get_json()
     assert body["status"] == "draft" and body["price"] == {"model": "one_time", "amount": 120050, "currency": "CNY",
                                                           "period": None}
-    assert body["keywords"] == ["口岸", "port", "客流"] and body["scenarios"] == ["口岸调度 port staffing", "客流预测 flow forecast"]
+    assert body["keywords"] == ["口岸", "port", "客流"]
+    assert body["scenarios"] == ["口岸调度 port staffing", "客流预测 flow forecast"]
     assert body["sample"] == {"columns": ["hour", "count"], "rows": [["08:00", "1320"], ["09:00", "1544"]]}
     assert body["volume"]["records"] == 8760
     page = text(c.get("/console/products"))
