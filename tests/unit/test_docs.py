@@ -28,8 +28,9 @@ def test_no_page_relies_on_files_outside_the_repository(page):
 def test_the_readme_is_a_front_page():
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     # A front page: the two commands, the tour (one step per stage of a deal, from registration to the
-    # regulator's report, each checked by tests/integration/test_readme_tour.py), the guarantees.
-    assert len(text.splitlines()) <= 200
+    # regulator's report, each checked by tests/integration/test_readme_tour.py), the console's two
+    # screenshots, the guarantees.
+    assert len(text.splitlines()) <= 215
     first_block = text.split("```")[1]
     assert "make run" in first_block and "make test" in first_block
 
@@ -38,3 +39,12 @@ def test_every_domain_has_its_page():
     for page in ("identity", "listings", "certification", "trading", "ledger-and-payments", "delivery", "api-guide",
                  "operations", "performance", "decisions"):
         assert (ROOT / "docs" / f"{page}.md").exists(), page
+
+
+def test_the_readmes_screenshots_are_small_pngs_in_docs():
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    images = re.findall(r"!\[[^\]]+\]\((docs/[^)]+\.png)\)", text)
+    assert len(images) == 2, images
+    for image in images:
+        data = (ROOT / image).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) < 200_000, image
