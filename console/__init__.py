@@ -27,21 +27,19 @@ SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
 
 def init_app(app: Flask, _api: Any = None) -> None:
 
-    development = app.config.get("DATAFAIR_ENV") != "production"
     hours = int(app.config["CONSOLE_SESSION_HOURS"])
     app.config.update(
         SESSION_COOKIE_NAME="datafair_session",
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
-        SESSION_COOKIE_SECURE=not development,
+        # Production is served over HTTPS (deploy/); development and tests over plain http on loopback.
+        SESSION_COOKIE_SECURE=app.config.get("DATAFAIR_ENV") == "production",
         PERMANENT_SESSION_LIFETIME=timedelta(hours=hours),
         # CSRF is checked by the console's own before_request (the API's bearer-token routes have none).
         WTF_CSRF_CHECK_DEFAULT=False,
         WTF_CSRF_TIME_LIMIT=hours * 3600,
         WTF_CSRF_SSL_STRICT=False,
     )
-    if app.config.get("DATAFAIR_ENV") == "development":
-        app.config["SESSION_COOKIE_SECURE"] = False
     web.csrf.init_app(app)
     app.register_blueprint(web.bp)
     app.after_request(_headers)
