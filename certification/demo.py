@@ -31,15 +31,8 @@ def _operators(session: Session, operator_org: Organization) -> list[Principal]:
 
 def seed(session: Session, orgs: dict[str, Organization]) -> dict[str, int]:
     """Certify the demo catalog; returns counts by outcome."""
+    # exchange/identity/demo.py seeds two operator users: four-eyes needs two different ones.
     operators = _operators(session, orgs["operator"])
-    if len(operators) < 2:
-        from exchange.identity import services as identity
-        from exchange.identity.demo import DEMO_PASSWORD
-
-        identity.add_member(session, org_id=orgs["operator"].id, email="reviewer@datafair.demo",
-                            password=DEMO_PASSWORD, name="第二审核员 Second reviewer", role="member",
-                            actor=operators[0])
-        operators = _operators(session, orgs["operator"])
     op1, op2 = operators[0], operators[1]
     assessor = _admin(session, orgs["gd_assessor"])
     vendor_ids = [o.id for k, o in orgs.items() if o.type == "vendor" and o.status == "verified"]
