@@ -80,8 +80,8 @@ class Role:
     def button(self, english: str, within: Any = None) -> Any:
         return (within or self.page).get_by_role("button", name=self.name(english), exact=True)
 
-    def field(self, english: str, within: Any = None) -> Any:
-        return (within or self.page).get_by_label(self.name(english), exact=True)
+    def field(self, english: str, within: Any = None, *, exact: bool = True) -> Any:
+        return (within or self.page).get_by_label(self.name(english), exact=exact)
 
     def close(self) -> None:
         assert not self.errors, self.errors
@@ -184,21 +184,21 @@ def test_a_deal_from_procurement_to_a_verified_ledger(live_server: Any, chromium
     row = section.get_by_role("row").filter(has_text=METRO)
     buyer.shot("matches")
     buyer.button("Make an offer", row).click()
-    buyer.field("Amount").fill("36,000.00")
+    buyer.field("Amount", exact=False).fill("36,000.00")  # "Amount (CNY)"
     buyer.field("Duration (days)").fill("365")
     buyer.button("Send offer").click()
     assert "/console/offers" in page.url
 
     vendor = Role(chromium, server, "vendor@gz-transport.demo", server.demo_password, "en", "deal-vendor")
     offers = vendor.go("/console/offers")
-    received = offers.get_by_role("article").filter(has_text=org["name"]).filter(
+    received = offers.get_by_role("row").filter(has_text=org["name"]).filter(
         has=offers.get_by_role("button", name="Counter", exact=True))
-    vendor.field("Amount", received).fill("37,000.00")
+    vendor.field("Amount", received, exact=False).fill("37,000.00")
     vendor.shot("counter")
     vendor.button("Counter", received).click()
 
     offers = buyer.go("/console/offers")
-    counter = offers.get_by_role("article").filter(has_text="37,000.00").filter(
+    counter = offers.get_by_role("row").filter(has_text="37,000.00").filter(
         has=offers.get_by_role("button", name="Accept", exact=True))
     buyer.button("Accept", counter).click()
     contract_path = re.search(r"/console/contracts/\w+", page.url).group(0)
