@@ -7,6 +7,7 @@ rolled back on any refusal), so a refused form changes nothing.
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from typing import Any
 
@@ -16,13 +17,14 @@ from werkzeug.exceptions import HTTPException, NotFound
 
 from console import i18n, web
 from exchange.db import db
-from exchange.errors import DomainError, Forbidden
+from exchange.errors import DomainError, Forbidden, render_http_exception, with_next_step
 from exchange.identity.routes import HTML_HOME
 
 # No inline script or style anywhere; images may be data: URIs (the QR codes).
 CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
        "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
 SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
+log = logging.getLogger("datafair.console")
 
 
 def init_app(app: Flask, _api: Any = None) -> None:
@@ -83,11 +85,13 @@ def _page(status: int, title: str, message: str) -> Response:
     return web.render("console/error.html", status, title=title, message=message)
 
 
+def _not_found() -> Response:
+    return _page(404, i18n.t("Not found"), i18n.t("This page does not exist or is not visible to you."))
+
+
 def _domain_error(error: DomainError) -> Response:
     if error.status == 404:
-        return _page(404, i18n.t("Not found"), i18n.t("This page does not exist or is not visible to you."))
-    from exchange.errors import with_next_step
-
+        return _not_found()
     return _page(error.status, i18n.t("Error"), with_next_step(error.detail, error.next_step))
 
 
@@ -102,27 +106,21 @@ def _csrf_error(_error: CSRFError) -> Response:
 
 def _http_error(error: HTTPException) -> Any:
     if error.code == 404:
-        return _page(404, i18n.t("Not found"), i18n.t("This page does not exist or is not visible to you."))
+        return _not_found()
     if error.code and error.code < 500:
         return _page(error.code, error.name, error.description or "")
     return _unexpected(error)
 
 
 def _unexpected(error: Exception) -> Any:
-    if isinstance(error, HTTPException) and (error.code or 500) < 500:
-        return _http_error(error)
-    import logging
-
-    logging.getLogger("datafair.console").exception("console page failed", exc_info=error)
+    log.exception("console page failed", exc_info=error)
     return _page(500, i18n.t("Error"),
                  i18n.t("Something went wrong on our side; nothing was changed. Try again in a moment."))
 
 
 def _app_not_found(error: NotFound) -> Any:
     if request.path.startswith(web.PREFIXES) and not request.path.startswith("/console/static/"):
-        return _page(404, i18n.t("Not found"), i18n.t("This page does not exist or is not visible to you."))
-    from exchange.errors import render_http_exception
-
+        return _not_found()
     return render_http_exception(error)
 
 

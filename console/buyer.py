@@ -17,7 +17,7 @@ from console.web import bp
 from exchange.api import paginate
 from exchange.db import db
 from exchange.errors import DomainError, NotFound, ValidationFailed
-from exchange.money import CURRENCIES, major_text, parse_major
+from exchange.money import CURRENCIES
 from listings import services as listings
 from listings.states import CATEGORIES, DELIVERY_MODES, LICENSE_SCOPES
 from trading import matching, offers, procurements
@@ -153,23 +153,6 @@ def reason_text(reason: str) -> str:
     return i18n.t(reason)
 
 
-def minor_units(text: str, currency: str | None) -> int | None:
-    """The typed amount in exact minor units (exchange.money.parse_major); None when it is not one."""
-    try:
-        return parse_major(text, currency or "")
-    except ValueError:
-        return None
-
-
-def major_units(amount: int | None, currency: str | None) -> str:
-    """The form's text of an amount (`1250000` -> `12500.00`)."""
-    return "" if amount is None or currency not in CURRENCIES else major_text(amount, currency)
-
-
-def _words(text: str) -> list[str]:
-    return [w.strip() for w in re.split(r"[,，、;；]", text) if w.strip()]
-
-
 def _page_number() -> int:
     value = request.args.get("page", "1")
     return max(int(value), 1) if value.isdigit() and len(value) < 6 else 1
@@ -224,7 +207,7 @@ def new_procurement() -> Any:
 def _procurement_data() -> dict[str, Any]:
     currency = web.form_value("currency")
     budget_text = web.form_value("budget")
-    budget = minor_units(budget_text, currency)
+    budget = web.minor_units(budget_text, currency)
     deadline = web.form_value("deadline")
     errors: dict[str, list[str]] = {}
     if budget is None or budget < 1:
@@ -238,14 +221,14 @@ def _procurement_data() -> dict[str, Any]:
         "title": web.form_value("title"),
         "description": request.form.get("description", ""),
         "category": web.form_value("category"),
-        "keywords": _words(web.form_value("keywords")),
+        "keywords": web.words(web.form_value("keywords")),
         "budget": {"max_amount": budget, "currency": currency},
         "deadline": deadline + DEADLINE_TIME,
         "visibility": web.form_value("visibility") or "public",
     }
     if web.form_value("delivery_mode"):
         data["delivery_mode"] = web.form_value("delivery_mode")
-    invited = _words(web.form_value("invited_org_ids"))
+    invited = web.words(web.form_value("invited_org_ids"))
     if invited:
         data["invited_org_ids"] = invited
     return data
@@ -278,7 +261,7 @@ def offer_form(product_id: str) -> Any:
     price = ctx["price"]
     if request.method == "GET":
         licence = ctx["revision"].license or {}
-        form = {"amount": major_units(price.get("amount"), price.get("currency")),
+        form = {"amount": web.major_units(price.get("amount"), price.get("currency")),
                 "scope": licence.get("scope", "commercial"),
                 "duration_days": str(licence.get("duration_days") or 365) if price.get("model") != "subscription"
                 else "", "calls": "", "periods": "1" if price.get("model") == "subscription" else ""}
@@ -306,7 +289,7 @@ def _offer_data(product_id: str, procurement_id: str | None, ctx: dict[str, Any]
     price = ctx["price"]
     currency = price.get("currency")
     errors: dict[str, list[str]] = {}
-    amount = minor_units(web.form_value("amount"), currency)
+    amount = web.minor_units(web.form_value("amount"), currency)
     if amount is None or amount < 1:
         errors["price.amount"] = [i18n.t("Write an amount such as 12500.00 (at most two decimals).")]
     terms: dict[str, Any] = {"scope": web.form_value("scope"), "delivery_mode": ctx["revision"].delivery_mode}

@@ -60,11 +60,11 @@ i18n.add({
     "Trade created, awaiting payment": "交易已创建，等待付款",
     "Payment {provider} started ({status})": "已发起付款：{provider}（{status}）",
     "Payment confirmed: in escrow": "付款已确认：资金已托管",
-        "Acceptance period started": "验收期开始",
+    "Acceptance period started": "验收期开始",
     "Dispute opened": "已提出争议",
     "Dispute resolved": "争议已解决",
-            "Paid": "已付金额",
-        "Fee": "手续费",
+    "Paid": "已付金额",
+    "Fee": "手续费",
     "Contract": "合同",
     "Pay by bank transfer": "银行转账付款",
     "A bank transfer payment was recorded: an operator confirms it when the money arrives.":
@@ -86,10 +86,6 @@ def _when(value: Any) -> str:
     return value.strftime("%Y-%m-%d %H:%M UTC") if value is not None else ""
 
 
-def _counterparty(p: Any, buyer_org_id: str, seller_org_id: str) -> str:
-    return web.org_name(seller_org_id if p.org_id == buyer_org_id else buyer_org_id)
-
-
 # -- lists -----------------------------------------------------------------------------------------
 @bp.route("/console/trades", methods=["GET"], endpoint="trades")
 def trades_page() -> Any:
@@ -98,10 +94,15 @@ def trades_page() -> Any:
     contract_page = paginate(db.session, contracts.list_query(principal=p, status=None), page=number,
                              per_page=PER_PAGE)
     trade_page = paginate(db.session, trades.list_query(principal=p, status=None), page=number, per_page=PER_PAGE)
-    shown_contracts = [{**ContractSchema().dump(c), "counterparty": _counterparty(p, c.buyer_org_id, c.seller_org_id)}
-                       for c in contracts.shown_page(db.session, contract_page["items"])]
-    shown_trades = [{**TradeSchema().dump(t), "counterparty": _counterparty(p, t.buyer_org_id, t.seller_org_id)}
-                    for t in trade_page["items"]]
+    shown = contracts.shown_page(db.session, contract_page["items"])
+    rows = [*shown, *trade_page["items"]]
+    names = web.org_names(org for row in rows for org in (row.buyer_org_id, row.seller_org_id))
+
+    def counterparty(row: Any) -> str:
+        return names.get(row.seller_org_id if p.org_id == row.buyer_org_id else row.buyer_org_id, "")
+
+    shown_contracts = [{**ContractSchema().dump(c), "counterparty": counterparty(c)} for c in shown]
+    shown_trades = [{**TradeSchema().dump(t), "counterparty": counterparty(t)} for t in trade_page["items"]]
     page = {**trade_page, "total": max(trade_page["total"], contract_page["total"])}
     return web.render("console/buyer/trades.html", contracts=shown_contracts, trades=shown_trades, page=page,
                       pages=_page_count(page))

@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from flask import redirect
+from sqlalchemy import select
 
 from console import i18n, web
-from console.buyer import minor_units
 from console.web import bp
 from exchange.db import db
 from exchange.errors import DomainError, NotFound, ValidationFailed
-from listings import services as listings
+from listings import catalog
 from listings.models import Product
 from listings.states import LICENSE_SCOPES
 from trading import offers as trading_offers
@@ -55,15 +55,20 @@ def _member() -> Any:
 
 
 def _rows(p: Any, role: str) -> list[dict[str, Any]]:
+    """The offers of one side, with their products' titles and counterparties in three queries."""
+    found = db.session.execute(trading_offers.list_query(principal=p, role=role, status=None)).scalars().all()
+    products = db.session.execute(select(Product).where(Product.id.in_({o.product_id for o in found}))).scalars().all()
+    versions = catalog.shown_versions(db.session, products)
+    other = {o.id: o.from_org_id if role == "received" else o.to_org_id for o in found}
+    names = web.org_names(other.values())
     rows = []
-    for o in db.session.execute(trading_offers.list_query(principal=p, role=role, status=None)).scalars():
-        product = db.session.get(Product, o.product_id)
-        title = listings.version_body(listings.shown_version(db.session, product)).get("title") if product else ""
+    for o in found:
+        version = versions.get(o.product_id)
         terms = o.terms or {}
-        other = o.from_org_id if role == "received" else o.to_org_id
-        rows.append({"id": o.id, "title": title, "amount": web.money(o.amount, o.currency),
-                     "scope": terms.get("scope", ""), "duration": terms.get("duration_days"),
-                     "status": trading_offers.effective_status(o), "counterparty": web.org_name(other)})
+        rows.append({"id": o.id, "title": version.body().get("title", "") if version else "",
+                     "amount": web.money(o.amount, o.currency), "scope": terms.get("scope", ""),
+                     "duration": terms.get("duration_days"), "status": trading_offers.effective_status(o),
+                     "counterparty": names.get(other[o.id], "")})
     return rows
 
 
@@ -99,7 +104,7 @@ def counter_offer(offer_id: str) -> Any:
     p = _member()
     try:
         offer = trading_offers.get(db.session, offer_id=offer_id, principal=p)
-        amount = minor_units(web.form_value("amount"), offer.currency)
+        amount = web.minor_units(web.form_value("amount"), offer.currency)
         if amount is None or amount < 1:
             msg = i18n.t("Amount is like 1200.00 (at most two decimals, above zero).")
             raise ValidationFailed(msg, errors={"price.amount": [msg]})

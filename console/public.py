@@ -91,14 +91,14 @@ def login() -> Any:
         return web.render("console/login.html", next=request.args.get("next", ""))
     email = web.form_value("email")
     try:
-        p = web.sign_in(email, request.form.get("password") or "")
+        web.sign_in(email, request.form.get("password") or "")
     except Unauthorized:
         # The same sentence for an unknown email and a wrong password (as the API's 401).
         return web.render("console/login.html", 401, error=i18n.t("Wrong email or password"),
                           form={"email": email}, next=request.form.get("next", ""))
     except DomainError as error:
         return web.refused(error, "console/login.html", next=request.form.get("next", ""))
-    return redirect(_safe_next(request.form.get("next")), code=303) if p else redirect(url_for("console.home"))
+    return redirect(_safe_next(request.form.get("next")), code=303)
 
 
 @bp.route("/logout", methods=["POST"])

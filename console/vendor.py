@@ -16,7 +16,6 @@ from werkzeug.utils import secure_filename
 from certification import services as certification
 from certification.models import Certification
 from console import i18n, web
-from console.buyer import major_units, minor_units
 from console.web import bp
 from delivery import releases
 from exchange.db import db
@@ -148,10 +147,8 @@ def _whole(name: str, errors: dict[str, list[str]], *, required: bool = True) ->
     return int(text)
 
 
-def _lines(name: str, sep: str | None = None) -> list[str]:
-    text = web.form_value(name)
-    parts = text.replace("，", ",").split(sep) if sep else text.splitlines()
-    return [x.strip() for x in parts if x.strip()]
+def _lines(name: str) -> list[str]:
+    return [x.strip() for x in web.form_value(name).splitlines() if x.strip()]
 
 
 def _sample(errors: dict[str, list[str]]) -> dict[str, Any] | None:
@@ -170,13 +167,13 @@ def _product_body() -> dict[str, Any]:
     f = web.form_value
     errors: dict[str, list[str]] = {}
     currency = f("price.currency")
-    amount = minor_units(f("price.amount"), currency)
+    amount = web.minor_units(f("price.amount"), currency)
     if amount is None:
         errors["price.amount"] = [i18n.t("Write an amount such as 1200.00 (at most two decimals).")]
     personal = request.form.get("contains_personal_info") == "on"
     body: dict[str, Any] = {
         "title": f("title"), "summary": f("summary"), "description": f("description"), "category": f("category"),
-        "keywords": _lines("keywords", ","), "data_format": f("data_format"), "delivery_mode": f("delivery_mode"),
+        "keywords": web.words(f("keywords")), "data_format": f("data_format"), "delivery_mode": f("delivery_mode"),
         "classification": f("classification"), "contains_personal_info": personal,
         "origin_region": f("origin_region"), "update_frequency": f("update_frequency"),
         "price": {"model": f("price.model"), "amount": amount, "currency": currency,
@@ -229,8 +226,7 @@ def _product_context(p: Principal, product: Product) -> dict[str, Any]:
                               .where(Certification.product_id == product.id).limit(20)).scalars().all()
     latest = listings.get_version(db.session, product_id=product.id, version=product.latest_version)
     return {"product": product, "shown": shown, "certifications": mine,
-            "may_submit": latest.status == "draft", "price_text": major_units(
-                (shown.get("price") or {}).get("amount"), (shown.get("price") or {}).get("currency"))}
+            "may_submit": latest.status == "draft"}
 
 
 @bp.route("/console/products/<product_id>", methods=["GET"])

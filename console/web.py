@@ -7,6 +7,8 @@ operator's suspension or rejection), an inactive user or an expired session is n
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -34,7 +36,7 @@ from exchange.identity import auth
 from exchange.identity import services as identity
 from exchange.identity.models import Organization, RefreshToken, User
 from exchange.identity.states import OrgStatus
-from exchange.money import format_amount
+from exchange.money import CURRENCIES, format_amount, major_text, parse_major
 from exchange.principal import Principal
 
 bp = Blueprint("console", __name__, template_folder="templates", static_folder="static",
@@ -148,10 +150,36 @@ def load(schema: Schema, data: dict[str, Any]) -> Any:
         raise ValidationFailed(i18n.t("Check these fields: {fields}.", fields=fields), errors=errors) from None
 
 
+def minor_units(text: str, currency: str | None) -> int | None:
+    """A typed amount in exact minor units (exchange.money.parse_major); None when it is not one."""
+    try:
+        return parse_major(text, currency or "")
+    except ValueError:
+        return None
+
+
+def major_units(amount: int | None, currency: str | None) -> str:
+    """The form's text of an amount (`1250000` -> `12500.00`)."""
+    return "" if amount is None or currency not in CURRENCIES else major_text(amount, currency)
+
+
+def words(text: str) -> list[str]:
+    """A list typed in one field: keywords or ids separated by commas (also ，、;；)."""
+    return [w.strip() for w in re.split(r"[,，、;；]", text) if w.strip()]
+
+
 def money(amount: int | None, currency: str | None) -> str:
     if amount is None or not currency:
         return ""
     return format_amount(int(amount), currency)
+
+
+def org_names(org_ids: Iterable[str]) -> dict[str, str]:
+    """The names of many organizations in one query (a list page's counterparties)."""
+    ids = sorted(set(org_ids))
+    if not ids:
+        return {}
+    return dict(db.session.execute(select(Organization.id, Organization.name).where(Organization.id.in_(ids))).all())
 
 
 def org_name(org_id: str | None) -> str:
